@@ -1,0 +1,106 @@
+"""Run untrusted symbolic work (SymPy, LaTeX parsing) under a hard time and memory limit.
+
+A `signal.alarm` cannot interrupt a C-level big-integer power such as `10**10**10**10`,
+and it only works in the main thread. So the work runs in one persistent worker
+process: a call that overruns its deadline kills the worker (a fresh one is started
+on the next call) and returns `TIMEOUT`. The worker caps its own address space, so a
+memory blow-up ends the worker, not the caller. Batch many small checks into one call:
+a round trip costs ~0.1 ms, a SymPy import ~1 s once per worker.
+
+    from hardneg.bounded import call_bounded, TIMEOUT
+    result = call_bounded(my_module_level_function, arg, timeout=2.0)
+    if result is TIMEOUT: ...
+
+`func` must be a module-level function (it is pickled by reference).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+from typing import Any, Callable
+
+TIMEOUT = type("Timeout", (), {"__repr__": lambda self: "TIMEOUT", "__bool__": lambda self: False})()
+WORKER_MEMORY_BYTES = 2 * 1024**3
+
+
+class BoundedCallError(RuntimeError):
+    """The bounded function raised; the message carries the worker's exception."""
+
+
+def _worker_main(conn, memory_bytes: int) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ImportError, ValueError, OSError):
+        pass
+    while True:
+        try:
+            func, args, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send((True, func(*args, **kwargs)))
+        except MemoryError:
+            conn.send((False, "MemoryError: worker memory limit reached"))
+        except BaseException as exc:  # noqa: BLE001 - report anything to the caller
+            conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+class BoundedWorker:
+    """One worker process; thread-safe, restarted after a timeout or crash."""
+
+    def __init__(self, memory_bytes: int = WORKER_MEMORY_BYTES):
+        self.memory_bytes = memory_bytes
+        self._lock = threading.Lock()
+        self._proc = None
+        self._conn = None
+        self._pid = None
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker_main, args=(child, self.memory_bytes), daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn, self._pid = proc, parent, os.getpid()
+
+    def _stop(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(timeout=5)
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def call(self, func: Callable[..., Any], *args: Any, timeout: float = 2.0, **kwargs: Any) -> Any:
+        with self._lock:
+            # A forked child inherits the handle of its parent's worker; never share it.
+            if self._proc is None or self._pid != os.getpid() or not self._proc.is_alive():
+                self._proc = None
+                self._start()
+            try:
+                self._conn.send((func, args, kwargs))
+                if not self._conn.poll(timeout):
+                    self._stop()
+                    return TIMEOUT
+                ok, value = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                self._stop()  # the worker died (memory limit, segfault): treat as overrun
+                return TIMEOUT
+        if not ok:
+            raise BoundedCallError(value)
+        return value
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+_DEFAULT = BoundedWorker()
+
+
+def call_bounded(func: Callable[..., Any], *args: Any, timeout: float = 2.0, **kwargs: Any) -> Any:
+    """Run `func(*args, **kwargs)` in the shared worker; `TIMEOUT` if it overruns."""
+    return _DEFAULT.call(func, *args, timeout=timeout, **kwargs)

@@ -1,0 +1,66 @@
+"""`candidate_pool`: K sampled chain-of-thought solutions per training problem (SPEC §2.3)."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from hardneg.candidates import sample_candidates
+from hardneg.data import assert_trainable, load_problems
+from hardneg.generation import HFBackend
+from hardneg.policy import load_merged_policy
+from hardneg_assets.assets.sft import sft_adapter
+from hardneg_assets.metadata import generation_progress, md_table
+from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed
+from hardneg_assets.policies import family_policy
+from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
+
+
+@dg.asset(
+    partitions_def=FAMILY_SEED,
+    deps=[dg.AssetDep(sft_adapter, partition_mapping=FROM_FAMILY)],
+    group_name="candidates",
+    kinds={"pytorch", "duckdb"},
+    pool="gpu",
+    code_version="1",
+    description="K sampled solutions per training problem from the family's policy, with confidence and perplexity.",
+)
+def candidate_pool(
+    context: dg.AssetExecutionContext,
+    profile: ProfileResource,
+    compute: ComputeResource,
+    warehouse: WarehouseResource,
+    artifacts: ArtifactStore,
+) -> dg.MaterializeResult:
+    prof = profile.load()
+    family, seed = family_seed(context)
+    wh = warehouse.get()
+    cfg = prof.pool
+    problems, _ = load_problems(prof.problems.pool_benchmark, "train")
+    start = prof.problems.pool_offset
+    problems = problems.iloc[start : start + cfg.num_problems if cfg.num_problems is not None else None]
+    assert_trainable(problems)
+
+    base_path, adapters = family_policy(prof, family, artifacts)
+    device = compute.resolved_device()
+    model, tokenizer = load_merged_policy(base_path, adapters, device)
+    backend = HFBackend(model, tokenizer, device=device)
+    context.log.info(f"sampling {cfg.k} × {len(problems)} problems for {family} seed {seed} on {device}")
+    started = time.time()
+    rows = sample_candidates(problems, backend, tokenizer, family, seed, cfg, progress=generation_progress(context, "candidates"))
+    seconds = time.time() - started
+    written = wh.replace_partition("candidates", rows, family=family, seed=seed)
+    by_finish = rows.groupby("finish_reason").size().rename("n").reset_index()
+    return dg.MaterializeResult(
+        metadata={
+            "candidates": written,
+            "problems": len(problems),
+            "accuracy": dg.MetadataValue.float(float(rows["correct"].fillna(False).mean()) if len(rows) else 0.0),
+            "mean_confidence": dg.MetadataValue.float(float(rows["confidence"].mean(skipna=True) or 0.0)),
+            "mean_perplexity": dg.MetadataValue.float(float(rows["perplexity"].mean())),
+            "tokens_per_s": dg.MetadataValue.float(float(rows["n_tokens"].sum() / max(seconds, 1e-9))),
+            "finish_reasons": md_table(by_finish),
+            "policy_adapters": ", ".join(str(a) for a in adapters) or "none (base model)",
+        }
+    )

@@ -1,0 +1,99 @@
+"""`dpo_hardneg` and `dpo_random`: weighted vs uniform DPO per family × seed (SPEC §2.5).
+
+Both strategies share every hyperparameter (the profile's `dpo` section); they differ
+only in their pairs and in whether the per-pair weights are used.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from hardneg.configuration import to_dict
+from hardneg.dpo import train_dpo
+from hardneg_assets.metadata import image_metadata
+from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed
+from hardneg_assets.policies import dpo_dir, family_policy
+from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
+
+STRATEGIES = ("hardneg", "random")
+
+PAIRS_SQL = """
+SELECT pair_id, prompt, chosen, rejected, raw_weight FROM preference_pairs
+WHERE family = ? AND seed = ? AND strategy = ? ORDER BY pair_id
+"""
+
+
+def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"dpo_{strategy}",
+        partitions_def=FAMILY_SEED,
+        deps=[f"preference_pairs_{strategy}", dg.AssetDep("sft_adapter", partition_mapping=FROM_FAMILY)],
+        group_name="dpo",
+        kinds={"pytorch", "duckdb"},
+        pool="gpu",
+        code_version="1",
+        description=f"LoRA adapter from {'weighted' if strategy == 'hardneg' else 'uniform'} DPO on the {strategy} pairs.",
+    )
+    def _dpo(
+        context: dg.AssetExecutionContext,
+        profile: ProfileResource,
+        compute: ComputeResource,
+        warehouse: WarehouseResource,
+        artifacts: ArtifactStore,
+    ) -> dg.MaterializeResult:
+        prof = profile.load()
+        family, seed = family_seed(context)
+        wh = warehouse.get()
+        if strategy == "hardneg" and not prof.runs_hardneg(seed):
+            wh.replace_partition("training_runs", [], family=family, seed=seed, stage="dpo", strategy=strategy)
+            return dg.MaterializeResult(metadata={"skipped": f"profile {prof.name} trains hard-negative DPO on seeds {prof.hardneg_seeds}"})
+        pairs = wh.query(PAIRS_SQL, [family, seed, strategy])
+        if pairs.empty:
+            raise dg.Failure(f"no {strategy} pairs for {family}|{seed}: the funnel selected none, so there is nothing to train on")
+        base, adapters = family_policy(prof, family, artifacts)
+        work = dpo_dir(artifacts, strategy, family, seed)
+        config = {**to_dict(prof.dpo), "seed": seed}
+        run_config = type(prof.dpo)(**{**vars(prof.dpo), "seed": seed})
+        device = compute.resolved_device()
+        context.log.info(f"DPO {strategy} {family}|{seed}: {len(pairs)} pairs on {device}")
+        result = train_dpo(
+            base,
+            pairs,
+            str(work),
+            run_config,
+            weighted=strategy == "hardneg",
+            device=device,
+            sft_adapter_path=str(adapters[0]) if adapters else None,
+            progress_callback=lambda step, total, logs: context.log.info(f"DPO {strategy} step {step}/{total}: {logs}"),
+        )
+        location = artifacts.publish(work / "adapter", "dpo", strategy, family, str(seed), "adapter")
+        sha = artifacts.record(
+            wh,
+            run_id=context.run_id,
+            family=family,
+            seed=seed,
+            stage="dpo",
+            strategy=strategy,
+            local_dir=work / "adapter",
+            location=location,
+            config={"profile": prof.name, "base_path": base, "sft_adapter": [str(a) for a in adapters], "dpo": config},
+            metrics=result.metrics,
+        )
+        last = next((e for e in reversed(result.log_history) if "loss" in e), {})
+        return dg.MaterializeResult(
+            metadata={
+                "adapter_path": dg.MetadataValue.path(location),
+                "sha256": sha,
+                "pairs": len(pairs),
+                "precision_mode": str(result.metrics.get("precision", "")),
+                "final_loss": dg.MetadataValue.float(float(last.get("loss", float("nan")))),
+                "final_reward_margin": dg.MetadataValue.float(float(last.get("rewards/margins", float("nan")))),
+                **{k: dg.MetadataValue.float(float(v)) for k, v in last.items() if k.startswith("weight/")},
+                **image_metadata("loss_curve", result.loss_curve_png),
+            }
+        )
+
+    return _dpo
+
+
+dpo_assets = [build_dpo_asset(s) for s in STRATEGIES]

@@ -1,0 +1,86 @@
+"""`verifier_profiles`: the MathVerifier's six-dimensional error profile of every candidate (SPEC §2.2).
+
+The asset's code version is the verifier's version, so changing the verifier shows
+every profile (and everything downstream) as stale in the UI.
+"""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from hardneg.plots import histograms_png
+from hardneg.verifier import VERIFIER_VERSION, MathVerifier, VerifyInput
+from hardneg_assets.assets.candidates import candidate_pool
+from hardneg_assets.metadata import image_metadata, md_table
+from hardneg_assets.partitions import FAMILY_SEED, family_seed
+from resources import ArtifactStore, ProfileResource, WarehouseResource
+
+DIMENSIONS = ["d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness", "absurdity"]
+
+CANDIDATES_SQL = """
+SELECT c.candidate_id, p.question, c.text, p.reference_solution, p.reference_answer
+FROM candidates c LEFT JOIN problems p USING (problem_id)
+WHERE c.family = ? AND c.seed = ?
+ORDER BY c.candidate_id
+"""
+
+
+@dg.asset(
+    partitions_def=FAMILY_SEED,
+    deps=[candidate_pool],
+    group_name="verifier",
+    kinds={"pytorch", "duckdb"},
+    code_version=VERIFIER_VERSION,
+    description="Six-dimensional error profile, wrongness, absurdity and first error step of every candidate.",
+)
+def verifier_profiles(
+    context: dg.AssetExecutionContext, profile: ProfileResource, warehouse: WarehouseResource, artifacts: ArtifactStore
+) -> dg.MaterializeResult:
+    prof = profile.load()
+    family, seed = family_seed(context)
+    wh = warehouse.get()
+    rows = wh.query(CANDIDATES_SQL, [family, seed])
+    if rows.empty:
+        raise dg.Failure(f"no candidates for {family}|{seed}: materialize candidate_pool first")
+    items = [
+        VerifyInput(
+            id=r.candidate_id,
+            question=r.question or "",
+            candidate=r.text or "",
+            reference_solution=r.reference_solution,
+            reference_answer=r.reference_answer,
+        )
+        for r in rows.itertuples()
+    ]
+    verifier = MathVerifier.from_config(prof.verifier)
+    started = time.time()
+    profiles = verifier.verify_batch(items, progress=True)
+    seconds = time.time() - started
+    context.log.info(f"verified {len(items)} candidates in {seconds:.1f}s ({len(items) / max(seconds, 1e-9):.1f}/s)")
+
+    out = pd.DataFrame([p.to_dict() for p in profiles]).rename(columns={"id": "candidate_id"})
+    out["family"], out["seed"], out["verifier_version"] = family, seed, VERIFIER_VERSION
+    written = wh.replace_partition("verifier_profiles", out, family=family, seed=seed)
+
+    summary = out[DIMENSIONS].describe().T[["count", "mean", "50%", "max"]].round(3).reset_index(names="dimension")
+    png = histograms_png(out[["wrongness", "absurdity"]], artifacts.work_dir("plots", family, str(seed)) / "verifier_hist.png", "verifier scores")
+    flagged = out[out["first_error_step"].notna()].head(3)
+    examples = "\n\n".join(
+        f"**{r.candidate_id}** first error at step {int(r.first_error_step)}: "
+        + "; ".join(f for s in r.steps for f in s["flags"])[:400]
+        for r in flagged.itertuples()
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "profiles": written,
+            "verifier_version": VERIFIER_VERSION,
+            "channels": ", ".join(sorted({c for cs in out["channels"] for c in cs})),
+            "candidates_per_s": dg.MetadataValue.float(len(items) / max(seconds, 1e-9)),
+            "summary": md_table(summary),
+            "examples": dg.MetadataValue.md(examples or "_no step flagged_"),
+            **image_metadata("histograms", png),
+        }
+    )
