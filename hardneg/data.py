@@ -156,15 +156,21 @@ def assert_trainable(problems: pd.DataFrame) -> None:
         raise SplitLeakError(f"refusing to train on test split rows, e.g. {bad['problem_id'].iloc[0]}")
 
 
+def source_label(source: DataSource) -> str:
+    """The `quarantine.source` of rows rejected while loading SFT data from `source`."""
+    return f"sft:{source.kind}" + (f":{source.path}" if source.path else "")
+
+
 def load_sft_examples(source: DataSource, data_dir: Path = DATA_DIR) -> tuple[pd.DataFrame, list[dict]]:
     """MetaMathQA-style `query`/`response` rows for SFT."""
+    label = source_label(source)
     if source.kind == "gsm8k-metamath":
-        rows, rejected = read_jsonl(data_dir / BENCHMARK_FILES[("gsm8k", "train")], ("question", "answer"), "gsm8k/train")
+        rows, rejected = read_jsonl(data_dir / BENCHMARK_FILES[("gsm8k", "train")], ("question", "answer"), label)
         df = pd.DataFrame({"query": [r["question"] for r in rows], "response": [gsm8k_as_metamath(r["answer"]) for r in rows]})
     elif source.kind == "jsonl":
         if not source.path:
             raise ValueError("SFT data source kind 'jsonl' needs `path`")
-        rows, rejected = read_jsonl(source.path, ("query", "response"))
+        rows, rejected = read_jsonl(source.path, ("query", "response"), label)
         df = pd.DataFrame({"query": [r["query"] for r in rows], "response": [r["response"] for r in rows]})
     elif source.kind == "hf":
         from datasets import load_dataset

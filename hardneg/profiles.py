@@ -36,6 +36,9 @@ class ProblemsConfig:
     """Benchmark whose train split is sampled for candidates."""
     pool_offset: int = 0
     """Skip the first N train problems (e.g. those used for SFT)."""
+    external_pool: str | None = None
+    """JSONL path or hub dataset id of an external candidate pool (paper: numina-deepseek-r1-qwen-7b);
+    its solutions are re-scored under the policy instead of sampling. None: sample from the policy."""
 
 
 @dataclass

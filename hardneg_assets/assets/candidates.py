@@ -1,12 +1,10 @@
 """`candidate_pool`: K sampled chain-of-thought solutions per training problem (SPEC §2.3)."""
 
-from __future__ import annotations
-
 import time
 
 import dagster as dg
 
-from hardneg.candidates import sample_candidates
+from hardneg.candidates import ingest_external_pool, sample_candidates
 from hardneg.data import assert_trainable, load_problems
 from hardneg.generation import HFBackend
 from hardneg.policy import load_merged_policy
@@ -15,6 +13,15 @@ from hardneg_assets.metadata import generation_progress, md_table
 from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed
 from hardneg_assets.policies import family_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
+
+
+def register_external_problems(wh, rows, source: str) -> None:
+    """External pools bring their own problems: store the ones `problems` lacks (as train split)."""
+    tag = f"external:{source}"
+    bundled = set(wh.query("SELECT problem_id FROM problems WHERE source <> ?", [tag])["problem_id"])
+    own = rows[~rows["problem_id"].isin(bundled)].drop_duplicates("problem_id")
+    frame = own[["problem_id", "question", "reference_solution", "reference_answer"]].assign(source=tag, split="train")
+    wh.replace_partition("problems", frame, source=tag, split="train")
 
 
 @dg.asset(
@@ -48,7 +55,15 @@ def candidate_pool(
     backend = HFBackend(model, tokenizer, device=device)
     context.log.info(f"sampling {cfg.k} × {len(problems)} problems for {family} seed {seed} on {device}")
     started = time.time()
-    rows = sample_candidates(problems, backend, tokenizer, family, seed, cfg, progress=generation_progress(context, "candidates"))
+    if prof.problems.external_pool:
+        rows, rejected = ingest_external_pool(
+            prof.problems.external_pool, model, tokenizer, family, seed, problems=problems,
+            batch_size=cfg.score_batch_size, limit=cfg.num_problems and cfg.num_problems * cfg.k,
+        )
+        register_external_problems(wh, rows, prof.problems.external_pool)
+        wh.replace_partition("quarantine", rejected, source=prof.problems.external_pool)
+    else:
+        rows = sample_candidates(problems, backend, tokenizer, family, seed, cfg, progress=generation_progress(context, "candidates"))
     seconds = time.time() - started
     written = wh.replace_partition("candidates", rows, family=family, seed=seed)
     by_finish = rows.groupby("finish_reason").size().rename("n").reset_index()

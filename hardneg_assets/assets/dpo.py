@@ -4,7 +4,7 @@ Both strategies share every hyperparameter (the profile's `dpo` section); they d
 only in their pairs and in whether the per-pair weights are used.
 """
 
-from __future__ import annotations
+import shutil
 
 import dagster as dg
 
@@ -66,6 +66,9 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
             sft_adapter_path=str(adapters[0]) if adapters else None,
             progress_callback=lambda step, total, logs: context.log.info(f"DPO {strategy} step {step}/{total}: {logs}"),
         )
+        # Checkpoints exist to survive a kill; once the adapter is saved they only go stale.
+        for ckpt in work.glob("checkpoint-*"):
+            shutil.rmtree(ckpt, ignore_errors=True)
         location = artifacts.publish(work / "adapter", "dpo", strategy, family, str(seed), "adapter")
         sha = artifacts.record(
             wh,

@@ -6,8 +6,6 @@ under seed 0. `eval_random` / `eval_hardneg` score the DPO policies per family Ã
 `report` lays every `eval_summary` row out as the paper's Table 1.
 """
 
-from __future__ import annotations
-
 import time
 
 import dagster as dg

@@ -6,8 +6,6 @@ random-uniform baseline with the same number of pairs. Blocking checks stop DPO 
 funnel count leaves the profile's expected range or a pair set is unfit.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from hardneg.data import TEST_SPLITS

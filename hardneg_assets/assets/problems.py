@@ -1,7 +1,5 @@
 """The `problems` table: GSM8K, MATH and MATH-500 from the bundled `data/` folder."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pandas as pd
 

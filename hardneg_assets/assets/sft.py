@@ -1,13 +1,11 @@
 """`sft_adapter`: QLoRA (CUDA) / LoRA fp32 (CPU) SFT per model family (paper §3.1)."""
 
-from __future__ import annotations
-
 import shutil
 
 import dagster as dg
 
 from hardneg.configuration import to_dict
-from hardneg.data import load_sft_examples
+from hardneg.data import load_sft_examples, source_label
 from hardneg.registry import resolve_model
 from hardneg.sft import train_sft
 from hardneg_assets.assets.problems import problems
@@ -43,7 +41,7 @@ def sft_adapter(
 
     base_path = resolve_model(family.base_model, prof.model_catalogue())
     examples, rejected = load_sft_examples(prof.sft.data)
-    wh.replace_partition("quarantine", rejected, source=f"sft:{prof.sft.data.kind}:{prof.sft.data.path or ''}")
+    wh.replace_partition("quarantine", rejected, source=source_label(prof.sft.data))
     device, use_4bit = compute.resolved_device(), compute.use_4bit()
     work = sft_dir(artifacts, family.name)
     config = {"profile": prof.name, "base_model": family.base_model, "base_path": base_path, "sft": to_dict(prof.sft)}

@@ -4,8 +4,6 @@ The asset's code version is the verifier's version, so changing the verifier sho
 every profile (and everything downstream) as stale in the UI.
 """
 
-from __future__ import annotations
-
 import time
 
 import dagster as dg
