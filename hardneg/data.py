@@ -19,6 +19,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from hardneg.grading import gsm8k_reference_answer, math_reference_answer
 from hardneg.paths import REPO_ROOT
 
 DATA_DIR = REPO_ROOT / "data"
@@ -82,34 +83,10 @@ def strip_calculator(text: str) -> str:
     return re.sub(r"<<[^<>]*>>", "", text)
 
 
-def gsm8k_final_answer(answer: str) -> str:
-    tail = answer.rsplit("####", 1)[-1].strip()
-    return tail.replace(",", "").rstrip(".")
-
-
 def gsm8k_as_metamath(answer: str) -> str:
     """GSM8K's answer field in MetaMathQA's response style."""
     body, _, final = strip_calculator(answer).rpartition("####")
     return f"{body.strip()}\nThe answer is: {final.strip().replace(',', '')}"
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` (brace-counted), for MATH reference answers."""
-    start = text.rfind("\\boxed")
-    if start < 0:
-        return None
-    i = text.find("{", start)
-    if i < 0:
-        return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j]
-    return None
 
 
 def load_problems(benchmark: str, split: str, data_dir: Path = DATA_DIR, limit: int | None = None) -> tuple[pd.DataFrame, list[dict]]:
@@ -121,15 +98,18 @@ def load_problems(benchmark: str, split: str, data_dir: Path = DATA_DIR, limit: 
     rows, rejected = read_jsonl(path, REQUIRED_FIELDS[benchmark], source=f"{benchmark}/{split}")
     out = []
     for i, row in enumerate(rows):
+        try:
+            if benchmark == "gsm8k":
+                solution, answer = gsm8k_as_metamath(row["answer"]), gsm8k_reference_answer(row["answer"])
+            else:
+                solution = row.get("solution")
+                answer = row.get("answer") or math_reference_answer(solution)
+        except ValueError as exc:
+            rejected.append(_quarantine(f"{benchmark}/{split}", row["_line_no"], json.dumps(row), str(exc)))
+            continue
         if benchmark == "gsm8k":
-            solution, answer = gsm8k_as_metamath(row["answer"]), gsm8k_final_answer(row["answer"])
             subject = level = None
         else:
-            solution = row.get("solution")
-            answer = row.get("answer") or (last_boxed(solution) if solution else None)
-            if answer is None:
-                rejected.append(_quarantine(f"{benchmark}/{split}", row["_line_no"], json.dumps(row), "no \\boxed{} answer"))
-                continue
             subject = row.get("subject") or row.get("type")
             level = str(row.get("level")) if row.get("level") is not None else None
         ident = row.get("unique_id") or row.get("idx") or i

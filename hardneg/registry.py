@@ -111,7 +111,8 @@ def convert_gguf(spec: ModelSpec, gguf_path: Path) -> Path:
     """De-quantize a GGUF checkpoint once into `$HARDNEG_HOME/models/<name>` (safetensors)."""
     target = models_dir() / spec.name
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
-        return target
+        if "quantization_config" not in (target / "config.json").read_text():
+            return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -120,7 +121,11 @@ def convert_gguf(spec: ModelSpec, gguf_path: Path) -> Path:
     quantized = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
     # The loaded model is flagged as GGUF-quantized and refuses to save; a fresh model
     # of the same config holding the de-quantized weights saves normally.
-    plain = AutoModelForCausalLM.from_config(quantized.config, dtype=torch.float32)
+    config = quantized.config
+    # The GGUF marker would make every later load refuse training ("quantized with GGUF").
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
     plain.generation_config = quantized.generation_config
     if tokenizer.pad_token is None or tokenizer.pad_token == tokenizer.eos_token:

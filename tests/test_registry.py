@@ -13,6 +13,7 @@ def test_smollm2_loads_with_chat_template_and_generates(smollm2_dir):
     from transformers import AutoModelForCausalLM
 
     assert (smollm2_dir / "model.safetensors").exists()
+    assert "quantization_config" not in (smollm2_dir / "config.json").read_text()  # trainable, not GGUF-flagged
     tok = load_tokenizer(str(smollm2_dir))
     text = tok.apply_chat_template(training_messages("What is 2+3?", "2+3=5\nThe answer is: 5"), tokenize=False)
     assert text.startswith(f"<|im_start|>system\n{SFT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nWhat is 2+3?")

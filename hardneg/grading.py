@@ -1,0 +1,796 @@
+"""Answer grading: the Step-DPO `eval_math.py` protocol (SPEC §2.6), plus Math-Verify as a second opinion.
+
+Why this exists: the paper reports accuracies measured with Step-DPO's evaluation code, so our
+`correct` column must follow the same extraction, normalization and equality rules — including
+its known leniencies — or our numbers would not be comparable. Math-Verify's verdict is kept as a
+second column because it is the stricter, better-maintained checker.
+
+Pipeline:
+1. `extract_answer(completion)` — in order: "final answer is $…$. I hope"; every `\\boxed{…}` with
+   brace counting (the last one counts); the text after "he answer is"; the last fenced
+   ```` ```output ```` block; the last number.
+2. `normalize_answer(s)` — strip_string-style clean-up of both prediction and reference.
+3. `answers_equal(pred, ref)` — string, numeric, tuple/interval/matrix element-wise, equations,
+   then SymPy. Everything up to SymPy runs in-process (the fast path; it also settles integer
+   fractions vs decimals, which is what SymPy would conclude); whatever is left goes to a worker
+   process through `hardneg.bounded.call_bounded`, batched. Inside the worker each item has a soft
+   SIGALRM deadline (Python-level work); the call has a hard one (C-level work such as a huge
+   integer power kills the worker, and the chunk is retried item by item so only the culprit
+   pays). A timeout counts as not equal (Math-Verify: None).
+4. `math_verify_equal` / `grade_batch` — Math-Verify's own verdict on the whole completion,
+   as the second column SPEC §2.6 asks for, bounded the same way.
+
+In-process work is linear in the input size (no regex or brace scan goes quadratic on
+adversarial text), and structural checks are skipped in-process for answers longer than
+`_MAX_FAST_CHARS` or nested deeper than `_MAX_DEPTH` (the time-bounded worker decides those).
+
+Known leniencies of the protocol, kept on purpose for comparability (a grader without them would
+report different accuracies than the paper's):
+- Percent: two plain numbers are equal when pred ≈ ref, ref/100 or ref·100 (so for reference 50,
+  the predictions 0.5, 50 and 5000 are all correct); a trailing `%` divides by 100 first
+  (`50%` == 0.5).
+- Commas are deleted before the numeric comparison, so the list `1,2` equals the number `12`.
+- Numeric tolerance is absolute 1e-3 with no relative part: 0.0001 == 0.0009, 1000.0004 == 1000.
+- Tuples and intervals compare element-wise and ignore bracket types: `(1,2]` == `[1,2)` == `(1,2)`.
+- A trailing `\\text{…}` is dropped as a unit whatever it says (`5\\text{ cm}` == `5\\text{ m}` ==
+  `5`); also `{cm}`, `{m}^2`, `p.m.` and a `t` right after a digit.
+- Degrees `^\\circ` are dropped (30^\\circ == 30; degrees and radians are not told apart).
+- `x \\in` is dropped (`x \\in [1,2]` == `[1,2]`); `\\mbox{…}` inside an answer is dropped with
+  its content.
+- `j` becomes `i` when the answer has no `i` (complex-unit spelling).
+- An equation with a left side of at most two characters equals its right side (`x=3` == `3`);
+  two equations are equal when lhs−rhs agree up to sign.
+- Answers that both contain `\\cup` are split and matched as sets (order ignored).
+- SymPy: equal when simplify(a−b) == 0 or N(a), N(b) are within 1e-3.
+Known strictness, also kept: after "he answer is" the whole remaining text is the answer (text
+following the number makes it wrong); plain-word units ("18 dollars") are not removed.
+
+Deviations from the original code, each a fix that does not change a correct verdict on
+well-formed answers:
+- LaTeX is parsed by `latex2sympy2_extended` (the antlr-based parser Math-Verify uses);
+  SymPy's own `parse_latex` needs antlr 4.11 and the environment has 4.13.
+- SymPy's `parse_expr` evaluates Python, so it is only tried on strings whose identifiers are
+  single letters or a few math function names (model output is untrusted).
+- `\\cdot` becomes `*` instead of being deleted (the original turns `2\\cdot3` into `23`).
+- `x \\in` is removed with or without spaces; trailing zeros of any decimal go (`2.50` → `2.5`).
+- Tuple/matrix parts are split at top-level commas only (nested brackets stay whole), and a
+  string counts as a tuple only when its outer brackets enclose all of it.
+- Only the last simple `\\text{…}` counts as a unit; whole-string `\\text{…}` is unwrapped only
+  when its braces span the whole string. A whole-string `\\mbox{…}` is unwrapped the same way
+  instead of deleted (the original normalizes `\\mbox{Saturday}` and `\\mbox{Sunday}` both to
+  the empty string, which then compare equal); `\\mbox{…}` inside an answer is still deleted.
+- An empty reference (after normalization) never matches.
+- `\\boxed{50}\\%` extracts `50\\%` (the original keeps a stray `}`); a bare word "boxed" without a
+  brace does not block the later extraction rules.
+- The `^{216}` special case (a hang guard) is gone: every SymPy call is time-bounded instead.
+- eval_math's multi-answer handling (splitting a box at `\\text{ and }`, or at commas when the
+  question says "separated by commas", then matching answer lists) is not reproduced: `grade`
+  gets no question, and against a single gold string the original compares only the last piece
+  (so `\\boxed{1, 2}` would lose against the gold `1, 2`). The whole box is compared instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from hardneg.bounded import TIMEOUT, BoundedCallError, call_bounded
+
+__all__ = [
+    "GradeResult",
+    "GradingConfig",
+    "answers_equal",
+    "extract_answer",
+    "grade",
+    "grade_batch",
+    "gsm8k_reference_answer",
+    "math_reference_answer",
+    "math_verify_equal",
+    "normalize_answer",
+]
+
+NUMERIC_TOLERANCE = 1e-3  # the protocol's absolute tolerance (abs_tol=1e-3 everywhere)
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GradingConfig:
+    """Knobs of `grade_batch`. Defaults follow SPEC §2.6."""
+
+    symbolic_timeout: float = field(
+        default=3.0,
+        metadata={"help": "Seconds allowed for one SymPy equality check; an overrun counts as not-equal."},
+    )
+    math_verify: bool = field(
+        default=True,
+        metadata={"help": "Also compute Math-Verify's verdict (`correct_math_verify`); False leaves it None."},
+    )
+    math_verify_timeout: float = field(
+        default=5.0,
+        metadata={"help": "Seconds allowed for one Math-Verify parse+verify; an overrun gives None."},
+    )
+    chunk_size: int = field(
+        default=16,
+        metadata={
+            "help": "Items sent to the worker per bounded call. Larger saves round trips; smaller "
+            "limits the rework when one item overruns and the chunk is retried item by item."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("symbolic_timeout", "math_verify_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GradingConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise ValueError(f"GradingConfig.chunk_size must be an int >= 1, got {self.chunk_size!r}")
+
+
+@dataclass
+class GradeResult:
+    """One graded completion: the extracted answer, the protocol verdict, Math-Verify's verdict."""
+
+    extracted: str | None
+    correct: bool
+    correct_math_verify: bool | None
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction
+
+
+_BOX_OPEN = re.compile(r"(?:boxed|fbox)\s*\{")
+_LAST_NUMBER = re.compile(r"-?\d*\.?\d+")
+
+
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Index of each `{` -> index of its matching `}` (one linear pass; unmatched ones are absent)."""
+    pairs, stack = {}, []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
+def _boxed_contents(text: str) -> list[str]:
+    """Contents of every `\\boxed{…}` / `\\fbox{…}` in order; unclosed (truncated) ones are dropped."""
+    if "boxed" not in text and "fbox" not in text:
+        return []
+    closes = _brace_pairs(text)
+    found = []
+    for match in _BOX_OPEN.finditer(text):
+        close = closes.get(match.end() - 1)
+        if close is None:
+            continue
+        content = text[match.end() : close]
+        if text.startswith("\\%", close + 1) or text.startswith("%", close + 1):
+            content += "\\%"  # `\boxed{50}\%`: the percent sign belongs to the answer
+        found.append(content)
+    return found
+
+
+def _output_block(text: str) -> str:
+    """The last fenced ```output block (program output), or ''."""
+    if "```output" not in text:
+        return ""
+    return text.split("```output")[-1].split("```")[0].strip()
+
+
+def _clean_extracted(answer: str) -> str:
+    answer = answer.strip().lstrip(":").rstrip(".").rstrip("/")
+    return answer.strip()
+
+
+def extract_answer(completion: str) -> str | None:
+    """The final answer of a completion by the protocol's rules, lightly trimmed (not normalized).
+
+    None when nothing can be extracted: no rule applies, or the last `\\boxed{}` is empty, or
+    every box is unclosed (a truncated generation does not fall back to "the last number").
+    """
+    if not isinstance(completion, str):
+        raise TypeError(f"completion must be a str, got {type(completion).__name__}")
+    text = completion
+    if "final answer is $" in text and "$. I hope" in text:
+        answer = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0]
+    elif _BOX_OPEN.search(text):
+        boxes = _boxed_contents(text)
+        if not boxes:
+            return None
+        answer = boxes[-1]
+    elif "he answer is" in text:
+        answer = text.split("he answer is")[-1]
+    else:
+        answer = _output_block(text)
+        if not answer:
+            numbers = _LAST_NUMBER.findall(text.replace(",", ""))
+            answer = numbers[-1] if numbers else ""
+    answer = _clean_extracted(answer)
+    return answer or None
+
+
+def gsm8k_reference_answer(answer_field: str) -> str:
+    """The gold number of a GSM8K `answer` field: `'…\\n#### 1,234'` → `'1234'`."""
+    if not isinstance(answer_field, str) or "####" not in answer_field:
+        raise ValueError(f"GSM8K answer field has no '####' marker: {answer_field!r:.80}")
+    answer = answer_field.split("####")[-1].strip().replace(",", "")
+    if not answer:
+        raise ValueError(f"GSM8K answer field has nothing after '####': {answer_field!r:.80}")
+    return answer
+
+
+def math_reference_answer(solution: str) -> str:
+    """The content of the last `\\boxed{…}` of a MATH solution (raw, not normalized)."""
+    if not isinstance(solution, str):
+        raise ValueError(f"MATH solution must be a str, got {type(solution).__name__}")
+    boxes = _boxed_contents(solution)
+    if not boxes:
+        raise ValueError(f"MATH solution has no closed \\boxed{{}}: {solution[-80:]!r}")
+    return boxes[-1].strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Normalization
+
+
+def _matching_close(s: str, open_index: int, opens: str = "([{", closes: str = ")]}") -> int:
+    """Index of the bracket closing the one at `open_index`, or -1. Bracket kinds are not told
+    apart (so the half-open interval `[1,2)` is one group)."""
+    depth = 0
+    for i in range(open_index, len(s)):
+        if s[i] in opens:
+            depth += 1
+        elif s[i] in closes:
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _unwrap_whole_text(s: str) -> str:
+    """`\\text{Saturday}` / `\\mbox{Saturday}` spanning the whole answer -> `Saturday`."""
+    for command in ("\\text{", "\\mbox{"):
+        end = len(command) - 1
+        if s.startswith(command) and s.endswith("}") and _matching_close(s, end, "{", "}") == len(s) - 1:
+            return s[end + 1 : -1]
+    return s
+
+
+def _remove_mbox(s: str) -> str:
+    """Drop every `\\mbox{…}` with its (brace-balanced) content; an unclosed one stays."""
+    if "\\mbox{" not in s:
+        return s
+    closes = _brace_pairs(s)
+    out, position = [], 0
+    for match in re.finditer(r"\\mbox\{", s):
+        close = closes.get(match.end() - 1)
+        if match.start() < position or close is None:
+            continue
+        out.append(s[position : match.start()])
+        position = close + 1
+    out.append(s[position:])
+    return "".join(out)
+
+
+def _fix_fracs(s: str) -> str:
+    # \frac12 -> \frac{1}{2}; \frac1{72} -> \frac{1}{72}; \frac{72}1 is left alone (as the protocol does)
+    s = re.sub(r"\\frac([^{\s\\])([^{\s\\])", r"\\frac{\1}{\2}", s)
+    return re.sub(r"\\frac([^{\s\\])\{", r"\\frac{\1}{", s)
+
+
+def _is_int_literal(part: str) -> bool:
+    return bool(re.fullmatch(r"-?(0|[1-9]\d*)", part))
+
+
+def _fix_a_slash_b(s: str) -> str:
+    parts = s.split("/")
+    if len(parts) == 2 and all(_is_int_literal(p) or ("sqrt" in p) for p in parts):
+        return f"\\frac{{{parts[0]}}}{{{parts[1]}}}"
+    return s
+
+
+_DECIMAL = re.compile(r"(?<!\d)(\d+)\.(\d+)(?!\d)")  # the lookbehind keeps long digit runs linear
+
+
+def _strip_decimal_zeros(s: str) -> str:
+    """2.50 -> 2.5, 2.00 -> 2."""
+
+    def strip(match: re.Match) -> str:
+        fraction = match.group(2).rstrip("0")
+        return f"{match.group(1)}.{fraction}" if fraction else match.group(1)
+
+    return _DECIMAL.sub(strip, s)
+
+
+def normalize_answer(s: str) -> str:
+    """The protocol's strip_string (SPEC §2.6 list), applied to predictions and references alike."""
+    s = str(s).strip().replace("\n", "").rstrip(".")
+    s = s.replace("\\!", "")
+    s = _unwrap_whole_text(s)
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac").replace("cfrac", "frac")
+    s = s.replace("\\left", "").replace("\\right", "")
+    without_unit = re.sub(r"\\text\{[^{}]*\}$", "", s).strip()
+    if without_unit:
+        s = without_unit
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "").strip()
+    s = re.sub(r"\{(c|m)?m\}(\^(2|3))?", "", s).strip()
+    s = re.sub(r"p\.m\.$", "", s).strip()
+    s = re.sub(r"(\d)\s*t$", r"\1", s).strip()
+    s = s.replace("\\$", "").replace("$", "")
+    s = re.sub(r"x\s*\\in\s*", "", s)
+    s = s.replace("\\%", "%")
+    s = s.replace(" .", " 0.").replace("{.", "{0.")
+    s = s.replace("\\cdot", "*")
+    s = s.replace("infinity", "\\infty")
+    if "\\infty" not in s:
+        s = s.replace("inf", "\\infty")
+    s = s.replace("\\mathbf", "").replace("\\mathrm", "")
+    s = _remove_mbox(s)
+    if "j" in s and "i" not in s:
+        s = s.replace("j", "i")
+    s = _strip_decimal_zeros(s)
+    if s.startswith("."):
+        s = "0" + s
+    s = re.sub(r"\\sqrt(-?[0-9.a-zA-Z]+)", r"\\sqrt{\1}", s)
+    s = re.sub(r"\\sqrt\s+(\w+)$", r"\\sqrt{\1}", s)
+    s = re.sub(r"\\tan(-?[0-9.a-zA-Z]+)", r"\\tan{\1}", s)
+    s = re.sub(r"\\tan\s+(\w+)$", r"\\tan{\1}", s)
+    s = s.replace(" ", "")
+    s = _fix_fracs(s)
+    s = _fix_a_slash_b(s)
+    return s.rstrip("\\,.")  # trailing backslashes, commas, dots
+
+
+# --------------------------------------------------------------------------------------------
+# Equality (one implementation: `symbolic=False` in-process, `symbolic=True` in the worker)
+
+
+def _parse_digits(s: str) -> float | None:
+    """A plain number the way the protocol reads one: commas dropped, trailing % divides by 100."""
+    t = s.replace(",", "")
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    if t.endswith("%"):
+        t = t[:-1].rstrip("\\")
+        try:
+            return float(t) / 100
+        except ValueError:
+            return None
+    return None
+
+
+_SIMPLE_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
+
+
+def _simple_value(s: str) -> float | None:
+    """Value of a plain number or an integer fraction, without `%` (whose reading SymPy may differ on)."""
+    m = _SIMPLE_FRAC.fullmatch(s)
+    if m:
+        try:
+            num, den = int(m.group(2)), int(m.group(3))
+            return (-1 if m.group(1) else 1) * num / den
+        except (ValueError, ZeroDivisionError, OverflowError):  # x/0, or too many digits for int()/float
+            return None
+    if "%" in s:
+        return None
+    return _parse_digits(s)
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, abs_tol=NUMERIC_TOLERANCE)
+
+
+def _numeric_equal(pred: float, ref: float) -> bool:
+    return any(_close(candidate, pred) for candidate in (ref / 100, ref, ref * 100))
+
+
+def _split_top_level(s: str, sep: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(s):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(s[start:i])
+            start = i + 1
+    parts.append(s[start:])
+    return parts
+
+
+def _tuple_parts(s: str) -> list[str] | None:
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _matching_close(s, 0) == len(s) - 1:
+        return _split_top_level(s[1:-1], ",")
+    return None
+
+
+_MATRIX = re.compile(r"\\begin\{[pb]matrix\}(.*)\\end\{[pb]matrix\}", re.S)
+
+
+def _matrix_cells(s: str) -> list[list[str]] | None:
+    m = _MATRIX.fullmatch(s)
+    if not m:
+        return None
+    rows = [row.strip() for row in m.group(1).split("\\\\") if row.strip()]
+    return [row.split("&") for row in rows]
+
+
+def _all_equal(pairs: list[tuple[str, str]], symbolic: bool, depth: int) -> bool | None:
+    """True if every pair is equal, False if one is decided unequal, None if undecided."""
+    undecided = False
+    for a, b in pairs:
+        verdict = _equal_normalized(a, b, symbolic, depth + 1)
+        if verdict is False:
+            return False
+        undecided |= verdict is None
+    return None if undecided else True
+
+
+def _match_as_sets(preds: list[str], refs: list[str], symbolic: bool, depth: int) -> bool | None:
+    if not symbolic and len(preds) * len(refs) > _MAX_SET_PAIRS:
+        return None  # quadratic: leave it to the time-bounded worker
+    matched_pred, matched_ref, undecided = set(), set(), False
+    for i, a in enumerate(preds):
+        for j, b in enumerate(refs):
+            verdict = _equal_normalized(a, b, symbolic, depth + 1)
+            if verdict:
+                matched_pred.add(i)
+                matched_ref.add(j)
+            undecided |= verdict is None
+    if len(matched_pred) == len(preds) and len(matched_ref) == len(refs):
+        return True
+    return None if undecided else False
+
+
+_MAX_DEPTH = 8  # nesting of tuples/sets/equations; real answers stay far below
+_MAX_SET_PAIRS = 256  # `\cup` pieces compared pairwise in-process
+_MAX_FAST_CHARS = 4000  # longer answers skip the in-process structural checks
+
+
+def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bool | None:
+    """The protocol's equality on normalized strings.
+
+    With `symbolic=False` (in-process fast path) it returns None wherever SymPy would be needed;
+    with `symbolic=True` (worker only) it always decides.
+    """
+    if depth > _MAX_DEPTH:
+        return False if symbolic else None
+    if "\\cup" in pred and "\\cup" in ref:
+        return _match_as_sets(pred.split("\\cup"), ref.split("\\cup"), symbolic, depth)
+    if pred == ref:
+        return True
+    pred_num, ref_num = _parse_digits(pred), _parse_digits(ref)
+    if pred_num is not None and ref_num is not None:
+        return _numeric_equal(pred_num, ref_num)  # decisive: the protocol never goes on to SymPy here
+    if not pred:
+        return False
+    if not symbolic and len(pred) + len(ref) > _MAX_FAST_CHARS:
+        return None  # keep in-process work small on absurd inputs; the worker is time-bounded
+    if not symbolic:
+        # Integer fractions vs numbers: exactly what simplify/N() would conclude, without SymPy.
+        pred_val, ref_val = _simple_value(pred), _simple_value(ref)
+        if pred_val is not None and ref_val is not None:
+            return _close(pred_val, ref_val)
+
+    undecided = False
+    pred_parts, ref_parts = _tuple_parts(pred), _tuple_parts(ref)
+    if pred_parts is not None and ref_parts is not None and len(pred_parts) == len(ref_parts):
+        verdict = _all_equal(list(zip(pred_parts, ref_parts)), symbolic, depth)
+        if verdict:
+            return True
+        undecided |= verdict is None
+
+    pred_cells, ref_cells = _matrix_cells(pred), _matrix_cells(ref)
+    if pred_cells is not None and ref_cells is not None and len(pred_cells) == len(ref_cells):
+        if all(len(a) == len(b) for a, b in zip(pred_cells, ref_cells)):
+            pairs = [(x.strip(), y.strip()) for a, b in zip(pred_cells, ref_cells) for x, y in zip(a, b)]
+            verdict = _all_equal(pairs, symbolic, depth)
+            if verdict:
+                return True
+            undecided |= verdict is None
+
+    if pred.count("=") == 1 and ref.count("=") == 1:
+        if not symbolic:
+            return None
+        p_lhs, p_rhs = pred.split("=")
+        r_lhs, r_rhs = ref.split("=")
+        p_diff, r_diff = f"{p_lhs}-({p_rhs})", f"{r_lhs}-({r_rhs})"
+        if _symbolic_equal(p_diff, r_diff) or _symbolic_equal(f"-({p_diff})", r_diff):
+            return True
+    elif pred.count("=") == 1 and len(pred.split("=")[0]) <= 2 and "=" not in ref:
+        verdict = _equal_normalized(pred.split("=")[1], ref, symbolic, depth + 1)
+        if verdict:
+            return True
+        undecided |= verdict is None
+    elif ref.count("=") == 1 and len(ref.split("=")[0]) <= 2 and "=" not in pred:
+        verdict = _equal_normalized(pred, ref.split("=")[1], symbolic, depth + 1)
+        if verdict:
+            return True
+        undecided |= verdict is None
+
+    if not symbolic:
+        return None
+    return _symbolic_equal(pred, ref)
+
+
+# --------------------------------------------------------------------------------------------
+# Worker side: SymPy and Math-Verify (only ever run through call_bounded)
+
+_SAFE_NAMES = {"sqrt", "pi", "sin", "cos", "tan", "log", "ln", "exp", "E", "I", "oo"}
+_SAFE_EXPR_CHARS = re.compile(r"[0-9A-Za-z+\-*/^().\s]+")
+
+
+def _parse_safe_expr(s: str) -> Any:
+    """SymPy's parse_expr, which evals Python, only on strings made of harmless names."""
+    if not _SAFE_EXPR_CHARS.fullmatch(s):
+        raise ValueError("not a plain expression")
+    for name in re.findall(r"[A-Za-z]+", s):
+        if len(name) > 1 and name not in _SAFE_NAMES:
+            raise ValueError(f"name {name!r} not allowed")
+    from sympy.parsing.sympy_parser import (
+        convert_xor,
+        implicit_multiplication_application,
+        parse_expr,
+        standard_transformations,
+    )
+
+    transformations = standard_transformations + (implicit_multiplication_application, convert_xor)
+    return parse_expr(s, transformations=transformations)
+
+
+def _parse_latex(s: str) -> Any:
+    from latex2sympy2_extended import latex2sympy
+
+    return latex2sympy(s)
+
+
+def _to_sympy(s: str) -> Any:
+    for parse in (_parse_latex, _parse_safe_expr):
+        try:
+            return parse(s)
+        except Exception:  # noqa: BLE001 - any parse failure means "try the next parser"
+            pass
+    return None
+
+
+def _symbolic_equal(a: str, b: str) -> bool:
+    from sympy import Basic, N, simplify
+    from sympy.matrices import MatrixBase
+
+    ea, eb = _to_sympy(a), _to_sympy(b)
+    # N()/simplify() of a raw string would sympify (eval) it: only ever touch parsed objects.
+    if not all(isinstance(e, (Basic, MatrixBase)) for e in (ea, eb)):
+        return False
+    try:
+        diff = simplify(ea - eb)
+        if diff == 0 or (isinstance(diff, MatrixBase) and all(x == 0 for x in diff)):
+            return True
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        return math.isclose(complex(N(ea)).real, complex(N(eb)).real, abs_tol=NUMERIC_TOLERANCE) and (
+            math.isclose(complex(N(ea)).imag, complex(N(eb)).imag, abs_tol=NUMERIC_TOLERANCE)
+        )
+    except Exception:  # noqa: BLE001
+        return False
+
+
+class _SoftTimeout(BaseException):
+    """Raised by SIGALRM inside the worker; a BaseException so SymPy's `except Exception` can't eat it."""
+
+
+def _with_soft_deadline(seconds: float, func: Callable[..., Any], *args: Any) -> Any:
+    """Interrupt Python-level work after `seconds` so the worker survives (restarting it costs an import).
+
+    C-level work (a huge integer power) is not interruptible this way; the caller's hard timeout
+    catches that by killing the worker.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return func(*args)
+
+    def on_alarm(signum, frame):
+        raise _SoftTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return func(*args)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_WARMED = False
+
+
+def _warm_worker() -> bool:
+    """Import the heavy modules once per worker, outside any per-item deadline.
+
+    One throw-away check also loads what SymPy and the LaTeX parser import lazily (~0.5 s),
+    which would otherwise eat into the first real item's time limit.
+    """
+    global _WARMED
+    if _WARMED:
+        return True
+    _symbolic_equal("x+1", "1+x")
+    _symbolic_equal(r"18\text{dollars}", r"\frac{2}{3}")  # simplify() lazily imports sympy.physics
+    try:
+        import math_verify
+
+        # We disable Math-Verify's own signal timeouts (ours wraps it); silence its one-time warning.
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
+        _math_verify_one(r"\boxed{\frac{1}{2}}", "0.5")
+    except ImportError:  # the protocol check must still work without the second opinion
+        pass
+    _WARMED = True
+    return True
+
+
+def _symbolic_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool]:
+    results = []
+    for pred, ref in pairs:
+        try:
+            results.append(bool(_with_soft_deadline(per_item_timeout, _equal_normalized, pred, ref, True)))
+        except (_SoftTimeout, Exception):  # noqa: BLE001 - a failed check is "not equal"
+            results.append(False)
+    return results
+
+
+def _math_verify_one(pred: str, ref: str) -> bool | None:
+    from math_verify import parse, verify
+
+    # A bare gold answer is boxed so Math-Verify reads all of it (`\$40`, `x = 4`) as one answer.
+    first = ref if "\\boxed" in ref else f"\\boxed{{{ref}}}"
+    for wrapped in (first, f"${ref}$", ref):
+        gold = parse(wrapped, parsing_timeout=None)
+        if gold:
+            break
+    else:
+        return None
+    target = parse(pred, parsing_timeout=None)
+    return bool(verify(gold, target, timeout_seconds=None))
+
+
+def _math_verify_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | None]:
+    results = []
+    for pred, ref in pairs:
+        try:
+            results.append(_with_soft_deadline(per_item_timeout, _math_verify_one, pred, ref))
+        except (_SoftTimeout, Exception):  # noqa: BLE001 - Math-Verify failing means "no opinion"
+            results.append(None)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Caller side: bounded, batched dispatch
+
+_WARM_TIMEOUT = 120.0  # first SymPy/antlr import on a busy machine; paid once per worker
+_HARD_SLACK = 1.0  # the soft deadline fires first; the hard one only catches C-level hangs
+
+
+def _bounded(func: Callable[..., Any], *args: Any, timeout: float) -> Any:
+    """call_bounded that turns a timeout or a worker-side crash into None."""
+    try:
+        if call_bounded(_warm_worker, timeout=_WARM_TIMEOUT) is TIMEOUT:
+            return None
+        result = call_bounded(func, *args, timeout=timeout)
+    except BoundedCallError as exc:  # e.g. a missing parser package: say so, grade as "not equal"
+        logger.warning("bounded %s failed in the worker: %s", getattr(func, "__name__", func), exc)
+        return None
+    return None if result is TIMEOUT else result
+
+
+def _run_chunked(func: Callable[..., list], pairs: list[tuple[str, str]], per_item_timeout: float,
+                 failed: Any, chunk_size: int) -> list:
+    """Run `func` over `pairs` in chunks; a chunk that overruns is retried item by item."""
+    results: list = []
+    for start in range(0, len(pairs), max(1, chunk_size)):
+        chunk = pairs[start : start + max(1, chunk_size)]
+        out = _bounded(func, chunk, per_item_timeout, timeout=per_item_timeout * len(chunk) + _HARD_SLACK)
+        if out is None and len(chunk) > 1:
+            # Only the culprit should pay: rerun alone, each item under its own hard limit.
+            out = []
+            for pair in chunk:
+                single = _bounded(func, [pair], per_item_timeout, timeout=per_item_timeout + _HARD_SLACK)
+                out.append(failed if single is None else single[0])
+        results.extend(out if out is not None else [failed] * len(chunk))
+    return results
+
+
+def _check_str(value: Any, name: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value if isinstance(value, str) else str(value)
+
+
+def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0) -> bool:
+    """Protocol equality of an extracted answer and a gold answer (both raw; normalized here).
+
+    A SymPy check that overruns `timeout` seconds counts as not equal; the call returns within
+    about `timeout` + 1 s (plus a one-time worker start).
+    """
+    if pred is None or ref is None:
+        return False
+    pred_n = normalize_answer(_check_str(pred, "pred"))
+    ref_n = normalize_answer(_check_str(ref, "ref"))
+    if not ref_n:
+        return False  # nothing to grade against
+    verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
+    if verdict is not None:
+        return verdict
+    return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1)[0])
+
+
+def math_verify_equal(pred_completion_or_answer: str, ref: str, timeout: float = 5.0) -> bool | None:
+    """Math-Verify's verdict on a completion (or a bare answer) against a gold answer.
+
+    None when the gold answer cannot be parsed, Math-Verify fails, or it overruns `timeout`.
+    """
+    pred = _check_str(pred_completion_or_answer, "pred_completion_or_answer")
+    gold = _check_str(ref, "ref")
+    return _run_chunked(_math_verify_batch, [(pred, gold)], timeout, None, 1)[0]
+
+
+def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None = None) -> list[GradeResult]:
+    """Grade (completion, reference) pairs; output keeps input order.
+
+    Extraction and the fast path run in-process; the undecided pairs and all Math-Verify checks go
+    to the worker in chunks of `config.chunk_size`. A row that is not a pair of strings raises
+    TypeError naming its index.
+    """
+    config = config or GradingConfig()
+    completions, references = [], []
+    for i, item in enumerate(items):
+        try:
+            completion, reference = item
+        except (TypeError, ValueError):
+            raise TypeError(f"items[{i}] must be a (completion, reference) pair") from None
+        completions.append(_check_str(completion, f"items[{i}].completion"))
+        references.append(None if reference is None else _check_str(reference, f"items[{i}].reference"))
+
+    extracted = [extract_answer(c) for c in completions]
+    correct: list[bool] = [False] * len(items)
+    pending: list[int] = []
+    pending_pairs: list[tuple[str, str]] = []
+    for i, (pred, ref) in enumerate(zip(extracted, references)):
+        if pred is None or ref is None:
+            continue
+        pred_n, ref_n = normalize_answer(pred), normalize_answer(ref)
+        if not ref_n:
+            continue  # nothing to grade against
+        verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
+        if verdict is None:
+            pending.append(i)
+            pending_pairs.append((pred_n, ref_n))
+        else:
+            correct[i] = verdict
+    if pending:
+        verdicts = _run_chunked(_symbolic_batch, pending_pairs, config.symbolic_timeout, False, config.chunk_size)
+        for i, verdict in zip(pending, verdicts):
+            correct[i] = bool(verdict)
+
+    mv: list[bool | None] = [None] * len(items)
+    if config.math_verify:
+        with_ref = [i for i, ref in enumerate(references) if ref is not None and ref.strip()]
+        verdicts = _run_chunked(
+            _math_verify_batch,
+            [(completions[i], references[i]) for i in with_ref],
+            config.math_verify_timeout,
+            None,
+            config.chunk_size,
+        )
+        for i, verdict in zip(with_ref, verdicts):
+            mv[i] = verdict
+    return [GradeResult(e, c, m) for e, c, m in zip(extracted, correct, mv)]
+
+
+def grade(completion: str, reference: str, config: GradingConfig | None = None) -> GradeResult:
+    """Grade one completion against a gold final answer (see `grade_batch`)."""
+    return grade_batch([(completion, reference)], config)[0]
