@@ -74,7 +74,8 @@ def stale_verifier_sensor(context: dg.SensorEvaluationContext):
         "SELECT DISTINCT family, seed FROM verifier_profiles WHERE verifier_version <> ?", [VERIFIER_VERSION]
     )
     if stale.empty:
-        return dg.SkipReason(f"every stored profile is at verifier {VERIFIER_VERSION}")
+        yield dg.SkipReason(f"every stored profile is at verifier {VERIFIER_VERSION}")
+        return
     families = {f.name for f in PROFILE.families}
     for r in stale.itertuples():
         if r.family in families and int(r.seed) in PROFILE.seeds:
