@@ -53,7 +53,9 @@ from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from .policy import load_merged_policy, merge_adapters
 from .prompts import training_prompt
+from .training import last_checkpoint
 from .weighting import WeightingConfig, normalize_batch_weights, validate_raw_weights
 
 logger = logging.getLogger(__name__)
@@ -519,11 +521,7 @@ def _tokenizer_source(policy_path: str, sft_adapter_path: str | None) -> str:
 
 
 def _merge_sft(policy_path: str, sft_adapter_path: str, dtype: torch.dtype):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(policy_path, dtype=dtype)
-    return PeftModel.from_pretrained(base, sft_adapter_path).merge_and_unload()
+    return merge_adapters(policy_path, [sft_adapter_path], dtype)
 
 
 def load_policy(policy_path: str, sft_adapter_path: str | None, device: str, use_qlora: bool, work_dir: Path):
@@ -583,46 +581,13 @@ def load_dpo_policy(adapter_dir: str, device: str = "cpu"):
 
     Returns ``(model, tokenizer)`` in fp32 on CPU / bf16 on CUDA, ready for generation.
     """
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-
     prov = json.loads((Path(adapter_dir) / PROVENANCE_FILE).read_text())
-    device = _resolve_device(device)
-    dtype = torch.float32 if device == "cpu" or not torch.cuda.is_bf16_supported() else torch.bfloat16
-    if prov.get("sft_adapter_path"):
-        base = _merge_sft(prov["policy_path"], prov["sft_adapter_path"], dtype)
-    else:
-        from transformers import AutoModelForCausalLM
-
-        base = AutoModelForCausalLM.from_pretrained(prov["policy_path"], dtype=dtype)
-    model = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload().to(device)
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(adapter_dir)
+    adapters = [a for a in (prov.get("sft_adapter_path"), adapter_dir) if a]
+    return load_merged_policy(prov["policy_path"], adapters, _resolve_device(device))
 
 
 # --------------------------------------------------------------------------------------------
 # Run
-
-
-def find_resume_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` in `output_dir` that was written completely, or None.
-
-    A run killed while saving can leave a checkpoint dir without ``trainer_state.json`` (written
-    last); resuming from it would fail, so such dirs are skipped.
-    """
-    out = Path(output_dir)
-    if not out.is_dir():
-        return None
-    cands = []
-    for p in out.iterdir():
-        name = p.name
-        if p.is_dir() and name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
-            cands.append((int(name[len("checkpoint-"):]), p))
-    for _, p in sorted(cands, reverse=True):
-        if (p / "trainer_state.json").exists():
-            return str(p)
-        logger.warning("skipping incomplete checkpoint %s (no trainer_state.json)", p)
-    return None
 
 
 class _ProgressCallback(TrainerCallback):
@@ -634,7 +599,7 @@ class _ProgressCallback(TrainerCallback):
             self.fn(int(state.global_step), int(state.max_steps), dict(logs or {}))
 
 
-def plot_loss_curve(log_history: list[dict], path: str | Path, title: str = "DPO") -> str | None:
+def plot_dpo_curves(log_history: list[dict], path: str | Path, title: str = "DPO") -> str | None:
     """Loss (top) and reward margin / mean weight (bottom) against step; None when nothing was logged."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -741,7 +706,7 @@ def train_dpo(
     dataset = build_preference_dataset(pairs, tokenizer, weighted, config.prompt_format)
 
     fingerprint = _run_fingerprint(policy_path, sft_adapter_path, config, weighted, len(dataset))
-    resume_from = find_resume_checkpoint(out)
+    resume_from = last_checkpoint(out)
     fp_path = out / RUN_CONFIG_FILE
     if resume_from is not None and fp_path.exists():
         previous = json.loads(fp_path.read_text())
@@ -847,7 +812,7 @@ def train_dpo(
             "trl_version": trl.__version__,
         }
         (adapter_dir / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2))
-        png = plot_loss_curve(log_history, out / "loss_curve.png",
+        png = plot_dpo_curves(log_history, out / "loss_curve.png",
                               title=f"DPO ({'weighted' if weighted else 'uniform'}) — {Path(policy_path).name}")
     trainer.accelerator.wait_for_everyone()
     del trainer, model

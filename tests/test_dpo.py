@@ -16,11 +16,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hardneg.training import last_checkpoint
 from hardneg.dpo import (
     DPORunConfig,
     WeightedDPOTrainer,
     build_preference_dataset,
-    find_resume_checkpoint,
     load_dpo_policy,
     load_policy,
     main,
@@ -273,7 +273,7 @@ def test_train_dpo_writes_adapter_logs_and_resumes(tiny_model_dir, tmp_path):
 
     with pytest.raises(RuntimeError, match="simulated kill"):
         train_dpo(str(tiny_model_dir), pairs, str(out), cfg, weighted=True, progress_callback=crash_at_3)
-    assert find_resume_checkpoint(out) == str(out / "checkpoint-2")
+    assert last_checkpoint(out) == str(out / "checkpoint-2")
     assert not (out / "adapter").exists()
     # a checkpoint of another run must not be silently resumed
     with pytest.raises(ValueError, match="different run"):
