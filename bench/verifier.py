@@ -1,0 +1,261 @@
+"""Benchmark: MathVerifier throughput (candidates/s), batched + cached vs naive, with and without NLI.
+
+Why: the verifier scores every candidate of the pool (K per problem); the paper's efficiency
+claim is batching + caching. Workload: real GSM8K *train* reference solutions
+(data/gsm8k/train.jsonl) as references, and per problem K candidates derived from them in
+candidate style (annotations stripped, "The answer is: X"): a clean copy, an arithmetic slip,
+a dropped step, two swapped steps, a duplicated step and a wrong final answer.
+
+- batched: one `MathVerifier` (cache on, embedding batch 64), `verify_batch` over all candidates;
+- naive (baseline, same run, same model weights): no batching, no cache — one
+  `verify_batch([item])` call per candidate and an embedder with batch size 1 and cache 0;
+- NLI: the batched path with an NLI model. `cross-encoder/nli-deberta-v3-base` is used when it
+  loads offline; otherwise a randomly initialized DeBERTa-v3-base-sized classifier (12 layers,
+  hidden 768; BERT word-piece vocabulary of the MiniLM tokenizer) built locally — same compute,
+  meaningless probabilities, which the output says.
+
+    .venv/bin/python bench/verifier.py [--problems 60] [--naive 60] [--nli 24] [--threads N]
+
+Prints a markdown block (and a per-perturbation sanity table of the mean dimensions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+KINDS = ("clean", "slip", "drop", "swap", "dup", "wrong_answer")
+
+
+def candidate_style(answer: str) -> list[str]:
+    body, final = answer.split("####", 1)
+    lines = [re.sub(r"<<[^>]*>>", "", l).strip() for l in body.strip().split("\n") if l.strip()]
+    return lines + [f"The answer is: {final.strip()}"]
+
+
+def perturb(lines: list[str], kind: str, rng: random.Random) -> str:
+    lines = list(lines)
+    body = lines[:-1]
+    if kind == "slip":
+        idx = [i for i, l in enumerate(body) if re.search(r"=\s*\$?(\d+)", l)]
+        if idx:
+            i = rng.choice(idx)
+            body[i] = re.sub(r"(=\s*\$?)(\d+)(?!.*=)", lambda m: m.group(1) + str(int(m.group(2)) + 1), body[i], count=1)
+    elif kind == "drop" and len(body) >= 2:
+        del body[rng.randrange(len(body))]
+    elif kind == "swap" and len(body) >= 2:
+        i = rng.randrange(len(body) - 1)
+        body[i], body[i + 1] = body[i + 1], body[i]
+    elif kind == "dup" and body:
+        i = rng.randrange(len(body))
+        body.insert(i + 1, body[i])
+    elif kind == "wrong_answer":
+        m = re.search(r"([\d.]+)\s*$", lines[-1])
+        if m:
+            lines[-1] = lines[-1][: m.start(1)] + str(float(m.group(1)) + 3).rstrip("0").rstrip(".")
+    return "\n".join(body + [lines[-1]])
+
+
+def workload(start: int, n_problems: int, seed: int = 0):
+    from hardneg.verifier import VerifyInput
+
+    rng = random.Random(seed)
+    rows = []
+    with open(ROOT / "data/gsm8k/train.jsonl") as f:
+        for i, line in enumerate(f):
+            if i >= start + n_problems:
+                break
+            if i >= start:
+                rows.append(json.loads(line))
+    items, kinds = [], []
+    for p, row in enumerate(rows):
+        lines = candidate_style(row["answer"])
+        ref_answer = row["answer"].split("####")[-1].strip()
+        for kind in KINDS:
+            items.append(VerifyInput(f"{start + p}-{kind}", row["question"], perturb(lines, kind, rng), row["answer"], ref_answer))
+            kinds.append(kind)
+    return items, kinds
+
+
+def random_deberta_nli(tokenizer_dir: str):
+    import torch
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    labels = ("contradiction", "entailment", "neutral")
+    config = DebertaV2Config(
+        vocab_size=len(tok), hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+        max_position_embeddings=512, relative_attention=True, position_buckets=256, pos_att_type=["p2c", "c2p"],
+        position_biased_input=False, num_labels=3, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+        pad_token_id=tok.pad_token_id,
+    )
+    return DebertaV2ForSequenceClassification(config), tok
+
+
+def audit(n: int) -> None:
+    """Reference solutions are (almost) right: every equality called wrong is a false alarm or a data error."""
+    from collections import Counter
+    from fractions import Fraction
+
+    from hardneg.bounded import call_bounded
+    from hardneg.verifier import split_steps, symbolic
+    from hardneg.verifier.arith import analyse_step, close_enough
+
+    print("\n| reference solutions | solutions | steps | equalities checked | called wrong | wrong via SymPy | seconds |")
+    print("|---|---|---|---|---|---|---|")
+    for name, path, field in (("GSM8K train", "data/gsm8k/train.jsonl", "answer"), ("MATH test", "data/math/test.jsonl", "solution")):
+        with open(ROOT / path) as f:
+            rows = [json.loads(line) for _, line in zip(range(n), f)]
+        t0 = time.perf_counter()
+        stat, steps, pending = Counter(), 0, []
+        for row in rows:
+            for step in split_steps(row[field]):
+                steps += 1
+                for link in analyse_step(step).links:
+                    if link.status == "symbolic":
+                        pending.append(link)
+                    else:
+                        stat[link.status] += 1
+        wrong_sym = 0
+        if pending:
+            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in pending], timeout=120)
+            for link, (lv, rv, err) in zip(pending, res):
+                if err:
+                    continue
+                L = Fraction(lv) if lv is not None else link.lhs.value
+                R = Fraction(rv) if rv is not None else link.rhs.value
+                ok = close_enough(link.lhs, link.rhs, L, R, link.approx)
+                stat["ok" if ok else "mismatch"] += 1
+                wrong_sym += not ok
+        checked = stat["ok"] + stat["mismatch"]
+        print(f"| {name} | {len(rows)} | {steps} | {checked} ({len(pending)} via SymPy) | {stat['mismatch']} "
+              f"({stat['mismatch'] / max(1, checked):.2%}) | {wrong_sym} | {time.perf_counter() - t0:.1f} |")
+    print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--problems", type=int, default=60, help="GSM8K train problems (× 6 candidates) for the batched run")
+    ap.add_argument("--naive", type=int, default=60, help="candidates for the naive one-at-a-time run")
+    ap.add_argument("--nli", type=int, default=24, help="candidates for the NLI run (0 to skip)")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--device", default="cpu", help="torch device of both models (cpu, cuda)")
+    ap.add_argument("--embedding-model", default=None, help="sentence-transformers folder (default: the offline package)")
+    ap.add_argument("--audit", type=int, default=0, help="also run the equation checker over this many GSM8K train and MATH test "
+                    "reference solutions and count the equalities it calls wrong (false-alarm audit)")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from hardneg.bounded import call_bounded
+    from hardneg.verifier import MathVerifier, ModelLoadError, NLIScorer, SentenceEmbedder, VerifierConfig, default_embedding_model
+    from hardneg.verifier import symbolic
+
+    t_load = time.perf_counter()
+    model_path = args.embedding_model or default_embedding_model()
+    dev = args.device
+    batched_emb = SentenceEmbedder.from_pretrained(model_path, device=dev, batch_size=64, cache_size=100_000)
+    load_s = time.perf_counter() - t_load
+    call_bounded(symbolic.warm, timeout=120)
+
+    cfg = VerifierConfig(use_nli=False, device=dev)
+    verifier = MathVerifier(cfg, embedder=batched_emb)
+    warm_items, _ = workload(5000, 3, seed=1)  # different problems: warms torch/tokenizer, not the cache
+    verifier.verify_batch(warm_items)
+
+    items, kinds = workload(0, args.problems)
+    enc0 = batched_emb.encoded_texts
+    t0 = time.perf_counter()
+    profiles = verifier.verify_batch(items)
+    batched_s = time.perf_counter() - t0
+    batched_rate = len(items) / batched_s
+    encoded = batched_emb.encoded_texts - enc0
+
+    # naive: same weights, no batching, no cache, one candidate per call
+    naive_emb = SentenceEmbedder(batched_emb.model, batch_size=1, cache_size=0)
+    naive_cfg = VerifierConfig(use_nli=False, device=dev, batch_size=1, embedding_batch_size=1, embedding_cache_size=0, analysis_cache_size=0)
+    naive = MathVerifier(naive_cfg, embedder=naive_emb)
+    naive_items = items[: args.naive]
+    t0 = time.perf_counter()
+    naive_profiles = []
+    for it in naive_items:
+        naive_profiles.extend(naive.verify_batch([it]))
+    naive_s = time.perf_counter() - t0
+    naive_rate = len(naive_items) / naive_s
+    same = all(
+        a.to_dict() | {"elapsed_ms": 0} == b.to_dict() | {"elapsed_ms": 0} for a, b in zip(profiles, naive_profiles)
+    )
+
+    nli_line = "skipped"
+    if args.nli:
+        nli_kind = "cross-encoder/nli-deberta-v3-base (offline cache)"
+        try:
+            scorer = NLIScorer.from_pretrained("cross-encoder/nli-deberta-v3-base", device=dev)
+        except ModelLoadError:
+            model, tok = random_deberta_nli(model_path)
+            scorer = NLIScorer(model, tok, device=dev, batch_size=16)
+            nli_kind = "randomly initialized DeBERTa-v3-base-sized classifier (no MNLI weights offline)"
+        nli_v = MathVerifier(VerifierConfig(use_nli=True, device=dev), embedder=batched_emb, nli=scorer)
+        nli_v.verify_batch(warm_items[:2])
+        nli_items = items[: args.nli]
+        p0 = scorer.scored_pairs
+        t0 = time.perf_counter()
+        nli_profiles = nli_v.verify_batch(nli_items)
+        nli_s = time.perf_counter() - t0
+        pairs = scorer.scored_pairs - p0
+        n_params = sum(p.numel() for p in scorer.model.parameters()) / 1e6
+        nli_line = (
+            f"{len(nli_items) / nli_s:.2f} candidates/s ({len(nli_items)} candidates, {pairs} unique NLI pairs scored, "
+            f"{pairs / nli_s:.1f} pairs/s; model: {nli_kind}, {n_params:.0f}M parameters)"
+        )
+        assert all(0.0 <= p.d_logic <= 1.0 for p in nli_profiles)
+
+    print("### MathVerifier throughput (bench/verifier.py)\n")
+    print(f"- machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} intra-op threads; load average before run "
+          f"{os.getloadavg()[0]:.1f}; models on {dev}"
+          + (f" ({torch.cuda.get_device_name()})" if dev.startswith("cuda") else ""))
+    extra = (f" --threads {args.threads}" if args.threads else "") + (f" --device {dev}" if dev != "cpu" else "")
+    extra += f" --audit {args.audit}" if args.audit else ""
+    print(f"- command: `.venv/bin/python bench/verifier.py --problems {args.problems} --naive {args.naive} --nli {args.nli}{extra}`")
+    print(f"- workload: {args.problems} GSM8K train problems × {len(KINDS)} candidates ({', '.join(KINDS)}); "
+          f"mean {np.mean([len(p.steps) for p in profiles]):.1f} steps per candidate; embedding model load {load_s:.1f} s (not timed below)\n")
+    print("| path | candidates | wall s | candidates/s |")
+    print("|---|---|---|---|")
+    print(f"| batched + cached (no NLI) | {len(items)} | {batched_s:.2f} | **{batched_rate:.1f}** |")
+    print(f"| naive: one at a time, no batching, no cache (no NLI) | {len(naive_items)} | {naive_s:.2f} | {naive_rate:.1f} |")
+    print(f"\n- ratio batched / naive: **{batched_rate / naive_rate:.1f}×** (goal ≥ 10×); goal ≥ 100 candidates/s without NLI: "
+          f"{'met' if batched_rate >= 100 else 'NOT met'} on this run")
+    print(f"- texts encoded by the batched run: {encoded} (for {len(items)} candidates); profiles identical to the naive path: {same}")
+    print(f"- with NLI: {nli_line}")
+    print(f"- mean elapsed_ms per candidate (batched): {np.mean([p.elapsed_ms for p in profiles]):.2f}\n")
+    if args.audit:
+        audit(args.audit)
+    print("| perturbation | n | d_semantic | d_structure | d_order | d_logic | d_numeric | d_answer | wrongness | flagged |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for kind in KINDS:
+        ps = [p for p, k in zip(profiles, kinds) if k == kind]
+        row = [np.mean([getattr(p, d) for p in ps]) for d in ("d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness")]
+        flagged = sum(p.first_error_step is not None for p in ps)
+        print(f"| {kind} | {len(ps)} | " + " | ".join(f"{x:.3f}" for x in row) + f" | {flagged}/{len(ps)} |")
+
+
+if __name__ == "__main__":
+    main()

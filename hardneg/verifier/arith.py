@@ -1,0 +1,1116 @@
+"""Find and evaluate the equalities written in a solution step (the d5 / value-flow input).
+
+A step such as `Total = 4 × $3 = $12.` or `$r = \\sqrt{0^2+3^2} = 3.$` or GSM8K's
+`48/2 = <<48/2=24>>24` is tokenized once (plain text and LaTeX alike: `$` is ignored,
+words end an expression), cut into equality chains `e0 = e1 = ... = en`, and each
+adjacent pair `(e_k, e_k+1)` becomes a `Link` that is checked when both sides are
+complete, closed-form expressions.
+
+Why a hand-written parser and exact fractions rather than SymPy for everything: almost
+every GSM8K/MATH step is plain arithmetic, which `fractions.Fraction` decides exactly in
+microseconds in-process, and a recursive-descent parser with explicit guards cannot be
+made to hang: exponents, factorials, literal sizes, token counts and nesting depth are
+bounded *before* anything is computed (`10^10^10^10` is refused, not evaluated). Only
+closed forms that need real symbolic work (`\\sqrt{2}`, `\\pi`, `\\sin`) are handed to
+SymPy, and that always goes through `hardneg.bounded.call_bounded` (see symbolic.py).
+An expression with a free variable (`x + 3 = 7`) is a condition, not an identity, and is
+never checked.
+
+Guards against false alarms (a wrong "slip" flag is worse than a missed one):
+- an expression next to a connective word (`half of 48 = 24`, `= 1/2 of 48`) is
+  incomplete and skipped; words end a chain, so `60 minutes = 1 hour` is not a link;
+- a result written with k decimals may be rounded (`12/7 = 1.71`), an integer result of
+  a non-integer value may be floored/ceiled (`10/3 = 3` full boxes), `x·100 = 10%`
+  holds, and `≈` allows 2 %;
+- ratios/times (`1:2`), subscripts, absolute values and unknown commands make a side
+  opaque (unchecked).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+__all__ = [
+    "Tok",
+    "Link",
+    "Computation",
+    "StepMath",
+    "tokenize",
+    "analyse_step",
+    "numbers_in",
+    "close_enough",
+    "fmt_number",
+    "TooLarge",
+]
+
+# -- limits (why: each one keeps a hostile input from costing more than microseconds) --
+MAX_NUM_CHARS = 60          # longer digit strings are not quantities anybody computes with
+MAX_SPAN_TOKENS = 160
+MAX_DEPTH = 40
+MAX_POW_EXPONENT = 4096
+MAX_RESULT_BITS = 20000
+MAX_FACTORIAL = 300
+MAX_STEP_CHARS = 4000
+
+_TOKEN_RE = re.compile(
+    r"""
+ (?P<ws>\s+|[&¢€£~])
+|(?P<brk>\$\$|\$|\\\\|\\[\[\]()])
+|(?P<delim>\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|bigg|Bigg|big|Big)\s{0,3}(?:\\[{}|]|[()\[\]|.]))
+|(?P<textcmd>\\(?:text|mbox|mathrm|textbf|textit|operatorname|mathbf|unit|textrm)\s{0,3}\{[^{}]{0,200}\})
+|(?P<cmd>\\[a-zA-Z]{1,30}|\\[%$,;:!{}| ])
+|(?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+)
+|(?P<rel><=|>=|!=|=>|->|[≠≤≥<>→⇒⟹⟺])
+|(?P<eq>:=|==|=)
+|(?P<approx>[≈≃])
+|(?P<op>\*\*|[+\-*/^×÷·⋅−])
+|(?P<fact>!)
+|(?P<pct>%)
+|(?P<lp>[(\[])
+|(?P<rp>[)\]])
+|(?P<lb>\{)
+|(?P<rb>\})
+|(?P<word>[^\W\d_]+)
+|(?P<other>.)
+""",
+    re.VERBOSE | re.DOTALL,
+)
+
+_OP_MAP = {"**": "^", "×": "*", "÷": "/", "·": "*", "⋅": "*", "−": "-"}
+_FUNCS = {"sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "log", "ln", "exp"}
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
+    "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",
+    "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega",
+}
+_SKIP_CMDS = {
+    "$", ",", ";", ":", "!", " ", "displaystyle", "textstyle", "left", "right", "limits",
+    "boxed", "fbox", "mathbf", "mathrm", "bf", "rm", "it", "nonumber", "notag", "hline",
+    "begin", "end", "big", "Big", "bigg", "Bigg",
+}
+_REL_CMDS = {
+    "le", "leq", "ge", "geq", "neq", "ne", "lt", "gt", "ll", "gg", "to", "implies", "Rightarrow",
+    "rightarrow", "Leftrightarrow", "iff", "subset", "subseteq", "in", "notin", "equiv", "cup", "cap",
+    "mid", "leqslant", "geqslant", "because", "therefore",
+}
+_APPROX_CMDS = {"approx", "simeq", "sim", "thickapprox"}
+CONNECTIVES_LEFT = {
+    "times", "plus", "minus", "by", "from", "than", "over", "and", "twice", "half", "double", "triple",
+    "add", "subtract", "less", "more", "divided", "multiplied", "quarter", "third", "thrice", "at", "each",
+    "through",
+}
+# "half of 48 = 24" is incomplete, "a total of 12 + 24 = 36" is not: it depends on the word before "of"
+FRACTION_WORDS = {
+    "half", "halves", "third", "thirds", "quarter", "quarters", "fourth", "fourths", "fifth", "fifths", "tenth",
+    "tenths", "twice", "double", "triple", "percent", "fraction", "times", "each", "most", "rest", "part",
+}
+# "Week 1 + Week 2 = 35 + 35", "day 1 * 2": a number right after these names is a label
+LABEL_WORDS = {
+    "day", "days", "week", "weeks", "month", "year", "step", "level", "page", "chapter", "grade", "part",
+    "round", "game", "room", "floor", "section", "stage", "phase", "version", "number", "no", "question",
+    "problem", "line", "row", "column", "lap", "case", "option", "equation", "item", "figure", "table",
+}
+CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
+MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
+
+
+class TooLarge(ArithmeticError):
+    """An exponent/factorial/result beyond the guards: the link is left unchecked."""
+
+
+class _NeedsSymbolic(Exception):
+    pass
+
+
+class _FreeSymbol(Exception):
+    pass
+
+
+class _ParseError(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Tok:
+    kind: str
+    text: str
+    start: int
+    end: int
+    value: object = None
+    pct: bool = False
+    decimals: int = 0
+
+
+def _num_token(text: str, start: int, end: int) -> Tok:
+    if len(text) > MAX_NUM_CHARS:
+        return Tok("OPAQUE", text, start, end)
+    clean = text.replace(",", "") if "," in text else text
+    if "." in clean:
+        whole, frac = clean.split(".", 1)
+        decimals = len(frac)
+        value = Fraction(int(whole or "0") * 10**decimals + int(frac), 10**decimals)
+    else:
+        decimals = 0
+        value = Fraction(int(clean))
+    return Tok("NUM", text, start, end, value, decimals=decimals)
+
+
+_LATEX_HINT = re.compile(r"\\[a-zA-Z(\[]|\$\$")
+_CURRENCY_AFTER = re.compile(r"[ ]?-?\.?\d")
+_ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
+_THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
+_CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
+
+
+def normalize(text: str) -> str:
+    """Join LaTeX thousands separators (`90,\\!000`, `148{,}000`) before tokenizing."""
+    if "," in text:
+        text = _THOUSANDS_RE.sub("", text)
+    if ".\\overline" in text:
+        text = text.replace(".\\overline", "\\overline")  # "0.\\overline{6}" is one (opaque) number
+    if "\\begin" in text or "\\end" in text:
+        text = _ENV_RE.sub(" $$ ", text)
+    return text
+
+
+def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
+    """Tokens of a step. Currency `$` and spacing commands are dropped; a math `$`,
+    `$$` or `\\\\` ends an expression. `opaque_star`: the problem defines its own `*`
+    operation, so `a * b` is not a product."""
+    toks: list[Tok] = []
+    in_math = False
+    latex = bool(_LATEX_HINT.search(text))  # with LaTeX around, every "$" delimits math
+    for m in _TOKEN_RE.finditer(text):
+        kind = m.lastgroup
+        s = m.group()
+        a, b = m.start(), m.end()
+        if kind == "ws":
+            continue
+        if kind == "brk" and s == "$" and not latex and _CURRENCY_AFTER.match(text, b):
+            continue  # "$12", "$ 6": a currency sign in plain text
+        if kind == "brk":
+            # math delimiters end an expression and switch math mode (where "ab" is a product)
+            if s in ("$", "$$"):
+                in_math = not in_math
+            elif s in ("\\[", "\\("):
+                in_math = True
+            elif s in ("\\]", "\\)"):
+                in_math = False
+            toks.append(Tok("PUNCT", s, a, b))
+            continue
+        if kind == "num":
+            prev = toks[-1] if toks else None
+            if "," in s and a > 0 and text[a - 1] in "([":
+                toks.append(Tok("OPAQUE", s, a, b))  # "(28,365)" is a pair, not 28365
+            elif in_math and len(s) > 1 and prev is not None and prev.kind == "OP" and prev.value == "^" and prev.end == a:
+                toks.append(Tok("OPAQUE", s, a, b))  # LaTeX "2^03" is 2^0·3: too ambiguous
+            else:
+                toks.append(_num_token(s, a, b))
+        elif kind == "op":
+            if opaque_star and s == "*":
+                toks.append(Tok("OPAQUE", s, a, b))
+            else:
+                toks.append(Tok("OP", s, a, b, _OP_MAP.get(s, s)))
+        elif kind == "eq":
+            toks.append(Tok("EQ", s, a, b))
+        elif kind == "approx":
+            toks.append(Tok("APPROX", s, a, b))
+        elif kind == "rel":
+            if s == "!=" and toks and toks[-1].kind in ("NUM", "RP", "RB") and toks[-1].end == a:
+                toks.append(Tok("FACT", "!", a, a + 1))  # "5!=120" is 5! = 120
+                toks.append(Tok("EQ", "=", a + 1, b))
+            else:
+                toks.append(Tok("REL", s, a, b))
+        elif kind == "fact":
+            prev = toks[-1] if toks else None
+            if prev is not None and prev.kind in ("NUM", "RP") and prev.end == a:
+                toks.append(Tok("FACT", s, a, b))
+            else:
+                toks.append(Tok("PUNCT", s, a, b))
+        elif kind == "pct":
+            _attach_pct(toks, s, a, b)
+        elif kind in ("lp", "rp", "lb", "rb"):
+            toks.append(Tok(kind.upper(), s, a, b))
+        elif kind == "delim":
+            ch = s[-1]
+            if s.endswith("\\{") or s.endswith("\\}") or ch == "|":
+                toks.append(Tok("OPAQUE", s, a, b))
+            elif ch in "([":
+                toks.append(Tok("LP", s, a, b))
+            elif ch in ")]":
+                toks.append(Tok("RP", s, a, b))
+            # "\right." is an empty delimiter: nothing
+        elif kind == "textcmd":
+            if s.startswith("\\operatorname"):
+                toks.append(Tok("OPAQUE", s, a, b))  # a named function we do not evaluate
+            else:
+                toks.append(Tok("WORD", s, a, b, s.lower()))
+        elif kind == "cmd":
+            if s in _CUSTOM_OPS or s in ("\\pm", "\\mp"):
+                toks.append(Tok("OPAQUE", s, a, b))
+            else:
+                _command_token(toks, s, a, b)
+        elif kind == "word":
+            if (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
+                toks.append(Tok("VAR", s, a, b, s))  # x, or a geometry name such as AC
+            else:
+                toks.append(Tok("WORD", s, a, b, s.lower()))
+        else:  # other
+            if s == "√":
+                toks.append(Tok("CMD", s, a, b, "sqrt"))
+            elif s in "_|'\\^@#":
+                toks.append(Tok("OPAQUE", s, a, b))
+            elif s == ":" and toks and toks[-1].kind == "NUM" and _is_ratio_colon(text, a, b):
+                toks.append(Tok("OPAQUE", s, a, b))  # a ratio or a time of day
+            elif s in "–°":
+                toks.append(Tok("OPAQUE", s, a, b))  # an en dash is a range, not a minus
+            else:
+                toks.append(Tok("PUNCT", s, a, b))
+    return _rewrite(toks)
+
+
+def _is_ratio_colon(text: str, a: int, b: int) -> bool:
+    """"3:30", "1:2", "$7,980 : $420" are ratios/times; "gives away 20: 50 - 20" is a label."""
+    after = text[b : b + 4]
+    if after[:1].isdigit():
+        return True
+    spaced_before = a > 0 and text[a - 1] == " "
+    return spaced_before and after.lstrip(" $")[:1].isdigit()
+
+
+def _attach_pct(toks: list[Tok], s: str, a: int, b: int) -> None:
+    prev = toks[-1] if toks else None
+    if prev is not None and prev.kind == "NUM" and not prev.pct:
+        prev.pct = True
+        prev.value = prev.value / 100
+        prev.text += s
+        prev.end = b
+    else:
+        toks.append(Tok("PUNCT", s, a, b))
+
+
+def _command_token(toks: list[Tok], s: str, a: int, b: int) -> None:
+    name = s[1:]
+    if name == "%":
+        _attach_pct(toks, s, a, b)
+    elif name in ("frac", "dfrac", "tfrac", "cfrac"):
+        toks.append(Tok("CMD", s, a, b, "frac"))
+    elif name == "sqrt":
+        toks.append(Tok("CMD", s, a, b, "sqrt"))
+    elif name in ("cdot", "times"):
+        toks.append(Tok("OP", s, a, b, "*"))
+    elif name == "div":
+        toks.append(Tok("OP", s, a, b, "/"))
+    elif name == "pi":
+        toks.append(Tok("CONST", s, a, b, "pi"))
+    elif name in _FUNCS:
+        toks.append(Tok("FUNC", s, a, b, name))
+    elif name in _APPROX_CMDS:
+        toks.append(Tok("APPROX", s, a, b))
+    elif name in _REL_CMDS:
+        toks.append(Tok("REL", s, a, b))
+    elif name in _GREEK:
+        toks.append(Tok("VAR", s, a, b, name))
+    elif name in _SKIP_CMDS:
+        return
+    elif name in ("quad", "qquad"):
+        toks.append(Tok("PUNCT", s, a, b))  # a separator between formulas
+    elif name in ("{", "}", "|"):
+        toks.append(Tok("OPAQUE", s, a, b))
+    else:
+        toks.append(Tok("OPAQUE", s, a, b))
+
+
+def _rewrite(toks: list[Tok]) -> list[Tok]:
+    """Context rules: `0.2 x 50` is a product, `4 notebooks × 3` drops the unit word,
+    `10% of 12` and `1/2 of 48` are products."""
+    out: list[Tok] = []
+    n = len(toks)
+    skip_until = -1
+    for i, t in enumerate(toks):
+        if i <= skip_until:
+            continue
+        if (
+            t.kind == "NUM"
+            and i + 2 < n
+            and out
+            and out[-1].kind == "OP"
+            and out[-1].value == "/"
+            and out[-1].end < t.start
+            and toks[i + 1].kind == "OP"
+            and toks[i + 1].value == "/"
+            and toks[i + 1].start == t.end
+            and toks[i + 2].kind == "NUM"
+            and toks[i + 2].start == toks[i + 1].end
+        ):
+            # "2000 / 2/3": a tight fraction after a spaced "/" is one divisor
+            out.append(Tok("LP", "", t.start, t.start))
+            out.extend([t, toks[i + 1], toks[i + 2]])
+            out.append(Tok("RP", "", toks[i + 2].end, toks[i + 2].end))
+            skip_until = i + 2
+            continue
+        prev = out[-1] if out else None
+        nxt = toks[i + 1] if i + 1 < n else None
+        if t.kind == "VAR" and t.value in ("x", "X") and prev is not None and nxt is not None:
+            if prev.kind in ("NUM", "RP") and nxt.kind in ("NUM", "LP"):
+                out.append(Tok("OP", t.text, t.start, t.end, "*"))
+                continue
+        if t.kind == "WORD" and prev is not None and prev.kind == "NUM" and nxt is not None:
+            if nxt.kind == "OP" and nxt.value in ("*", "/") and len(t.text) <= 15 and t.value not in CONNECTIVES_LEFT:
+                continue  # a unit between a quantity and × or ÷
+            if t.value == "of" and nxt.kind in ("NUM", "LP"):
+                is_fraction = len(out) >= 3 and out[-2].kind == "OP" and out[-2].value == "/" and out[-3].kind == "NUM"
+                start = out[-4] if is_fraction and len(out) >= 4 else None
+                after_eq = start is not None and start.kind in ("EQ", "APPROX")  # "= 1/3 of $150" may restart
+                if prev.pct or (is_fraction and not after_eq):
+                    out.append(Tok("OP", t.text, t.start, t.end, "*"))
+                    continue
+        out.append(t)
+    return out
+
+
+# ----------------------------------------------------------------------------- parser
+# AST nodes are tuples: ("num", Fraction, Tok) ("var", name) ("const", "pi")
+# ("bin", op, a, b) ("neg", a) ("fact", a) ("sqrt", a, index|None) ("func", name, a)
+
+
+class _Parser:
+    def __init__(self, toks: list[Tok]):
+        self.toks = toks
+        self.i = 0
+        self.depth = 0
+
+    def peek(self) -> Optional[Tok]:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> Tok:
+        t = self.peek()
+        if t is None:
+            raise _ParseError("unexpected end")
+        self.i += 1
+        return t
+
+    def parse(self):
+        if not self.toks or len(self.toks) > MAX_SPAN_TOKENS:
+            raise _ParseError("empty or too long")
+        node = self.expr()
+        if self.i != len(self.toks):
+            raise _ParseError("trailing tokens")
+        return node
+
+    def _enter(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _ParseError("too deeply nested")
+
+    def expr(self):
+        self._enter()
+        node = self.term()
+        while (t := self.peek()) is not None and t.kind == "OP" and t.value in "+-":
+            self.i += 1
+            node = ("bin", t.value, node, self.term())
+        self.depth -= 1
+        return node
+
+    def term(self):
+        node = self.implicit()
+        while (t := self.peek()) is not None and t.kind == "OP" and t.value in "*/":
+            self.i += 1
+            node = ("bin", t.value, node, self.implicit())
+        return node
+
+    def implicit(self):
+        """Juxtaposition (`6\\pi`, `3(4)`) binds tighter than × and ÷: `a \\div 6\\pi`."""
+        node = self.unary()
+        while True:
+            t = self.peek()
+            if t is None:
+                break
+            if t.kind in ("VAR", "CONST", "LP", "LB", "CMD", "FUNC") or (
+                t.kind == "NUM" and self.toks[self.i - 1].kind in ("RP", "RB")
+            ):
+                rhs = self.power()
+                after = self.peek()
+                if (
+                    node[0] == "num"
+                    and node[1].denominator == 1
+                    and t.kind == "CMD"
+                    and t.value == "frac"
+                    and rhs[0] == "bin"
+                    and rhs[2][0] == "num"
+                    and rhs[3][0] == "num"
+                    and 0 < rhs[2][1] < rhs[3][1]
+                    and (after is None or after.kind not in ("VAR", "CONST", "LP", "LB", "CMD", "FUNC"))
+                ):
+                    node = ("bin", "+", node, rhs)  # "6\\frac{3}{4}" is the mixed number 6 3/4
+                else:
+                    node = ("bin", "*", node, rhs)  # implicit product: 2\\pi, 3(4), (2)(3)
+            else:
+                break
+        return node
+
+    def unary(self):
+        t = self.peek()
+        if t is not None and t.kind == "OP" and t.value in "+-":
+            self.i += 1
+            self._enter()
+            inner = self.unary()
+            self.depth -= 1
+            return ("neg", inner) if t.value == "-" else inner
+        return self.power()
+
+    def power(self):
+        base = self.postfix()
+        t = self.peek()
+        if t is not None and t.kind == "OP" and t.value == "^":
+            self.i += 1
+            self._enter()
+            exp = self.unary()  # right-associative: 2^3^2 = 2^9
+            self.depth -= 1
+            return ("bin", "^", base, exp)
+        return base
+
+    def postfix(self):
+        node = self.primary()
+        while (t := self.peek()) is not None and t.kind == "FACT":
+            self.i += 1
+            node = ("fact", node)
+        return node
+
+    def group(self):
+        """A LaTeX argument: {expr}, or a single digit/letter (`\\frac12`)."""
+        t = self.take()
+        if t.kind == "LB":
+            node = self.expr()
+            if self.take().kind != "RB":
+                raise _ParseError("unbalanced brace")
+            return node
+        if t.kind == "NUM":
+            return ("num", t.value, t)
+        if t.kind in ("VAR", "CONST"):
+            return ("var", t.value) if t.kind == "VAR" else ("const", t.value)
+        raise _ParseError("bad argument")
+
+    def primary(self):
+        self._enter()
+        t = self.take()
+        if t.kind == "NUM":
+            node = ("num", t.value, t)
+        elif t.kind == "VAR":
+            node = ("var", t.value)
+        elif t.kind == "CONST":
+            node = ("const", t.value)
+        elif t.kind in ("LP", "LB"):
+            node = self.expr()
+            close = self.take()
+            if close.kind not in ("RP", "RB"):
+                raise _ParseError("unbalanced parenthesis")
+        elif t.kind == "CMD" and t.value == "frac":
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "NUM" and nxt.decimals == 0 and len(nxt.text) == 2 and nxt.text.isdigit():
+                self.i += 1  # \frac12
+                node = ("bin", "/", ("num", Fraction(int(nxt.text[0])), nxt), ("num", Fraction(int(nxt.text[1])), nxt))
+            else:
+                num = self.group()
+                den = self.group()
+                node = ("bin", "/", num, den)
+        elif t.kind == "CMD" and t.value == "sqrt":
+            index = None
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "LP" and nxt.text == "[":
+                self.i += 1
+                index = self.expr()
+                if self.take().kind != "RP":
+                    raise _ParseError("bad root index")
+            node = ("sqrt", self.group(), index)
+        elif t.kind == "FUNC":
+            node = ("func", t.value, self.power())
+        else:
+            raise _ParseError(f"unexpected {t.kind}")
+        self.depth -= 1
+        return node
+
+
+def parse_span(toks: list[Tok]):
+    return _Parser(toks).parse()
+
+
+# ------------------------------------------------------------------------- evaluation
+
+
+def _check_size(x: Fraction) -> Fraction:
+    if x.numerator.bit_length() > MAX_RESULT_BITS or x.denominator.bit_length() > MAX_RESULT_BITS:
+        raise TooLarge("number too large")
+    return x
+
+
+def _exact_root(x: Fraction, k: int) -> Optional[Fraction]:
+    if x < 0:
+        if k % 2 == 0:
+            return None
+        r = _exact_root(-x, k)
+        return -r if r is not None else None
+    out = []
+    for part in (x.numerator, x.denominator):
+        r = round(part ** (1.0 / k)) if part.bit_length() < 1000 else None
+        if r is None:
+            return None
+        hit = next((c for c in (r - 1, r, r + 1) if c >= 0 and c**k == part), None)
+        if hit is None:
+            return None
+        out.append(hit)
+    return Fraction(out[0], out[1])
+
+
+def eval_exact(node) -> Fraction:
+    """Exact value of a closed-form arithmetic AST.
+
+    Raises _FreeSymbol (a variable), _NeedsSymbolic (irrational/transcendental), TooLarge
+    (guards), ZeroDivisionError."""
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "var":
+        raise _FreeSymbol(node[1])
+    if kind == "const":
+        raise _NeedsSymbolic()
+    if kind == "neg":
+        return -eval_exact(node[1])
+    if kind == "bin":
+        op, a, b = node[1], node[2], node[3]
+        if op == "^":
+            e = eval_exact(b)
+            base = eval_exact(a)
+            if e.denominator != 1:
+                root = _exact_root(base, e.denominator) if e.denominator <= 64 else None
+                if root is None:
+                    raise _NeedsSymbolic()
+                base, e = root, Fraction(e.numerator)
+            k = int(e)
+            if abs(k) > MAX_POW_EXPONENT:
+                raise TooLarge(f"exponent {fmt_number(e)} too large")
+            bits = max(base.numerator.bit_length(), base.denominator.bit_length())
+            if bits * abs(k) > MAX_RESULT_BITS:
+                raise TooLarge("power too large")
+            if base == 0 and k < 0:
+                raise ZeroDivisionError
+            return _check_size(base**k)
+        x, y = eval_exact(a), eval_exact(b)
+        if op == "+":
+            return _check_size(x + y)
+        if op == "-":
+            return _check_size(x - y)
+        if op == "*":
+            return _check_size(x * y)
+        if op == "/":
+            return _check_size(x / y)
+        raise _ParseError(op)
+    if kind == "fact":
+        v = eval_exact(node[1])
+        if v.denominator != 1 or v < 0:
+            raise _NeedsSymbolic()
+        if v > MAX_FACTORIAL:
+            raise TooLarge("factorial too large")
+        return Fraction(math.factorial(int(v)))
+    if kind == "sqrt":
+        v = eval_exact(node[1])
+        k = 2 if node[2] is None else eval_exact(node[2])
+        if isinstance(k, Fraction):
+            if k.denominator != 1 or not (1 <= k <= 64):
+                raise _NeedsSymbolic()
+            k = int(k)
+        r = _exact_root(v, k)
+        if r is None:
+            raise _NeedsSymbolic()
+        return r
+    if kind == "func":
+        raise _NeedsSymbolic()
+    raise _ParseError(kind)
+
+
+def has_var(node) -> bool:
+    kind = node[0]
+    if kind == "var":
+        return True
+    if kind in ("num", "const"):
+        return False
+    return any(has_var(c) for c in node[1:] if isinstance(c, tuple))
+
+
+def to_sympy_source(node) -> str:
+    """Python source for SymPy (`Rational`, `sqrt`, ...), built from our own AST only.
+
+    Exponents and factorials must be small exact numbers here (guard before SymPy)."""
+    kind = node[0]
+    if kind == "num":
+        v = node[1]
+        return f"Rational({v.numerator},{v.denominator})"
+    if kind == "const":
+        return "pi"
+    if kind == "neg":
+        return f"(-({to_sympy_source(node[1])}))"
+    if kind == "bin":
+        op = node[1]
+        if op == "^":
+            try:
+                e = eval_exact(node[3])
+            except (_NeedsSymbolic, _FreeSymbol, _ParseError, ZeroDivisionError):
+                raise TooLarge("symbolic exponent")
+            if abs(e) > 256:
+                raise TooLarge(f"exponent {fmt_number(e)} too large")
+            return f"(({to_sympy_source(node[2])})**(Rational({e.numerator},{e.denominator})))"
+        return f"(({to_sympy_source(node[2])}){op}({to_sympy_source(node[3])}))"
+    if kind == "fact":
+        v = eval_exact(node[1])
+        if v.denominator != 1 or not (0 <= v <= MAX_FACTORIAL):
+            raise TooLarge("factorial argument")
+        return f"factorial({int(v)})"
+    if kind == "sqrt":
+        if node[2] is None:
+            return f"sqrt({to_sympy_source(node[1])})"
+        k = eval_exact(node[2])
+        if k.denominator != 1 or not (1 <= k <= 64):
+            raise TooLarge("root index")
+        return f"root({to_sympy_source(node[1])},{int(k)})"
+    if kind == "func":
+        name = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(node[1], node[1])
+        return f"{name}({to_sympy_source(node[2])})"
+    raise _ParseError(kind)
+
+
+def _sci(n: int) -> str:
+    """An integer of any size in scientific notation (str() refuses > 4300 digits)."""
+    sign = "-" if n < 0 else ""
+    n = abs(n)
+    e = max(0, int(n.bit_length() * 0.30102999566398) - 1)
+    while 10 ** (e + 1) <= n:
+        e += 1
+    while e > 0 and 10**e > n:
+        e -= 1
+    lead = n // 10 ** max(0, e - 5)
+    digits = str(lead)
+    return f"{sign}{digits[0]}.{digits[1:6]}e+{e}"
+
+
+def fmt_number(x) -> str:
+    """A human-readable number for flags: 12, 10.8, 1/3 -> 0.333333, huge -> 1.23456e+789."""
+    if isinstance(x, Fraction):
+        if max(x.numerator.bit_length(), x.denominator.bit_length()) > 64:
+            if x.denominator == 1:
+                return _sci(x.numerator)
+            q = x.numerator // x.denominator
+            if abs(q).bit_length() > 64:
+                return _sci(q)
+            return f"{x.numerator / x.denominator:.6g}"  # int/int true division does not overflow for q < 2^64
+        if x.denominator == 1:
+            return str(x.numerator)
+        d = x.denominator
+        for k in range(1, 7):
+            if (10**k) % d == 0:
+                s = f"{float(x):.{k}f}"
+                return s
+        return f"{float(x):.6g}"
+    if isinstance(x, float):
+        if math.isfinite(x) and x == int(x) and abs(x) < 1e15:
+            return str(int(x))
+        return f"{x:.6g}"
+    return str(x)
+
+
+# -------------------------------------------------------------------- chains and links
+
+
+@dataclass
+class Span:
+    toks: list[Tok]
+    before: Optional[Tok]
+    after: Optional[Tok]
+    op_before_words: bool = False  # "4 + Chad has 6 = ...": an operator sits before the words
+    before2: Optional[Tok] = None  # the token before `before`
+
+
+@dataclass
+class Side:
+    """One side of a link, parsed and (when closed-form) evaluated."""
+
+    text: str
+    value: Optional[Fraction] = None
+    sympy_src: Optional[str] = None  # set when SymPy must evaluate this side
+    single_num: Optional[Tok] = None  # the side is one literal (rounding rules apply)
+    operands: list[Fraction] = field(default_factory=list)
+    ops: frozenset = frozenset()
+    has_pi: bool = False
+    has_square: bool = False
+    has_pct: bool = False
+    per_hundred: bool = False  # followed by "cents"/"percent": the value is written ×100
+
+
+@dataclass
+class Link:
+    """`lhs = rhs` with its verdict.
+
+    status: "ok", "mismatch", "symbolic" (pending SymPy), "unchecked" (guard), "skip"."""
+
+    lhs: Side
+    rhs: Side
+    approx: bool
+    status: str
+    note: Optional[str] = None
+    source: str = "text"  # or "annotation"
+
+    @property
+    def text(self) -> str:
+        sep = " ≈ " if self.approx else " = "
+        return f"{self.lhs.text}{sep}{self.rhs.text}"
+
+
+@dataclass
+class Computation:
+    """A result computed from literal operands (value flow, formula checks)."""
+
+    operands: list[Fraction]
+    ops: frozenset
+    result: Fraction
+    text: str
+    has_pi: bool = False
+    has_square: bool = False
+    result_text: str = ""
+    ok: Optional[bool] = None  # the arithmetic holds (None: not decidable exactly)
+
+
+@dataclass
+class StepMath:
+    links: list[Link] = field(default_factory=list)
+    computations: list[Computation] = field(default_factory=list)
+    mentions: list[Fraction] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unbalanced: bool = False
+
+
+def _span_text(text: str, toks: list[Tok]) -> str:
+    return " ".join(text[toks[0].start : toks[-1].end].split())
+
+
+def _trim_brackets(toks: list[Tok], keep: str) -> list[Tok]:
+    """Drop an unmatched bracket and what lies beyond it (`1) 3+4` -> `3+4`)."""
+    stack: list[int] = []
+    unmatched: list[int] = []
+    for i, t in enumerate(toks):
+        if t.kind in ("LP", "LB"):
+            stack.append(i)
+        elif t.kind in ("RP", "RB"):
+            if stack:
+                stack.pop()
+            else:
+                unmatched.append(i)
+    unmatched.extend(stack)
+    if not unmatched:
+        return toks
+    if keep == "tail":
+        return toks[max(unmatched) + 1 :]
+    return toks[: min(unmatched)]
+
+
+def _complete_left(span: Span) -> bool:
+    b = span.before
+    first = span.toks[0]
+    if span.op_before_words:
+        return False
+    if b is not None and b.kind == "WORD" and b.end == first.start:
+        return False  # "x2", "AB3": glued to a name
+    if b is not None and b.kind == "WORD":
+        if b.value in CONNECTIVES_LEFT or b.value in LABEL_WORDS:
+            return False
+        if b.value == "of":
+            b2 = span.before2
+            if b2 is None or b2.kind == "NUM" or (b2.kind == "WORD" and b2.value in FRACTION_WORDS):
+                return False
+        if first.kind == "OP" and first.value in "+-":
+            return False  # "40 cupcakes - 18 = 22": the first operand sits before the unit word
+    return not (first.kind == "OP" and first.value in "*/^") and first.kind != "FACT"
+
+
+def _complete_right(span: Span) -> bool:
+    a = span.after
+    if a is not None and a.kind == "WORD" and (a.value in CONNECTIVES_RIGHT or a.start == span.toks[-1].end):
+        return False  # "= 1/2 of 48", "= \\frac{1}{2}bh": the expression goes on
+    return span.toks[-1].kind != "OP"
+
+
+def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
+    chains = []
+    spans: list[Span] = []
+    seps: list[str] = []
+    cur: list[Tok] = []
+    cur_before: Optional[Tok] = None
+    last: Optional[Tok] = None
+    op_before = False
+    before2: Optional[Tok] = None
+
+    def close(after):
+        nonlocal spans, seps, cur
+        spans.append(Span(cur, cur_before, after, op_before, before2))
+        if len(spans) >= 2:
+            chains.append((spans, seps))
+        spans, seps, cur = [], [], []
+
+    for idx, t in enumerate(toks):
+        if t.kind in MATH_KINDS:
+            if not cur:
+                cur_before = last
+                before2 = toks[idx - 2] if idx >= 2 else None
+                k = idx - 1
+                while k >= 0 and idx - k <= 6 and toks[k].kind == "WORD":
+                    k -= 1
+                op_before = k < idx - 1 and k >= 0 and toks[k].kind == "OP"
+            cur.append(t)
+        elif t.kind in ("EQ", "APPROX"):
+            spans.append(Span(cur, cur_before, t, op_before, before2))
+            seps.append(t.kind)
+            cur = []
+            cur_before = t
+            op_before = False
+        else:
+            close(t)
+        last = t
+    close(None)
+    return chains
+
+
+def _side(text: str, toks: list[Tok]) -> Side:
+    side = Side(_span_text(text, toks))
+    side.operands = [abs(t.value) for t in toks if t.kind == "NUM"]
+    side.ops = frozenset(t.value for t in toks if t.kind == "OP")
+    side.has_pct = any(t.kind == "NUM" and t.pct for t in toks)
+    side.has_pi = any(t.kind == "CONST" for t in toks) or any(
+        t.kind == "NUM" and t.text in ("3.14", "3.1416", "3.14159") for t in toks
+    )
+    side.has_square = any(
+        t.kind == "OP" and t.value == "^" and i + 1 < len(toks) and toks[i + 1].text == "2" for i, t in enumerate(toks)
+    )
+    inner = toks
+    while len(inner) >= 3 and inner[0].kind in ("LP", "LB") and inner[-1].kind in ("RP", "RB"):
+        inner = inner[1:-1]  # "\\boxed{74726}", "(12)"
+    toks_for_literal = inner
+    if len(toks_for_literal) == 1 and toks_for_literal[0].kind == "NUM":
+        side.single_num = toks_for_literal[0]
+    elif len(toks) == 1 and toks[0].kind == "NUM":
+        side.single_num = toks[0]
+    elif len(inner) == 2 and inner[0].kind == "OP" and inner[0].value == "-" and inner[1].kind == "NUM":
+        side.single_num = inner[1]
+    return side
+
+
+def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
+    """Fill side.value (exact) or side.sympy_src; return a skip/unchecked reason."""
+    if any(t.kind == "OPAQUE" for t in toks):
+        return "skip"
+    try:
+        node = parse_span(toks)
+    except (_ParseError, RecursionError):
+        return "skip"
+    if has_var(node):
+        return "skip"
+    try:
+        side.value = eval_exact(node)
+        return None
+    except TooLarge as exc:
+        return f"unchecked: {exc}"
+    except ZeroDivisionError:
+        return "unchecked: division by zero"
+    except _FreeSymbol:
+        return "skip"
+    except _ParseError:
+        return "skip"
+    except _NeedsSymbolic:
+        pass
+    try:
+        side.sympy_src = to_sympy_source(node)
+        return None
+    except TooLarge as exc:
+        return f"unchecked: {exc}"
+    except (_ParseError, _FreeSymbol, _NeedsSymbolic, ZeroDivisionError):
+        return "skip"
+
+
+def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool = True) -> bool:
+    """Equality with the rounding conventions people write (see module docstring)."""
+    if L == R:
+        return True
+    L = Fraction(L) if not isinstance(L, Fraction) else L
+    R = Fraction(R) if not isinstance(R, Fraction) else R
+    diff = abs(L - R)
+    scale = max(abs(L), abs(R), Fraction(1))
+    if diff <= scale * Fraction(1, 10**9):
+        return True  # float noise from SymPy
+    if approx and diff <= Fraction(2, 100) * scale:
+        return True
+    if _percent_rule and (rhs.per_hundred or lhs.per_hundred):
+        a, b = (L * 100, R) if rhs.per_hundred else (L, R * 100)
+        if close_enough(lhs, rhs, a, b, approx, _percent_rule=False):
+            return True  # "$2.50 - $2.24 = 26 cents"
+    for pct_side, other, pv, ov in ((lhs, rhs, L, R), (rhs, lhs, R, L)):
+        if pct_side.has_pct and pct_side.single_num is None:
+            # "9 / 21 * 100% = 42.857": the result written as a number of percent
+            if _percent_rule:
+                a, b = (pv * 100, ov) if pct_side is lhs else (ov, pv * 100)
+                if close_enough(lhs, rhs, a, b, approx, _percent_rule=False):
+                    return True
+    for lit_side, exact in ((rhs, L), (lhs, R)):
+        tok = lit_side.single_num
+        if tok is None:
+            continue
+        if tok.pct:
+            # "x*100 = 10%": the percentage written as its number of percent
+            lit = tok.value * (-1 if lit_side.text.startswith("-") else 1)
+            if abs(exact - lit * 100) <= Fraction(1, 10**6) * max(abs(exact), Fraction(1)):
+                return True
+            decimals = tok.decimals + 2
+        else:
+            decimals = tok.decimals
+        unit = Fraction(1, 10**decimals)
+        if decimals == 0 and diff < 1:
+            return True  # an integer result may be floored or ceiled ("10/3 = 3 full boxes")
+        if diff <= unit / 2 or (diff < unit and abs(exact) > abs(lit_side.value or 0)):
+            return True  # rounded to the digits written, or truncated (toward zero)
+    return False
+
+
+def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
+    """All links (checked where possible, SymPy ones left pending), computations and
+    numbers mentioned in one step."""
+    out = StepMath()
+    text = step
+    if len(text) > MAX_STEP_CHARS:
+        text = text[:MAX_STEP_CHARS]
+        out.notes.append(f"note: only the first {MAX_STEP_CHARS} characters were checked for equations")
+    text = normalize(text)
+    # braces only: "a) first case" is a normal list item, an odd "{" is broken LaTeX
+    out.unbalanced = text.count("{") != text.count("}")
+    annotations = []
+    if "<<" in text:
+        parts = []
+        last = 0
+        for m in re.finditer(r"<<([^<>]{0,400})>>", text):
+            parts.append(text[last : m.start()])
+            annotations.append((m.group(1), text[m.end() : m.end() + 40]))
+            last = m.end()
+        parts.append(text[last:])
+        text = "".join(parts)
+    toks = tokenize(text, opaque_star)
+    out.mentions = [abs(t.value) for t in toks if t.kind == "NUM"]
+    seen: set[tuple[str, str]] = set()
+    for spans, seps in _chains(toks):
+        _links_from_chain(text, spans, seps, out, seen)
+    for body, after in annotations:
+        _annotation_links(body, after, out, seen)
+    return out
+
+
+def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen) -> None:
+    sides: list[Optional[tuple[Side, list[Tok], Optional[str]]]] = []
+    for k, sp in enumerate(spans):
+        if not sp.toks:
+            sides.append(None)
+            continue
+        toks = _trim_brackets(sp.toks, "tail" if k == 0 else ("head" if k == len(spans) - 1 else "both"))
+        if k not in (0, len(spans) - 1) and toks is not sp.toks:
+            toks = []  # an unmatched bracket in the middle of a chain: not a quantity
+        if not toks:
+            sides.append(None)
+            continue
+        trimmed_left = toks[0] is not sp.toks[0]
+        sub = Span(
+            toks,
+            sp.before if not trimmed_left else None,
+            sp.after if toks[-1] is sp.toks[-1] else None,
+            (sp.op_before_words and not trimmed_left) or (trimmed_left and toks[0].kind == "OP"),
+            sp.before2 if not trimmed_left else None,
+        )
+        left_ok = _complete_left(sub)
+        right_ok = _complete_right(sub)
+        side = _side(text, toks)
+        side.per_hundred = sub.after is not None and sub.after.kind == "WORD" and sub.after.value in ("cents", "cent", "percent")
+        reason = _evaluate(side, toks)
+        sides.append((side, toks, reason, left_ok, right_ok))
+    # a computation: the first side holding an operator, the chain's last literal as result
+    formula = next((s for s in sides if s and s[0].ops and s[2] is None), None)
+    last = sides[-1]
+    if formula is not None and last is not None and last[0].single_num is not None and last[0] is not formula[0]:
+        res = last[0].value
+        if res is not None:
+            fside = formula[0]
+            ok = None if fside.value is None else close_enough(fside, last[0], fside.value, res, False)
+            out.computations.append(
+                Computation(fside.operands, fside.ops, res, f"{fside.text} = {last[0].text}",
+                            fside.has_pi, fside.has_square, last[0].text, ok)
+            )
+    for k in range(len(sides) - 1):
+        a, b = sides[k], sides[k + 1]
+        if a is None or b is None:
+            continue
+        lhs, _, ra, left_ok, _ = a
+        rhs, _, rb, _, right_ok = b
+        if not (left_ok and right_ok):
+            continue
+        key = (lhs.text.replace(" ", ""), rhs.text.replace(" ", ""))
+        if key in seen:
+            continue
+        seen.add(key)
+        _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text")
+
+
+def _add_link(out: StepMath, lhs: Side, rhs: Side, ra, rb, approx: bool, source: str) -> None:
+    reasons = [r for r in (ra, rb) if r]
+    if any(r == "skip" for r in reasons):
+        return
+    if reasons:
+        link = Link(lhs, rhs, approx, "unchecked", reasons[0], source)
+        out.links.append(link)
+        out.notes.append(f"note: {link.text} not checked ({reasons[0].split(': ', 1)[-1]})")
+        return
+    if lhs.sympy_src is not None or rhs.sympy_src is not None:
+        out.links.append(Link(lhs, rhs, approx, "symbolic", None, source))
+        return
+    ok = close_enough(lhs, rhs, lhs.value, rhs.value, approx)
+    out.links.append(Link(lhs, rhs, approx, "ok" if ok else "mismatch", None, source))
+
+
+def _annotation_links(body: str, after: str, out: StepMath, seen) -> None:
+    """GSM8K `<<a=b>>v`: check a = b, and that the visible v repeats b."""
+    if body.count("=") != 1:
+        return
+    a, b = body.split("=")
+    ta, tb = tokenize(a), tokenize(b)
+    if not ta or not tb:
+        return
+    lhs, rhs = _side(a, ta), _side(b, tb)
+    ra, rb = _evaluate(lhs, ta), _evaluate(rhs, tb)
+    if rhs.value is not None and lhs.ops and ra is None:
+        ok = None if lhs.value is None else close_enough(lhs, rhs, lhs.value, rhs.value, False)
+        out.computations.append(
+            Computation(lhs.operands, lhs.ops, rhs.value, f"{lhs.text} = {rhs.text}", lhs.has_pi, lhs.has_square, rhs.text, ok)
+        )
+        out.mentions.append(abs(rhs.value))
+    key = (lhs.text.replace(" ", ""), rhs.text.replace(" ", ""))
+    if key not in seen:
+        seen.add(key)
+        _add_link(out, lhs, rhs, ra, rb, False, "annotation")
+    m = re.match(r"\s*\$?\s*(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)", after)
+    if m and rhs.value is not None and rhs.single_num is not None:
+        shown = tokenize(m.group(1))
+        vis = _side(m.group(1), shown)
+        if _evaluate(vis, shown) is None and vis.value is not None:
+            key = (rhs.text.replace(" ", ""), vis.text.replace(" ", ""))
+            if key not in seen:
+                seen.add(key)
+                _add_link(out, rhs, vis, None, None, False, "annotation")
+
+
+def numbers_in(text: str) -> list[Tok]:
+    """The numeric literals of a text (question numbers for the formula checks)."""
+    return [t for t in tokenize(normalize(text[:MAX_STEP_CHARS])) if t.kind == "NUM"]

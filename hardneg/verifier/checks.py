@@ -1,0 +1,279 @@
+"""Programmatic checks that need no model: value flow (d4) and formula-level errors (d5).
+
+Value flow (the paper's Table 2: "Total after discount = $12 − $1.20 = $10.80", then
+"Change = $20 − $12 = $8"): a result r computed from an operand x is *superseded* when r
+is never used again (not mentioned by any later step, not the final answer) while a later
+computation that leads to the answer uses x again. The solution computed an updated
+quantity and then went on with the stale one: a contradiction between two steps, flagged
+on the later step.
+
+Formula-level errors (d5 = 1.0; right arithmetic, wrong formula). Heuristics, each chosen
+to fire only on a specific pattern:
+1. geometry: the question asks for a perimeter/circumference but a step multiplies two
+   of the given dimensions (or squares a radius with π), or asks for an area but a step
+   adds the dimensions (a+b, 2(a+b), 2a+2b) or takes 2πr — and that result is the final
+   answer or the step names the other quantity ("area", "perimeter");
+2. percentages: the question gives p% (p never appears as a plain number) and a step
+   combines p itself with another quantity without /100 (10% of $12 computed as 12 × 10);
+3. reference operations: a correct computation uses exactly the operands of a reference
+   computation but a different operation and gets a result the reference never has
+   (20 + 12 where the reference computes 20 − 12).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+from .arith import Computation, StepMath, fmt_number, numbers_in, parse_span, eval_exact, tokenize, normalize
+from .steps import split_sentences
+
+__all__ = ["QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies"]
+
+_TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
+_BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
+_CUSTOM_OP_RE = re.compile(r"\boperations?\b|\bdefined?\b|\bfor all\b", re.IGNORECASE)
+
+
+@dataclass
+class QuestionInfo:
+    conditions: list[str] = field(default_factory=list)
+    target: str = ""
+    numbers: set = field(default_factory=set)  # plain numbers given (abs values)
+    percents: set = field(default_factory=set)  # p for every "p%" / "p percent" given
+    wants: Optional[str] = None  # perimeter | area | circumference | circle_area
+    opaque_star: bool = False
+    other_base: bool = False
+
+
+def question_info(question: str) -> QuestionInfo:
+    info = QuestionInfo()
+    q = (question or "")[:4000]
+    if not q.strip():
+        return info
+    sentences = split_sentences(" ".join(q.split()))
+    targets = [s for s in sentences if s.rstrip().endswith("?") or _TARGET_START.match(s)]
+    info.target = " ".join(targets) if targets else (sentences[-1] if sentences else q)
+    info.conditions = [s for s in sentences if s not in targets]
+    for tok in numbers_in(q):
+        if tok.pct:
+            info.percents.add(abs(tok.value * 100))
+        else:
+            info.numbers.add(abs(tok.value))
+    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE):
+        info.percents.add(Fraction(m.group(1)))
+        info.numbers.discard(Fraction(m.group(1)))
+    t = info.target.lower()
+    circle = bool(re.search(r"\bcirc(?:le|ular)\b|\bradius\b|\bdiameter\b", q.lower()))
+    if "circumference" in t:
+        info.wants = "circumference"
+    elif "perimeter" in t or re.search(r"\b(?:fenc\w*|border|trim)\b", t):
+        info.wants = "circumference" if circle and "perimeter" not in t else "perimeter"
+    elif re.search(r"\barea\b", t) and "surface" not in t:
+        info.wants = "circle_area" if circle else "area"
+    info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q))
+    info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
+    return info
+
+
+def answer_value(answer: Optional[str]) -> Optional[Fraction]:
+    """The exact value of an extracted final answer, when it is a closed-form number."""
+    if not answer or len(answer) > 200:
+        return None
+    toks = [t for t in tokenize(normalize(answer.replace("$", " "))) if t.kind != "WORD" and t.kind != "PUNCT"]
+    if not toks:
+        return None
+    try:
+        return abs(eval_exact(parse_span(toks)))
+    except Exception:  # noqa: BLE001 - anything unparseable simply has no value
+        return None
+
+
+def _same(a, b) -> bool:
+    """Equal up to a relative 1e-6 (floats: this runs thousands of times per candidate)."""
+    if a == b:
+        return True
+    fa, fb = float(a), float(b)
+    return abs(fa - fb) <= 1e-6 * max(abs(fa), abs(fb), 1.0)
+
+
+def _in(x, values) -> bool:
+    fx = float(x)
+    for v in values:
+        fv = float(v)
+        if abs(fx - fv) <= 1e-6 * max(abs(fx), abs(fv), 1.0):
+            return True
+    return False
+
+
+def _key(x) -> float:
+    """A hashable value that equal-up-to-rounding numbers share (9 significant digits)."""
+    return float(f"{float(x):.9g}")
+
+
+def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[int, str]]:
+    """(step index, flag) for every superseded value used again later.
+
+    Indexed by value, so a 64-step candidate with hundreds of numbers stays linear."""
+    n = len(maths)
+    first_seen: dict[float, int] = {}
+    last_seen: dict[float, int] = {}
+    for i, sm in enumerate(maths):
+        for x in sm.mentions:
+            k = _key(x)
+            first_seen.setdefault(k, i)
+            last_seen[k] = i
+    operand_uses: dict[float, list[tuple[int, Computation]]] = {}
+    for j, sm in enumerate(maths):
+        for comp in sm.computations:
+            for x in comp.operands:
+                operand_uses.setdefault(_key(x), []).append((j, comp))
+    final_key = _key(final) if final is not None else None
+    flags: list[tuple[int, str]] = []
+    flagged_steps: set[int] = set()
+    for i, sm in enumerate(maths):
+        for comp in sm.computations:
+            r = abs(comp.result)
+            if r == 0 or i + 1 >= n or comp.ok is False or not comp.operands:
+                continue  # a wrong result that is not reused is a slip (d5), not a stale value
+            kr = _key(r)
+            if last_seen.get(kr, -1) > i or kr == final_key or first_seen.get(kr, n) < i:
+                continue  # used later, the answer, or used before it was computed (an order problem: d3)
+            # the quantity being updated is the first operand: 12 in "12 − 1.20 = 10.80"
+            x = comp.operands[0]
+            kx = _key(x)
+            if x in (0, 1, 2) or kx == kr:
+                continue
+            for j, comp2 in operand_uses.get(kx, ()):
+                if j <= i or j in flagged_steps:
+                    continue
+                k2 = _key(abs(comp2.result))
+                if k2 == final_key or last_seen.get(k2, -1) > j:  # the stale value flows on to the answer
+                    flagged_steps.add(j)
+                    flags.append(
+                        (
+                            j,
+                            f"value-flow contradiction: {comp.result_text or fmt_number(comp.result)} was computed from "
+                            f"{fmt_number(x)} in step {i}, but {fmt_number(x)} is used here ({comp2.text})",
+                        )
+                    )
+                    break
+    return flags
+
+
+def _is_perimeter_like(comp: Computation, given: set) -> bool:
+    ops = comp.ops
+    if "+" not in ops or not ops <= {"+", "*"}:
+        return False
+    dims = [x for x in comp.operands if x != 2]
+    if len(dims) < 2 or not all(_in(x, given) for x in dims):
+        return False
+    if "*" in ops and 2 not in comp.operands:
+        return False
+    r = abs(comp.result)
+    return _same(r, sum(dims)) or _same(r, 2 * sum(set(dims)))
+
+
+def formula_errors(
+    maths: list[StepMath],
+    steps: list[str],
+    q: QuestionInfo,
+    final: Optional[Fraction],
+    ref_comps: Optional[list[Computation]] = None,
+) -> list[tuple[int, str]]:
+    """(step index, flag) for every formula-level error found (see module docstring)."""
+    flags: list[tuple[int, str]] = []
+    computed_before: list[Fraction] = []
+    ref_index: dict[tuple, list[Computation]] = {}
+    for rc in ref_comps or ():
+        ref_index.setdefault(_signature(rc.operands), []).append(rc)
+    for i, sm in enumerate(maths):
+        low = steps[i].lower()
+        for comp in sm.computations:
+            r = abs(comp.result)
+            is_answer = final is not None and _same(r, final)
+            msg = _geometry(comp, q, low, is_answer)
+            if msg is None:
+                msg = _percent(comp, q, computed_before)
+            if msg is None and ref_comps:
+                msg = _reference_operation(comp, ref_comps, ref_index)
+            if msg is not None:
+                flags.append((i, f"formula error: {msg}"))
+            computed_before.append(r)
+    return flags
+
+
+def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> Optional[str]:
+    if q.wants is None:
+        return None
+    given = q.numbers
+    if q.wants == "perimeter":
+        ops_ok = comp.ops == frozenset({"*"}) and len(comp.operands) == 2
+        if ops_ok and all(_in(x, given) for x in comp.operands) and (is_answer or "area" in low):
+            if not (4 in comp.operands and "square" in q.target.lower()):
+                return f"area-style product {comp.text} computed, but the question asks for the perimeter"
+    elif q.wants == "circumference":
+        if comp.has_pi and comp.has_square and (is_answer or "area" in low):
+            return f"πr²-style {comp.text} computed, but the question asks for the circumference"
+    elif q.wants == "area":
+        if _is_perimeter_like(comp, given) and (is_answer or "perimeter" in low):
+            return f"perimeter-style sum {comp.text} computed, but the question asks for the area"
+    elif q.wants == "circle_area":
+        if comp.has_pi and not comp.has_square and (is_answer or "circumference" in low) and "^" not in comp.ops:
+            if any(x == 2 for x in comp.operands) or "diameter" in low:
+                return f"circumference-style {comp.text} computed, but the question asks for the area"
+    return None
+
+
+def _percent(comp: Computation, q: QuestionInfo, computed_before: list[Fraction]) -> Optional[str]:
+    if not q.percents or len(comp.operands) != 2 or "/" in comp.ops or not comp.ops:
+        return None
+    if any(_same(x, Fraction(100)) for x in comp.operands):
+        return None
+    for p in q.percents:
+        if p in (0, 100) or _in(p, q.numbers) or _in(p, computed_before):
+            continue
+        if _in(p, comp.operands):
+            other = [x for x in comp.operands if not _same(x, p)]
+            if other and _in(other[0], q.numbers | set(computed_before)):
+                return f"{fmt_number(p)}% used as the number {fmt_number(p)} in {comp.text} (should be {fmt_number(p / 100)})"
+    return None
+
+
+def _reference_operation(comp: Computation, ref_comps: list[Computation], ref_index: dict) -> Optional[str]:
+    if comp.ok is not True or len(comp.operands) < 2:
+        return None
+    if all(x in (0, 1, 2, 10, 100) for x in comp.operands):
+        return None
+    same_operands = ref_index.get(_signature(comp.operands), [])
+    if not same_operands:
+        return None
+    if any(rc.ops == comp.ops for rc in same_operands):
+        return None
+    r = abs(comp.result)
+    if any(_same(r, abs(rc.result)) for rc in ref_comps):
+        return None
+    rc = same_operands[0]
+    return f"{comp.text} combines the reference's quantities with a different operation (reference: {rc.text})"
+
+
+def _signature(operands) -> tuple:
+    return tuple(sorted(round(float(x), 6) for x in operands))
+
+
+def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
+    """Reference step -> earlier reference steps whose computed results it uses."""
+    produced: list[tuple[int, Fraction]] = []
+    deps: dict[int, set[int]] = {}
+    for i, sm in enumerate(maths):
+        used = [x for c in sm.computations for x in c.operands]
+        for k, r in produced:
+            if r in (0, 1, 2) or _in(r, given):
+                continue
+            if _in(r, used):
+                deps.setdefault(i, set()).add(k)
+        for c in sm.computations:
+            produced.append((i, abs(c.result)))
+    return deps

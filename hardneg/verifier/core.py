@@ -1,0 +1,590 @@
+"""MathVerifier: the dual-channel, six-dimension error profile of SPEC §2.2 / paper §3.2.
+
+verify_batch(items) runs, per chunk of `config.batch_size` candidates:
+1. preparation (per candidate): sanitize, split steps (references memoized: K candidates
+   share one), find the equations of every step, extract the final answers;
+2. fast channel (whole chunk): ONE embedding pass over all unique question / reference
+   step / predicted step texts not yet cached; S_qp, S_rp, S_pp per candidate; d1;
+3. fine channel (candidates passing `fine_gate`): Needleman–Wunsch alignment (d2, d3),
+   exact arithmetic + bounded SymPy (d5), value flow (d4), formula checks (d5), and the
+   NLI pairs, which are scored for the whole chunk in ONE batched, cached pass (d4);
+4. d6 with `hardneg.grading`, aggregates, first_error_step.
+
+Robustness: a candidate whose analysis raises gets None dimensions and a flag; the rest
+of the batch goes on. Every input is length-capped before any quadratic work, arithmetic
+is guarded (arith.py) and SymPy only runs in the bounded worker.
+
+elapsed_ms of a profile = its own analysis time + its share (by number of texts / pairs)
+of the chunk's shared embedding and NLI passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ..bounded import BoundedCallError, TIMEOUT, call_bounded
+from . import symbolic
+from .alignment import align_steps, order_score, structure_score
+from .arith import Computation, StepMath, analyse_step, close_enough, fmt_number
+from .checks import QuestionInfo, answer_value, formula_errors, question_info, ref_dependencies, value_flow
+from .config import VERIFIER_VERSION, VerifierConfig
+from .embedding import Embedder, LRUCache, SentenceEmbedder, text_key
+from .nli import NLIScorer
+from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
+from .steps import embedding_text, split_steps
+
+__all__ = ["MathVerifier"]
+
+log = logging.getLogger(__name__)
+
+_ANSWER_MAX_CHARS = 1_000_000
+
+
+def _grading():
+    # hardneg.grading is written by another part of the project; import late so the
+    # verifier module imports even while it is being changed.
+    from ..grading import answers_equal, extract_answer
+
+    return extract_answer, answers_equal
+
+
+def _clean(s: Optional[str]) -> Optional[str]:
+    """Valid UTF-8 text (lone surrogates from JSON would crash the tokenizers)."""
+    if s is None:
+        return None
+    if "\x00" in s:
+        s = s.replace("\x00", " ")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", "replace").decode("utf-8")
+    return s
+
+
+@dataclass
+class _Reference:
+    steps: list[str]
+    emb_texts: list[str]
+    maths: list[StepMath]
+    comps: list[Computation]
+    depends: dict[int, set[int]]
+    notes: list[str]
+
+
+@dataclass
+class _Work:
+    item: Any
+    id: str
+    t_own: float = 0.0
+    error: Optional[str] = None
+    question: str = ""
+    qinfo: QuestionInfo = field(default_factory=QuestionInfo)
+    steps: list[str] = field(default_factory=list)
+    emb_texts: list[str] = field(default_factory=list)
+    flags: list[list[tuple[str, str]]] = field(default_factory=list)  # per step: (kind, message)
+    maths: list[StepMath] = field(default_factory=list)
+    ref: Optional[_Reference] = None
+    ref_answer: Optional[str] = None
+    answer: Optional[str] = None
+    answer_val: Optional[Fraction] = None
+    dims: dict[str, Optional[float]] = field(default_factory=dict)
+    channels: list[str] = field(default_factory=list)
+    signals: dict[str, Any] = field(default_factory=dict)
+    formula_error: bool = False
+    fine: bool = False
+    nli_pairs: list[tuple[int, int, str, str]] = field(default_factory=list)  # (step, other|-1-cond, premise, hyp)
+    value_flow_hit: bool = False
+    n_texts: int = 0
+    verdicts: dict = field(default_factory=dict)  # id(link) -> (status, lhs value, rhs value) from SymPy
+
+    def flag(self, step: int, kind: str, message: str) -> None:
+        if len(message) > 400:
+            message = message[:397] + "..."
+        if not self.flags:
+            self.flags.append([])
+            if not self.steps:
+                self.steps.append("")
+        step = min(max(step, 0), len(self.flags) - 1)
+        if all(m != message for _, m in self.flags[step]):
+            self.flags[step].append((kind, message))
+
+
+class MathVerifier:
+    """Scores candidate solutions; see the module docstring for the pipeline."""
+
+    def __init__(self, config: Optional[VerifierConfig] = None, embedder: Optional[Embedder] = None, nli: Optional[NLIScorer] = None):
+        """Components not given are loaded from `config` (the NLI model first, so a missing
+        one fails before the embedding model is loaded). With use_nli=False no NLI model is
+        used, even if one is given."""
+        self.config = config or VerifierConfig()
+        cfg = self.config
+        if cfg.use_nli and nli is None:
+            nli = NLIScorer.from_pretrained(
+                cfg.nli_model,
+                device=cfg.device,
+                batch_size=cfg.nli_batch_size,
+                max_length=cfg.nli_max_length,
+                cache_size=cfg.nli_cache_size,
+                local_files_only=cfg.local_files_only,
+            )
+        self.nli = nli if cfg.use_nli else None
+        if embedder is None:
+            embedder = SentenceEmbedder.from_pretrained(
+                cfg.embedding_model,
+                device=cfg.device,
+                batch_size=cfg.embedding_batch_size,
+                cache_size=cfg.embedding_cache_size,
+                local_files_only=cfg.local_files_only,
+            )
+        self.embedder = embedder
+        small = min(4096, cfg.analysis_cache_size)
+        self._ref_cache = LRUCache(small)
+        self._q_cache = LRUCache(small)
+        self._step_cache = LRUCache(cfg.analysis_cache_size)
+        self._vectors: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, config: Optional[VerifierConfig] = None) -> "MathVerifier":
+        """Load the models named by `config`. NLI enabled but not loadable -> ModelLoadError
+        telling the user to set use_nli=False (never a hang: see embedding.resolve_local_files_only)."""
+        return cls(config or VerifierConfig())
+
+    @property
+    def version(self) -> str:
+        return VERIFIER_VERSION
+
+    # ------------------------------------------------------------------ public API
+    def verify_batch(self, items: Sequence[VerifyInput | Mapping], progress: bool = False) -> list[VerifierProfile]:
+        """One profile per item, in input order. Never raises for a bad candidate."""
+        items = list(items)
+        out: list[VerifierProfile] = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(items), desc="verify", unit="cand")
+        size = self.config.batch_size
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            out.extend(self._verify_chunk(chunk))
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        return out
+
+    # ------------------------------------------------------------------ pipeline
+    def _verify_chunk(self, chunk: Sequence[Any]) -> list[VerifierProfile]:
+        works = [self._prepare(item) for item in chunk]
+        t_embed = self._fast_channel(works)
+        for w in works:
+            if w.error is None:
+                self._timed(w, self._analyse, w)
+        t_nli = self._nli_channel(works)
+        n_texts = sum(w.n_texts for w in works) or 1
+        n_pairs = sum(len(w.nli_pairs) for w in works) or 1
+        profiles = []
+        for w in works:
+            shared = t_embed * w.n_texts / n_texts + t_nli * len(w.nli_pairs) / n_pairs
+            profiles.append(self._finish(w, shared))
+        return profiles
+
+    def _timed(self, w: _Work, fn, *args) -> None:
+        t0 = time.perf_counter()
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - one candidate must not take the batch down
+            log.exception("verifier: candidate %s failed", w.id)
+            w.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        w.t_own += time.perf_counter() - t0
+
+    def _prepare(self, item: Any) -> _Work:
+        w = _Work(item=item, id=str(getattr(item, "id", None) if not isinstance(item, Mapping) else item.get("id")))
+        self._timed(w, self._prepare_inner, w)
+        return w
+
+    def _prepare_inner(self, w: _Work) -> None:
+        cfg = self.config
+        item = w.item
+        if isinstance(item, Mapping):
+            known = ("id", "question", "candidate", "reference_solution", "reference_answer")
+            item = VerifyInput(**{k: item.get(k) for k in known})
+            w.item = item
+        if not isinstance(item, VerifyInput):
+            raise TypeError(f"expected VerifyInput, got {type(item).__name__}")
+        w.id = item.id
+        w.question = _clean(item.question) or ""
+        cand = _clean(item.candidate) or ""
+        text = cand
+        notes: list[str] = []
+        if len(text) > cfg.max_chars:
+            text = text[: cfg.max_chars]
+            notes.append(f"note: candidate is {len(cand)} characters; only the first {cfg.max_chars} were analysed")
+        steps = split_steps(text, cfg.prose_min_chars)
+        if len(steps) > cfg.max_steps:
+            merged = len(steps) - cfg.max_steps + 1
+            steps = steps[: cfg.max_steps - 1] + ["\n".join(steps[cfg.max_steps - 1 :])]
+            notes.append(f"note: {merged} trailing steps merged into this one (max_steps={cfg.max_steps})")
+        w.steps = steps
+        w.flags = [[] for _ in steps]
+        w.emb_texts = [embedding_text(s, cfg.embed_max_chars) for s in steps]
+        w.qinfo = self._question(w.question)
+        w.maths = [self._step_math(s, w.qinfo) for s in steps]
+        for i, sm in enumerate(w.maths):
+            for note in sm.notes:
+                w.flag(i, "note", note)
+            if sm.unbalanced:
+                w.flag(i, "note", "note: unbalanced braces")
+        for note in notes:
+            w.flag(len(w.steps) - 1, "note", note)
+        extract_answer, _ = _grading()
+        answer_text = cand if len(cand) <= _ANSWER_MAX_CHARS else cand[-cfg.max_chars :]
+        w.answer = extract_answer(answer_text)
+        w.answer_val = answer_value(w.answer)
+        ref_sol = _clean(item.reference_solution)
+        ref_ans = _clean(item.reference_answer)
+        if ref_sol is not None and ref_sol.strip():
+            w.ref = self._reference(ref_sol, w.qinfo)
+            if not w.ref.steps:  # e.g. only figure code: nothing to compare steps with
+                w.ref = None
+        if ref_ans is None and ref_sol is not None and ref_sol.strip():
+            ref_ans = extract_answer(ref_sol if len(ref_sol) <= _ANSWER_MAX_CHARS else ref_sol[-cfg.max_chars :])
+        w.ref_answer = ref_ans
+
+    def _question(self, question: str) -> QuestionInfo:
+        key = text_key(question)
+        info = self._q_cache.get(key)
+        if info is None:
+            info = question_info(question)
+            self._q_cache.put(key, info)
+        return info
+
+    def _step_math(self, step: str, q: QuestionInfo) -> StepMath:
+        """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
+        key = text_key(step, "*" if q.opaque_star else "", "b" if q.other_base else "")
+        sm = self._step_cache.get(key)
+        if sm is not None:
+            return sm
+        sm = analyse_step(step, opaque_star=q.opaque_star)
+        if q.other_base and sm.links:
+            sm.links = []
+            sm.computations = []
+            sm.notes.append("note: the problem uses another number base; arithmetic not checked")
+        self._step_cache.put(key, sm)
+        return sm
+
+    def _reference(self, ref_sol: str, q: QuestionInfo) -> _Reference:
+        cfg = self.config
+        key = text_key(ref_sol, "opaque*" if q.opaque_star else "", "base" if q.other_base else "")
+        ref = self._ref_cache.get(key)
+        if ref is not None:
+            return ref
+        notes = []
+        text = ref_sol
+        if len(text) > cfg.max_chars:
+            text = text[: cfg.max_chars]
+            notes.append("note: reference truncated for analysis")
+        steps = split_steps(text, cfg.prose_min_chars)
+        if len(steps) > cfg.max_steps:
+            steps = steps[: cfg.max_steps - 1] + ["\n".join(steps[cfg.max_steps - 1 :])]
+        maths = [self._step_math(s, q) for s in steps]
+        comps = [c for sm in maths for c in sm.computations]
+        ref = _Reference(
+            steps=steps,
+            emb_texts=[embedding_text(s, cfg.embed_max_chars) for s in steps],
+            maths=maths,
+            comps=comps,
+            depends=ref_dependencies(maths, q.numbers),
+            notes=notes,
+        )
+        self._ref_cache.put(key, ref)
+        return ref
+
+    # ------------------------------------------------------------------ fast channel
+    def _fast_channel(self, works: list[_Work]) -> float:
+        t0 = time.perf_counter()
+        texts: dict[str, None] = {}
+        for w in works:
+            if w.error is not None:
+                continue
+            own = ([w.question[: self.config.embed_max_chars]] if w.question.strip() else []) + w.emb_texts
+            if w.ref is not None:
+                own += w.ref.emb_texts
+            w.n_texts = len(own)
+            for t in own:
+                texts.setdefault(t, None)
+        unique = list(texts)
+        vectors: dict[str, np.ndarray] = {}
+        if unique:
+            try:
+                mat = np.asarray(self.embedder.encode(unique), dtype=np.float32)
+                vectors = dict(zip(unique, mat))
+            except Exception as exc:  # noqa: BLE001 - fall back to one candidate at a time
+                log.warning("verifier: batched embedding failed (%s); retrying per candidate", exc)
+                for w in works:
+                    self._timed(w, self._embed_one, w, vectors)
+        self._vectors = vectors
+        return time.perf_counter() - t0
+
+    def _embed_one(self, w: _Work, vectors: dict) -> None:
+        own = [t for t in ([w.question[: self.config.embed_max_chars]] + w.emb_texts + (w.ref.emb_texts if w.ref else [])) if t not in vectors]
+        if own:
+            mat = np.asarray(self.embedder.encode(own), dtype=np.float32)
+            vectors.update(zip(own, mat))
+
+    def _matrix(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        m = np.stack([self._vectors[t] for t in texts])
+        norms = np.linalg.norm(m, axis=1, keepdims=True)
+        return m / np.where(norms > 0, norms, 1.0)
+
+    # ------------------------------------------------------------------ per candidate
+    def _analyse(self, w: _Work) -> None:
+        cfg = self.config
+        P = self._matrix(w.emb_texts)
+        m = len(w.emb_texts)
+        S_pp = _sim(P, P) if m else np.zeros((0, 0))
+        S_qp = None
+        if w.question.strip() and m:
+            qv = self._matrix([w.question[: cfg.embed_max_chars]])
+            S_qp = _sim(qv, P)[0]
+        w.channels.append("fast")
+        S_rp = None
+        if w.ref is not None:
+            R = self._matrix(w.ref.emb_texts)
+            S_rp = _sim(R, P) if m and len(w.ref.emb_texts) else np.zeros((len(w.ref.emb_texts), m))
+            w.dims["d_semantic"] = self._semantic(w, S_rp, S_qp)
+        if S_qp is not None:
+            w.signals["question_similarity"] = float(S_qp.mean())
+        dups = self._duplicates(S_pp) if m else []
+        if m:
+            w.signals["redundancy"] = len(dups) / m
+
+        gate = cfg.fine_gate
+        w.fine = gate == "all" or (
+            gate == "semantic" and (w.dims.get("d_semantic") is None or w.dims["d_semantic"] <= cfg.fine_gate_max_d_semantic)
+        )
+        if w.fine:
+            w.channels.append("fine")
+            self._fine(w, S_rp, S_pp, dups)
+        else:
+            w.flag(max(0, m - 1), "note", "note: fine channel skipped by the gate")
+        self._answer(w)
+
+    def _semantic(self, w: _Work, S_rp: np.ndarray, S_qp: Optional[np.ndarray]) -> float:
+        cfg = self.config
+        n, m = S_rp.shape
+        if m == 0:
+            return 1.0
+        if n == 0:
+            return 1.0
+        best = S_rp.max(axis=0)
+        raw = 1.0 - float(best.mean())
+        scaled = (raw - cfg.semantic_paraphrase_level) / (cfg.semantic_unrelated_level - cfg.semantic_paraphrase_level)
+        near = best if S_qp is None else np.maximum(best, S_qp)
+        drift = float((near < cfg.drift_threshold).mean())
+        w.signals.update(
+            semantic_raw=raw,
+            coverage=float(S_rp.max(axis=1).mean()),
+            drift=drift,
+        )
+        return float(min(1.0, max(0.0, scaled) + cfg.drift_weight * drift))
+
+    def _fine(self, w: _Work, S_rp: Optional[np.ndarray], S_pp: np.ndarray, dups: list[tuple[int, int]]) -> None:
+        cfg = self.config
+        m = len(w.steps)
+        # d2 / d3: alignment against the reference
+        if w.ref is not None and S_rp is not None:
+            al = align_steps(S_rp, S_pp, cfg.match_threshold, cfg.duplicate_threshold)
+            w.dims["d_structure"] = structure_score(al, len(w.ref.steps), m, cfg.missing_weight, cfg.extra_weight)
+            d3, inversions = order_score(al, w.ref.depends, cfg.key_inversion_penalty, cfg.key_inversion_cap)
+            w.dims["d_order"] = d3
+            for i1, j in inversions:
+                w.flag(j, "order inversion", f"order inversion: this step needs the result of reference step {i1}, which comes later here")
+            w.signals.update(missing=len(al.missing), extra=len(al.extra), reordered=len(al.reordered))
+        for k, j in dups:
+            w.flag(j, "duplicate", f"duplicate step: near-identical to step {k}")
+        # d5: equations, exact then bounded SymPy
+        self._symbolic(w)
+        slips = 0
+        for i, sm in enumerate(w.maths):
+            for link in sm.links:
+                status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))
+                if status == "mismatch":
+                    slips += 1
+                    w.flag(i, "arithmetic slip", _slip_message(link, L, R))
+        formulas = formula_errors(w.maths, w.steps, w.qinfo, w.answer_val, w.ref.comps if w.ref else None)
+        for i, msg in formulas:
+            w.flag(i, "formula error", msg)
+        w.formula_error = bool(formulas)
+        w.dims["d_numeric"] = cfg.formula_score if formulas else (cfg.slip_score if slips else 0.0)
+        # d4: value flow now, NLI later for the whole chunk
+        vf = value_flow(w.maths, w.answer_val)
+        for j, msg in vf:
+            w.flag(j, "value-flow contradiction", msg)
+        w.value_flow_hit = bool(vf)
+        w.dims["d_logic"] = cfg.value_flow_score if vf else 0.0
+        if self.nli is not None:
+            w.nli_pairs = self._pairs(w)
+        else:
+            w.channels.append("value-flow-only")
+
+    def _duplicates(self, S_pp: np.ndarray) -> list[tuple[int, int]]:
+        """(first earlier step, later step) for every predicted step that repeats an earlier one."""
+        above = np.triu(S_pp > self.config.duplicate_threshold, k=1)  # [k, j] with k < j
+        has = above.any(axis=0)
+        first = above.argmax(axis=0)
+        return [(int(first[j]), int(j)) for j in np.nonzero(has)[0]]
+
+    def _symbolic(self, w: _Work) -> None:
+        pending = [(i, link) for i, sm in enumerate(w.maths) for link in sm.links if link.status == "symbolic"]
+        if not pending:
+            return
+        cfg = self.config
+        try:
+            warm = call_bounded(symbolic.warm, timeout=cfg.sympy_warmup_timeout)
+            if warm is TIMEOUT:
+                raise BoundedCallError("worker did not start")
+            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending], timeout=cfg.sympy_timeout)
+        except BoundedCallError as exc:
+            res = None
+            reason = f"symbolic check failed ({str(exc)[:80]})"
+        else:
+            reason = f"symbolic check timed out after {cfg.sympy_timeout:g} s"
+        # Step analyses are cached and shared: verdicts go to this candidate, not the links.
+        if res is TIMEOUT or res is None:
+            if "symbolic:timeout" not in w.channels:
+                w.channels.append("symbolic:timeout")
+            for i, link in pending:
+                w.verdicts[id(link)] = ("unchecked", None, None)
+                w.flag(i, "note", f"note: {link.text} not checked ({reason})")
+            return
+        for (i, link), (lv, rv, err) in zip(pending, res):
+            L = lv if lv is not None else link.lhs.value
+            R = rv if rv is not None else link.rhs.value
+            if err or L is None or R is None:
+                w.verdicts[id(link)] = ("unchecked", None, None)
+                continue
+            try:
+                Lf = Fraction(L) if isinstance(L, float) else L
+                Rf = Fraction(R) if isinstance(R, float) else R
+                ok = close_enough(link.lhs, link.rhs, Lf, Rf, link.approx)
+            except (ValueError, OverflowError):
+                w.verdicts[id(link)] = ("unchecked", None, None)
+                continue
+            w.verdicts[id(link)] = ("ok" if ok else "mismatch", Lf, Rf)
+
+    def _pairs(self, w: _Work) -> list[tuple[int, int, str, str]]:
+        cfg = self.config
+        texts = w.emb_texts
+        pairs: list[tuple[int, int, str, str]] = []
+        for j in range(len(texts) - 1):
+            if texts[j] and texts[j + 1]:
+                pairs.append((j + 1, j, texts[j], texts[j + 1]))
+        conds = [c[: cfg.embed_max_chars] for c in w.qinfo.conditions[: cfg.nli_max_conditions]]
+        for c_idx, cond in enumerate(conds):
+            for j, t in enumerate(texts):
+                if t:
+                    pairs.append((j, -1 - c_idx, cond, t))
+        return pairs[: cfg.nli_max_pairs]
+
+    def _nli_channel(self, works: list[_Work]) -> float:
+        if self.nli is None:
+            return 0.0
+        todo = [w for w in works if w.error is None and w.fine]
+        pairs = [(p, h) for w in todo for (_, _, p, h) in w.nli_pairs]
+        t0 = time.perf_counter()
+        try:
+            probs = self.nli.contradiction(pairs) if pairs else np.zeros(0)
+        except Exception as exc:  # noqa: BLE001 - keep the programmatic d4
+            log.warning("verifier: NLI failed (%s); d4 falls back to value flow", exc)
+            for w in todo:
+                w.channels.append("nli:failed")
+            return time.perf_counter() - t0
+        k = 0
+        thr = self.config.nli_flag_threshold
+        for w in todo:
+            n = len(w.nli_pairs)
+            p = probs[k : k + n]
+            k += n
+            w.channels.append("nli")
+            best = float(p.max()) if n else 0.0
+            w.dims["d_logic"] = max(w.dims.get("d_logic") or 0.0, best)
+            for (step, other, _, _), prob in zip(w.nli_pairs, p):
+                if prob >= thr:
+                    if other >= 0:
+                        msg = f"NLI contradiction with step {other} (p={prob:.2f})"
+                    else:
+                        cond = w.qinfo.conditions[-1 - other]
+                        msg = f"NLI contradiction with the question: '{cond[:80]}' (p={prob:.2f})"
+                    w.flag(step, "NLI contradiction", msg)
+        return time.perf_counter() - t0
+
+    def _answer(self, w: _Work) -> None:
+        if w.ref_answer is None or not str(w.ref_answer).strip():
+            return
+        if w.answer is None:
+            w.dims["d_answer"] = 1.0
+            w.signals["answer"] = None
+            return
+        _, answers_equal = _grading()
+        try:
+            same = answers_equal(w.answer, w.ref_answer)
+        except Exception as exc:  # noqa: BLE001 - grading problems leave d6 unknown
+            w.flag(max(0, len(w.steps) - 1), "note", f"note: final answer not graded ({type(exc).__name__})")
+            return
+        w.dims["d_answer"] = 0.0 if same else 1.0
+        w.signals["answer"] = w.answer
+
+    # ------------------------------------------------------------------ output
+    def _finish(self, w: _Work, shared_s: float) -> VerifierProfile:
+        cfg = self.config
+        prof = VerifierProfile(id=w.id, verifier_version=VERIFIER_VERSION)
+        if w.error is not None:
+            if not w.flags:
+                w.flags = [[]]
+                w.steps = w.steps or [""]
+            w.flags[0].append(("note", f"analysis failed: {w.error}"))
+            prof.steps = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
+            prof.channels = ["failed"]
+            prof.elapsed_ms = (w.t_own + shared_s) * 1000.0
+            return prof
+        for name, v in w.dims.items():
+            setattr(prof, name, None if v is None else float(min(1.0, max(0.0, v))))
+        dims = prof.dims()
+        prof.wrongness = aggregate(dims, cfg.wrongness_weights)
+        prof.absurdity = aggregate(dims, cfg.absurdity_weights)
+        prof.steps = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
+        errors = [i for i, f in enumerate(w.flags) if any(k in ERROR_KINDS for k, _ in f)]
+        prof.first_error_step = errors[0] if errors else None
+        prof.channels = list(dict.fromkeys(w.channels))
+        prof.formula_error = w.formula_error
+        prof.signals = w.signals
+        prof.elapsed_ms = (w.t_own + shared_s) * 1000.0
+        return prof
+
+
+def _sim(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Cosine matrix A·Bᵀ of normalized rows. einsum, not BLAS: for these tiny matrices a
+    threaded BLAS call costs ~100× more on a busy machine (thread wake-ups), measured."""
+    return np.einsum("ik,jk->ij", A, B)
+
+
+def _slip_message(link, L, R) -> str:
+    lhs_lit, rhs_lit = link.lhs.single_num is not None, link.rhs.single_num is not None
+    if lhs_lit and rhs_lit:
+        return f"arithmetic slip: {link.text} ({link.lhs.text} ≠ {link.rhs.text})"
+    if rhs_lit and L is not None:
+        return f"arithmetic slip: {link.text} (should be {fmt_number(L)})"
+    if lhs_lit and R is not None:
+        return f"arithmetic slip: {link.text} ({link.rhs.text} is {fmt_number(R)})"
+    if L is not None and R is not None:
+        return f"arithmetic slip: {link.text} ({fmt_number(L)} ≠ {fmt_number(R)})"
+    return f"arithmetic slip: {link.text}"

@@ -1,0 +1,80 @@
+"""The SymPy side of d5: closed forms that exact fractions cannot decide (√2, π, sin).
+
+Runs only inside `hardneg.bounded.call_bounded` (one call per candidate, all of its
+pending links at once), so a pathological expression costs at most the timeout and can
+never take the caller down. The sources evaluated here are produced by
+`arith.to_sympy_source` from our own AST (numbers as `Rational`, a fixed set of
+function names, exponents and factorials already bounded), never raw user text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+__all__ = ["warm", "evaluate_pairs"]
+
+
+def warm() -> bool:
+    """Import SymPy in the worker (≈1 s once) under a generous timeout, so the short
+    per-candidate timeout never pays for the import."""
+    import sympy
+
+    # the first evalf/simplify pulls in more modules (~1 s): pay for it here, not in a candidate
+    sympy.N(sympy.sqrt(2) * sympy.pi + sympy.sin(sympy.Rational(1, 3)) + sympy.factorial(5), 30)
+    return True
+
+
+def _value(src: Optional[str], ns: dict) -> Optional[float]:
+    if src is None:
+        return None
+    import sympy
+
+    expr = eval(src, {"__builtins__": {}}, ns)  # noqa: S307 - our own generated source
+    if expr.free_symbols:
+        return float("nan")
+    val = sympy.N(expr, 30)
+    if not val.is_real:
+        if val.is_number and abs(sympy.im(val)) < 1e-20:
+            val = sympy.re(val)
+        else:
+            return float("nan")
+    try:
+        f = float(val)
+    except (TypeError, OverflowError):
+        return float("nan")
+    return f
+
+
+def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list[tuple[Optional[float], Optional[float], Optional[str]]]:
+    """For each (lhs_src, rhs_src) -> (lhs_value, rhs_value, error); None source = the
+    side was exact and the caller already knows it."""
+    import sympy
+
+    ns = {
+        "Rational": sympy.Rational,
+        "sqrt": sympy.sqrt,
+        "root": sympy.root,
+        "pi": sympy.pi,
+        "factorial": sympy.factorial,
+        "sin": sympy.sin,
+        "cos": sympy.cos,
+        "tan": sympy.tan,
+        "sec": sympy.sec,
+        "csc": sympy.csc,
+        "cot": sympy.cot,
+        "asin": sympy.asin,
+        "acos": sympy.acos,
+        "atan": sympy.atan,
+        "log": sympy.log,
+        "exp": sympy.exp,
+    }
+    out = []
+    for lhs, rhs in pairs:
+        try:
+            lv, rv = _value(lhs, ns), _value(rhs, ns)
+            bad = [v for v in (lv, rv) if v is not None and not math.isfinite(v)]
+            out.append((lv, rv, "not a finite real number" if bad else None))
+        except Exception as exc:  # noqa: BLE001 - one bad pair must not lose the others
+            out.append((None, None, f"{type(exc).__name__}"))
+    return out

@@ -1,0 +1,350 @@
+"""MathVerifier end to end with the real all-MiniLM-L6-v2 (offline package) and a tiny NLI model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hardneg.verifier import (
+    VERIFIER_VERSION,
+    MathVerifier,
+    ModelLoadError,
+    NLIScorer,
+    VerifierConfig,
+    VerifierProfile,
+    VerifyInput,
+    default_embedding_model,
+)
+from hardneg.verifier.embedding import SentenceEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC_FIELDS = {
+    "id", "d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness", "absurdity",
+    "first_error_step", "steps", "channels", "elapsed_ms", "formula_error",
+}
+
+NOTEBOOKS_Q = (
+    "John buys 4 notebooks at $3 each and receives a 10% discount on the total. "
+    "He pays with a $20 bill. How much change does he receive?"
+)
+NOTEBOOKS_REF = (
+    "Step 1: Total before discount = 4 × $3 = $12.\nStep 2: Discount = 10% × $12 = $1.20.\n"
+    "Step 3: Total after discount = $12 − $1.20 = $10.80.\nStep 4: Change = $20 − $10.80 = $9.20."
+)
+# Not one of the calibration paraphrases (calibration.py uses GSM8K train problems only).
+NOTEBOOKS_PARAPHRASE = (
+    "First, the notebooks cost 4 × $3 = $12 before any discount.\nThe 10% discount is worth 10% × $12 = $1.20.\n"
+    "After the discount John owes $12 − $1.20 = $10.80.\nHis change from the $20 bill is $20 − $10.80 = $9.20."
+)
+TABLE2_HARD_NEG = (
+    "Step 1: Total before discount = 4 × $3 = $12. Step 2: Discount per notebook = 10% × $3 = $0.30. "
+    "Step 3: Total discount = 4 × $0.30 = $1.20. Step 4: Total after discount = $12 − $1.20 = $10.80. "
+    "Step 5: Change = $20 − $12 = $8."
+)
+JULIE_Q = (
+    "Julie is reading a 120-page book. Yesterday, she was able to read 12 pages and today, she read twice as many "
+    "pages as yesterday. If she wants to read half of the remaining pages tomorrow, how many pages should she read?"
+)
+JULIE_REF = (
+    "Maila read 12 x 2 = <<12*2=24>>24 pages today.\nSo she was able to read a total of 12 + 24 = <<12+24=36>>36 pages "
+    "since yesterday.\nThere are 120 - 36 = <<120-36=84>>84 pages left to be read.\nSince she wants to read half of "
+    "the remaining pages tomorrow, then she should read 84/2 = <<84/2=42>>42 pages.\n#### 42"
+)
+JULIE_STEPS = [
+    "Today Julie read 12 x 2 = 24 pages.",
+    "So far she has read 12 + 24 = 36 pages.",
+    "The book has 120 - 36 = 84 pages left.",
+    "Tomorrow she reads half of them: 84/2 = 42 pages.",
+    "The answer is: 42",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The test machine's cores are shared: one intra-op thread avoids oversubscription
+    stalls (restored afterwards, so other test modules are unaffected)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def embedder(one_torch_thread):
+    return SentenceEmbedder.from_pretrained(default_embedding_model(), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def verifier(embedder):
+    return MathVerifier(VerifierConfig(use_nli=False, device="cpu"), embedder=embedder)
+
+
+def run(verifier, *items) -> list[VerifierProfile]:
+    return verifier.verify_batch(list(items))
+
+
+def test_default_embedding_model_is_the_offline_package():
+    path = Path(default_embedding_model())
+    assert path.name == "model" and (path / "config.json").is_file()
+
+
+def test_profile_has_exactly_the_spec_fields(verifier):
+    [p] = run(verifier, VerifyInput("a", NOTEBOOKS_Q, NOTEBOOKS_PARAPHRASE, NOTEBOOKS_REF, "9.20"))
+    d = p.to_dict()
+    assert set(d) == SPEC_FIELDS
+    assert json.loads(json.dumps(d)) == d
+    assert all(set(s) == {"text", "flags"} for s in d["steps"])
+    assert p.verifier_version == VERIFIER_VERSION
+    for k in ("d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness", "absurdity"):
+        assert 0.0 <= d[k] <= 1.0
+
+
+def test_paraphrase_scores_near_zero_and_unrelated_high(verifier):
+    unrelated = "Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether in April and May.\nThe answer is: 72"
+    para, same, other = run(
+        verifier,
+        VerifyInput("para", NOTEBOOKS_Q, NOTEBOOKS_PARAPHRASE, NOTEBOOKS_REF, "9.20"),
+        VerifyInput("same", NOTEBOOKS_Q, NOTEBOOKS_REF, NOTEBOOKS_REF, "9.20"),
+        VerifyInput("other", NOTEBOOKS_Q, unrelated, NOTEBOOKS_REF, "9.20"),
+    )
+    assert para.d_semantic <= 0.1
+    assert same.d_semantic == pytest.approx(0.0, abs=1e-6)
+    assert other.d_semantic >= 0.7
+    assert para.d_structure == 0.0 and para.d_order == 0.0 and para.d_answer == 0.0
+    assert para.first_error_step is None and para.wrongness <= 0.02
+
+
+def test_missing_step_raises_d2_and_swapped_steps_raise_d3(verifier):
+    full = "\n".join(JULIE_STEPS)
+    missing = "\n".join(JULIE_STEPS[:1] + JULIE_STEPS[2:])
+    swapped = "\n".join([JULIE_STEPS[0], JULIE_STEPS[2], JULIE_STEPS[1]] + JULIE_STEPS[3:])
+    pf, pm, ps = run(
+        verifier,
+        VerifyInput("full", JULIE_Q, full, JULIE_REF, None),
+        VerifyInput("missing", JULIE_Q, missing, JULIE_REF, None),
+        VerifyInput("swapped", JULIE_Q, swapped, JULIE_REF, None),
+    )
+    assert pf.d_structure == 0.0 and pf.d_order == 0.0
+    assert pm.d_structure == pytest.approx(0.6 / 5)
+    assert ps.d_order >= 0.25 and ps.d_structure == 0.0
+    # the reference's step 2 (120 - 36) uses step 1's result (36): computing it first is a key inversion
+    assert any("order inversion" in f for f in ps.steps[1].flags)
+    assert ps.first_error_step == 1
+    assert pf.d_answer == 0.0  # the reference answer is read from "#### 42"
+
+
+def test_table2_hard_negative(verifier):
+    [p] = run(verifier, VerifyInput("t2", NOTEBOOKS_Q, TABLE2_HARD_NEG, NOTEBOOKS_REF, "9.20"))
+    assert p.d_logic >= 0.9
+    assert p.first_error_step == 4
+    [flag] = p.steps[4].flags
+    assert flag.startswith("value-flow contradiction") and "10.80" in flag and "12" in flag
+    assert p.channels == ["fast", "fine", "value-flow-only"]
+    assert p.d_numeric == 0.0 and p.d_answer == 1.0
+    assert p.d_semantic <= 0.2 and p.d_structure <= 0.2 and p.d_order <= 0.1
+    assert 0.3 <= p.wrongness <= 0.8  # SPEC §2.4: a hard negative
+
+
+def test_arithmetic_slip_and_formula_error(verifier):
+    rect_q = "A rectangular garden is 6 meters long and 4 meters wide. What is the perimeter of the garden?"
+    slip, formula, correct = run(
+        verifier,
+        VerifyInput("slip", "A box holds 3 rows of 4 eggs. How many eggs?", "There are 3 * 4 = 13 eggs.\nThe answer is: 13", None, "12"),
+        VerifyInput("formula", rect_q, "The garden's area is 6 * 4 = 24.\nThe answer is: 24", None, "20"),
+        VerifyInput("ok", rect_q, "The perimeter is 2 * (6 + 4) = 20.\nThe answer is: 20", None, "20"),
+    )
+    assert slip.d_numeric == pytest.approx(0.4) and not slip.formula_error
+    assert slip.steps[0].flags == ["arithmetic slip: 3 * 4 = 13 (should be 12)"]
+    assert slip.first_error_step == 0
+    assert formula.d_numeric == pytest.approx(1.0) and formula.formula_error
+    assert formula.steps[0].flags[0].startswith("formula error")
+    assert correct.d_numeric == 0.0 and correct.d_answer == 0.0 and not correct.formula_error
+
+
+def test_every_wrong_equality_in_a_chain_and_the_first_is_first_error(verifier):
+    cand = "Let us add up.\nA = (-9 - 5 - 0) = -14\nB = 2 + 3 = 6 = 12\nC = 7 - 1 = 5\nThe answer is: 12"
+    [p] = run(verifier, VerifyInput("chain", "Compute A, B and C.", cand, None, None))
+    assert p.steps[1].flags == []
+    assert p.steps[2].flags == ["arithmetic slip: 2 + 3 = 6 (should be 5)", "arithmetic slip: 6 = 12 (6 ≠ 12)"]
+    assert p.steps[3].flags == ["arithmetic slip: 7 - 1 = 5 (should be 6)"]
+    assert p.first_error_step == 2
+
+
+def test_final_answer_equivalence(verifier):
+    half, wrong, none = run(
+        verifier,
+        VerifyInput("half", "What is 1/2 as a number?", "It is $\\boxed{\\frac{1}{2}}$.", None, "0.5"),
+        VerifyInput("wrong", "What is 1/2 as a number?", "It is $\\boxed{\\frac{1}{3}}$.", None, "0.5"),
+        VerifyInput("none", "What is 1/2 as a number?", "It is $\\boxed{\\frac{1}{2}}$.", None, None),
+    )
+    assert half.d_answer == 0.0 and wrong.d_answer == 1.0 and none.d_answer is None
+
+
+def test_null_dimensions_without_reference(verifier):
+    [p] = run(verifier, VerifyInput("noref", NOTEBOOKS_Q, TABLE2_HARD_NEG, None, None))
+    assert (p.d_semantic, p.d_structure, p.d_order, p.d_answer) == (None, None, None, None)
+    assert p.d_logic >= 0.9 and p.d_numeric == 0.0 and p.first_error_step == 4
+    assert p.wrongness == pytest.approx((0.25 * p.d_logic) / 0.40)
+    assert p.absurdity == pytest.approx((0.30 * p.d_logic) / 0.40)
+    d = p.to_dict()
+    assert d["d_semantic"] is None and d["d_answer"] is None
+
+
+def test_reference_answer_without_solution(verifier):
+    [p] = run(verifier, VerifyInput("ans", NOTEBOOKS_Q, NOTEBOOKS_REF, None, "9.2"))
+    assert p.d_semantic is None and p.d_structure is None and p.d_answer == 0.0
+
+
+def test_weights_are_configuration(embedder):
+    cfg = VerifierConfig(use_nli=False, wrongness_weights={"d_answer": 1.0}, absurdity_weights={"d_logic": 1.0})
+    v = MathVerifier(cfg, embedder=embedder)
+    [p] = run(v, VerifyInput("t2", NOTEBOOKS_Q, TABLE2_HARD_NEG, NOTEBOOKS_REF, "9.20"))
+    assert p.wrongness == pytest.approx(1.0) and p.absurdity == pytest.approx(p.d_logic)
+
+
+def test_fine_gate_none_keeps_only_the_fast_channel(embedder):
+    v = MathVerifier(VerifierConfig(use_nli=False, fine_gate="none"), embedder=embedder)
+    [p] = run(v, VerifyInput("t2", NOTEBOOKS_Q, TABLE2_HARD_NEG, NOTEBOOKS_REF, "9.20"))
+    assert p.channels == ["fast"]
+    assert p.d_semantic is not None and p.d_answer == 1.0
+    assert (p.d_structure, p.d_order, p.d_logic, p.d_numeric) == (None, None, None, None)
+
+
+def test_embeddings_are_batched_and_cached_across_calls(embedder):
+    v = MathVerifier(VerifierConfig(use_nli=False), embedder=embedder)
+    items = [VerifyInput(str(i), JULIE_Q, "\n".join(JULIE_STEPS[: 2 + i % 3]), JULIE_REF, "42") for i in range(6)]
+    before = embedder.encoded_texts
+    first = v.verify_batch(items)
+    mid = embedder.encoded_texts
+    second = v.verify_batch(items)
+    assert embedder.encoded_texts == mid  # everything came from the cache
+    assert mid - before <= 1 + 5 + len(JULIE_STEPS)  # question + reference steps + unique candidate steps, once
+    assert [p.to_dict() | {"elapsed_ms": 0} for p in first] == [p.to_dict() | {"elapsed_ms": 0} for p in second]
+
+
+NASTY = [
+    "10^10^10^10",
+    "Step 1: 10^10^10^10 = 5. Step 2: 2 + 2 = 4.",
+    "x" * 100_000,
+    "Step 1: 1 + 1 = 3. " * 6_000,
+    "\\frac{\\frac{\\frac{" * 3_000 + "}" * 10,
+    "{{{{{{ 1 + 2 = 3 ]]]] ((((( ",
+    "$$$$ \\[ \\( \\begin{align} <<1+1=3>> ",
+    "".join(chr(c) for c in range(0x2000, 0x2400)) * 20,
+    "\ud800 lone surrogate \udfff and \x00 nul",
+    "",
+    "   \n\n\t ",
+    "(" * 3000 + "1" + ")" * 3000 + " = 1",
+]
+
+
+@pytest.mark.timeout(120)
+def test_nasty_inputs_return_profiles_not_exceptions(verifier):
+    items = [VerifyInput(f"n{i}", "What is it? It costs $5.", text, "It is 2 + 2 = 4.\n#### 4", "4") for i, text in enumerate(NASTY)]
+    profiles = run(verifier, *items)
+    assert [p.id for p in profiles] == [it.id for it in items]
+    for p in profiles:
+        assert "failed" not in p.channels, (p.id, p.steps[:1])
+        json.dumps(p.to_dict())
+    by_id = {p.id: p for p in profiles}
+    assert any("too large" in f for s in by_id["n1"].steps for f in s.flags)
+    assert by_id["n1"].steps[1].flags == []  # the rest of the candidate is still checked
+    assert any("only the first" in f for s in by_id["n2"].steps for f in s.flags)
+    assert len(by_id["n3"].steps) == VerifierConfig().max_steps
+    assert any("merged" in f for f in by_id["n3"].steps[-1].flags)
+    assert by_id["n3"].d_numeric == pytest.approx(0.4)
+    assert any("unbalanced" in f for s in by_id["n5"].steps for f in s.flags)
+    assert by_id["n9"].steps == [] and by_id["n9"].d_answer == 1.0
+    # one candidate per call: each returns within a few seconds (no sub-timing asserted here: see bench/fuzz_verifier.py)
+
+
+def test_a_broken_row_does_not_take_the_batch_down(verifier):
+    good = VerifyInput("good", NOTEBOOKS_Q, NOTEBOOKS_REF, NOTEBOOKS_REF, "9.20")
+    bad = {"id": "bad", "question": NOTEBOOKS_Q, "candidate": None}
+    p_bad, p_good = verifier.verify_batch([bad, good])
+    assert p_bad.channels == ["failed"]
+    assert p_bad.d_semantic is None and p_bad.wrongness is None
+    assert "candidate" in p_bad.steps[0].flags[0]
+    assert p_good.wrongness == 0.0
+
+
+def test_verify_input_validation():
+    with pytest.raises(TypeError, match="'candidate'"):
+        VerifyInput("x", "q", None)
+    assert VerifyInput(7, "q", "c", None, 42).id == "7"
+
+
+# ------------------------------------------------------------------------------- NLI
+
+
+def tiny_nli(tokenizer_dir: Path, labels=("contradiction", "entailment", "neutral")):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=512, num_labels=len(labels),
+        id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+        pad_token_id=tok.pad_token_id,
+    )
+    return BertForSequenceClassification(config), tok
+
+
+def test_nli_pipeline_runs_with_a_tiny_model(embedder, tiny_model_dir):
+    model, tok = tiny_nli(tiny_model_dir, labels=("entailment", "neutral", "CONTRADICTION"))
+    scorer = NLIScorer(model, tok, device="cpu", batch_size=4)
+    assert scorer.index == 2
+    v = MathVerifier(VerifierConfig(use_nli=True, nli_flag_threshold=0.99), embedder=embedder, nli=scorer)
+    profiles = run(
+        v,
+        VerifyInput("t2", NOTEBOOKS_Q, TABLE2_HARD_NEG, NOTEBOOKS_REF, "9.20"),
+        VerifyInput("ok", NOTEBOOKS_Q, NOTEBOOKS_REF, NOTEBOOKS_REF, "9.20"),
+    )
+    for p in profiles:
+        assert "nli" in p.channels and "value-flow-only" not in p.channels
+        assert 0.0 <= p.d_logic <= 1.0
+    assert profiles[0].d_logic >= 0.9  # value flow still counts
+    assert profiles[1].d_logic > 0.0  # a random classifier gives every pair some contradiction mass
+    scored = scorer.scored_pairs
+    run(v, VerifyInput("ok", NOTEBOOKS_Q, NOTEBOOKS_REF, NOTEBOOKS_REF, "9.20"))
+    assert scorer.scored_pairs == scored  # cached
+    probs = scorer.contradiction([("a", "b"), ("a", "b"), ("c", "d")])
+    assert probs.shape == (3,) and probs[0] == probs[1] and np.all((probs >= 0) & (probs <= 1))
+
+
+def test_nli_loads_from_a_local_folder_and_rejects_a_model_without_contradiction(tiny_model_dir, tmp_path):
+    model, tok = tiny_nli(tiny_model_dir)
+    model.save_pretrained(tmp_path / "nli")
+    tok.save_pretrained(tmp_path / "nli")
+    scorer = NLIScorer.from_pretrained(str(tmp_path / "nli"), device="cpu")
+    assert scorer.index == 0
+    model, tok = tiny_nli(tiny_model_dir, labels=("positive", "negative"))
+    with pytest.raises(ModelLoadError, match="use_nli=False"):
+        NLIScorer(model, tok, device="cpu")
+
+
+@pytest.mark.timeout(60)
+def test_unloadable_nli_fails_fast_with_advice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="use_nli=False"):
+        MathVerifier.from_config(VerifierConfig(nli_model="cross-encoder/nli-deberta-v3-base", use_nli=True))
+
+
+# ------------------------------------------------------------------------------- calibration
+
+
+def test_shipped_semantic_constants_match_the_calibration(embedder):
+    from hardneg.verifier.calibration import calibrate
+
+    c = calibrate(embedder, n_unrelated=60)
+    cfg = VerifierConfig()
+    for name in ("semantic_paraphrase_level", "semantic_unrelated_level", "match_threshold", "drift_threshold"):
+        assert abs(c[name] - getattr(cfg, name)) <= 0.03, name
+    assert np.median(c["paraphrase_raw"]) < cfg.semantic_paraphrase_level < min(c["unrelated_raw"])

@@ -1,0 +1,167 @@
+"""Model-free checks: value flow, formula errors, alignment (d2/d3), aggregates."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from hardneg.verifier import VerifierConfig, aggregate
+from hardneg.verifier.alignment import align_steps, needleman_wunsch, order_score, spearman, structure_score
+from hardneg.verifier.arith import analyse_step
+from hardneg.verifier.checks import answer_value, formula_errors, question_info, ref_dependencies, value_flow
+from hardneg.verifier.steps import split_steps
+
+NOTEBOOKS_Q = (
+    "John buys 4 notebooks at $3 each and receives a 10% discount on the total. "
+    "He pays with a $20 bill. How much change does he receive?"
+)
+TABLE2_HARD_NEG = (
+    "Step 1: Total before discount = 4 × $3 = $12. Step 2: Discount per notebook = 10% × $3 = $0.30. "
+    "Step 3: Total discount = 4 × $0.30 = $1.20. Step 4: Total after discount = $12 − $1.20 = $10.80. "
+    "Step 5: Change = $20 − $12 = $8."
+)
+TABLE2_CORRECT = (
+    "Step 1: Total before discount = 4 × $3 = $12. Step 2: Discount = 10% × $12 = $1.20. "
+    "Step 3: Total after discount = $12 − $1.20 = $10.80. Step 4: Change = $20 − $10.80 = $9.20."
+)
+
+
+def maths(text: str):
+    steps = split_steps(text)
+    return steps, [analyse_step(s) for s in steps]
+
+
+def test_value_flow_flags_the_stale_value_of_table_2():
+    steps, ms = maths(TABLE2_HARD_NEG)
+    flags = value_flow(ms, Fraction(8))
+    assert [j for j, _ in flags] == [4]
+    assert "10.80" in flags[0][1] and "12" in flags[0][1] and "step 3" in flags[0][1]
+
+
+def test_value_flow_accepts_the_correct_solution_and_gsm8k_references():
+    _, ms = maths(TABLE2_CORRECT)
+    assert value_flow(ms, Fraction("9.2")) == []
+    ref = (
+        "Maila read 12 x 2 = <<12*2=24>>24 pages today.\nSo she was able to read a total of 12 + 24 = <<12+24=36>>36 pages "
+        "since yesterday.\nThere are 120 - 36 = <<120-36=84>>84 pages left to be read.\nSince she wants to read half of the "
+        "remaining pages tomorrow, then she should read 84/2 = <<84/2=42>>42 pages.\n#### 42"
+    )
+    _, ms = maths(ref)
+    assert value_flow(ms, Fraction(42)) == []
+
+
+def test_value_flow_stale_question_number():
+    text = "She has 50 apples and gives away 20: 50 - 20 = 30.\nThen she buys 10 more: 50 + 10 = 60.\nThe answer is: 60"
+    _, ms = maths(text)
+    flags = value_flow(ms, Fraction(60))
+    assert [j for j, _ in flags] == [1]
+
+
+RECT_Q = "A rectangular garden is 6 meters long and 4 meters wide. What is the perimeter of the garden?"
+
+
+def test_area_for_perimeter_is_a_formula_error():
+    steps, ms = maths("The area is 6 * 4 = 24.\nThe answer is: 24")
+    flags = formula_errors(ms, steps, question_info(RECT_Q), Fraction(24))
+    assert [i for i, _ in flags] == [0] and "perimeter" in flags[0][1]
+    steps, ms = maths("The perimeter is 2 * (6 + 4) = 20.\nThe answer is: 20")
+    assert formula_errors(ms, steps, question_info(RECT_Q), Fraction(20)) == []
+
+
+def test_perimeter_for_area_and_circles():
+    q = "A rectangle has sides 7 cm and 3 cm. What is its area?"
+    steps, ms = maths("Add the sides: 2 * (7 + 3) = 20.\nThe answer is: 20")
+    assert formula_errors(ms, steps, question_info(q), Fraction(20))
+    steps, ms = maths("The area is 7 * 3 = 21.\nThe answer is: 21")
+    assert formula_errors(ms, steps, question_info(q), Fraction(21)) == []
+    cq = "A circle has a radius of 5. What is its circumference?"
+    steps, ms = maths("$\\pi \\cdot 5^2 = 25\\pi$\nThe answer is: 25\\pi")
+    info = question_info(cq)
+    assert info.wants == "circumference"
+    # 25π is not a closed rational, so the final answer has no exact value: the step names no "area" either
+    assert formula_errors(ms, steps, info, None) == []
+    steps, ms = maths("The area is $3.14 \\cdot 5^2 = 78.5$.\nThe answer is: 78.5")
+    assert formula_errors(ms, steps, info, Fraction("78.5"))
+
+
+def test_percentage_used_as_a_whole_number():
+    steps, ms = maths("The total is 4 * 3 = 12.\nThe discount is 12 * 10 = 120.\nSo he pays 120.")
+    flags = formula_errors(ms, steps, question_info(NOTEBOOKS_Q), Fraction(120))
+    assert [i for i, _ in flags] == [1] and "10%" in flags[0][1]
+    steps, ms = maths("The total is 4 * 3 = 12.\nThe discount is 12 * 10 / 100 = 1.2.")
+    assert formula_errors(ms, steps, question_info(NOTEBOOKS_Q), Fraction("1.2")) == []
+
+
+def test_reference_operation_mismatch():
+    _, ref_ms = maths("Change = 20 - 12 = 8.")
+    ref_comps = [c for m in ref_ms for c in m.computations]
+    steps, ms = maths("Change = 20 + 12 = 32.")
+    flags = formula_errors(ms, steps, question_info("He had 20 and spent 12. How much is left?"), Fraction(32), ref_comps)
+    assert flags and "different operation" in flags[0][1]
+
+
+def test_question_info():
+    info = question_info(NOTEBOOKS_Q)
+    assert info.conditions == ["John buys 4 notebooks at $3 each and receives a 10% discount on the total.", "He pays with a $20 bill."]
+    assert info.percents == {Fraction(10)} and {Fraction(4), Fraction(3), Fraction(20)} <= info.numbers
+    assert question_info("Let $a * b = 2a + 3b$ for all a, b. Compute $4 * 3$.").opaque_star
+    assert question_info("What is $44_7 \\times 55_7$ in base 7?").other_base
+
+
+@pytest.mark.parametrize(("text", "value"), [("0.5", Fraction(1, 2)), ("\\frac{1}{2}", Fraction(1, 2)), ("$1,234", Fraction(1234)), ("x+1", None), (None, None)])
+def test_answer_value(text, value):
+    assert answer_value(text) == value
+
+
+def test_needleman_wunsch_is_monotone_and_thresholded():
+    S = np.array([[0.9, 0.1, 0.2], [0.1, 0.2, 0.95], [0.2, 0.9, 0.1]])
+    assert needleman_wunsch(S, 0.5) == [(0, 0), (1, 2)]  # (2,1) would cross (1,2)
+    assert needleman_wunsch(np.full((2, 2), 0.3), 0.5) == []
+
+
+def test_alignment_missing_extra_swapped_and_duplicates():
+    ident = np.eye(4)
+    al = align_steps(ident[:, [0, 2, 3]], np.eye(3), 0.5, 0.95)  # reference step 1 missing
+    assert al.missing == [1] and al.extra == []
+    assert structure_score(al, 4, 3, 0.6, 0.4) == pytest.approx(0.6 / 4)
+    swapped = ident[:, [0, 2, 1, 3]]
+    al = align_steps(swapped, np.eye(4), 0.5, 0.95)
+    assert al.missing == [] and al.extra == [] and len(al.reordered) == 1
+    d3, inv = order_score(al, {2: {1}}, 0.25, 0.5)
+    assert d3 == pytest.approx((1 - spearman([0, 1, 2, 3], [0, 2, 1, 3])) / 2 + 0.25) and inv == [(1, 1)]
+    S_pp = np.eye(3)
+    S_pp[0, 2] = S_pp[2, 0] = 0.99
+    al = align_steps(np.eye(3), S_pp, 0.5, 0.95)
+    assert al.duplicates == [(0, 2)]
+    assert structure_score(al, 3, 3, 0.6, 0.4) == pytest.approx(0.4 / 3)
+
+
+def test_order_is_zero_with_fewer_than_two_pairs():
+    al = align_steps(np.array([[0.9, 0.0]]), np.eye(2), 0.5, 0.95)
+    assert order_score(al, {}, 0.25, 0.5) == (0.0, [])
+
+
+def test_reference_dependencies():
+    _, ms = maths("a: 4 × 3 = 12\nb: 12 × 0.1 = 1.2\nc: 12 − 1.2 = 10.8\nd: 20 − 10.8 = 9.2")
+    deps = ref_dependencies(ms, {Fraction(4), Fraction(3), Fraction(20)})
+    assert deps == {1: {0}, 2: {0, 1}, 3: {2}}
+
+
+def test_aggregate_renormalizes_over_present_dims():
+    cfg = VerifierConfig()
+    dims = {"d_semantic": None, "d_structure": None, "d_order": None, "d_logic": 1.0, "d_numeric": 0.0, "d_answer": None}
+    assert aggregate(dims, cfg.wrongness_weights) == pytest.approx(0.25 / 0.40)
+    assert aggregate(dims, cfg.absurdity_weights) == pytest.approx(0.30 / 0.40)
+    assert aggregate(dict.fromkeys(dims), cfg.wrongness_weights) is None
+    full = dict(d_semantic=1.0, d_structure=0.0, d_order=0.0, d_logic=0.0, d_numeric=0.0, d_answer=1.0)
+    assert aggregate(full, cfg.wrongness_weights) == pytest.approx(0.45)
+    assert aggregate(full, cfg.absurdity_weights) == pytest.approx(0.20)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="fine_gate"):
+        VerifierConfig(fine_gate="sometimes")
+    with pytest.raises(ValueError, match="unknown dimensions"):
+        VerifierConfig(wrongness_weights={"d9": 1.0})
