@@ -133,9 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hardneg.configuration import ConfigError
+    from hardneg.registry import ModelUnavailableError
+    from hardneg.verifier import ModelLoadError
+
     args = build_parser().parse_args(argv)
     started = time.time()
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except (ConfigError, ModelLoadError, ModelUnavailableError, FileNotFoundError) as exc:
+        print(f"hardneg {args.command}: {exc}", file=sys.stderr)
+        return EXIT_NONE_SUCCEEDED
     print(f"done in {time.time() - started:.1f}s", file=sys.stderr)
     return code
 
