@@ -768,6 +768,11 @@ def train_dpo(
         callbacks=callbacks,
         weighting=config.weighting,
     )
+    if len(trainer.train_dataset) == 0:
+        raise ValueError(
+            f"all {len(dataset)} pairs were dropped while tokenizing: every prompt is longer than "
+            f"max_length={config.max_length} tokens; raise dpo.max_length"
+        )
     if trainer.accelerator.is_main_process:
         fp_path.write_text(json.dumps(fingerprint, indent=2))
     if resume_from:

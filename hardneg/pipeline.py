@@ -26,6 +26,43 @@ def prepare_dagster_home() -> str:
     return home
 
 
+DRIVER_TAG, PID_TAG = "hardneg/driver", "hardneg/pid"
+
+
+def release_dead_runs(instance) -> list[str]:
+    """Fail the runs a killed `hardneg run` left STARTED, and free their `gpu` pool slots.
+
+    In-process runs hold their pool slot in the instance; a SIGKILL never releases it, and
+    the next run would wait for that slot forever. The Dagster daemon's run monitoring does
+    this for UI-launched runs; this does it for the CLI's own runs, recognised by their tags.
+    """
+    import dagster as dg
+
+    released = []
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags={DRIVER_TAG: "cli"})
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = int(run.tags.get(PID_TAG, "0") or 0)
+        if pid and not _process_alive(pid):
+            instance.report_run_failed(run, f"the `hardneg run` process ({pid}) that ran it is gone")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+            print(f"released run {run.run_id} left behind by a killed `hardneg run`", file=sys.stderr)
+    return released
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_pipeline(profile: str | None = None, partition: str | None = None, skip_report: bool = False) -> int:
     if profile:
         os.environ["HARDNEG_PROFILE"] = profile
@@ -38,6 +75,8 @@ def run_pipeline(profile: str | None = None, partition: str | None = None, skip_
     key = partition or PROFILE.default_partition
     family, seed = key.split("|")
     instance = dg.DagsterInstance.get()
+    release_dead_runs(instance)
+    tags = {DRIVER_TAG: "cli", PID_TAG: str(os.getpid())}
     steps = [
         ("problems", ["problems"], None),
         (f"family {family}", ["sft_adapter", "eval_base"], family),
@@ -62,7 +101,13 @@ def run_pipeline(profile: str | None = None, partition: str | None = None, skip_
     for label, selection, partition_key in steps:
         print(f"== {label}: {', '.join(selection)}", file=sys.stderr)
         result = dg.materialize(
-            ASSETS, selection=selection, partition_key=partition_key, resources=RESOURCES, instance=instance, raise_on_error=False
+            ASSETS,
+            selection=selection,
+            partition_key=partition_key,
+            resources=RESOURCES,
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
         )
         failed_checks = [
             e.asset_check_evaluation_data

@@ -143,7 +143,7 @@ def test_run_killed_during_dpo_resumes_without_duplicates(hardneg_home, tiny_mod
 
     wh = Warehouse(hardneg_home / "warehouse.duckdb")
     before = _snapshot(wh)
-    assert wh.count("training_runs", stage="dpo") == 0  # the killed DPO recorded nothing
+    assert wh.count("training_runs", stage="dpo", strategy="hardneg") == 0  # the killed DPO recorded nothing
 
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
