@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from hardneg.data import read_jsonl
 from hardneg.generation import SamplingParams
 from hardneg.grading import GradingConfig, extract_answer, grade_batch, math_reference_answer
 from hardneg.prompts import training_prompt
@@ -400,45 +401,35 @@ def _quarantine_row(source: str, line_no: int, raw: Any, reason: str) -> dict:
     return {"source": source, "line_no": line_no, "raw": raw[:10_000], "reason": reason}
 
 
+def _pool_line_problems(obj: dict) -> list[str]:
+    problems = []
+    pid = obj.get("problem_id")
+    if isinstance(pid, bool) or not isinstance(pid, (str, int)) or str(pid).strip() == "":
+        problems.append("problem_id (string or integer)")
+    for key in ("question", "completion"):
+        if not isinstance(obj.get(key), str) or (key == "question" and not obj[key].strip()):
+            problems.append(f"{key} (string)")
+    ref = obj.get("reference_answer")
+    if ref is not None and not isinstance(ref, (str, int, float)):
+        problems.append("reference_answer (string, number or null)")
+    return problems
+
+
 def _read_pool_jsonl(path: Path) -> tuple[list[dict], list[dict]]:
     """JSONL rows {problem_id, question, completion, reference_answer?, finish_reason?}."""
-    rows, bad = [], []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                bad.append(_quarantine_row(str(path), line_no, raw, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-                continue
-            if not isinstance(obj, dict):
-                bad.append(_quarantine_row(str(path), line_no, raw, "line is not a JSON object"))
-                continue
-            problems = []
-            pid = obj.get("problem_id")
-            if isinstance(pid, bool) or not isinstance(pid, (str, int)) or str(pid).strip() == "":
-                problems.append("problem_id (string or integer)")
-            for key in ("question", "completion"):
-                if not isinstance(obj.get(key), str) or (key == "question" and not obj[key].strip()):
-                    problems.append(f"{key} (string)")
-            ref = obj.get("reference_answer")
-            if ref is not None and not isinstance(ref, (str, int, float)):
-                problems.append("reference_answer (string, number or null)")
-            if problems:
-                bad.append(_quarantine_row(str(path), line_no, raw, "missing or invalid field(s): " + ", ".join(problems)))
-                continue
-            rows.append(
-                {
-                    "problem_id": str(pid),
-                    "question": obj["question"],
-                    "completion": obj["completion"],
-                    "reference_answer": None if ref is None else str(ref),
-                    "reference_solution": obj.get("reference_solution"),
-                    "finish_reason": obj.get("finish_reason") if obj.get("finish_reason") in ("eos", "length", "stop") else None,
-                    "line_no": line_no,
-                }
-            )
+    objs, bad = read_jsonl(path, (), str(path), validate=_pool_line_problems)
+    rows = [
+        {
+            "problem_id": str(obj["problem_id"]),
+            "question": obj["question"],
+            "completion": obj["completion"],
+            "reference_answer": None if obj.get("reference_answer") is None else str(obj["reference_answer"]),
+            "reference_solution": obj.get("reference_solution"),
+            "finish_reason": obj.get("finish_reason") if obj.get("finish_reason") in ("eos", "length", "stop") else None,
+            "line_no": obj["_line_no"],
+        }
+        for obj in objs
+    ]
     return rows, bad
 
 

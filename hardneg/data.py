@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -50,11 +50,17 @@ class DataSource:
     """Keep the first N examples (None: all)."""
 
 
-def read_jsonl(path: str | Path, required: Iterable[str], source: str | None = None) -> tuple[list[dict], list[dict]]:
-    """Parse JSON lines; a malformed line or one missing a required field is quarantined."""
+def read_jsonl(
+    path: str | Path,
+    required: Iterable[str],
+    source: str | None = None,
+    validate: Callable[[dict], list[str]] | None = None,
+) -> tuple[list[dict], list[dict]]:
+    """Parse JSON lines; a malformed line, one missing a required (non-empty string) field,
+    or one that `validate` finds problems with (it returns their descriptions) is quarantined."""
     rows, rejected = [], []
     source = source or str(path)
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line_no, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -69,6 +75,10 @@ def read_jsonl(path: str | Path, required: Iterable[str], source: str | None = N
             missing = [k for k in required if not isinstance(obj.get(k), str) or not obj.get(k).strip()]
             if missing:
                 rejected.append(_quarantine(source, line_no, raw, f"missing or empty field(s): {', '.join(missing)}"))
+                continue
+            problems = validate(obj) if validate else []
+            if problems:
+                rejected.append(_quarantine(source, line_no, raw, "missing or invalid field(s): " + ", ".join(problems)))
                 continue
             obj["_line_no"] = line_no
             rows.append(obj)

@@ -55,7 +55,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .policy import load_merged_policy, merge_adapters
 from .prompts import training_prompt
-from .training import last_checkpoint
+from .training import LoraSettings, last_checkpoint
 from .weighting import WeightingConfig, normalize_batch_weights, validate_raw_weights
 
 logger = logging.getLogger(__name__)
@@ -681,7 +681,6 @@ def train_dpo(
     re-loaded copy that could differ by dtype or quantisation), and only one copy of the weights
     is in memory, which is what makes a 1.5B QLoRA run fit a single consumer GPU.
     """
-    from peft import LoraConfig
     from transformers import AutoTokenizer
 
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -749,14 +748,9 @@ def train_dpo(
         ddp_find_unused_parameters=False,  # every LoRA parameter gets a gradient
         remove_unused_columns=True,  # the weight column survives via the signature columns
     )
-    peft_config = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    peft_config = LoraSettings(
+        r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout, target_modules=list(config.lora_target_modules)
+    ).peft_config()
     callbacks = [_ProgressCallback(progress_callback)] if progress_callback else None
     trainer = WeightedDPOTrainer(
         model=model,

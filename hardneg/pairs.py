@@ -20,7 +20,6 @@ candidates were sampled from; without `prompt_for` the raw question is the promp
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 import uuid

@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -99,7 +99,6 @@ def train_sft(
     callbacks: list | None = None,
 ) -> SFTResult:
     """Train a LoRA/QLoRA adapter on `examples` and save it in PEFT format under `output_dir/adapter`."""
-    import torch
     from trl import SFTConfig, SFTTrainer
 
     from hardneg.registry import load_causal_lm, load_tokenizer

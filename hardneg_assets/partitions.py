@@ -28,3 +28,18 @@ def family_seed(context: dg.AssetExecutionContext) -> tuple[str, int]:
 
 def family_seed_key(family: str, seed: int) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"family": family, "seed": str(seed)})
+
+
+def stage_version(code: str, *sections: str) -> str:
+    """Code version of a stage: its code revision plus a hash of the profile sections it reads.
+
+    Changing one of those sections (say `dpo.learning_rate`) changes the version, so the
+    UI shows that asset and everything downstream of it as stale.
+    """
+    import dataclasses
+    import hashlib
+    import json
+
+    profile = dataclasses.asdict(PROFILE)
+    blob = json.dumps({s: profile[s] for s in sections}, sort_keys=True, default=str)
+    return f"{code}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"

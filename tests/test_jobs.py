@@ -47,3 +47,15 @@ def test_stale_verifier_sensor_requests_only_stale_partitions(hardneg_home):
     wh.replace_partition("verifier_profiles", rows.iloc[[1]], family="smollm2-135m-sft", seed=1)
     requests = list(stale_verifier_sensor(ctx))
     assert [r.partition_key for r in requests] == ["smollm2-135m-sft|0"]
+
+
+def test_code_version_follows_the_profile_sections_a_stage_reads(monkeypatch):
+    import dataclasses
+
+    from hardneg_assets import partitions
+
+    before = {s: partitions.stage_version("1", s) for s in ("dpo", "eval")}
+    changed = dataclasses.replace(partitions.PROFILE.dpo, learning_rate=partitions.PROFILE.dpo.learning_rate * 2)
+    monkeypatch.setattr(partitions.PROFILE, "dpo", changed)
+    assert partitions.stage_version("1", "dpo") != before["dpo"]
+    assert partitions.stage_version("1", "eval") == before["eval"]

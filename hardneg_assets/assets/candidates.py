@@ -10,7 +10,7 @@ from hardneg.generation import HFBackend
 from hardneg.policy import load_merged_policy
 from hardneg_assets.assets.sft import sft_adapter
 from hardneg_assets.metadata import generation_progress, md_table
-from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed
+from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import family_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
@@ -30,7 +30,7 @@ def register_external_problems(wh, rows, source: str) -> None:
     group_name="candidates",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version="1",
+    code_version=stage_version("1", "problems", "pool"),
     description="K sampled solutions per training problem from the family's policy, with confidence and perplexity.",
 )
 def candidate_pool(

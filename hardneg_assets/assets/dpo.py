@@ -11,7 +11,7 @@ import dagster as dg
 from hardneg.configuration import to_dict
 from hardneg.dpo import train_dpo
 from hardneg_assets.metadata import image_metadata
-from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed
+from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import dpo_dir, family_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
@@ -31,7 +31,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         group_name="dpo",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
-        code_version="1",
+        code_version=stage_version("1", "dpo"),
         description=f"LoRA adapter from {'weighted' if strategy == 'hardneg' else 'uniform'} DPO on the {strategy} pairs.",
     )
     def _dpo(

@@ -19,7 +19,7 @@ from hardneg.policy import load_merged_policy
 from hardneg.report import table1_long, table1_markdown
 from hardneg_assets.assets.sft import sft_adapter
 from hardneg_assets.metadata import generation_progress, image_metadata, md_table
-from hardneg_assets.partitions import FAMILY, FAMILY_SEED, family_seed
+from hardneg_assets.partitions import FAMILY, FAMILY_SEED, family_seed, stage_version
 from hardneg_assets.policies import family_policy, trained_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
@@ -74,7 +74,7 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     group_name="evaluation",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version="1",
+    code_version=stage_version("1", "eval"),
     description="The family's starting policy (after SFT where it has one) on GSM8K / MATH, Step-DPO protocol.",
 )
 def eval_base(
@@ -98,7 +98,7 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
-        code_version="1",
+        code_version=stage_version("1", "eval"),
         description=f"The {strategy}-DPO policy on GSM8K / MATH, Step-DPO protocol.",
     )
     def _eval(

@@ -16,7 +16,7 @@ from hardneg.prompts import training_prompt
 from hardneg.registry import load_tokenizer
 from hardneg_assets.assets.verifier import verifier_profiles
 from hardneg_assets.metadata import image_metadata, md_table
-from hardneg_assets.partitions import FAMILY_SEED, family_seed
+from hardneg_assets.partitions import FAMILY_SEED, family_seed, stage_version
 from hardneg_assets.policies import family_policy
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
@@ -51,10 +51,16 @@ def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, str
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("funnel", deps=[verifier_profiles], description="Counts of the four filtering stages (funnel_counts)."),
+        dg.AssetSpec(
+            "funnel",
+            deps=[verifier_profiles],
+            code_version=stage_version("1", "funnel"),
+            description="Counts of the four filtering stages (funnel_counts).",
+        ),
         dg.AssetSpec(
             "preference_pairs_hardneg",
             deps=[verifier_profiles],
+            code_version=stage_version("1", "funnel", "dpo"),
             description="Verifier-selected hard-negative pairs with raw weights w = W + (1 − c) + PPL/Z.",
         ),
     ],
@@ -120,7 +126,7 @@ def funnel_and_hardneg_pairs(
     deps=["preference_pairs_hardneg"],
     group_name="pairs",
     kinds={"duckdb"},
-    code_version="1",
+    code_version=stage_version("1", "funnel"),
     check_specs=[dg.AssetCheckSpec("pairs_fit_for_dpo", asset="preference_pairs_random", blocking=True)],
     description="Random-uniform baseline: as many pairs as the hard-negative set, chosen/rejected by final answer alone, weight 1.",
 )

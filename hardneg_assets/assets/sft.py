@@ -10,7 +10,7 @@ from hardneg.registry import resolve_model
 from hardneg.sft import train_sft
 from hardneg_assets.assets.problems import problems
 from hardneg_assets.metadata import image_metadata, log_progress_callback
-from hardneg_assets.partitions import FAMILY
+from hardneg_assets.partitions import FAMILY, stage_version
 from hardneg_assets.policies import sft_dir
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
@@ -21,7 +21,7 @@ from resources import ArtifactStore, ComputeResource, ProfileResource, Warehouse
     group_name="training",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version="1",
+    code_version=stage_version("1", "families", "models", "sft"),
     description="LoRA adapter from SFT on MetaMathQA-style data (skipped for families that start from the instruct model).",
 )
 def sft_adapter(

@@ -13,7 +13,7 @@ from hardneg.plots import histograms_png
 from hardneg.verifier import VERIFIER_VERSION, MathVerifier, VerifyInput
 from hardneg_assets.assets.candidates import candidate_pool
 from hardneg_assets.metadata import image_metadata, md_table
-from hardneg_assets.partitions import FAMILY_SEED, family_seed
+from hardneg_assets.partitions import FAMILY_SEED, family_seed, stage_version
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
 DIMENSIONS = ["d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness", "absurdity"]
@@ -31,7 +31,7 @@ ORDER BY c.candidate_id
     deps=[candidate_pool],
     group_name="verifier",
     kinds={"pytorch", "duckdb"},
-    code_version=VERIFIER_VERSION,
+    code_version=stage_version(VERIFIER_VERSION, "verifier"),
     description="Six-dimensional error profile, wrongness, absurdity and first error step of every candidate.",
 )
 def verifier_profiles(
