@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HARDNEG_PROFILE", "smoke")
+os.environ["HARDNEG_PROFILE"] = "smoke"  # partition keys in the tests are the smoke families
 
 
 @pytest.fixture(scope="session", autouse=True)
