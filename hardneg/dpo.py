@@ -55,7 +55,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .policy import load_merged_policy, merge_adapters
 from .prompts import training_prompt
-from .training import LoraSettings, last_checkpoint
+from .training import LoraSettings, bitsandbytes_usable, last_checkpoint
 from .weighting import WeightingConfig, normalize_batch_weights, validate_raw_weights
 
 logger = logging.getLogger(__name__)
@@ -480,22 +480,6 @@ def build_preference_dataset(pairs, tokenizer, weighted: bool, prompt_format: st
 
 # --------------------------------------------------------------------------------------------
 # Model loading
-
-
-def bitsandbytes_usable() -> bool:
-    """True when 4-bit NF4 kernels actually run here (CUDA + a working bitsandbytes build)."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import bitsandbytes.functional as bnbf
-
-        x = torch.randn(64, 64, device="cuda", dtype=torch.bfloat16)
-        q, state = bnbf.quantize_4bit(x, quant_type="nf4")
-        bnbf.dequantize_4bit(q, state)
-        return True
-    except Exception as e:  # missing/CPU-only build, driver mismatch, ...
-        logger.warning("bitsandbytes not usable (%s): falling back to LoRA without quantisation", e)
-        return False
 
 
 def _resolve_device(device: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,3 @@ def train_sft(
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return SFTResult(str(adapter_dir), history, metrics, png)
 
-
-def config_dict(config: SFTRunConfig) -> dict[str, Any]:
-    return asdict(config)

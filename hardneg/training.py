@@ -8,10 +8,13 @@ run records which one it used (`precision_mode`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+logger = logging.getLogger(__name__)
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -45,6 +48,24 @@ class LoraSettings:
 def precision_mode(device: str, use_4bit: bool) -> str:
     """`qlora-nf4-bf16` on CUDA with bitsandbytes, else `lora-fp32` (recorded per run)."""
     return "qlora-nf4-bf16" if device.startswith("cuda") and use_4bit else "lora-fp32"
+
+
+def bitsandbytes_usable() -> bool:
+    """True when 4-bit NF4 kernels actually run here (CUDA + a working bitsandbytes build)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import bitsandbytes.functional as bnbf
+
+        x = torch.randn(64, 64, device="cuda", dtype=torch.bfloat16)
+        q, state = bnbf.quantize_4bit(x, quant_type="nf4")
+        bnbf.dequantize_4bit(q, state)
+        return True
+    except Exception as e:  # missing/CPU-only build, driver mismatch, ...
+        logger.warning("bitsandbytes not usable (%s): falling back to LoRA without quantisation", e)
+        return False
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:

@@ -30,10 +30,6 @@ class ComputeResource(dg.ConfigurableResource):
         return "cpu"
 
     def use_4bit(self) -> bool:
-        if not self.allow_4bit or self.resolved_device() != "cuda":
-            return False
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        from hardneg.training import bitsandbytes_usable
+
+        return self.allow_4bit and self.resolved_device() == "cuda" and bitsandbytes_usable()

@@ -4,6 +4,7 @@ Both strategies share every hyperparameter (the profile's `dpo` section); they d
 only in their pairs and in whether the per-pair weights are used.
 """
 
+import dataclasses
 import shutil
 
 import dagster as dg
@@ -53,8 +54,8 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         base, adapters = family_policy(prof, family, artifacts)
         work = dpo_dir(artifacts, strategy, family, seed)
         config = {**to_dict(prof.dpo), "seed": seed}
-        run_config = type(prof.dpo)(**{**vars(prof.dpo), "seed": seed})
         device = compute.resolved_device()
+        run_config = dataclasses.replace(prof.dpo, seed=seed, use_qlora=compute.use_4bit())
         context.log.info(f"DPO {strategy} {family}|{seed}: {len(pairs)} pairs on {device}")
         result = train_dpo(
             base,
