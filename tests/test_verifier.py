@@ -18,7 +18,7 @@ from hardneg.verifier import (
     VerifyInput,
     default_embedding_model,
 )
-from hardneg.verifier.embedding import SentenceEmbedder
+from hardneg.verifier.embedding import PackedEncoder, SentenceEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_FIELDS = {
@@ -225,6 +225,39 @@ def test_embeddings_are_batched_and_cached_across_calls(embedder):
     assert embedder.encoded_texts == mid  # everything came from the cache
     assert mid - before <= 1 + 5 + len(JULIE_STEPS)  # question + reference steps + unique candidate steps, once
     assert [p.to_dict() | {"elapsed_ms": 0} for p in first] == [p.to_dict() | {"elapsed_ms": 0} for p in second]
+
+
+
+def test_packed_encoding_gives_each_text_its_own_vector(embedder):
+    """Rows mixing many short texts, texts longer than a row, a text cut at the model's
+    256-token limit and an empty one: every vector equals sentence-transformers' own."""
+    assert embedder.packer is not None  # the shipped default for MiniLM
+    texts = JULIE_STEPS + [JULIE_Q, "", "x", "word " * 40, "Step 1: 12 * 7 = 84. " * 60] + [f"{i} + {i} = {2 * i}" for i in range(40)]
+    want = embedder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=8)
+    # tiny rows and passes, so rows hold several texts, some texts overflow a row and a
+    # pass holds several rows of different widths
+    small = PackedEncoder.for_model(embedder.model, pack_tokens=24, batch_tokens=64)
+    for packer in (embedder.packer, small):
+        got = packer.encode(texts)
+        assert got.shape == want.shape
+        cosine = (got * want).sum(axis=1)
+        assert cosine.min() > 1 - 1e-5, int(cosine.argmin())
+    rows = small._rows([len(x) for x in small.tokenizer(texts, truncation=True, max_length=256)["input_ids"]])
+    assert sorted(i for row in rows for i in row) == list(range(len(texts)))
+    assert any(len(row) > 1 for row in rows) and len(rows) < len(texts)
+
+
+def test_packing_falls_back_to_padded_batches_when_not_equivalent(embedder):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling
+
+    max_pooled = SentenceTransformer(modules=[embedder.model[0], Pooling(384, pooling_mode="max")], device="cpu")
+    assert PackedEncoder.for_model(max_pooled) is None  # only mean / CLS pooling can be packed
+    assert PackedEncoder.for_model(embedder.model, tolerance=-1.0) is None  # the equivalence check decides
+    padded = SentenceEmbedder(embedder.model, batch_size=4, cache_size=0)
+    got = padded.encode(JULIE_STEPS)
+    want = embedder.packer.encode(JULIE_STEPS)
+    assert np.abs(got - want).max() < 1e-5
 
 
 NASTY = [

@@ -67,8 +67,16 @@ class VerifierConfig:
     # --- batching and caches ---
     batch_size: int = 256
     """Candidates analysed together (one embedding pass, one NLI pass) inside `verify_batch`."""
-    embedding_batch_size: int = 64
-    """Texts per forward pass of the embedding model."""
+    embedding_packing: bool = True
+    """Pack several texts into each row of the embedding model (block-diagonal attention; same vectors,
+    no padding; 1.4× on a 2-core CPU). Used only when the model passes the equivalence check at load
+    (BERT-style encoders with mean or CLS pooling); otherwise texts go in padded batches."""
+    embedding_pack_tokens: int = 128
+    """Row length of the packed path in tokens (a longer text gets a row of its own)."""
+    embedding_batch_tokens: int = 2048
+    """Tokens per forward pass of the packed path."""
+    embedding_batch_size: int = 32
+    """Texts per forward pass when texts are not packed (padded to the longest of the batch)."""
     embedding_cache_size: int = 100_000
     """Embeddings kept in the LRU cache keyed by text hash (0 disables caching). ≈1.5 KB each."""
     analysis_cache_size: int = 50_000
@@ -159,6 +167,7 @@ class VerifierConfig:
                 raise ValueError(f"VerifierConfig.{name} must map dimensions to non-negative numbers")
         if not self.semantic_unrelated_level > self.semantic_paraphrase_level:
             raise ValueError("VerifierConfig.semantic_unrelated_level must exceed semantic_paraphrase_level")
-        for name in ("batch_size", "embedding_batch_size", "nli_batch_size", "max_steps", "max_chars"):
+        positive = ("batch_size", "embedding_batch_size", "embedding_pack_tokens", "embedding_batch_tokens", "nli_batch_size")
+        for name in positive + ("max_steps", "max_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"VerifierConfig.{name} must be >= 1")

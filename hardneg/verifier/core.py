@@ -141,6 +141,9 @@ class MathVerifier:
                 batch_size=cfg.embedding_batch_size,
                 cache_size=cfg.embedding_cache_size,
                 local_files_only=cfg.local_files_only,
+                packing=cfg.embedding_packing,
+                pack_tokens=cfg.embedding_pack_tokens,
+                batch_tokens=cfg.embedding_batch_tokens,
             )
         self.embedder = embedder
         small = min(4096, cfg.analysis_cache_size)
