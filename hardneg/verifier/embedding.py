@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional, Protocol, Sequence
@@ -265,7 +266,8 @@ class SentenceEmbedder:
         self.batch_size = batch_size
         self.cache = LRUCache(cache_size)
         self.packer = packer
-        self.encoded_texts = 0  # texts that went through the model (for benchmarks)
+        self.encoded_texts = 0  # texts that went through the model, and the seconds it took (for benchmarks)
+        self.encode_seconds = 0.0
 
     @classmethod
     def from_pretrained(
@@ -303,6 +305,7 @@ class SentenceEmbedder:
                 todo[k] = t
         if todo:
             new_texts = list(todo.values())
+            t0 = time.perf_counter()
             if self.packer is not None:
                 vecs = self.packer.encode(new_texts)
             else:
@@ -314,6 +317,7 @@ class SentenceEmbedder:
                     show_progress_bar=False,
                 ).astype(np.float32, copy=False)
             self.encoded_texts += len(new_texts)
+            self.encode_seconds += time.perf_counter() - t0
             fresh = dict(zip(todo.keys(), vecs))
             for k, v in fresh.items():
                 self.cache.put(k, v)
