@@ -61,7 +61,6 @@ from .weighting import WeightingConfig, normalize_batch_weights, validate_raw_we
 logger = logging.getLogger(__name__)
 
 TESTED_TRL_MINOR = "1.16"
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 REQUIRED_PAIR_COLUMNS = ("pair_id", "prompt", "chosen", "rejected")
 PROVENANCE_FILE = "hardneg_dpo.json"
 RUN_CONFIG_FILE = "hardneg_run_config.json"
@@ -108,15 +107,10 @@ class DPORunConfig:
             Fraction of the steps used for linear warm-up (SPEC is silent; the usual DPO recipe).
         max_grad_norm (`float`, defaults to `1.0`):
             Gradient-norm clip (Trainer's default; SPEC is silent for DPO).
-        lora_r (`int`, defaults to `64`):
-            LoRA rank, as SFT.
-        lora_alpha (`int`, defaults to `16`):
-            LoRA alpha, as SFT.
-        lora_dropout (`float`, defaults to `0.1`):
-            LoRA dropout, as SFT. Note: with `disable_dropout=True` (TRL's default) TRL sets every dropout
-            module to p=0 after wrapping, which includes the LoRA dropout.
-        lora_target_modules (`list[str]`, defaults to q,k,v,o,gate,up,down projections):
-            Modules that get a LoRA adapter, as SFT.
+        lora (`LoraSettings`, defaults to r=64, alpha=16, dropout 0.1 on all seven projections):
+            Shape of the fresh DPO adapter, the same settings class (and defaults) as SFT's. Note: with
+            `disable_dropout=True` (TRL's default) TRL sets every dropout module to p=0 after wrapping,
+            which includes the LoRA dropout.
         disable_dropout (`bool`, defaults to `True`):
             TRL's switch: zero all dropout in policy and reference so that their log-probs are deterministic
             (at step 0 policy == reference and the loss is exactly log 2).
@@ -154,12 +148,7 @@ class DPORunConfig:
     lr_scheduler_type: str = field(default="linear", metadata={"help": "Learning-rate schedule."})
     warmup_ratio: float = field(default=0.1, metadata={"help": "Warm-up fraction of the steps."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient-norm clip."})
-    lora_r: int = field(default=64, metadata={"help": "LoRA rank (as SFT)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (as SFT)."})
-    lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout (as SFT)."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: list(LORA_TARGETS), metadata={"help": "Modules with a LoRA adapter."}
-    )
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "Adapter shape (as SFT)."})
     disable_dropout: bool = field(default=True, metadata={"help": "Zero all dropout (TRL default)."})
     weighting: WeightingConfig = field(default_factory=WeightingConfig, metadata={"help": "Z, λ, clip bounds."})
     logging_steps: int = field(default=1, metadata={"help": "Log every N optimizer steps."})
@@ -174,6 +163,8 @@ class DPORunConfig:
     def __post_init__(self) -> None:
         if isinstance(self.weighting, dict):
             self.weighting = WeightingConfig(**self.weighting)
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
         if self.prompt_format not in ("auto", "rendered", "question"):
             raise ValueError(f"prompt_format must be 'auto', 'rendered' or 'question', got {self.prompt_format!r}")
         if self.beta <= 0 or not math.isfinite(self.beta):
@@ -620,7 +611,7 @@ def _run_fingerprint(policy_path, sft_adapter_path, config: DPORunConfig, weight
     # max_steps/epochs are in: the LR schedule restored from the checkpoint was built for them.
     keep = ("beta", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
             "gradient_accumulation_steps", "max_length", "lr_scheduler_type", "warmup_ratio", "max_grad_norm",
-            "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "seed", "weighting", "disable_dropout")
+            "lora", "seed", "weighting", "disable_dropout")
     cfg = config.to_dict()
     return {
         "policy_path": str(policy_path),
@@ -732,9 +723,7 @@ def train_dpo(
         ddp_find_unused_parameters=False,  # every LoRA parameter gets a gradient
         remove_unused_columns=True,  # the weight column survives via the signature columns
     )
-    peft_config = LoraSettings(
-        r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout, target_modules=list(config.lora_target_modules)
-    ).peft_config()
+    peft_config = config.lora.peft_config()
     callbacks = [_ProgressCallback(progress_callback)] if progress_callback else None
     trainer = WeightedDPOTrainer(
         model=model,

@@ -27,7 +27,7 @@ def tiny_profile(directory: Path, tiny_model_dir: Path, **overrides) -> str:
             "warmup_ratio": 0.0,
         },
         "pool": {"num_problems": 4, "k": 4, "max_new_tokens_gsm8k": 24, "max_new_tokens_math": 24, "batch_size": 8},
-        "dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 1024, "lora_r": 8, "lora_alpha": 16, "save_steps": 1},
+        "dpo": {"max_steps": 2, "per_device_train_batch_size": 2, "max_length": 1024, "lora": {"r": 8, "alpha": 16}, "save_steps": 1},
         "eval": {
             "batch_size": 8,
             "max_new_tokens": 16,

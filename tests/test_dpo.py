@@ -263,8 +263,8 @@ def test_load_policy_merges_the_sft_adapter(tiny_model_dir, tmp_path):
 
 def test_train_dpo_writes_adapter_logs_and_resumes(tiny_model_dir, tmp_path):
     pairs = make_pairs(8)
-    cfg = DPORunConfig(max_steps=4, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora_r=4,
-                       lora_alpha=8, save_steps=2, learning_rate=1e-3, max_length=256)
+    cfg = DPORunConfig(max_steps=4, per_device_train_batch_size=2, gradient_accumulation_steps=1, lora={"r": 4, "alpha": 8},
+                       save_steps=2, learning_rate=1e-3, max_length=256)
     out = tmp_path / "run"
 
     def crash_at_3(step, max_steps, logs):
