@@ -55,7 +55,7 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from .policy import load_merged_policy, merge_adapters
 from .prompts import training_prompt
-from .training import LoraSettings, bitsandbytes_usable, last_checkpoint
+from .training import LoraSettings, bitsandbytes_usable, device_arguments, last_checkpoint
 from .weighting import WeightingConfig, normalize_batch_weights, validate_raw_weights
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class DPORunConfig:
             4-bit NF4 QLoRA (double quantisation, bf16 compute). None = auto: on CUDA when bitsandbytes works,
             never on CPU (fp32 LoRA there). True on a machine where it cannot work is an error.
         gradient_checkpointing (`bool` or `None`, defaults to `None`):
-            None = auto: on for CUDA, off on CPU (SPEC §2.1).
+            None = auto: on for CUDA (SPEC §2.1); False turns it off there. Never on CPU, where it only costs time.
         prompt_format (`str`, defaults to `"auto"`):
             How to read the `prompt` column: `"rendered"` (already the chat-rendered prompt ending in the
             assistant header, as `hardneg.prompts.training_prompt` writes it), `"question"` (a bare question,
@@ -691,7 +691,7 @@ def train_dpo(
             )
 
     model, precision = load_policy(policy_path, sft_adapter_path, device, use_qlora, out)
-    grad_ckpt = on_cuda if config.gradient_checkpointing is None else config.gradient_checkpointing
+    grad_ckpt = on_cuda and config.gradient_checkpointing is not False
     bf16 = on_cuda and precision in ("qlora-nf4-bf16", "lora-bf16")
     args = DPOConfig(
         output_dir=str(out),
@@ -706,11 +706,6 @@ def train_dpo(
         lr_scheduler_type=config.lr_scheduler_type,
         warmup_steps=config.warmup_ratio,  # transformers 5: a value < 1 is a fraction of the steps
         max_grad_norm=config.max_grad_norm,
-        optim="paged_adamw_32bit" if use_qlora else "adamw_torch",
-        gradient_checkpointing=grad_ckpt,
-        bf16=bf16,
-        fp16=False,
-        use_cpu=not on_cuda,
         disable_dropout=config.disable_dropout,
         logging_steps=config.logging_steps,
         save_strategy="steps",
@@ -718,10 +713,10 @@ def train_dpo(
         save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
-        report_to="none",
         dataloader_num_workers=config.dataloader_num_workers,
         ddp_find_unused_parameters=False,  # every LoRA parameter gets a gradient
         remove_unused_columns=True,  # the weight column survives via the signature columns
+        **device_arguments(on_cuda, use_qlora, bf16=bf16, gradient_checkpointing=grad_ckpt),
     )
     peft_config = config.lora.peft_config()
     callbacks = [_ProgressCallback(progress_callback)] if progress_callback else None

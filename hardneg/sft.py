@@ -23,7 +23,7 @@ import pandas as pd
 
 from hardneg.data import DataSource
 from hardneg.prompts import SFT_SYSTEM_PROMPT, training_messages
-from hardneg.training import LoraSettings, last_checkpoint, plot_loss_curve, precision_mode
+from hardneg.training import LoraSettings, device_arguments, last_checkpoint, plot_loss_curve, precision_mode
 
 
 @dataclass
@@ -130,14 +130,10 @@ def train_sft(
         logging_steps=config.logging_steps,
         save_steps=config.save_steps,
         save_total_limit=2,
-        optim="paged_adamw_32bit" if mode.startswith("qlora") else "adamw_torch",
-        gradient_checkpointing=config.gradient_checkpointing and on_cuda,
-        bf16=on_cuda,
-        use_cpu=not on_cuda,
         seed=config.seed,
-        report_to=[],
         disable_tqdm=False,
         dataset_num_proc=None,
+        **device_arguments(on_cuda, mode.startswith("qlora"), bf16=True, gradient_checkpointing=config.gradient_checkpointing),
     )
     trainer = SFTTrainer(
         model=model,

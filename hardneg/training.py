@@ -50,6 +50,20 @@ def precision_mode(device: str, use_4bit: bool) -> str:
     return "qlora-nf4-bf16" if device.startswith("cuda") and use_4bit else "lora-fp32"
 
 
+def device_arguments(on_cuda: bool, quantized: bool, bf16: bool, gradient_checkpointing: bool) -> dict[str, Any]:
+    """The TrainingArguments fields that follow from the device and the precision, the same for
+    SFT and DPO: paged 8-bit-state AdamW with 4-bit weights (QLoRA), bf16 autocast and gradient
+    checkpointing only on CUDA, and no experiment trackers (runs are logged to the warehouse)."""
+    return {
+        "optim": "paged_adamw_32bit" if quantized else "adamw_torch",
+        "bf16": bool(on_cuda and bf16),
+        "fp16": False,
+        "use_cpu": not on_cuda,
+        "gradient_checkpointing": bool(on_cuda and gradient_checkpointing),
+        "report_to": "none",
+    }
+
+
 def bitsandbytes_usable() -> bool:
     """True when 4-bit NF4 kernels actually run here (CUDA + a working bitsandbytes build)."""
     import torch

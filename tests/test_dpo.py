@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hardneg.training import last_checkpoint
+from hardneg.training import device_arguments, last_checkpoint
 from hardneg.dpo import (
     DPORunConfig,
     WeightedDPOTrainer,
@@ -332,3 +332,15 @@ def test_uniform_run_on_sft_starts_at_log2_via_cli(tiny_model_dir, tmp_path, cap
     assert steps[0]["rewards/margins"] == pytest.approx(0.0, abs=1e-6)
     for r in steps:
         assert r["weight/min"] == r["weight/max"] == 1.0 and r["weight/n_clipped"] == 0
+
+
+def test_device_arguments_follow_device_and_precision():
+    """SFT and DPO take these TrainingArguments fields from one place: CPU runs never get bf16,
+    paged optimizers or gradient checkpointing, whatever the config asks for."""
+    cpu = device_arguments(on_cuda=False, quantized=False, bf16=True, gradient_checkpointing=True)
+    assert cpu == {"optim": "adamw_torch", "bf16": False, "fp16": False, "use_cpu": True,
+                   "gradient_checkpointing": False, "report_to": "none"}
+    qlora = device_arguments(on_cuda=True, quantized=True, bf16=True, gradient_checkpointing=True)
+    assert (qlora["optim"], qlora["bf16"], qlora["use_cpu"], qlora["gradient_checkpointing"]) == ("paged_adamw_32bit", True, False, True)
+    fp32_gpu = device_arguments(on_cuda=True, quantized=False, bf16=False, gradient_checkpointing=False)
+    assert (fp32_gpu["optim"], fp32_gpu["bf16"], fp32_gpu["gradient_checkpointing"]) == ("adamw_torch", False, False)
