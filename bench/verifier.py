@@ -91,6 +91,27 @@ def workload(start: int, n_problems: int, seed: int = 0):
     return items, kinds
 
 
+def warehouse_workload(path: str, limit: int):
+    """Sampled candidates of a real pool: the `candidates` table of a hardneg warehouse (e.g. the
+    one `make run` leaves in .hardneg/), joined with their problems."""
+    import duckdb
+
+    from hardneg.verifier import VerifyInput
+
+    con = duckdb.connect(path, read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT c.candidate_id, p.question, c.text, p.reference_solution, p.reference_answer "
+            "FROM candidates c JOIN problems p USING (problem_id) ORDER BY c.problem_id, c.candidate_id LIMIT ?",
+            [limit],
+        ).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        raise SystemExit(f"{path}: no candidates (materialize candidate_pool first)")
+    return [VerifyInput(*row) for row in rows]
+
+
 def random_deberta_nli(tokenizer_dir: str):
     import torch
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
@@ -154,6 +175,8 @@ def main() -> None:
     ap.add_argument("--naive", type=int, default=60, help="candidates for the naive one-at-a-time run")
     ap.add_argument("--nli", type=int, default=24, help="candidates for the NLI run (0 to skip)")
     ap.add_argument("--repeats", type=int, default=3, help="timed passes per path (interleaved; the median is reported)")
+    ap.add_argument("--warehouse", default=None, help="instead of the synthetic workload, the sampled candidates of this "
+                    "hardneg warehouse (DuckDB file), up to 6 × --problems of them")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--device", default="cpu", help="torch device of both models (cpu, cuda)")
     ap.add_argument("--embedding-model", default=None, help="sentence-transformers folder (default: the offline package)")
@@ -181,7 +204,11 @@ def main() -> None:
     warm_items, _ = workload(5000, 3, seed=1)  # different problems: warms torch/tokenizer, not the cache
     verifier.verify_batch(warm_items)
 
-    items, kinds = workload(0, args.problems)
+    if args.warehouse:
+        items = warehouse_workload(args.warehouse, len(KINDS) * args.problems)
+        kinds = ["sampled"] * len(items)
+    else:
+        items, kinds = workload(0, args.problems)
     naive_items = items[: args.naive]
     model, packer = batched_emb.model, batched_emb.packer
     naive_cfg = VerifierConfig(use_nli=False, device=dev, batch_size=1, embedding_batch_size=1, embedding_cache_size=0,
@@ -219,10 +246,29 @@ def main() -> None:
     spread = {name: (n_items[name] / max(w), n_items[name] / min(w)) for name, w in walls.items()}
     batched_rate, naive_rate = rate["packed"], rate["naive"]
 
-    def identical(a_list, b_list):
-        return all(a.to_dict() | {"elapsed_ms": 0} == b.to_dict() | {"elapsed_ms": 0} for a, b in zip(a_list, b_list))
+    def agreement(a_list, b_list) -> str:
+        """Numbers agree to float noise (the encoders' vectors differ in the 7th digit) and every
+        decision (flags, reasons, first_error_step, answers, None-ness) is the same."""
+        worst, same = 0.0, True
 
-    same, same_padded = identical(profiles, outputs["naive"]), identical(profiles, outputs["padded"])
+        def walk(x, y):
+            nonlocal worst, same
+            if isinstance(x, float) and isinstance(y, float):
+                worst = max(worst, abs(x - y))
+            elif isinstance(x, dict) and isinstance(y, dict) and x.keys() == y.keys():
+                for k in x:
+                    walk(x[k], y[k])
+            elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+                for u, v in zip(x, y):
+                    walk(u, v)
+            else:
+                same &= x == y
+
+        for a, b in zip(a_list, b_list):
+            walk(a.to_dict() | {"elapsed_ms": 0.0}, b.to_dict() | {"elapsed_ms": 0.0})
+        return f"decisions {'identical' if same else 'DIFFER'}, max difference of any number {worst:.1e}"
+
+    same, same_padded = agreement(profiles, outputs["naive"]), agreement(profiles, outputs["padded"])
 
     nli_line = "skipped"
     if args.nli:
@@ -255,10 +301,17 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name()})" if dev.startswith("cuda") else ""))
     extra = (f" --threads {args.threads}" if args.threads else "") + (f" --device {dev}" if dev != "cpu" else "")
     extra += f" --audit {args.audit}" if args.audit else ""
+    extra += f" --warehouse {args.warehouse}" if args.warehouse else ""
     print(f"- command: `.venv/bin/python bench/verifier.py --problems {args.problems} --naive {args.naive} --nli {args.nli} "
           f"--repeats {args.repeats}{extra}`")
-    print(f"- workload: {args.problems} GSM8K train problems × {len(KINDS)} candidates ({', '.join(KINDS)}); "
-          f"mean {np.mean([len(p.steps) for p in profiles]):.1f} steps per candidate; embedding model load {load_s:.1f} s (not timed below)\n")
+    if args.warehouse:
+        n_problems = len({it.question for it in items})
+        print(f"- workload: {len(items)} sampled candidates of {n_problems} problems from {args.warehouse}; "
+              f"mean {np.mean([len(p.steps) for p in profiles]):.1f} steps per candidate; embedding model load {load_s:.1f} s "
+              "(not timed below)\n")
+    else:
+        print(f"- workload: {args.problems} GSM8K train problems × {len(KINDS)} candidates ({', '.join(KINDS)}); "
+              f"mean {np.mean([len(p.steps) for p in profiles]):.1f} steps per candidate; embedding model load {load_s:.1f} s (not timed below)\n")
     print(f"| path | candidates | median wall s of {args.repeats} | candidates/s (median) | range |")
     print("|---|---|---|---|---|")
     packing = "packed rows" if packer is not None else "padded batches (packing unavailable for this model)"
@@ -275,12 +328,14 @@ def main() -> None:
     print(f"- packed / padded: {rate['packed'] / rate['padded']:.2f}×; the encoder alone (median texts/s inside "
           f"`encode`): packed {np.median(encoder_rate['packed']):.0f}, padded {np.median(encoder_rate['padded']):.0f}, "
           f"one text at a time {np.median(encoder_rate['naive']):.0f}")
-    print(f"- texts encoded by one batched pass: {encoded} (for {len(items)} candidates); profiles identical to the naive path: "
-          f"{same}, to the padded path: {same_padded}")
+    print(f"- texts encoded by one batched pass: {encoded} (for {len(items)} candidates); profiles vs the naive path: "
+          f"{same}; vs the padded path: {same_padded}")
     print(f"- with NLI: {nli_line}")
     print(f"- mean elapsed_ms per candidate (batched): {np.mean([p.elapsed_ms for p in profiles]):.2f}\n")
     if args.audit:
         audit(args.audit)
+    if args.warehouse:
+        return
     print("| perturbation | n | d_semantic | d_structure | d_order | d_logic | d_numeric | d_answer | wrongness | flagged |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for kind in KINDS:
