@@ -133,7 +133,8 @@ def train_sft(
         seed=config.seed,
         disable_tqdm=False,
         dataset_num_proc=None,
-        **device_arguments(on_cuda, mode.startswith("qlora"), bf16=True, gradient_checkpointing=config.gradient_checkpointing),
+        **device_arguments(on_cuda, mode.startswith("qlora"), bf16=True,
+                           gradient_checkpointing=config.gradient_checkpointing),
     )
     trainer = SFTTrainer(
         model=model,

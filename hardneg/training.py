@@ -52,7 +52,7 @@ def precision_mode(device: str, use_4bit: bool) -> str:
 
 def device_arguments(on_cuda: bool, quantized: bool, bf16: bool, gradient_checkpointing: bool) -> dict[str, Any]:
     """The TrainingArguments fields that follow from the device and the precision, the same for
-    SFT and DPO: paged 8-bit-state AdamW with 4-bit weights (QLoRA), bf16 autocast and gradient
+    SFT and DPO: paged AdamW with 4-bit weights (QLoRA), bf16 autocast and gradient
     checkpointing only on CUDA, and no experiment trackers (runs are logged to the warehouse)."""
     return {
         "optim": "paged_adamw_32bit" if quantized else "adamw_torch",
