@@ -16,6 +16,10 @@ a dropped step, two swapped steps, a duplicated step and a wrong final answer.
   meaningless probabilities, which the output says.
 
     .venv/bin/python bench/verifier.py [--problems 60] [--naive 60] [--nli 24] [--repeats 3] [--threads N]
+                                       [--warehouse .hardneg/warehouse.duckdb]
+
+`--warehouse` swaps the synthetic candidates for the sampled pool of a warehouse: real samples
+share fewer steps with the reference, so they need more encoder work per candidate.
 
 Prints a markdown block (and a per-perturbation sanity table of the mean dimensions).
 """
@@ -253,7 +257,8 @@ def main() -> None:
 
         def walk(x, y):
             nonlocal worst, same
-            if isinstance(x, float) and isinstance(y, float):
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+            if numbers and (isinstance(x, float) or isinstance(y, float)):  # ints (step indices) stay exact
                 worst = max(worst, abs(x - y))
             elif isinstance(x, dict) and isinstance(y, dict) and x.keys() == y.keys():
                 for k in x:
