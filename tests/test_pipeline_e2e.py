@@ -91,6 +91,10 @@ def test_smoke_graph_end_to_end(hardneg_home, tiny_model_dir):
     }
     checks = [c for r in results for c in r.get_asset_check_evaluations()]
     assert len(checks) == 3 and all(c.passed for c in checks)
+    [verified] = [m for r in results for m in r.get_asset_materialization_events()
+                  if m.asset_key.to_user_string() == "verifier_profiles"]
+    meta = verified.materialization.metadata
+    assert meta["embedding"].value == "packed rows" and meta["texts_encoded"].value > 0
 
     wh = Warehouse(hardneg_home / "warehouse.duckdb")
     key = {"family": "smollm2-135m-sft", "seed": 0}

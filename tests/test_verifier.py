@@ -227,7 +227,6 @@ def test_embeddings_are_batched_and_cached_across_calls(embedder):
     assert [p.to_dict() | {"elapsed_ms": 0} for p in first] == [p.to_dict() | {"elapsed_ms": 0} for p in second]
 
 
-
 def test_packed_encoding_gives_each_text_its_own_vector(embedder):
     """Rows mixing many short texts, texts longer than a row, a text cut at the model's
     256-token limit and an empty one: every vector equals sentence-transformers' own."""

@@ -77,6 +77,9 @@ def verifier_profiles(
             "verifier_version": VERIFIER_VERSION,
             "channels": ", ".join(sorted({c for cs in out["channels"] for c in cs})),
             "candidates_per_s": dg.MetadataValue.float(len(items) / max(seconds, 1e-9)),
+            # the embedding encoder is most of the verifier's time: what it did, and how
+            "embedding": "packed rows" if getattr(verifier.embedder, "packer", None) is not None else "padded batches",
+            "texts_encoded": int(getattr(verifier.embedder, "encoded_texts", 0)),
             "summary": md_table(summary),
             "examples": dg.MetadataValue.md(examples or "_no step flagged_"),
             **image_metadata("histograms", png),
