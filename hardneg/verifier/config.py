@@ -69,7 +69,7 @@ class VerifierConfig:
     """Candidates analysed together (one embedding pass, one NLI pass) inside `verify_batch`."""
     embedding_packing: bool = True
     """Pack several texts into each row of the embedding model (block-diagonal attention; same vectors,
-    no padding; 1.2–1.5× on a 2-core CPU). Used only when the model passes the equivalence check at load
+    no padding; 1.24–1.55× on a 2-core CPU). Used only when the model passes the equivalence check at load
     (BERT-style encoders with mean or CLS pooling); otherwise texts go in padded batches."""
     embedding_pack_tokens: int = 128
     """Row length of the packed path in tokens (a longer text gets a row of its own)."""

@@ -10,7 +10,7 @@ to its longest member wastes 15-27 % of them. `PackedEncoder` therefore packs se
 texts into one row: positions restart at every text and a block-diagonal attention mask
 keeps the texts apart, so each text gets the vector it would get alone (cosine ≥ 0.99999
 to sentence-transformers' own `encode`, checked when the model loads) with no padding
-and larger, steadier matrix shapes (1.2–1.5× on the 2-core dev box, BENCHMARKS.md).
+and larger, steadier matrix shapes (1.24–1.55× on the 2-core dev box, BENCHMARKS.md).
 
 Any object with `encode(texts: list[str]) -> np.ndarray` (rows L2-normalized) can be
 injected instead of `SentenceEmbedder`.
