@@ -167,7 +167,7 @@ class VerifierConfig:
                 raise ValueError(f"VerifierConfig.{name} must map dimensions to non-negative numbers")
         if not self.semantic_unrelated_level > self.semantic_paraphrase_level:
             raise ValueError("VerifierConfig.semantic_unrelated_level must exceed semantic_paraphrase_level")
-        positive = ("batch_size", "embedding_batch_size", "embedding_pack_tokens", "embedding_batch_tokens", "nli_batch_size")
-        for name in positive + ("max_steps", "max_chars"):
+        sizes = ("batch_size", "embedding_batch_size", "embedding_pack_tokens", "embedding_batch_tokens", "nli_batch_size")
+        for name in sizes + ("max_steps", "max_chars"):
             if getattr(self, name) < 1:
                 raise ValueError(f"VerifierConfig.{name} must be >= 1")

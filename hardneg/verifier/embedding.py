@@ -188,7 +188,7 @@ class PackedEncoder:
             log.info("embedding: packed encoding unavailable (%s: %s); using padded batches", type(exc).__name__, exc)
             return None
         if worst > tolerance:
-            log.info("embedding: packed vectors differ from the model's (1 - cosine = %.2e); using padded batches", worst)
+            log.info("embedding: packed vectors differ from the model's (1 - cosine %.2e); using padded batches", worst)
             return None
         return packer
 
