@@ -1,4 +1,7 @@
-"""The `hardneg` command (SPEC §5): `verify`, `grade`, and `run` (the pipeline for one partition).
+"""The `hardneg` command's library part (SPEC §5): `verify` and `grade`.
+
+`hardneg run` (the pipeline for one partition) needs Dagster, so it lives in the Dagster
+layer: `hardneg_assets/cli.py` adds it to this parser and is the installed console script.
 
 JSONL in, JSONL out, input order kept. Unknown input fields are ignored; a malformed
 line is reported on stderr with its line number and skipped. Exit 0 if any line
@@ -103,12 +106,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return process_jsonl(args.input, args.output, required, handle)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from hardneg.pipeline import run_pipeline
-
-    return run_pipeline(profile=args.profile, partition=args.partition, skip_report=False)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hardneg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,11 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--input", required=True)
     grade.add_argument("--output", required=True)
     grade.set_defaults(func=cmd_grade)
-
-    run = sub.add_parser("run", help="materialize the whole asset graph for one family|seed partition")
-    run.add_argument("--profile", default=None, help="profile name or YAML path (default: $HARDNEG_PROFILE or smoke)")
-    run.add_argument("--partition", default=None, help="family|seed (default: the profile's default_partition)")
-    run.set_defaults(func=cmd_run)
     return parser
 
 

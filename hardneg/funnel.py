@@ -47,7 +47,8 @@ from typing import Callable, Iterator, Mapping
 import duckdb
 import pandas as pd
 
-DIMENSIONS = ("d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer")
+from hardneg.verifier.config import DIMENSIONS
+
 DEGENERATE_REASONS = ("empty", "truncated", "repetitive", "no-math")
 STAGE_NAMES = {
     1: "degenerate-removal",

@@ -1,4 +1,4 @@
-"""Helpers that turn results into Dagster UI metadata (plots, tables) and progress logs."""
+"""Helpers that turn results into Dagster UI metadata (plots, tables, catalog entries) and progress logs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,27 @@ import time
 from pathlib import Path
 
 import dagster as dg
+
+from hardneg.warehouse import SCHEMA
+
+WAREHOUSE_CATALOG = "warehouse.main"
+"""DuckDB names tables `<file stem>.<schema>.<table>`; the file is `warehouse.duckdb` unless configured."""
+
+
+def table_metadata(table: str) -> dict:
+    """Definition-time catalog entries of an asset stored in a warehouse table: its name and columns.
+
+    Dagster's catalog shows `dagster/table_name` and `dagster/column_schema` on the asset's
+    page (and searches them); the columns come from the warehouse's own SCHEMA, so they
+    cannot drift from what is written.
+    """
+    columns = [dg.TableColumn(name, sql_type.lower()) for name, sql_type in SCHEMA[table].items()]
+    return {"dagster/table_name": f"{WAREHOUSE_CATALOG}.{table}", "dagster/column_schema": dg.TableSchema(columns=columns)}
+
+
+def row_count(n: int) -> dict:
+    """Materialization entry for the rows this partition holds in the asset's table (catalog: "Row count")."""
+    return {"dagster/row_count": dg.MetadataValue.int(int(n))}
 
 
 def image_metadata(name: str, png_path: str | None) -> dict:

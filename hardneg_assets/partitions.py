@@ -1,24 +1,85 @@
-"""Partitions: model family, and model family × seed (SPEC §1, §4).
+"""Partitions and code versions: what a profile fixes at definition time (SPEC §1, §4).
 
-The partition keys come from the active profile (`$HARDNEG_PROFILE`), read once when
-the code location loads. Multi-partition keys read `family|seed`, e.g.
-`smollm2-135m-sft|0`.
+Dagster needs an asset's partitions and code version when its definition is built, and
+both come from the profile (its families and seeds; a hash of the sections a stage
+reads). So the asset modules name them symbolically (`FAMILY`, `FAMILY_SEED`,
+`stage_version(...)`) and `hardneg_assets.definitions.build_definitions(profile)` binds
+them to one profile through a `Binding`. Nothing here reads a profile, the environment
+or a file at import. Multi-partition keys read `family|seed`, e.g. `smollm2-135m-sft|0`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
 import dagster as dg
 
-from hardneg.profiles import load_profile
+from hardneg.profiles import Profile
 
-PROFILE = load_profile()
+# Tag the definitions factory puts on every asset: which partitions it has. Jobs select by it.
+from jobs.selections import PARTITIONS_TAG  # noqa: F401  (re-exported for the asset layer)
 
-FAMILY = dg.StaticPartitionsDefinition([f.name for f in PROFILE.families])
-FAMILY_SEED = dg.MultiPartitionsDefinition(
-    {"family": FAMILY, "seed": dg.StaticPartitionsDefinition([str(s) for s in PROFILE.seeds])}
-)
+
+@dataclass(frozen=True)
+class PartitionsRef:
+    """Names one of the profile's partitions definitions; `Binding.partitions` resolves it."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class StageVersion:
+    """A stage's code revision plus the profile sections it reads; `Binding.code_version` hashes them."""
+
+    code: str
+    sections: tuple[str, ...]
+
+
+FAMILY = PartitionsRef("family")
+FAMILY_SEED = PartitionsRef("family_seed")
 # A family × seed asset reads its family's family-only upstream (the SFT adapter, the base eval).
 FROM_FAMILY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="family")
+
+
+def stage_version(code: str, *sections: str) -> StageVersion:
+    """Code version of a stage: its code revision plus a hash of the profile sections it reads.
+
+    Changing one of those sections (say `dpo.learning_rate`) changes the version, so the UI
+    shows that asset and everything downstream of it as stale. Resolved per profile.
+    """
+    return StageVersion(code, tuple(sections))
+
+
+class Binding:
+    """One profile's partitions and code versions: the only place the asset layer reads a profile."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.family = dg.StaticPartitionsDefinition([f.name for f in profile.families])
+        self.family_seed = dg.MultiPartitionsDefinition(
+            {"family": self.family, "seed": dg.StaticPartitionsDefinition([str(s) for s in profile.seeds])}
+        )
+        self._sections = dataclasses.asdict(profile)
+        self.cache: dict[int, object] = {}
+
+    def partitions(self, ref: PartitionsRef) -> dg.PartitionsDefinition:
+        return {"family": self.family, "family_seed": self.family_seed}[ref.name]
+
+    def partitions_name(self, partitions_def: dg.PartitionsDefinition | None) -> str:
+        """`family`, `family_seed` or `none`: the value of the PARTITIONS_TAG for an asset."""
+        if partitions_def is None:
+            return "none"
+        return "family" if partitions_def == self.family else "family_seed"
+
+    def code_version(self, version: StageVersion) -> str:
+        missing = [s for s in version.sections if s not in self._sections]
+        if missing:
+            raise KeyError(f"stage_version names profile sections {missing} that Profile does not have")
+        blob = json.dumps({s: self._sections[s] for s in version.sections}, sort_keys=True, default=str)
+        return f"{version.code}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 
 def family_seed(context: dg.AssetExecutionContext) -> tuple[str, int]:
@@ -28,18 +89,3 @@ def family_seed(context: dg.AssetExecutionContext) -> tuple[str, int]:
 
 def family_seed_key(family: str, seed: int) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"family": family, "seed": str(seed)})
-
-
-def stage_version(code: str, *sections: str) -> str:
-    """Code version of a stage: its code revision plus a hash of the profile sections it reads.
-
-    Changing one of those sections (say `dpo.learning_rate`) changes the version, so the
-    UI shows that asset and everything downstream of it as stale.
-    """
-    import dataclasses
-    import hashlib
-    import json
-
-    profile = dataclasses.asdict(PROFILE)
-    blob = json.dumps({s: profile[s] for s in sections}, sort_keys=True, default=str)
-    return f"{code}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"

@@ -1,4 +1,7 @@
-"""Dagster resources: the DuckDB warehouse, the compute device (the `gpu` pool), the artifact store, the profile."""
+"""Dagster resources: the DuckDB warehouse, the compute device (the `gpu` pool), the artifact store, the profile.
+
+Layering: `resources/` imports `hardneg` and `dagster` only.
+"""
 
 from resources.artifacts import ArtifactStore
 from resources.compute import ComputeResource

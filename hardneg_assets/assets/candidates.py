@@ -8,8 +8,8 @@ from hardneg.candidates import ingest_external_pool, sample_candidates
 from hardneg.data import assert_trainable, load_problems
 from hardneg.generation import HFBackend
 from hardneg.policy import load_merged_policy
-from hardneg_assets.assets.sft import sft_adapter
-from hardneg_assets.metadata import generation_progress, md_table
+from hardneg_assets.deferred import asset
+from hardneg_assets.metadata import generation_progress, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import family_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
@@ -24,9 +24,10 @@ def register_external_problems(wh, rows, source: str) -> None:
     wh.replace_partition("problems", frame, source=tag, split="train")
 
 
-@dg.asset(
+@asset(
     partitions_def=FAMILY_SEED,
-    deps=[dg.AssetDep(sft_adapter, partition_mapping=FROM_FAMILY)],
+    deps=[dg.AssetDep("sft_adapter", partition_mapping=FROM_FAMILY)],
+    metadata=table_metadata("candidates"),
     group_name="candidates",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
@@ -70,6 +71,7 @@ def candidate_pool(
     return dg.MaterializeResult(
         metadata={
             "candidates": written,
+            **row_count(written),
             "problems": len(problems),
             "accuracy": dg.MetadataValue.float(float(rows["correct"].fillna(False).mean()) if len(rows) else 0.0),
             "mean_confidence": dg.MetadataValue.float(float(rows["confidence"].mean(skipna=True) or 0.0)),

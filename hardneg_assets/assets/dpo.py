@@ -11,7 +11,9 @@ import dagster as dg
 
 from hardneg.configuration import to_dict
 from hardneg.dpo import train_dpo
-from hardneg_assets.metadata import image_metadata
+from hardneg_assets.checks import DPO_CHECKS, dpo_check_results, dpo_check_specs, skipped_results
+from hardneg_assets.deferred import asset
+from hardneg_assets.metadata import image_metadata, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import dpo_dir, family_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
@@ -25,8 +27,10 @@ WHERE family = ? AND seed = ? AND strategy = ? ORDER BY pair_id
 
 
 def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
-    @dg.asset(
+    @asset(
         name=f"dpo_{strategy}",
+        metadata=table_metadata("training_runs"),
+        check_specs=dpo_check_specs(f"dpo_{strategy}"),
         partitions_def=FAMILY_SEED,
         deps=[f"preference_pairs_{strategy}", dg.AssetDep("sft_adapter", partition_mapping=FROM_FAMILY)],
         group_name="dpo",
@@ -47,7 +51,10 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         wh = warehouse.get()
         if strategy == "hardneg" and not prof.runs_hardneg(seed):
             wh.replace_partition("training_runs", [], family=family, seed=seed, stage="dpo", strategy=strategy)
-            return dg.MaterializeResult(metadata={"skipped": f"profile {prof.name} trains hard-negative DPO on seeds {prof.hardneg_seeds}"})
+            reason = f"profile {prof.name} trains hard-negative DPO on seeds {prof.hardneg_seeds}"
+            return dg.MaterializeResult(
+                metadata={"skipped": reason}, check_results=skipped_results(f"dpo_{strategy}", DPO_CHECKS, reason)
+            )
         pairs = wh.query(PAIRS_SQL, [family, seed, strategy])
         if pairs.empty:
             raise dg.Failure(f"no {strategy} pairs for {family}|{seed}: the funnel selected none, so there is nothing to train on")
@@ -89,12 +96,14 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
                 "adapter_path": dg.MetadataValue.path(location),
                 "sha256": sha,
                 "pairs": len(pairs),
+                **row_count(1),
                 "precision_mode": str(result.metrics.get("precision", "")),
                 "final_loss": dg.MetadataValue.float(float(last.get("loss", float("nan")))),
                 "final_reward_margin": dg.MetadataValue.float(float(last.get("rewards/margins", float("nan")))),
                 **{k: dg.MetadataValue.float(float(v)) for k, v in last.items() if k.startswith("weight/")},
                 **image_metadata("loss_curve", result.loss_curve_png),
-            }
+            },
+            check_results=dpo_check_results(f"dpo_{strategy}", result.log_history),
         )
 
     return _dpo

@@ -17,8 +17,9 @@ from hardneg.generation import HFBackend
 from hardneg.plots import accuracy_bars_png
 from hardneg.policy import load_merged_policy
 from hardneg.report import table1_long, table1_markdown
-from hardneg_assets.assets.sft import sft_adapter
-from hardneg_assets.metadata import generation_progress, image_metadata, md_table
+from hardneg_assets.checks import EVAL_CHECKS, eval_check_results, eval_check_specs, skipped_results
+from hardneg_assets.deferred import asset
+from hardneg_assets.metadata import generation_progress, image_metadata, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY, FAMILY_SEED, family_seed, stage_version
 from hardneg_assets.policies import family_policy, trained_policy
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
@@ -38,12 +39,14 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     backend = HFBackend(model, tokenizer, device=device)
     wh = warehouse.get()
     summaries, started = [], time.time()
-    n_items = 0
+    n_items, truncated, counts = 0, 0, {}
     for spec in profile.eval.benchmarks:
         items = benchmark_items(spec.name, spec.n)
         n_items += len(items)
         context.log.info(f"eval {strategy} {family}|{seed} on {spec.name}: {len(items)} items")
         samples, summary = evaluate(backend, items, spec.name, profile.eval, progress=generation_progress(context, f"eval {spec.name}"))
+        truncated += int((samples["finish_reason"] == "length").sum())
+        counts[spec.name] = (len(samples), spec.n)
         run_id = f"{family}|{seed}|{strategy}"
         samples = samples.assign(run_id=run_id, family=family, seed=seed, strategy=strategy)
         summary = summary.assign(family=family, seed=seed, strategy=strategy)
@@ -64,13 +67,17 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
             **{f"accuracy/{r.benchmark}": dg.MetadataValue.float(float(r.accuracy)) for r in overall.itertuples()},
             "items_per_s": dg.MetadataValue.float(n_items / max(seconds, 1e-9)),
             "summary": md_table(table[["benchmark", "n", "accuracy", "accuracy_math_verify"]].round(4)),
-        }
+            **row_count(wh.count("eval_samples", family=family, seed=seed, strategy=strategy)),
+        },
+        check_results=eval_check_results(context.asset_key.to_user_string(), truncated, n_items, counts),
     )
 
 
-@dg.asset(
+@asset(
     partitions_def=FAMILY,
-    deps=[sft_adapter],
+    deps=["sft_adapter"],
+    metadata=table_metadata("eval_samples"),
+    check_specs=eval_check_specs("eval_base"),
     group_name="evaluation",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
@@ -91,8 +98,10 @@ def eval_base(
 
 
 def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
-    @dg.asset(
+    @asset(
         name=f"eval_{strategy}",
+        metadata=table_metadata("eval_samples"),
+        check_specs=eval_check_specs(f"eval_{strategy}"),
         partitions_def=FAMILY_SEED,
         deps=[f"dpo_{strategy}"],
         group_name="evaluation",
@@ -111,7 +120,10 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
         prof = profile.load()
         family, seed = family_seed(context)
         if strategy == "hardneg" and not prof.runs_hardneg(seed):
-            return dg.MaterializeResult(metadata={"skipped": f"no hard-negative DPO on seed {seed} in profile {prof.name}"})
+            reason = f"no hard-negative DPO on seed {seed} in profile {prof.name}"
+            return dg.MaterializeResult(
+                metadata={"skipped": reason}, check_results=skipped_results(f"eval_{strategy}", EVAL_CHECKS, reason)
+            )
         base, adapters = trained_policy(prof, family, seed, strategy, artifacts)
         return run_evaluation(context, prof, family, seed, strategy, base, adapters, compute, warehouse)
 
@@ -121,9 +133,9 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
 eval_assets = [build_eval_asset(s) for s in ("random", "hardneg")]
 
 
-@dg.asset(
+@asset(
     deps=["eval_base", "eval_random", "eval_hardneg"],
-    group_name="evaluation",
+    group_name="report",
     kinds={"duckdb", "pandas"},
     code_version="1",
     description="The paper's Table 1 (base / random DPO / hard-neg DPO per family, mean ± std over seeds), as markdown, CSV and a chart.",

@@ -15,9 +15,11 @@ from hardneg.plots import funnel_png, histograms_png
 from hardneg.prompts import training_prompt
 from hardneg.registry import load_tokenizer
 from hardneg_assets.assets.verifier import verifier_profiles
-from hardneg_assets.metadata import image_metadata, md_table
+from hardneg_assets.deferred import asset, multi_asset, spec
+from hardneg_assets.metadata import image_metadata, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, family_seed, stage_version
 from hardneg_assets.policies import family_policy
+from jobs import FOLLOW_REVERIFY
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
 TEST_IDS_SQL = f"SELECT problem_id FROM problems WHERE split IN ({', '.join(repr(s) for s in TEST_SPLITS)})"
@@ -46,20 +48,24 @@ def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, str
     png = histograms_png(
         pairs[["raw_weight"]], artifacts.work_dir("plots", family, str(seed)) / f"weights_{strategy}.png", f"{strategy} raw weights"
     )
-    return {"pairs": len(pairs), "parquet": dg.MetadataValue.path(parquet), **image_metadata("weight_histogram", png)}
+    return {"pairs": len(pairs), **row_count(len(pairs)), "parquet": dg.MetadataValue.path(parquet), **image_metadata("weight_histogram", png)}
 
 
-@dg.multi_asset(
+@multi_asset(
     specs=[
-        dg.AssetSpec(
+        spec(
             "funnel",
             deps=[verifier_profiles],
+            metadata=table_metadata("funnel_counts"),
+            automation_condition=FOLLOW_REVERIFY,
             code_version=stage_version("1", "funnel"),
             description="Counts of the four filtering stages (funnel_counts).",
         ),
-        dg.AssetSpec(
+        spec(
             "preference_pairs_hardneg",
             deps=[verifier_profiles],
+            metadata=table_metadata("preference_pairs"),
+            automation_condition=FOLLOW_REVERIFY,
             code_version=stage_version("1", "funnel", "dpo"),
             description="Verifier-selected hard-negative pairs with raw weights w = W + (1 − c) + PPL/Z.",
         ),
@@ -97,7 +103,11 @@ def funnel_and_hardneg_pairs(
     )
     yield dg.MaterializeResult(
         asset_key="funnel",
-        metadata={"funnel": md_table(counts[["stage", "name", "n_in", "n_out", "reason"]]), **image_metadata("funnel_plot", png)},
+        metadata={
+            "funnel": md_table(counts[["stage", "name", "n_in", "n_out", "reason"]]),
+            **row_count(len(counts)),
+            **image_metadata("funnel_plot", png),
+        },
         check_results=[
             dg.AssetCheckResult(
                 asset_key="funnel",
@@ -121,9 +131,11 @@ def funnel_and_hardneg_pairs(
     )
 
 
-@dg.asset(
+@asset(
     partitions_def=FAMILY_SEED,
     deps=["preference_pairs_hardneg"],
+    metadata=table_metadata("preference_pairs"),
+    automation_condition=FOLLOW_REVERIFY,
     group_name="pairs",
     kinds={"duckdb"},
     code_version=stage_version("1", "funnel"),

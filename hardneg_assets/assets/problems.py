@@ -4,11 +4,14 @@ import dagster as dg
 import pandas as pd
 
 from hardneg.data import BENCHMARK_FILES, load_problems
+from hardneg_assets.deferred import asset
+from hardneg_assets.metadata import row_count, table_metadata
 from resources import WarehouseResource
 
 
-@dg.asset(
+@asset(
     group_name="data",
+    metadata=table_metadata("problems"),
     kinds={"duckdb"},
     code_version="1",
     description="Every bundled problem (GSM8K train/test, MATH test, MATH-500) in the `problems` table; bad lines go to `quarantine`.",
@@ -27,6 +30,7 @@ def problems(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
     return dg.MaterializeResult(
         metadata={
             "rows": dg.MetadataValue.int(sum(counts.values())),
+            **row_count(wh.count("problems")),
             "quarantined": dg.MetadataValue.int(rejected_total),
             "by_set": dg.MetadataValue.md(table.to_markdown(index=False)),
         }

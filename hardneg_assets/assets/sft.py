@@ -9,15 +9,17 @@ from hardneg.data import load_sft_examples, source_label
 from hardneg.registry import resolve_model
 from hardneg.sft import train_sft
 from hardneg_assets.assets.problems import problems
-from hardneg_assets.metadata import image_metadata, log_progress_callback
+from hardneg_assets.deferred import asset
+from hardneg_assets.metadata import image_metadata, log_progress_callback, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY, stage_version
 from hardneg_assets.policies import sft_dir
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 
-@dg.asset(
+@asset(
     partitions_def=FAMILY,
     deps=[problems],
+    metadata=table_metadata("training_runs"),
     group_name="training",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
@@ -74,6 +76,7 @@ def sft_adapter(
             "first_loss": dg.MetadataValue.float(float(result.metrics["first_loss"] or float("nan"))),
             "steps": result.metrics["steps"],
             "examples": result.metrics["examples"],
+            **row_count(1),
             "quarantined": len(rejected),
             **image_metadata("loss_curve", result.loss_curve_png),
         }

@@ -1,7 +1,9 @@
 """`verifier_profiles`: the MathVerifier's six-dimensional error profile of every candidate (SPEC §2.2).
 
-The asset's code version is the verifier's version, so changing the verifier shows
-every profile (and everything downstream) as stale in the UI.
+The asset's code version is the verifier's version plus a hash of the profile's
+`verifier` section, so changing the verifier or a verifier weight/threshold in the YAML
+shows every profile (and everything downstream) as stale in the UI, and the
+re-verification automation (`jobs/automation.py`) re-scores the existing partitions.
 """
 
 import time
@@ -10,13 +12,15 @@ import dagster as dg
 import pandas as pd
 
 from hardneg.plots import histograms_png
-from hardneg.verifier import VERIFIER_VERSION, MathVerifier, VerifyInput
+from hardneg.verifier import DIMENSIONS, VERIFIER_VERSION, MathVerifier, VerifyInput
 from hardneg_assets.assets.candidates import candidate_pool
-from hardneg_assets.metadata import image_metadata, md_table
+from hardneg_assets.deferred import asset
+from hardneg_assets.metadata import image_metadata, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, family_seed, stage_version
+from jobs import REVERIFY_CONDITION
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
-DIMENSIONS = ["d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness", "absurdity"]
+SUMMARY_COLUMNS = [*DIMENSIONS, "wrongness", "absurdity"]
 
 CANDIDATES_SQL = """
 SELECT c.candidate_id, p.question, c.text, p.reference_solution, p.reference_answer
@@ -26,9 +30,11 @@ ORDER BY c.candidate_id
 """
 
 
-@dg.asset(
+@asset(
     partitions_def=FAMILY_SEED,
     deps=[candidate_pool],
+    metadata=table_metadata("verifier_profiles"),
+    automation_condition=REVERIFY_CONDITION,
     group_name="verifier",
     kinds={"pytorch", "duckdb"},
     code_version=stage_version(VERIFIER_VERSION, "verifier"),
@@ -63,7 +69,7 @@ def verifier_profiles(
     out["family"], out["seed"], out["verifier_version"] = family, seed, VERIFIER_VERSION
     written = wh.replace_partition("verifier_profiles", out, family=family, seed=seed)
 
-    summary = out[DIMENSIONS].describe().T[["count", "mean", "50%", "max"]].round(3).reset_index(names="dimension")
+    summary = out[SUMMARY_COLUMNS].describe().T[["count", "mean", "50%", "max"]].round(3).reset_index(names="dimension")
     png = histograms_png(out[["wrongness", "absurdity"]], artifacts.work_dir("plots", family, str(seed)) / "verifier_hist.png", "verifier scores")
     flagged = out[out["first_error_step"].notna()].head(3)
     examples = "\n\n".join(
@@ -74,6 +80,7 @@ def verifier_profiles(
     return dg.MaterializeResult(
         metadata={
             "profiles": written,
+            **row_count(written),
             "verifier_version": VERIFIER_VERSION,
             "channels": ", ".join(sorted({c for cs in out["channels"] for c in cs})),
             "candidates_per_s": dg.MetadataValue.float(len(items) / max(seconds, 1e-9)),

@@ -1,0 +1,91 @@
+"""The installed `hardneg` command: the library's `verify` and `grade`, plus `run`.
+
+`run` materializes the asset graph for one `family|seed` through Dagster, so it belongs
+to the Dagster layer; `verify` and `grade` stay in `hardneg.cli` (plain Python). This
+module imports neither Dagster nor a model at import: `hardneg run` first checks the
+profile, its `--set` overrides, the partition and the models' availability, and only
+then imports Dagster, so a mistake costs one line on stderr and exit code 2 in a second
+or two, not a stack trace after the imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`hardneg.cli.build_parser()` (verify, grade, --version) with the `run` subcommand added."""
+    from hardneg.cli import build_parser as library_parser
+
+    parser = library_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public accessor
+    run = sub.add_parser(
+        "run",
+        help="materialize the whole asset graph for one family|seed partition",
+        description="Materialize problems → SFT → candidates → verifier → funnel → pairs → DPO → evaluation → report "
+        "for one family|seed, as real runs in the Dagster instance, then print the funnel and Table 1.",
+    )
+    run.add_argument(
+        "--profile", default=None, metavar="NAME|PATH",
+        help="profile name under profiles/ or a YAML file (default: $HARDNEG_PROFILE, else smoke)",
+    )
+    run.add_argument(
+        "--partition", default=None, metavar="FAMILY|SEED",
+        help="the family × seed partition, e.g. 'smollm2-135m-sft|0' (default: the profile's default_partition)",
+    )
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one profile key, validated like the file (value read as YAML), e.g. --set dpo.beta=0.2; repeatable",
+    )
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def preflight(name: str | None, partition: str | None, overrides: list[str]) -> tuple[str, int]:
+    """Load and validate the profile and the partition (and, where the library can, the models): (family, seed)."""
+    from hardneg import profiles
+
+    if hasattr(profiles, "preflight"):  # the library's check (profile, partition, model availability)
+        _, family, seed = profiles.preflight(name, partition, overrides)
+        return family, seed
+    from hardneg.configuration import ConfigError
+    from resources.profile import read_profile
+
+    profile = read_profile(name, overrides)
+    key = partition or profile.default_partition
+    family, _, seed = key.partition("|")
+    if family not in {f.name for f in profile.families} or not seed.isdigit() or int(seed) not in profile.seeds:
+        raise ConfigError(
+            f"--partition {key!r}: expected family|seed with family in {[f.name for f in profile.families]} "
+            f"and seed in {profile.seeds} (profile {profile.name})"
+        )
+    return family, int(seed)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hardneg.configuration import ConfigError
+
+    try:
+        family, seed = preflight(args.profile, args.partition, args.overrides)
+    except ConfigError as exc:
+        print(f"hardneg run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from hardneg_assets.run import run_pipeline  # Dagster and the asset graph load only now
+
+    return run_pipeline(args.profile, family, seed, args.overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    from hardneg.cli import main as library_main
+
+    return library_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
