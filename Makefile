@@ -1,4 +1,5 @@
 # hardneg — make install | run | test | ui | bench | validate
+# The UI and the CLI serve $HARDNEG_PROFILE (default smoke); a run's state lives in $DAGSTER_HOME.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -33,10 +34,11 @@ test: install
 	$(BIN)/pytest -q
 
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dg dev --host 127.0.0.1 --port 3000
 
 validate: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 
 bench: install
 	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hardneg.cli import build_parser as library_parser
 
     parser = library_parser()
+    parser.description = "Verifier-guided hard negatives and weighted DPO: verify, grade, run the pipeline (docs/SPEC.md §5)."
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public accessor
     run = sub.add_parser(
         "run",
@@ -52,9 +53,8 @@ def preflight(name: str | None, partition: str | None, overrides: list[str]) -> 
         _, family, seed = profiles.preflight(name, partition, overrides)
         return family, seed
     from hardneg.configuration import ConfigError
-    from resources.profile import read_profile
 
-    profile = read_profile(name, overrides)
+    profile = profiles.load_profile(name, overrides=overrides) if overrides else profiles.load_profile(name)
     key = partition or profile.default_partition
     family, _, seed = key.partition("|")
     if family not in {f.name for f in profile.families} or not seed.isdigit() or int(seed) not in profile.seeds:

@@ -60,7 +60,7 @@ def build_definitions(
             )
         )
     default_resources = {
-        "profile": ProfileResource(name=name, overrides=list(overrides), served=served(profile)),
+        "profile": ProfileResource.serving(profile, name, overrides),
         "compute": ComputeResource(),
         "warehouse": WarehouseResource(),
         "artifacts": ArtifactStore(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from typing import ClassVar
 
 import dagster as dg
 
@@ -42,8 +43,17 @@ class ProfileResource(dg.ConfigurableResource):
     """Profile name under `profiles/` or a path to a YAML file (set by the code location; empty: `smoke`)."""
     overrides: list[str] = []
     """`dotted.key=value` overrides applied on top of the file (`hardneg run --set`), validated like it."""
-    served: str = ""
-    """`name@fingerprint` of the profile the code location was built for; `load()` refuses any other."""
+    served: ClassVar[str] = ""
+    """`name@fingerprint` of the profile the code location was built for; `load()` refuses any other.
+
+    A class attribute, not config: a launchpad run config replaces a resource's whole config,
+    so a config field would be lost exactly when the check matters."""
+
+    @classmethod
+    def serving(cls, profile: Profile, name: str, overrides: list[str] | tuple[str, ...] = ()) -> "ProfileResource":
+        """The resource of a code location built for `profile` (loaded from `name` with `overrides`)."""
+        bound = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "served": served(profile)})
+        return bound(name=name, overrides=list(overrides))
 
     def load(self) -> Profile:
         profile = read_profile(self.name or None, self.overrides)

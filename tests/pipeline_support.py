@@ -1,4 +1,4 @@
-"""Test support: a profile that runs the real pipeline on the tiny test model, and resources for it."""
+"""Test support: a profile that runs the real pipeline on the tiny test model, and definitions for it."""
 
 from __future__ import annotations
 
@@ -40,12 +40,18 @@ def tiny_profile(directory: Path, tiny_model_dir: Path, **overrides) -> str:
     return str(path)
 
 
-def resources_for(profile_path: str) -> dict:
-    from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
+def definitions_for(profile_path: str, overrides: tuple[str, ...] = ()):
+    """The code location's definitions for `profile_path`, on CPU (what `hardneg run --profile` builds)."""
+    from hardneg_assets.definitions import build_definitions
+    from resources import ComputeResource
 
-    return {
-        "profile": ProfileResource(name=profile_path),
-        "compute": ComputeResource(device="cpu"),
-        "warehouse": WarehouseResource(),
-        "artifacts": ArtifactStore(),
-    }
+    return build_definitions(profile_path, overrides, resources={"compute": ComputeResource(device="cpu")})
+
+
+def materialize(defs, selection, partition_key=None, **kwargs):
+    """`dg.materialize` over the definitions' assets and resources."""
+    import dagster as dg
+
+    return dg.materialize(
+        list(defs.assets), selection=selection, partition_key=partition_key, resources=defs.resources, **kwargs
+    )

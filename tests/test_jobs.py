@@ -1,61 +1,86 @@
-"""Jobs, the re-verify schedule and the stale-verifier sensor, evaluated against real Definitions."""
-
-import datetime as dt
+"""Jobs, selections and the re-verification automation, evaluated against real Definitions."""
 
 import dagster as dg
-import pandas as pd
+import pytest
 
-from hardneg.verifier import VERIFIER_VERSION
+from pipeline_support import definitions_for, tiny_profile
+
+PARTITION_STAGES = {
+    "candidate_pool", "verifier_profiles", "funnel", "preference_pairs_hardneg", "preference_pairs_random",
+    "dpo_hardneg", "dpo_random", "eval_hardneg", "eval_random",
+}
 
 
-def test_definitions_resolve_every_job():
-    from hardneg_assets.definitions import defs
+@pytest.fixture(scope="module")
+def defs():
+    from hardneg_assets.definitions import build_definitions
 
-    for name in ("family_job", "pipeline_job", "reverify_job", "evaluation_job", "report_job"):
-        assert defs.resolve_job_def(name) is not None
+    return build_definitions("smoke")
+
+
+def _job_assets(defs, name):
+    return {k.to_user_string() for k in defs.resolve_job_def(name).asset_layer.executable_asset_keys}
+
+
+def test_jobs_select_by_group_and_partitions_tag(defs):
     graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert "dpo_hardneg" in keys and "report" in keys
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("dpo_hardneg")).parent_keys}
     assert upstream == {"preference_pairs_hardneg", "sft_adapter"}
+    # The per-partition step is every family × seed asset: derived from the partitions, never listed.
+    assert _job_assets(defs, "pipeline_job") == PARTITION_STAGES
+    family_seed = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None
+                   and isinstance(graph.get(k).partitions_def, dg.MultiPartitionsDefinition)}
+    assert family_seed == PARTITION_STAGES
+    assert _job_assets(defs, "family_job") == {"sft_adapter", "eval_base"}
+    assert _job_assets(defs, "report_job") == {"problems", "report"}
+    assert _job_assets(defs, "evaluation_job") == {"eval_hardneg", "eval_random"}
+    assert _job_assets(defs, "reverify_job") == {"verifier_profiles", "funnel", "preference_pairs_hardneg", "preference_pairs_random"}
 
 
-def test_reverify_schedule_requests_every_family_seed_partition():
-    from hardneg_assets.partitions import FAMILY_SEED
-    from jobs import reverify_schedule
+def test_run_steps_cover_the_graph_once_in_dependency_order(defs):
+    from jobs.selections import RUN_STEPS
 
-    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2026, 11, 29, 3, 0))
-    requests = list(reverify_schedule(ctx))
-    assert sorted(r.partition_key for r in requests) == sorted(FAMILY_SEED.get_partition_keys())
-    assert len({r.run_key for r in requests}) == len(requests)
-
-
-def test_stale_verifier_sensor_requests_only_stale_partitions(hardneg_home):
-    from hardneg.warehouse import Warehouse
-    from jobs import stale_verifier_sensor
-
-    wh = Warehouse(hardneg_home / "warehouse.duckdb")
-    ctx = dg.build_sensor_context()
-    [skip] = list(stale_verifier_sensor(ctx))
-    assert isinstance(skip, dg.SkipReason)  # empty warehouse: nothing stale
-
-    rows = pd.DataFrame(
-        {"candidate_id": ["a", "b"], "family": ["smollm2-135m-sft", "smollm2-135m-sft"], "seed": [0, 1],
-         "verifier_version": ["mv-0.0-old", VERIFIER_VERSION]}
-    )
-    wh.replace_partition("verifier_profiles", rows.iloc[[0]], family="smollm2-135m-sft", seed=0)
-    wh.replace_partition("verifier_profiles", rows.iloc[[1]], family="smollm2-135m-sft", seed=1)
-    requests = list(stale_verifier_sensor(ctx))
-    assert [r.partition_key for r in requests] == ["smollm2-135m-sft|0"]
+    graph = defs.resolve_asset_graph()
+    seen: list[set[str]] = []
+    for _, selection, _ in RUN_STEPS:
+        seen.append({k.to_user_string() for k in selection.resolve(graph)})
+    everything = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert set().union(*seen) == everything and sum(map(len, seen)) == len(everything)
+    position = {a: i for i, step in enumerate(seen) for a in step}
+    for key in graph.get_all_asset_keys():
+        for parent in graph.get(key).parent_keys:
+            assert position[parent.to_user_string()] <= position[key.to_user_string()], (parent, key)
 
 
-def test_code_version_follows_the_profile_sections_a_stage_reads(monkeypatch):
-    import dataclasses
+def _version(defs, name: str) -> str:
+    return defs.resolve_asset_graph().get(dg.AssetKey(name)).code_version
 
-    from hardneg_assets import partitions
 
-    before = {s: partitions.stage_version("1", s) for s in ("dpo", "eval")}
-    changed = dataclasses.replace(partitions.PROFILE.dpo, learning_rate=partitions.PROFILE.dpo.learning_rate * 2)
-    monkeypatch.setattr(partitions.PROFILE, "dpo", changed)
-    assert partitions.stage_version("1", "dpo") != before["dpo"]
-    assert partitions.stage_version("1", "eval") == before["eval"]
+def test_code_version_follows_the_profile_sections_a_stage_reads(hardneg_home, tiny_model_dir):
+    before = definitions_for(tiny_profile(hardneg_home, tiny_model_dir))
+    after = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, dpo={"learning_rate": 0.5}))
+    assert _version(before, "dpo_hardneg") != _version(after, "dpo_hardneg")
+    for unaffected in ("eval_base", "verifier_profiles", "candidate_pool"):
+        assert _version(before, unaffected) == _version(after, unaffected), unaffected
+
+
+def test_set_override_reaches_the_code_version(hardneg_home, tiny_model_dir):
+    import inspect
+
+    from hardneg.profiles import load_profile
+
+    if "overrides" not in inspect.signature(load_profile).parameters:
+        pytest.skip("load_profile(overrides=...) arrives with issue 15")
+    profile = tiny_profile(hardneg_home, tiny_model_dir)
+    before, after = definitions_for(profile), definitions_for(profile, overrides=("dpo.learning_rate=0.5",))
+    assert _version(before, "dpo_hardneg") != _version(after, "dpo_hardneg")
+    assert after.resources["profile"].overrides == ["dpo.learning_rate=0.5"]  # and the runs load the same profile
+
+
+def test_reverify_sensor_targets_the_automated_assets_and_is_off_by_default(defs):
+    [sensor] = [s for s in defs.sensors if s.name == "reverify_sensor"]
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    graph = defs.resolve_asset_graph()
+    automated = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
+    assert automated == {"verifier_profiles", "funnel", "preference_pairs_hardneg", "preference_pairs_random"}
+    assert "cron_tick_passed" in str(graph.get(dg.AssetKey("verifier_profiles")).automation_condition.get_snapshot())

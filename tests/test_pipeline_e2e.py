@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipeline_support import resources_for, tiny_profile
+from pipeline_support import definitions_for, materialize, tiny_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -57,32 +57,20 @@ def e2e_profile(home: Path, tiny_model_dir: Path) -> str:
     )
 
 
-def materialize_partition(resources, family: str, seed: int):
-    from hardneg_assets.definitions import ASSETS
+def materialize_partition(defs, family: str, seed: int):
+    """The steps of `hardneg run` (jobs.selections.RUN_STEPS) for one partition, in-process."""
     from hardneg_assets.partitions import family_seed_key
+    from jobs.selections import RUN_STEPS
 
-    results = [
-        dg.materialize(ASSETS, selection=["problems"], resources=resources),
-        dg.materialize(ASSETS, selection=["sft_adapter", "eval_base"], partition_key=family, resources=resources),
-        dg.materialize(
-            ASSETS,
-            selection=[
-                "candidate_pool", "verifier_profiles", "funnel", "preference_pairs_hardneg", "preference_pairs_random",
-                "dpo_hardneg", "dpo_random", "eval_hardneg", "eval_random",
-            ],
-            partition_key=family_seed_key(family, seed),
-            resources=resources,
-        ),
-        dg.materialize(ASSETS, selection=["report"], resources=resources),
-    ]
-    return results
+    keys = {"none": None, "family": family, "family_seed": family_seed_key(family, seed)}
+    return [materialize(defs, selection, keys[partitions]) for _, selection, partitions in RUN_STEPS]
 
 
 def test_smoke_graph_end_to_end(hardneg_home, tiny_model_dir):
     from hardneg.warehouse import Warehouse
 
     profile = e2e_profile(hardneg_home, tiny_model_dir)
-    results = materialize_partition(resources_for(profile), "smollm2-135m-sft", 0)
+    results = materialize_partition(definitions_for(profile), "smollm2-135m-sft", 0)
     assert all(r.success for r in results)
     materialized = {m.asset_key.to_user_string() for r in results for m in r.get_asset_materialization_events()}
     assert materialized == {
@@ -90,11 +78,22 @@ def test_smoke_graph_end_to_end(hardneg_home, tiny_model_dir):
         "preference_pairs_random", "dpo_hardneg", "dpo_random", "eval_hardneg", "eval_random", "report",
     }
     checks = [c for r in results for c in r.get_asset_check_evaluations()]
-    assert len(checks) == 3 and all(c.passed for c in checks)
+    blocking = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in checks if c.severity == dg.AssetCheckSeverity.ERROR}
+    assert len(blocking) == 3 and all(blocking.values()), blocking
+    warned = {(c.asset_key.to_user_string(), c.check_name) for c in checks if c.severity == dg.AssetCheckSeverity.WARN}
+    assert warned == {
+        *((f"eval_{s}", n) for s in ("base", "random", "hardneg") for n in ("truncation_rate", "item_counts")),
+        *((f"dpo_{s}", n) for s in ("random", "hardneg") for n in ("finite_loss", "margin_moved")),
+    }
+    [item_counts] = [c for c in checks if (c.asset_key.to_user_string(), c.check_name) == ("eval_base", "item_counts")]
+    assert item_counts.passed  # 3 + 3 items asked for, 3 + 3 evaluated
+    [finite] = [c for c in checks if (c.asset_key.to_user_string(), c.check_name) == ("dpo_hardneg", "finite_loss")]
+    assert finite.passed
     [verified] = [m for r in results for m in r.get_asset_materialization_events()
                   if m.asset_key.to_user_string() == "verifier_profiles"]
     meta = verified.materialization.metadata
     assert meta["embedding"].value == "packed rows" and meta["texts_encoded"].value > 0
+    assert meta["dagster/row_count"].value == meta["profiles"].value > 0  # the catalog's row count
 
     wh = Warehouse(hardneg_home / "warehouse.duckdb")
     key = {"family": "smollm2-135m-sft", "seed": 0}
@@ -134,7 +133,7 @@ def test_run_killed_during_dpo_resumes_without_duplicates(hardneg_home, tiny_mod
     # Long enough DPO that the kill lands mid-training, after a checkpoint.
     Path(profile).write_text(Path(profile).read_text().replace("max_steps: 2\n", "max_steps: 40\n", 1))
     env = {**os.environ, "HARDNEG_HOME": str(hardneg_home), "DAGSTER_HOME": str(hardneg_home / "dagster")}
-    cmd = [sys.executable, "-m", "hardneg.cli", "run", "--profile", profile, "--partition", "smollm2-135m-sft|0"]
+    cmd = [sys.executable, "-m", "hardneg_assets.cli", "run", "--profile", profile, "--partition", "smollm2-135m-sft|0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ckpt_dir = hardneg_home / "artifacts" / "dpo" / "hardneg" / "smollm2-135m-sft" / "0"
     deadline = time.time() + 600

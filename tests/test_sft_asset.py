@@ -2,17 +2,7 @@
 
 import json
 
-import dagster as dg
-import pytest
-
-from pipeline_support import resources_for, tiny_profile
-
-
-@pytest.fixture()
-def defs_assets():
-    from hardneg_assets.definitions import ASSETS
-
-    return ASSETS
+from pipeline_support import definitions_for, materialize, tiny_profile
 
 
 def _sft_metadata(result):
@@ -20,12 +10,12 @@ def _sft_metadata(result):
     return mats[-1].materialization.metadata
 
 
-def test_sft_asset_trains_records_and_rematerializes_without_duplicates(hardneg_home, tiny_model_dir, defs_assets):
+def test_sft_asset_trains_records_and_rematerializes_without_duplicates(hardneg_home, tiny_model_dir):
     from hardneg.warehouse import Warehouse
 
     profile = tiny_profile(hardneg_home, tiny_model_dir)
-    resources = resources_for(profile)
-    first = dg.materialize(defs_assets, selection=["problems", "sft_adapter"], partition_key="smollm2-135m-sft", resources=resources)
+    defs = definitions_for(profile)
+    first = materialize(defs, ["problems", "sft_adapter"], "smollm2-135m-sft")
     assert first.success
     meta = _sft_metadata(first)
     assert meta["precision_mode"].value == "lora-fp32"
@@ -41,27 +31,27 @@ def test_sft_asset_trains_records_and_rematerializes_without_duplicates(hardneg_
     assert not list(adapter.parent.glob("checkpoint-*"))  # checkpoints are only kept to survive a kill
     n_problems = wh.count("problems")
 
-    second = dg.materialize(defs_assets, selection=["problems", "sft_adapter"], partition_key="smollm2-135m-sft", resources=resources)
+    second = materialize(defs, ["problems", "sft_adapter"], "smollm2-135m-sft")
     assert second.success
     assert wh.count("training_runs", stage="sft") == 1
     assert wh.count("problems") == n_problems
 
 
-def test_family_without_sft_is_skipped(hardneg_home, tiny_model_dir, defs_assets):
+def test_family_without_sft_is_skipped(hardneg_home, tiny_model_dir):
     profile = tiny_profile(hardneg_home, tiny_model_dir)
-    result = dg.materialize(defs_assets, selection=["sft_adapter"], partition_key="smollm2-135m-instruct", resources=resources_for(profile))
+    result = materialize(definitions_for(profile), ["sft_adapter"], "smollm2-135m-instruct")
     assert result.success
     assert "skipped" in _sft_metadata(result)
 
 
-def test_malformed_sft_line_lands_in_quarantine(hardneg_home, tiny_model_dir, defs_assets, tmp_path):
+def test_malformed_sft_line_lands_in_quarantine(hardneg_home, tiny_model_dir, tmp_path):
     from hardneg.warehouse import Warehouse
 
     data = tmp_path / "meta.jsonl"
     good = [json.dumps({"query": f"What is {i}+{i}?", "response": f"{i}+{i}={2 * i}\nThe answer is: {2 * i}"}) for i in range(6)]
     data.write_text("\n".join(good[:3] + ['{"query": "broken', json.dumps({"response": "no query"})] + good[3:]) + "\n")
     profile = tiny_profile(hardneg_home, tiny_model_dir, sft={"data": {"kind": "jsonl", "path": str(data), "max_examples": None}, "max_steps": 2})
-    result = dg.materialize(defs_assets, selection=["sft_adapter"], partition_key="smollm2-135m-sft", resources=resources_for(profile))
+    result = materialize(definitions_for(profile), ["sft_adapter"], "smollm2-135m-sft")
     assert result.success
     q = Warehouse(hardneg_home / "warehouse.duckdb").query("SELECT line_no, reason FROM quarantine ORDER BY line_no")
     assert list(q["line_no"]) == [4, 5]
