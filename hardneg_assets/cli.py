@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = library_parser()
     parser.description = "Verifier-guided hard negatives and weighted DPO: verify, grade, run the pipeline (docs/SPEC.md §5)."
+    if not any("--version" in a.option_strings for a in parser._actions):
+        parser.add_argument("--version", action="version", version=f"hardneg {_version()}")
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public accessor
     run = sub.add_parser(
         "run",
@@ -43,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hardneg")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def preflight(name: str | None, partition: str | None, overrides: list[str]) -> tuple[str, int]:
