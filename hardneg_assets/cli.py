@@ -60,9 +60,10 @@ def preflight(name: str | None, partition: str | None, overrides: list[str]) -> 
     """Load and validate the profile and the partition (and, where the library can, the models): (family, seed)."""
     from hardneg import profiles
 
-    if hasattr(profiles, "preflight"):  # the library's check (profile, partition, model availability)
+    if hasattr(profiles, "preflight"):  # the library's check (profile, partition, model availability; issue 15)
         _, family, seed = profiles.preflight(name, partition, overrides)
         return family, seed
+    # Until the library has preflight: the same checks short of the model availability probe.
     from hardneg.configuration import ConfigError
 
     profile = profiles.load_profile(name, overrides=overrides) if overrides else profiles.load_profile(name)
