@@ -114,3 +114,24 @@ def test_changed_verifier_weight_in_yaml_marks_verifier_profiles_stale_and_rever
         # Only the partition that exists is re-verified; the funnel follows once it has run.
         assert second.get_requested_partitions(verifier) == {key}
         assert second.get_requested_partitions(dg.AssetKey("funnel")) == set()
+
+
+def test_weekly_reverification_requests_the_existing_partitions(hardneg_home, tiny_model_dir):
+    import datetime as dt
+
+    from hardneg.warehouse import Warehouse
+
+    path = tiny_profile(hardneg_home, tiny_model_dir)
+    key = f"{SFT_FAMILY}|0"
+    _seed_candidates(Warehouse(hardneg_home / "warehouse.duckdb"), SFT_FAMILY, 0)
+    verifier = dg.AssetKey("verifier_profiles")
+    with dg.instance_for_test() as instance:
+        defs = definitions_for(path)
+        assert materialize(defs, ["verifier_profiles"], key, instance=instance).success
+        now = dt.datetime.now(dt.timezone.utc)
+        saturday = (now + dt.timedelta(days=(5 - now.weekday()) % 7 or 7)).replace(hour=12, minute=0)
+        before = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=saturday)
+        assert before.get_requested_partitions(verifier) == set()
+        sunday = (saturday + dt.timedelta(days=1)).replace(hour=3, minute=5)  # just past Sunday 03:00 UTC
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=sunday, cursor=before.cursor)
+        assert after.get_requested_partitions(verifier) == {key}  # the one that exists, not the missing ones
