@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="materialize the whole asset graph for one family|seed partition",
         description="Materialize problems → SFT → candidates → verifier → funnel → pairs → DPO → evaluation → report "
-        "for one family|seed, as real runs in the Dagster instance, then print the funnel and Table 1.",
+        "for one family|seed, as real runs in the Dagster instance, then print the funnel and Table 1. Only what is "
+        "missing or stale runs (a changed code version or profile section, or new upstream data); see --force, --dry-run.",
     )
     run.add_argument(
         "--profile", default=None, metavar="NAME|PATH",
@@ -42,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one profile key, validated like the file (value read as YAML), e.g. --set dpo.beta=0.2; repeatable",
+    )
+    run.add_argument(
+        "--force", nargs="*", default=None, metavar="ASSET",
+        help="re-materialize on purpose: every asset of the partition (no names) or the named ones; "
+        "without it only what is missing or stale runs",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true",
+        help="print what would run and why (missing / code changed / upstream changed) and run nothing",
     )
     run.set_defaults(func=cmd_run)
     return parser
@@ -85,9 +95,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"hardneg run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from hardneg_assets.run import run_pipeline  # Dagster and the asset graph load only now
+    from hardneg_assets.run import UnknownAsset, run_pipeline  # Dagster and the asset graph load only now
 
-    return run_pipeline(args.profile, family, seed, args.overrides)
+    try:
+        return run_pipeline(args.profile, family, seed, args.overrides, force=args.force, dry_run=args.dry_run)
+    except UnknownAsset as exc:  # known only once the graph is built
+        print(f"hardneg run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,9 @@ def stage_version(code: str, *sections: str) -> StageVersion:
     """Code version of a stage: its code revision plus a hash of the profile sections it reads.
 
     Changing one of those sections (say `dpo.learning_rate`) changes the version, so the UI
-    shows that asset and everything downstream of it as stale. Resolved per profile.
+    shows that asset as stale, and `hardneg run` re-materializes it (and, as their upstream
+    data versions change, the assets below it). A section may be dotted (`dpo.weighting`)
+    when a stage reads only that part. Resolved per profile.
     """
     return StageVersion(code, tuple(sections))
 
@@ -75,11 +77,23 @@ class Binding:
         return "family" if partitions_def == self.family else "family_seed"
 
     def code_version(self, version: StageVersion) -> str:
-        missing = [s for s in version.sections if s not in self._sections]
+        missing = [s for s in version.sections if self._section(s) is _MISSING]
         if missing:
             raise KeyError(f"stage_version names profile sections {missing} that Profile does not have")
-        blob = json.dumps({s: self._sections[s] for s in version.sections}, sort_keys=True, default=str)
+        blob = json.dumps({s: self._section(s) for s in version.sections}, sort_keys=True, default=str)
         return f"{version.code}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+    def _section(self, dotted: str) -> object:
+        """A section (`dpo`) or part of one (`dpo.weighting`): a stage versions only what it reads."""
+        value: object = self._sections
+        for part in dotted.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
+        return value
+
+
+_MISSING = object()
 
 
 def family_seed(context: dg.AssetExecutionContext) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import generation_progress, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import family_policy
+from hardneg_assets.versions import rows_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 
@@ -69,6 +70,7 @@ def candidate_pool(
     written = wh.replace_partition("candidates", rows, family=family, seed=seed)
     by_finish = rows.groupby("finish_reason").size().rename("n").reset_index()
     return dg.MaterializeResult(
+        data_version=rows_version(wh, "candidates", family=family, seed=seed),
         metadata={
             "candidates": written,
             **row_count(written),

@@ -16,6 +16,7 @@ from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import dpo_dir, family_policy
+from hardneg_assets.versions import text_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 STRATEGIES = ("hardneg", "random")
@@ -53,6 +54,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
             wh.replace_partition("training_runs", [], family=family, seed=seed, stage="dpo", strategy=strategy)
             reason = f"profile {prof.name} trains hard-negative DPO on seeds {prof.hardneg_seeds}"
             return dg.MaterializeResult(
+                data_version=text_version("skipped", reason),
                 metadata={"skipped": reason}, check_results=skipped_results(f"dpo_{strategy}", DPO_CHECKS, reason)
             )
         pairs = wh.query(PAIRS_SQL, [family, seed, strategy])
@@ -92,6 +94,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         )
         last = next((e for e in reversed(result.log_history) if "loss" in e), {})
         return dg.MaterializeResult(
+            data_version=text_version(sha),  # the adapter's files
             metadata={
                 "adapter_path": dg.MetadataValue.path(location),
                 "sha256": sha,

@@ -22,6 +22,7 @@ from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import generation_progress, image_metadata, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY, FAMILY_SEED, family_seed, stage_version
 from hardneg_assets.policies import family_policy, trained_policy
+from hardneg_assets.versions import rows_version, text_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 BENCHMARK_SPLITS = {"gsm8k": ("gsm8k", "test"), "math": ("math", "test"), "math500": ("math500", "test")}
@@ -63,6 +64,7 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     table = pd.concat(summaries, ignore_index=True)
     overall = table[~table["benchmark"].str.contains("/")]
     return dg.MaterializeResult(
+        data_version=rows_version(wh, "eval_samples", family=family, seed=seed, strategy=strategy),
         metadata={
             **{f"accuracy/{r.benchmark}": dg.MetadataValue.float(float(r.accuracy)) for r in overall.itertuples()},
             "items_per_s": dg.MetadataValue.float(n_items / max(seconds, 1e-9)),
@@ -122,6 +124,7 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
         if strategy == "hardneg" and not prof.runs_hardneg(seed):
             reason = f"no hard-negative DPO on seed {seed} in profile {prof.name}"
             return dg.MaterializeResult(
+                data_version=text_version("skipped", reason),
                 metadata={"skipped": reason}, check_results=skipped_results(f"eval_{strategy}", EVAL_CHECKS, reason)
             )
         base, adapters = trained_policy(prof, family, seed, strategy, artifacts)
@@ -149,6 +152,7 @@ def report(warehouse: WarehouseResource, artifacts: ArtifactStore) -> dg.Materia
     long.to_csv(out / "table1.csv", index=False)
     png = accuracy_bars_png(long, out / "table1.png", "accuracy by model (mean ± std over seeds)")
     return dg.MaterializeResult(
+        data_version=text_version(markdown),
         metadata={
             "table1": dg.MetadataValue.md(markdown),
             "table1_md": dg.MetadataValue.path(str(out / "table1.md")),

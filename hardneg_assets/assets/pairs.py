@@ -19,6 +19,7 @@ from hardneg_assets.deferred import asset, multi_asset, spec
 from hardneg_assets.metadata import image_metadata, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, family_seed, stage_version
 from hardneg_assets.policies import family_policy
+from hardneg_assets.versions import rows_version
 from jobs import FOLLOW_REVERIFY
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
@@ -66,7 +67,7 @@ def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, str
             deps=[verifier_profiles],
             metadata=table_metadata("preference_pairs"),
             automation_condition=FOLLOW_REVERIFY,
-            code_version=stage_version("1", "funnel", "dpo"),
+            code_version=stage_version("1", "funnel", "dpo.weighting"),  # Z only: a DPO setting must not redo the funnel
             description="Verifier-selected hard-negative pairs with raw weights w = W + (1 − c) + PPL/Z.",
         ),
     ],
@@ -103,6 +104,7 @@ def funnel_and_hardneg_pairs(
     )
     yield dg.MaterializeResult(
         asset_key="funnel",
+        data_version=rows_version(wh, "funnel_counts", family=family, seed=seed),
         metadata={
             "funnel": md_table(counts[["stage", "name", "n_in", "n_out", "reason"]]),
             **row_count(len(counts)),
@@ -123,6 +125,7 @@ def funnel_and_hardneg_pairs(
     )
     yield dg.MaterializeResult(
         asset_key="preference_pairs_hardneg",
+        data_version=rows_version(wh, "preference_pairs", family=family, seed=seed, strategy="hardneg"),
         metadata={
             **_pairs_metadata(pairs, artifacts, family, seed, "hardneg"),
             "hardest_negatives": dg.MetadataValue.md(examples or "_none_"),
@@ -155,6 +158,7 @@ def preference_pairs_random(
         )
     wh.replace_partition("preference_pairs", pairs, family=family, seed=seed, strategy="random")
     return dg.MaterializeResult(
+        data_version=rows_version(wh, "preference_pairs", family=family, seed=seed, strategy="random"),
         metadata={**_pairs_metadata(pairs, artifacts, family, seed, "random"), "matched_hardneg_count": n_pairs},
         check_results=[_pairs_check(wh, pairs, "preference_pairs_random")],
     )

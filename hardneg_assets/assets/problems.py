@@ -6,6 +6,7 @@ import pandas as pd
 from hardneg.data import BENCHMARK_FILES, load_problems
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import row_count, table_metadata
+from hardneg_assets.versions import rows_version
 from resources import WarehouseResource
 
 
@@ -28,6 +29,7 @@ def problems(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         context.log.info(f"{benchmark}/{split}: {len(rows)} problems, {len(rejected)} quarantined")
     table = pd.DataFrame({"set": list(counts), "problems": list(counts.values())})
     return dg.MaterializeResult(
+        data_version=rows_version(wh, "problems", "source NOT LIKE 'external:%'"),  # external pools add their own
         metadata={
             "rows": dg.MetadataValue.int(sum(counts.values())),
             **row_count(wh.count("problems")),

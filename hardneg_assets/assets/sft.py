@@ -13,6 +13,7 @@ from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, log_progress_callback, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY, stage_version
 from hardneg_assets.policies import sft_dir
+from hardneg_assets.versions import text_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 
@@ -39,7 +40,10 @@ def sft_adapter(
     if not family.sft:
         wh.replace_partition("training_runs", [], family=family.name, stage="sft")
         context.log.info(f"family {family.name} starts from {family.base_model} without SFT")
-        return dg.MaterializeResult(metadata={"skipped": "family has no SFT stage", "base_model": family.base_model})
+        return dg.MaterializeResult(
+            data_version=text_version("no SFT", family.base_model),
+            metadata={"skipped": "family has no SFT stage", "base_model": family.base_model},
+        )
 
     base_path = resolve_model(family.base_model, prof.model_catalogue())
     examples, rejected = load_sft_examples(prof.sft.data)
@@ -68,6 +72,7 @@ def sft_adapter(
     for ckpt in work.glob("checkpoint-*"):
         shutil.rmtree(ckpt, ignore_errors=True)
     return dg.MaterializeResult(
+        data_version=text_version(sha),  # the adapter's files
         metadata={
             "adapter_path": dg.MetadataValue.path(location),
             "sha256": sha,

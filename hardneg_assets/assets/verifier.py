@@ -17,6 +17,7 @@ from hardneg_assets.assets.candidates import candidate_pool
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, md_table, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, family_seed, stage_version
+from hardneg_assets.versions import rows_version
 from jobs import REVERIFY_CONDITION
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
@@ -78,6 +79,7 @@ def verifier_profiles(
         for r in flagged.itertuples()
     )
     return dg.MaterializeResult(
+        data_version=rows_version(wh, "verifier_profiles", family=family, seed=seed),
         metadata={
             "profiles": written,
             **row_count(written),
