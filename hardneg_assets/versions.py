@@ -5,7 +5,9 @@ version* differs from the one recorded at its last materialization. Without data
 every re-materialization counts as new data, so staleness would follow run order: a
 re-run that rewrites identical rows would still make everything downstream stale. So each
 warehouse-backed asset reports a hash of the rows it holds for its partition
-(`rows_version`), and the trained adapters the sha256 of their files (`text_version(sha)`):
+(`rows_version`), and the trained adapters a hash of their weights and LoRA config
+(`adapter_version`; not of the whole folder, whose run log and training arguments carry
+timings and paths that differ on every run):
 re-writing the same rows leaves the version, and so everything below, as it was.
 
 Hashing happens inside DuckDB (a row cast to text, md5 per row, rows sorted so insertion
@@ -50,3 +52,22 @@ def text_version(*parts: object) -> dg.DataVersion:
     """Data version of a value given as text (an adapter's sha256, a report, why a step was skipped)."""
     blob = "\x1f".join(str(p) for p in parts)
     return dg.DataVersion(hashlib.sha256(blob.encode()).hexdigest()[:16])
+
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def adapter_version(adapter_dir) -> dg.DataVersion:
+    """Data version of a saved LoRA adapter: its weights and config, nothing run-specific."""
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for name in ADAPTER_FILES:
+        path = Path(adapter_dir) / name
+        if not path.exists():
+            raise FileNotFoundError(f"adapter_version: {path} is missing (not a saved LoRA adapter?)")
+        digest.update(name.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return dg.DataVersion(digest.hexdigest()[:16])

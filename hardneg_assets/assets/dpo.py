@@ -16,7 +16,7 @@ from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, stage_version
 from hardneg_assets.policies import dpo_dir, family_policy
-from hardneg_assets.versions import text_version
+from hardneg_assets.versions import adapter_version, text_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 STRATEGIES = ("hardneg", "random")
@@ -94,7 +94,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         )
         last = next((e for e in reversed(result.log_history) if "loss" in e), {})
         return dg.MaterializeResult(
-            data_version=text_version(sha),  # the adapter's files
+            data_version=adapter_version(work / "adapter"),  # its weights and config
             metadata={
                 "adapter_path": dg.MetadataValue.path(location),
                 "sha256": sha,

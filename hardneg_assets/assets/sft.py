@@ -13,7 +13,7 @@ from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, log_progress_callback, row_count, table_metadata
 from hardneg_assets.partitions import FAMILY, stage_version
 from hardneg_assets.policies import sft_dir
-from hardneg_assets.versions import text_version
+from hardneg_assets.versions import adapter_version, text_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 
@@ -72,7 +72,7 @@ def sft_adapter(
     for ckpt in work.glob("checkpoint-*"):
         shutil.rmtree(ckpt, ignore_errors=True)
     return dg.MaterializeResult(
-        data_version=text_version(sha),  # the adapter's files
+        data_version=adapter_version(work / "adapter"),  # its weights and config
         metadata={
             "adapter_path": dg.MetadataValue.path(location),
             "sha256": sha,
