@@ -12,8 +12,6 @@ import pytest
 
 from test_pipeline_e2e import e2e_profile
 
-pytestmark = pytest.mark.slow
-
 FAMILY, SEED = "smollm2-135m-sft", 0
 ALL = {
     "problems", "sft_adapter", "eval_base", "candidate_pool", "verifier_profiles", "funnel", "preference_pairs_hardneg",
@@ -27,6 +25,17 @@ TABLES = {
     "eval_samples": "strategy, benchmark, item_id",
     "eval_summary": "strategy, benchmark",
 }
+
+
+def edit_profile(path: str, **sections) -> None:
+    """Change sections of the YAML profile in place, as a user editing it would."""
+    import yaml
+
+    from hardneg.configuration import merge
+
+    data = yaml.safe_load(open(path))
+    with open(path, "w") as f:
+        yaml.safe_dump(merge(data, sections), f)
 
 
 def run(profile, overrides=(), **kwargs):
@@ -72,6 +81,7 @@ def snapshot(home):
     return tables
 
 
+@pytest.mark.slow
 def test_failure_in_dpo_then_rerun_runs_only_dpo_and_below(hardneg_home, tiny_model_dir, monkeypatch, tmp_path):
     import hardneg_assets.assets.dpo as dpo_module
 
@@ -112,6 +122,7 @@ def test_failure_in_dpo_then_rerun_runs_only_dpo_and_below(hardneg_home, tiny_mo
         assert versions[name] == version, name
 
 
+@pytest.mark.slow
 def test_reruns_follow_changes(hardneg_home, tiny_model_dir):
     profile = e2e_profile(hardneg_home, tiny_model_dir)
     first = run(profile)
@@ -129,10 +140,10 @@ def test_reruns_follow_changes(hardneg_home, tiny_model_dir):
     assert data_versions(forced)["candidate_pool"] == before["candidate_pool"]
 
     # One DPO setting: both DPO assets are stale for their code version; below them only what saw new data.
-    beta = ["dpo.beta=0.3"]
-    plan = run(profile, beta, dry_run=True).plan
+    edit_profile(profile, dpo={"beta": 0.3})
+    plan = run(profile, dry_run=True).plan
     assert {(p.asset, p.reason.split(" (")[0]) for p in plan} == {("dpo_hardneg", "code changed"), ("dpo_random", "code changed")}
-    changed = run(profile, beta)
+    changed = run(profile)
     ran = executed(changed)
     assert {"dpo_hardneg", "dpo_random"} <= ran <= {"dpo_hardneg", "dpo_random", "eval_hardneg", "eval_random", "report"}
     after = data_versions(changed)
@@ -140,19 +151,51 @@ def test_reruns_follow_changes(hardneg_home, tiny_model_dir):
         assert (f"eval_{strategy}" in ran) == (after[f"dpo_{strategy}"] != before[f"dpo_{strategy}"])
     evals_changed = any(after.get(f"eval_{s}", before[f"eval_{s}"]) != before[f"eval_{s}"] for s in ("hardneg", "random"))
     assert ("report" in ran) == evals_changed
-    assert run(profile, beta, dry_run=True).plan == []
+    assert run(profile, dry_run=True).plan == []
 
     # A verifier weight: verifier_profiles, then whatever below it got new data; nothing above it.
-    weight = [*beta, "verifier.wrongness_weights.d_answer=0.9"]
-    plan = run(profile, weight, dry_run=True).plan
+    weights = {"d_semantic": 0.05, "d_structure": 0.05, "d_order": 0.05, "d_logic": 0.1, "d_numeric": 0.1, "d_answer": 0.65}
+    edit_profile(profile, verifier={"wrongness_weights": weights})
+    plan = run(profile, dry_run=True).plan
     assert [(p.asset, p.reason.split(" (")[0]) for p in plan] == [("verifier_profiles", "code changed")]
-    reverified = run(profile, weight)
+    reverified = run(profile)
     ran = executed(reverified)
     assert "verifier_profiles" in ran and {"funnel", "preference_pairs_hardneg"} <= ran  # W moves every raw weight
     assert ran <= {"verifier_profiles"} | downstream_of("verifier_profiles")
     reasons = {p.asset: p.reason for p in reverified.plan}
     assert reasons["funnel"] == "upstream changed: verifier_profiles[smollm2-135m-sft|0]"
-    assert run(profile, weight, dry_run=True).plan == []
+    assert run(profile, dry_run=True).plan == []
 
     # --force with no names is today's behaviour: every asset of the partition.
-    assert executed(run(profile, weight, force=[])) == ALL
+    assert executed(run(profile, force=[])) == ALL
+
+
+def test_rows_version_follows_the_rows_not_their_order(tmp_path):
+    import pandas as pd
+
+    from hardneg.warehouse import Warehouse
+    from hardneg_assets.versions import rows_version
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    rows = pd.DataFrame({"family": "f", "seed": 0, "stage": [1, 2], "name": ["a", "b"], "n_in": [4, 3], "n_out": [3, 1], "reason": ["x", None]})
+    wh.replace_partition("funnel_counts", rows, family="f", seed=0)
+    first = rows_version(wh, "funnel_counts", family="f", seed=0)
+    wh.replace_partition("funnel_counts", rows.iloc[::-1], family="f", seed=0)  # same rows, other order
+    assert rows_version(wh, "funnel_counts", family="f", seed=0) == first
+    wh.replace_partition("funnel_counts", rows.assign(seed=1), family="f", seed=1)  # another partition
+    assert rows_version(wh, "funnel_counts", family="f", seed=0) == first
+    wh.replace_partition("funnel_counts", rows.assign(n_out=[3, 2]), family="f", seed=0)
+    assert rows_version(wh, "funnel_counts", family="f", seed=0) != first
+    with pytest.raises(KeyError, match="no column"):
+        rows_version(wh, "funnel_counts", family="f", sed=0)
+
+
+def test_force_names_an_existing_asset():
+    from hardneg_assets.definitions import build_definitions
+    from hardneg_assets.run import UnknownAsset, check_force
+
+    defs = build_definitions("smoke")
+    assert check_force(defs, None) is None and check_force(defs, []) == frozenset()
+    assert check_force(defs, ["dpo_hardneg"]) == {"dpo_hardneg"}
+    with pytest.raises(UnknownAsset, match="dpo_hardnge"):
+        check_force(defs, ["dpo_hardnge"])

@@ -60,7 +60,8 @@ def test_code_version_follows_the_profile_sections_a_stage_reads(hardneg_home, t
     before = definitions_for(tiny_profile(hardneg_home, tiny_model_dir))
     after = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, dpo={"learning_rate": 0.5}))
     assert _version(before, "dpo_hardneg") != _version(after, "dpo_hardneg")
-    for unaffected in ("eval_base", "verifier_profiles", "candidate_pool"):
+    # the pairs read only `dpo.weighting` (Z): a DPO learning rate must not redo the funnel (issue 17)
+    for unaffected in ("eval_base", "verifier_profiles", "candidate_pool", "funnel", "preference_pairs_hardneg"):
         assert _version(before, unaffected) == _version(after, unaffected), unaffected
 
 

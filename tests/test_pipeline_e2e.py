@@ -1,5 +1,7 @@
 """End to end: the whole smoke graph on the tiny model, then a run killed during DPO and re-run.
 
+The re-run materializes only what the kill left undone (issue 17, `hardneg run` is incremental).
+
 The tiny model cannot solve GSM8K, so the candidate pool comes from an external JSONL
 pool (the same ingestion path as the paper's numina pool): real GSM8K reference
 solutions and perturbed versions of them (a wrong product, a dropped step), re-scored
@@ -126,8 +128,20 @@ def _snapshot(wh):
     }
 
 
+def materialization_counts(instance) -> dict[str, int]:
+    """How many materializations each asset of the graph has in the instance."""
+    from hardneg_assets.definitions import build_definitions
+
+    keys = build_definitions("smoke").resolve_asset_graph().get_all_asset_keys()
+    return {
+        k.to_user_string(): len(instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=k), limit=100).records)
+        for k in keys
+    }
+
+
 def test_run_killed_during_dpo_resumes_without_duplicates(hardneg_home, tiny_model_dir):
     from hardneg.warehouse import Warehouse
+    from hardneg_assets.run import instance_at
 
     profile = e2e_profile(hardneg_home, tiny_model_dir)
     # Long enough DPO that the kill lands mid-training, after a checkpoint.
@@ -148,8 +162,16 @@ def test_run_killed_during_dpo_resumes_without_duplicates(hardneg_home, tiny_mod
     before = _snapshot(wh)
     assert wh.count("training_runs", stage="dpo", strategy="hardneg") == 0  # the killed DPO recorded nothing
 
+    instance = instance_at(hardneg_home / "dagster")
+    done_before = materialization_counts(instance)
     rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    # The re-run did only what the kill left undone: the killed DPO, what depends on it, and what never ran.
+    done_after = materialization_counts(instance)
+    rerun_did = {k for k in done_after if done_after[k] > done_before[k]}
+    never_ran = {k for k in done_before if done_before[k] == 0}
+    assert rerun_did == {"dpo_hardneg", "eval_hardneg", "report"} | never_ran, (rerun_did, never_ran)
+    assert all(done_after[k] == 1 for k in done_after), done_after  # nothing materialized twice
     after = _snapshot(wh)
     for table in ("candidates", "verifier_profiles", "funnel_counts"):
         assert before[table].equals(after[table]), table

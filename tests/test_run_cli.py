@@ -63,7 +63,10 @@ def test_every_run_flag_has_help_and_the_command_lists_run():
     assert {"verify", "grade", "run"} <= set(sub.choices)
     run = sub.choices["run"]
     flags = {opt: action for action in run._actions for opt in action.option_strings if opt not in ("-h", "--help")}
-    assert set(flags) == {"--profile", "--partition", "--set"}
+    assert set(flags) == {"--profile", "--partition", "--set", "--force", "--dry-run"}
     assert all(action.help for action in flags.values())
     args = parser.parse_args(["run", "--set", "dpo.beta=0.2", "--set", "pool.k=4", "--partition", "a|0"])
     assert args.overrides == ["dpo.beta=0.2", "pool.k=4"] and args.partition == "a|0"
+    assert args.force is None and not args.dry_run  # incremental unless asked otherwise
+    assert parser.parse_args(["run", "--force"]).force == []  # every asset
+    assert parser.parse_args(["run", "--force", "dpo_hardneg", "eval_hardneg", "--dry-run"]).force == ["dpo_hardneg", "eval_hardneg"]
