@@ -48,7 +48,9 @@ def run(profile, overrides=(), **kwargs):
 
 
 def executed(outcome) -> set[str]:
-    return {asset for asset, _ in outcome.materialized}
+    done = {asset for asset, _ in outcome.materialized}
+    print(f"materialized: {sorted(done)}")  # shown with -s / on failure: what each re-run did
+    return done
 
 
 def data_versions(outcome) -> dict[str, str]:
