@@ -10,7 +10,7 @@ minutes instead of a quarter hour), each through the real CLI in a fresh process
    re-run timed; once incremental, once with `--force`, each in its own fresh home.
 
 Prints wall times and the ratios, the machine and the load average.
-Run: .venv/bin/python bench/incremental.py [--dpo-steps 12]
+Run: .venv/bin/python bench/incremental.py [--dpo-steps 12] [--scenario all|twice|kill]
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def killed_in_dpo(home: Path, profile: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dpo-steps", type=int, default=12, help="DPO steps, so the kill lands mid-training (default 12)")
+    parser.add_argument("--scenario", choices=("all", "twice", "kill"), default="all", help="which scenario(s) to run")
     args = parser.parse_args()
     from tiny_model import build_tiny_model
 
@@ -85,23 +86,25 @@ def main() -> None:
         tiny = build_tiny_model(base / "tiny_model")
         rows = []
 
-        home, profile = fresh_home(base, "twice", tiny, args.dpo_steps)
-        first = timed(home, cli(home, profile))
-        second = timed(home, cli(home, profile))
-        forced = timed(home, cli(home, profile, "--force"))
-        loads.append(os.getloadavg()[0])
-        rows.append(("first run (empty home)", first, None))
-        rows.append(("second run, incremental", second, None))
-        rows.append(("second run, --force (before issue 17)", forced, forced / second))
+        if args.scenario in ("all", "twice"):
+            home, profile = fresh_home(base, "twice", tiny, args.dpo_steps)
+            first = timed(home, cli(home, profile))
+            second = timed(home, cli(home, profile))
+            forced = timed(home, cli(home, profile, "--force"))
+            loads.append(os.getloadavg()[0])
+            rows.append(("first run (empty home)", first, None))
+            rows.append(("second run, incremental", second, None))
+            rows.append(("second run, --force (before issue 17)", forced, forced / second))
 
         reruns = {}
-        for mode, extra in (("incremental", ()), ("--force (before issue 17)", ("--force",))):
+        for mode, extra in (("incremental", ()), ("--force (before issue 17)", ("--force",))) if args.scenario != "twice" else ():
             home, profile = fresh_home(base, f"kill-{mode[:5]}", tiny, args.dpo_steps)
             until_kill = killed_in_dpo(home, profile)
             reruns[mode] = timed(home, cli(home, profile, *extra))
             rows.append((f"killed in DPO after {until_kill:.0f} s; re-run {mode}", reruns[mode], None))
             loads.append(os.getloadavg()[0])
-        rows[-1] = (*rows[-1][:2], reruns["--force (before issue 17)"] / reruns["incremental"])
+        if reruns:
+            rows[-1] = (*rows[-1][:2], reruns["--force (before issue 17)"] / reruns["incremental"])
 
     print(f"machine: {platform.machine()} {os.cpu_count()} cores; load averages during: {', '.join(f'{x:.1f}' for x in loads)}")
     print("| case | wall s | before / after |\n|---|---|---|")
