@@ -175,6 +175,25 @@ def _boxed_contents(text: str) -> list[str]:
     return found
 
 
+def _boxes_with_unclosed(text: str) -> list[str | None]:
+    """Like `_boxed_contents`, but an unclosed box is kept as None (so callers can see that the
+    *last* box was cut off)."""
+    if "boxed" not in text and "fbox" not in text:
+        return []
+    closes = _brace_pairs(text)
+    found: list[str | None] = []
+    for match in _BOX_OPEN.finditer(text):
+        close = closes.get(match.end() - 1)
+        if close is None:
+            found.append(None)
+            continue
+        content = text[match.end() : close]
+        if text.startswith("\\%", close + 1) or text.startswith("%", close + 1):
+            content += "\\%"
+        found.append(content)
+    return found
+
+
 def _output_block(text: str) -> str:
     """The last fenced ```output block (program output), or ''."""
     if "```output" not in text:
@@ -190,8 +209,10 @@ def _clean_extracted(answer: str) -> str:
 def extract_answer(completion: str) -> str | None:
     """The final answer of a completion by the protocol's rules, lightly trimmed (not normalized).
 
-    None when nothing can be extracted: no rule applies, or the last `\\boxed{}` is empty, or
-    every box is unclosed (a truncated generation does not fall back to "the last number").
+    None when nothing can be extracted: no rule applies, every box is empty, or the *last* box is
+    unclosed (a generation cut off inside its final box has no final answer: an earlier box was a
+    draft, and a truncated generation does not fall back to "the last number"). Empty boxes
+    (`\\boxed{72} \\boxed{}`) are skipped: the last non-empty box counts.
     """
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a str, got {type(completion).__name__}")
@@ -199,10 +220,13 @@ def extract_answer(completion: str) -> str | None:
     if "final answer is $" in text and "$. I hope" in text:
         answer = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0]
     elif _BOX_OPEN.search(text):
-        boxes = _boxed_contents(text)
-        if not boxes:
+        boxes = _boxes_with_unclosed(text)
+        if not boxes or boxes[-1] is None:
             return None
-        answer = boxes[-1]
+        filled = [b for b in boxes if b is not None and _clean_extracted(b)]
+        if not filled:
+            return None
+        answer = filled[-1]
     elif "he answer is" in text:
         answer = text.split("he answer is")[-1]
     else:
@@ -252,13 +276,55 @@ def _matching_close(s: str, open_index: int, opens: str = "([{", closes: str = "
     return -1
 
 
+_NUMBER_WITH_WORDS = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z][A-Za-z\s.]*")
+
+
 def _unwrap_whole_text(s: str) -> str:
-    """`\\text{Saturday}` / `\\mbox{Saturday}` spanning the whole answer -> `Saturday`."""
-    for command in ("\\text{", "\\mbox{"):
+    """`\\text{Saturday}` / `\\mbox{Saturday}` / `\\textbf{Saturday}` spanning the whole answer -> `Saturday`.
+
+    `\\text{5 apples}` (a number and words, all inside one text box) is a number with its unit:
+    -> `5`, as `5\\text{ apples}` already was.
+    """
+    for command in ("\\text{", "\\mbox{", "\\textbf{", "\\textit{", "\\textrm{"):
         end = len(command) - 1
         if s.startswith(command) and s.endswith("}") and _matching_close(s, end, "{", "}") == len(s) - 1:
-            return s[end + 1 : -1]
+            inner = s[end + 1 : -1]
+            m = _NUMBER_WITH_WORDS.fullmatch(inner.strip())
+            return m.group(1) if m else inner
     return s
+
+
+def _repeating_decimal(s: str) -> str:
+    """`0.\\overline3` / `0.1\\overline{6}` -> the exact fraction `\\frac{1}{3}` / `\\frac{1}{6}`."""
+    m = re.fullmatch(r"(-?)(\d*)\.(\d*)\\overline\{?(\d{1,12})\}?", s)
+    if not m or len(m.group(2)) + len(m.group(3)) > 30:
+        return s
+    from fractions import Fraction
+
+    sign, whole, fixed, repeat = m.groups()
+    value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+    value += Fraction(int(repeat), 10 ** len(fixed) * (10 ** len(repeat) - 1))
+    if sign:
+        value = -value
+    if value.denominator == 1:
+        return str(value.numerator)
+    neg = "-" if value < 0 else ""
+    return f"{neg}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
+_LESS = r"(<|\\le(?:q)?(?![a-z])|≤)"
+_DOUBLE_INEQUALITY = re.compile(rf"([^<>=]+?){_LESS}([A-Za-z]){_LESS}([^<>=]+)")
+
+
+def _inequality_as_interval(s: str) -> str:
+    """`1<x<2` -> `(1,2)`, `1\\le x<2` -> `[1,2)`: a double inequality in one variable is an interval."""
+    m = _DOUBLE_INEQUALITY.fullmatch(s)
+    if not m:
+        return s
+    low, op1, _, op2, high = m.groups()
+    left = "(" if op1 == "<" else "["
+    right = ")" if op2 == "<" else "]"
+    return f"{left}{low},{high}{right}"
 
 
 def _remove_mbox(s: str) -> str:
@@ -314,7 +380,8 @@ def normalize_answer(s: str) -> str:
     s = _unwrap_whole_text(s)
     s = s.replace("tfrac", "frac").replace("dfrac", "frac").replace("cfrac", "frac")
     s = s.replace("\\left", "").replace("\\right", "")
-    without_unit = re.sub(r"\\text\{[^{}]*\}$", "", s).strip()
+    # A trailing unit: `5\\text{ cm}`, also with a power (`6\\text{ cm}^2`).
+    without_unit = re.sub(r"\\text\{[^{}]*\}(\^\{?[23]\}?)?$", "", s).strip()
     if without_unit:
         s = without_unit
     s = s.replace("^{\\circ}", "").replace("^\\circ", "").strip()
@@ -324,6 +391,11 @@ def normalize_answer(s: str) -> str:
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"x\s*\\in\s*", "", s)
     s = s.replace("\\%", "%")
+    # Thousands groups written with a thin space or `{,}`: `1\\,000` / `1{,}000` -> `1000`.
+    s = re.sub(r"(?<=\d)(?:\\,|\{,\}|\\ )(?=\d{3}(?!\d))", "", s)
+    # `\\log_2 8` -> `\\log_{2}(8)` before spaces go (`\\log_28` would be a base-28 logarithm).
+    s = re.sub(r"\\log_(\d+|\{[^{}]*\})\s*(\d+|\{[^{}]*\})",
+               lambda m: f"\\log_{{{m.group(1).strip('{}')}}}({m.group(2).strip('{}')})", s)
     s = s.replace(" .", " 0.").replace("{.", "{0.")
     s = s.replace("\\cdot", "*")
     s = s.replace("infinity", "\\infty")
@@ -343,6 +415,8 @@ def normalize_answer(s: str) -> str:
     s = s.replace(" ", "")
     s = _fix_fracs(s)
     s = _fix_a_slash_b(s)
+    s = _repeating_decimal(s)
+    s = _inequality_as_interval(s)
     return s.rstrip("\\,.")  # trailing backslashes, commas, dots
 
 
@@ -354,16 +428,19 @@ def _parse_digits(s: str) -> float | None:
     """A plain number the way the protocol reads one: commas dropped, trailing % divides by 100."""
     t = s.replace(",", "")
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
-        pass
-    if t.endswith("%"):
-        t = t[:-1].rstrip("\\")
-        try:
-            return float(t) / 100
-        except ValueError:
-            return None
-    return None
+        value = None
+        if t.endswith("%"):
+            try:
+                value = float(t[:-1].rstrip("\\")) / 100
+            except ValueError:
+                return None
+    # Overflow (`1e309` -> inf) and NaN are not numbers to compare: inf == inf would make
+    # `1e400` equal `1e500`, and nan would match by its spelling.
+    if value is None or not math.isfinite(value):
+        return None
+    return value
 
 
 _SIMPLE_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
@@ -388,7 +465,10 @@ def _close(a: float, b: float) -> bool:
 
 
 def _numeric_equal(pred: float, ref: float) -> bool:
-    return any(_close(candidate, pred) for candidate in (ref / 100, ref, ref * 100))
+    """The protocol's percent leniency: pred ≈ ref, ref/100 or ref·100 — each compared at the larger
+    scale. (pred ≈ ref/100 is tested as pred·100 ≈ ref: with the absolute tolerance at the /100
+    scale, `0` would equal every reference below 0.1 in size.)"""
+    return _close(pred, ref) or _close(pred * 100, ref) or _close(pred, ref * 100)
 
 
 def _split_top_level(s: str, sep: str) -> list[str]:
@@ -462,10 +542,17 @@ def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bo
     """
     if depth > _MAX_DEPTH:
         return False if symbolic else None
+    if _NOT_A_NUMBER.fullmatch(pred) or _NOT_A_NUMBER.fullmatch(ref):
+        return False  # "nan" is no answer, even spelled the same on both sides
     if "\\cup" in pred and "\\cup" in ref:
         return _match_as_sets(pred.split("\\cup"), ref.split("\\cup"), symbolic, depth)
     if pred == ref:
         return True
+    pred_set, ref_set = _set_elements(pred), _set_elements(ref)
+    if pred_set is not None and ref_set is not None:
+        if len(pred_set) != len(ref_set):
+            return False
+        return _match_as_sets(pred_set, ref_set, symbolic, depth)
     pred_num, ref_num = _parse_digits(pred), _parse_digits(ref)
     if pred_num is not None and ref_num is not None:
         return _numeric_equal(pred_num, ref_num)  # decisive: the protocol never goes on to SymPy here
@@ -504,13 +591,22 @@ def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bo
         p_diff, r_diff = f"{p_lhs}-({p_rhs})", f"{r_lhs}-({r_rhs})"
         if _symbolic_equal(p_diff, r_diff) or _symbolic_equal(f"-({p_diff})", r_diff):
             return True
-    elif pred.count("=") == 1 and len(pred.split("=")[0]) <= 2 and "=" not in ref:
+    elif pred.count("=") == 1 and _VARIABLE.fullmatch(pred.split("=")[0]) and "=" not in ref:
         verdict = _equal_normalized(pred.split("=")[1], ref, symbolic, depth + 1)
         if verdict:
             return True
         undecided |= verdict is None
-    elif ref.count("=") == 1 and len(ref.split("=")[0]) <= 2 and "=" not in pred:
+    elif ref.count("=") == 1 and _VARIABLE.fullmatch(ref.split("=")[0]) and "=" not in pred:
         verdict = _equal_normalized(pred, ref.split("=")[1], symbolic, depth + 1)
+        if verdict:
+            return True
+        undecided |= verdict is None
+
+    pred_values, ref_values = _value_list(pred), _value_list(ref)
+    if pred_values is not None and ref_values is not None and len(pred_values[0]) == len(ref_values[0]):
+        verdict = _all_equal(list(zip(pred_values[0], ref_values[0])), symbolic, depth)
+        if verdict is False and not (pred_values[1] and ref_values[1]):
+            verdict = _match_as_sets(pred_values[0], ref_values[0], symbolic, depth)  # solutions: order free
         if verdict:
             return True
         undecided |= verdict is None
@@ -518,6 +614,53 @@ def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bo
     if not symbolic:
         return None
     return _symbolic_equal(pred, ref)
+
+
+_NOT_A_NUMBER = re.compile(r"[-+]?nan", re.I)
+# The protocol's "an equation with a left side of at most two characters equals its right side"
+# (`x=3` == `3`), kept for variables only: `10=5` is not an answer 5.
+_VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_']?")
+_SEPARATOR_WORDS = re.compile(r"\\text\{(?:or|and)\}|\\(?:q)?quad|(?<![A-Za-z])(?:or|and)(?![A-Za-z])")
+
+
+def _set_elements(s: str) -> list[str] | None:
+    """`\\{1,2\\}` / `{1,2}` -> ["1", "2"]; None if `s` is not a brace-delimited set."""
+    for left, right in (("\\{", "\\}"), ("{", "}")):
+        if s.startswith(left) and s.endswith(right) and len(s) > len(left) + len(right):
+            inner = s[len(left) : -len(right)]
+            if left == "{" and _matching_close(s, 0, "{", "}") != len(s) - 1:
+                return None
+            return [p for p in _split_top_level(inner, ",")]
+    return None
+
+
+def _value_list(s: str) -> tuple[list[str], bool] | None:
+    """A list of values and whether its order matters: `a=1,b=2` -> (["1","2"], True),
+    `x=2\\text{or}x=3` -> (["2","3"], False), `(1,2)` -> (["1","2"], True), `2,3` -> (["2","3"], False).
+
+    Each value loses a variable left side (`x=`). None for fewer than two values.
+    """
+    ordered = False
+    parts = _tuple_parts(s)
+    if parts is not None:
+        ordered = True
+    else:
+        pieces = _split_top_level(_SEPARATOR_WORDS.sub(",", s), ",")
+        parts = [p for p in pieces if p]
+        # Named values with distinct names (`a=1,b=2`) are a tuple; the same name repeated
+        # (`x=2 or x=3`) or bare values are a list of solutions, whose order is free.
+        names = [p.split("=")[0] for p in parts if p.count("=") == 1 and _VARIABLE.fullmatch(p.split("=")[0])]
+        ordered = len(names) == len(parts) and len(set(names)) == len(names)
+    if len(parts) < 2:
+        return None
+    values = []
+    for part in parts:
+        if part.count("=") == 1 and _VARIABLE.fullmatch(part.split("=")[0]):
+            part = part.split("=")[1]
+        if not part:
+            return None
+        values.append(part)
+    return values, ordered
 
 
 # --------------------------------------------------------------------------------------------
