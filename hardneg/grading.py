@@ -16,7 +16,11 @@ Pipeline:
    process through `hardneg.bounded.call_bounded`, batched. Inside the worker each item has a soft
    SIGALRM deadline (Python-level work); the call has a hard one (C-level work such as a huge
    integer power kills the worker, and the chunk is retried item by item so only the culprit
-   pays). A timeout counts as not equal (Math-Verify: None).
+   pays). Timeouts are settled deterministically: every check starts from a fresh SymPy cache
+   (so batch composition and order cannot change a verdict), and a check that overruns is rerun
+   alone under `timeout_retry_factor` (default 4) × its limit; only a second overrun is a timeout,
+   which counts as not equal (Math-Verify: None). A verdict can differ between two runs only for
+   a check whose cost lies within that factor of its limit on a machine that much slower.
 4. `math_verify_equal` / `grade_batch` — Math-Verify's own verdict on the whole completion,
    as the second column SPEC §2.6 asks for, bounded the same way.
 
@@ -28,7 +32,7 @@ Known leniencies of the protocol, kept on purpose for comparability (a grader wi
 report different accuracies than the paper's):
 - Percent: two plain numbers are equal when pred ≈ ref, ref/100 or ref·100 (so for reference 50,
   the predictions 0.5, 50 and 5000 are all correct); a trailing `%` divides by 100 first
-  (`50%` == 0.5).
+  (`50%` == 0.5, and so `5\\%` == `5`, which is right for MATH's "what percent" golds).
 - Commas are deleted before the numeric comparison, so the list `1,2` equals the number `12`.
 - Numeric tolerance is absolute 1e-3 with no relative part: 0.0001 == 0.0009, 1000.0004 == 1000.
 - Tuples and intervals compare element-wise and ignore bracket types: `(1,2]` == `[1,2)` == `(1,2)`.
@@ -38,8 +42,9 @@ report different accuracies than the paper's):
 - `x \\in` is dropped (`x \\in [1,2]` == `[1,2]`); `\\mbox{…}` inside an answer is dropped with
   its content.
 - `j` becomes `i` when the answer has no `i` (complex-unit spelling).
-- An equation with a left side of at most two characters equals its right side (`x=3` == `3`);
-  two equations are equal when lhs−rhs agree up to sign.
+- An equation with a left side of at most two characters equals its right side (`x=3` == `3`) —
+  here only when that left side is a variable name (see the deviations); two equations are equal
+  when lhs−rhs agree up to sign.
 - Answers that both contain `\\cup` are split and matched as sets (order ignored).
 - SymPy: equal when simplify(a−b) == 0 or N(a), N(b) are within 1e-3.
 Known strictness, also kept: after "he answer is" the whole remaining text is the answer (text
@@ -63,6 +68,21 @@ well-formed answers:
 - `\\boxed{50}\\%` extracts `50\\%` (the original keeps a stray `}`); a bare word "boxed" without a
   brace does not block the later extraction rules.
 - The `^{216}` special case (a hang guard) is gone: every SymPy call is time-bounded instead.
+- Issue 15 (row 8), verdicts the original reaches only by accident, now not equal: numbers that
+  overflow a float (`1e309` vs `1e307`, `1e400` vs `1e500`: inf == inf), `nan` (even vs `nan`),
+  the percent rule's absolute tolerance applied at the /100 scale (`0` vs `0.1`, `0.09`,
+  `-0.05`: pred ≈ ref/100 is now tested as pred·100 ≈ ref), an equation whose left side is a
+  number (`10=5` vs `5`), and a completion whose *last* `\\boxed{` is unclosed (`\\boxed{3} …
+  \\boxed{4`: cut off inside the final answer, so no answer; it used to grade the draft 3).
+- Issue 15 (row 9), equivalent forms now equal (the original's strip_string or Math-Verify
+  would say so): `\\text{5 apples}` == 5 (a number and words in one text box: a unit);
+  `\\{1,2\\}` == `\\{2,1\\}` (sets, order ignored); `x=2 \\text{ or } x=3` == `2, 3` and
+  `a=1, b=2` == `(1,2)` (lists of values: a repeated or absent variable makes the order free,
+  distinct names keep it); `1<x<2` == `(1,2)` (a double inequality in one variable is an
+  interval); `1\\,000` == 1000 (thin-space thousands groups); `6\\text{ cm}^2` == 6 (a unit
+  with a power); `\\log_2 8` == 3 (the base is braced before spaces go); `0.\\overline3` ==
+  `1/3` (repeating decimals become exact fractions); `\\textbf{Saturday}` == Saturday; and
+  `\\boxed{72} \\boxed{}` extracts 72 (empty boxes are skipped).
 - eval_math's multi-answer handling (splitting a box at `\\text{ and }`, or at commas when the
   question says "separated by commas", then matching answer lists) is not reproduced: `grade`
   gets no question, and against a single gold string the original compares only the last piece
@@ -114,6 +134,13 @@ class GradingConfig:
         default=5.0,
         metadata={"help": "Seconds allowed for one Math-Verify parse+verify; an overrun gives None."},
     )
+    timeout_retry_factor: float = field(
+        default=4.0,
+        metadata={
+            "help": "A check that overruns its limit is rerun alone, in a fresh worker state, under this many "
+            "times the limit; only a second overrun is a timeout. Keeps verdicts independent of batch and load."
+        },
+    )
     chunk_size: int = field(
         default=16,
         metadata={
@@ -124,8 +151,12 @@ class GradingConfig:
 
     def __post_init__(self) -> None:
         for name in ("symbolic_timeout", "math_verify_timeout"):
-            if not getattr(self, name) > 0:
+            if not (isinstance(getattr(self, name), (int, float)) and math.isfinite(getattr(self, name))
+                    and getattr(self, name) > 0):
                 raise ValueError(f"GradingConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not (isinstance(self.timeout_retry_factor, (int, float)) and math.isfinite(self.timeout_retry_factor)
+                and self.timeout_retry_factor >= 1):
+            raise ValueError(f"GradingConfig.timeout_retry_factor must be >= 1, got {self.timeout_retry_factor!r}")
         if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise ValueError(f"GradingConfig.chunk_size must be an int >= 1, got {self.chunk_size!r}")
 
@@ -776,12 +807,29 @@ def _warm_worker() -> bool:
     return True
 
 
-def _symbolic_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool]:
-    results = []
+_OVERRUN = "overrun"  # a check hit its soft deadline (picklable marker)
+
+
+def _fresh_state() -> None:
+    """Forget SymPy's global cache before each check, so a verdict (and its cost) cannot depend on
+    which checks ran before it in the same worker: bulk and single-row runs then agree."""
+    try:
+        from sympy.core.cache import clear_cache
+
+        clear_cache()
+    except ImportError:  # pragma: no cover - SymPy is a dependency
+        pass
+
+
+def _symbolic_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | str]:
+    results: list[bool | str] = []
     for pred, ref in pairs:
+        _fresh_state()
         try:
             results.append(bool(_with_soft_deadline(per_item_timeout, _equal_normalized, pred, ref, True)))
-        except (_SoftTimeout, Exception):  # noqa: BLE001 - a failed check is "not equal"
+        except _SoftTimeout:
+            results.append(_OVERRUN)
+        except Exception:  # noqa: BLE001 - a failed check is "not equal"
             results.append(False)
     return results
 
@@ -801,12 +849,15 @@ def _math_verify_one(pred: str, ref: str) -> bool | None:
     return bool(verify(gold, target, timeout_seconds=None))
 
 
-def _math_verify_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | None]:
-    results = []
+def _math_verify_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | None | str]:
+    results: list[bool | None | str] = []
     for pred, ref in pairs:
+        _fresh_state()
         try:
             results.append(_with_soft_deadline(per_item_timeout, _math_verify_one, pred, ref))
-        except (_SoftTimeout, Exception):  # noqa: BLE001 - Math-Verify failing means "no opinion"
+        except _SoftTimeout:
+            results.append(_OVERRUN)
+        except Exception:  # noqa: BLE001 - Math-Verify failing means "no opinion"
             results.append(None)
     return results
 
@@ -831,19 +882,29 @@ def _bounded(func: Callable[..., Any], *args: Any, timeout: float) -> Any:
 
 
 def _run_chunked(func: Callable[..., list], pairs: list[tuple[str, str]], per_item_timeout: float,
-                 failed: Any, chunk_size: int) -> list:
-    """Run `func` over `pairs` in chunks; a chunk that overruns is retried item by item."""
+                 failed: Any, chunk_size: int, retry_factor: float = 4.0) -> list:
+    """Run `func` over `pairs` in chunks, then settle overruns deterministically.
+
+    A timeout's verdict must not depend on what else was in the batch or how loaded the machine
+    was (issue 15: 5 of 149 `correct_math_verify` verdicts differed between single-row and bulk
+    runs). So: every item starts from a fresh SymPy cache (`_fresh_state`); an item that overruns
+    its soft deadline — or sits in a chunk that overran its hard deadline — is rerun *alone*
+    under `retry_factor` × the limit; only if it overruns again does it get the fixed timeout
+    verdict `failed` (protocol: not equal; Math-Verify: None). A verdict can then flip between
+    runs only for a check whose cost is within a `retry_factor` slowdown of the limit.
+    """
     results: list = []
     for start in range(0, len(pairs), max(1, chunk_size)):
         chunk = pairs[start : start + max(1, chunk_size)]
         out = _bounded(func, chunk, per_item_timeout, timeout=per_item_timeout * len(chunk) + _HARD_SLACK)
-        if out is None and len(chunk) > 1:
-            # Only the culprit should pay: rerun alone, each item under its own hard limit.
-            out = []
-            for pair in chunk:
-                single = _bounded(func, [pair], per_item_timeout, timeout=per_item_timeout + _HARD_SLACK)
-                out.append(failed if single is None else single[0])
-        results.extend(out if out is not None else [failed] * len(chunk))
+        results.extend(out if out is not None and len(out) == len(chunk) else [_OVERRUN] * len(chunk))
+    retry_timeout = per_item_timeout * max(1.0, retry_factor)
+    for i, verdict in enumerate(results):
+        if not (isinstance(verdict, str) and verdict == _OVERRUN):
+            continue
+        single = _bounded(func, [pairs[i]], retry_timeout, timeout=retry_timeout + _HARD_SLACK)
+        value = single[0] if single else failed
+        results[i] = failed if isinstance(value, str) and value == _OVERRUN else value
     return results
 
 
@@ -853,11 +914,12 @@ def _check_str(value: Any, name: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0) -> bool:
+def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry_factor: float = 4.0) -> bool:
     """Protocol equality of an extracted answer and a gold answer (both raw; normalized here).
 
-    A SymPy check that overruns `timeout` seconds counts as not equal; the call returns within
-    about `timeout` + 1 s (plus a one-time worker start).
+    A SymPy check that overruns `timeout` seconds, and again `retry_factor` × `timeout` when rerun
+    alone, counts as not equal; the call returns within about (1 + retry_factor) × `timeout` + 2 s
+    (plus a one-time worker start).
     """
     if pred is None or ref is None:
         return False
@@ -868,17 +930,18 @@ def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0) -> bo
     verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
     if verdict is not None:
         return verdict
-    return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1)[0])
+    return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1, retry_factor)[0])
 
 
-def math_verify_equal(pred_completion_or_answer: str, ref: str, timeout: float = 5.0) -> bool | None:
+def math_verify_equal(pred_completion_or_answer: str, ref: str, timeout: float = 5.0,
+                      retry_factor: float = 4.0) -> bool | None:
     """Math-Verify's verdict on a completion (or a bare answer) against a gold answer.
 
     None when the gold answer cannot be parsed, Math-Verify fails, or it overruns `timeout`.
     """
     pred = _check_str(pred_completion_or_answer, "pred_completion_or_answer")
     gold = _check_str(ref, "ref")
-    return _run_chunked(_math_verify_batch, [(pred, gold)], timeout, None, 1)[0]
+    return _run_chunked(_math_verify_batch, [(pred, gold)], timeout, None, 1, retry_factor)[0]
 
 
 def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None = None) -> list[GradeResult]:
@@ -915,7 +978,8 @@ def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None =
         else:
             correct[i] = verdict
     if pending:
-        verdicts = _run_chunked(_symbolic_batch, pending_pairs, config.symbolic_timeout, False, config.chunk_size)
+        verdicts = _run_chunked(_symbolic_batch, pending_pairs, config.symbolic_timeout, False, config.chunk_size,
+                                config.timeout_retry_factor)
         for i, verdict in zip(pending, verdicts):
             correct[i] = bool(verdict)
 
@@ -928,6 +992,7 @@ def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None =
             config.math_verify_timeout,
             None,
             config.chunk_size,
+            config.timeout_retry_factor,
         )
         for i, verdict in zip(with_ref, verdicts):
             mv[i] = verdict
