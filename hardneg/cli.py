@@ -119,9 +119,10 @@ def process_jsonl(
     output_path: str,
     required: dict[str, Callable[[Any], str | None]],
     handle: Callable[[list[dict]], list[dict]],
-    batch: int = BATCH_ROWS,
+    batch: int | None = None,
 ) -> int:
-    """Read, handle in batches, write in input order; exit code per SPEC §5."""
+    """Read, handle in batches (default `BATCH_ROWS`), write in input order; exit code per SPEC §5."""
+    batch = batch or BATCH_ROWS
     out = _check_paths(input_path, output_path)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)

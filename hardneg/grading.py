@@ -21,6 +21,9 @@ Pipeline:
    alone under `timeout_retry_factor` (default 4) × its limit; only a second overrun is a timeout,
    which counts as not equal (Math-Verify: None). A verdict can differ between two runs only for
    a check whose cost lies within that factor of its limit on a machine that much slower.
+   Inputs that can only end in a timeout — power towers such as `10^10^10^10` and factorials of
+   4+ digit numbers (`_explosive`) — are decided from the text without running: protocol not
+   equal, Math-Verify None (for the whole completion).
 4. `math_verify_equal` / `grade_batch` — Math-Verify's own verdict on the whole completion,
    as the second column SPEC §2.6 asks for, bounded the same way.
 
@@ -914,6 +917,18 @@ def _check_str(value: Any, name: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+# Power towers (`10^10^10^10`, `9^{9^{9}}`, `2**2**2**2`) and factorials of 4+ digit numbers:
+# evaluating them is astronomically expensive, so a check on them can only end in its time limit,
+# after a cost that depends on the machine. Deciding them from the text keeps the verdict
+# deterministic and the row fast. (A tower: an exponent that is itself a number raised to a power,
+# `a^{b^c}` / `a^b^c`; `(x^2)^3` is not one.)
+_EXPLOSIVE = re.compile(r"(\^|\*\*)[\s{(]*-?[\d.]+\s*(\^|\*\*)|\d{4,}\s*!")
+
+
+def _explosive(text: str) -> bool:
+    return bool(_EXPLOSIVE.search(text))
+
+
 def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry_factor: float = 4.0) -> bool:
     """Protocol equality of an extracted answer and a gold answer (both raw; normalized here).
 
@@ -930,6 +945,8 @@ def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry
     verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
     if verdict is not None:
         return verdict
+    if _explosive(pred_n + " " + ref_n):
+        return False
     return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1, retry_factor)[0])
 
 
@@ -941,6 +958,8 @@ def math_verify_equal(pred_completion_or_answer: str, ref: str, timeout: float =
     """
     pred = _check_str(pred_completion_or_answer, "pred_completion_or_answer")
     gold = _check_str(ref, "ref")
+    if _explosive(pred) or _explosive(gold):
+        return None
     return _run_chunked(_math_verify_batch, [(pred, gold)], timeout, None, 1, retry_factor)[0]
 
 
@@ -972,6 +991,8 @@ def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None =
         if not ref_n:
             continue  # nothing to grade against
         verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
+        if verdict is None and _explosive(pred_n + " " + ref_n):
+            verdict = False  # deterministic: SymPy would only run into its time limit (see _explosive)
         if verdict is None:
             pending.append(i)
             pending_pairs.append((pred_n, ref_n))
@@ -985,7 +1006,10 @@ def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None =
 
     mv: list[bool | None] = [None] * len(items)
     if config.math_verify:
-        with_ref = [i for i, ref in enumerate(references) if ref is not None and ref.strip()]
+        # A completion with a power tower gets no Math-Verify opinion (None), decided from the text
+        # rather than by a timeout: Math-Verify would evaluate the tower and overrun.
+        with_ref = [i for i, ref in enumerate(references)
+                    if ref is not None and ref.strip() and not _explosive(completions[i]) and not _explosive(ref)]
         verdicts = _run_chunked(
             _math_verify_batch,
             [(completions[i], references[i]) for i in with_ref],
