@@ -178,7 +178,7 @@ def lock_holder(message: str) -> str | None:
     holder = f"{os.path.basename(program) or program} (PID {pid})"
     try:  # the command line says which step it is; best effort (Linux only)
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            cmd = " ".join(f.read().replace(b"\0", b" ").decode("utf-8", "replace").split())
         if cmd:
             holder += f": {cmd[:200]}"
     except OSError:
