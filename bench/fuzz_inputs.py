@@ -44,7 +44,7 @@ def _odd_text(rng: random.Random) -> str:
 
 def _good_row(rng: random.Random, i: int, command: str) -> tuple[dict, object]:
     row_id: object = f"r{i}" if rng.random() < 0.7 else i
-    if rng.random() < 0.1 and isinstance(row_id, str):
+    if rng.random() < 0.1 and isinstance(row_id, str) and command != "read_jsonl":
         row_id = row_id + "\ud800"  # a lone surrogate: still a string id; must come back unchanged
     if command == "grade":
         row = {"id": row_id, "completion": _odd_text(rng), "reference": rng.choice(["5", "18", "\\frac{1}{2}", 7, 0.5, "x"])}
@@ -64,10 +64,12 @@ def _good_row(rng: random.Random, i: int, command: str) -> tuple[dict, object]:
 
 
 def _encode(row: dict, rng: random.Random) -> bytes:
-    text = json.dumps(row, ensure_ascii=rng.random() < 0.5)
+    # A lone surrogate can only travel as a JSON escape (`\\ud800`): as raw bytes it is not UTF-8.
+    ascii_only = rng.random() < 0.5 or "\ud800" in json.dumps(row, ensure_ascii=False)
+    text = json.dumps(row, ensure_ascii=ascii_only)
     if rng.random() < 0.2:
         text = text.replace(", ", ",\r ", 1)  # a CR between tokens is JSON whitespace: valid, one line
-    return text.encode("utf-8", "surrogatepass") if "\ud800" in text else text.encode("utf-8")
+    return text.encode("utf-8")
 
 
 def _bad_line(rng: random.Random, i: int, command: str) -> tuple[bytes, str]:
@@ -123,7 +125,7 @@ def hostile_jsonl(n: int, seed: int = 0, command: str = "grade", bad_fraction: f
     lines: list[FuzzLine] = []
     for i in range(n):
         r = rng.random()
-        if r < 0.03:
+        if r < 0.03 or i == 1:
             lines.append(FuzzLine(rng.choice([b"", b"   ", b"\t", b" \r"]), "blank", "blank"))
         elif r < 0.03 + bad_fraction:
             data, kind = _bad_line(rng, i, command)

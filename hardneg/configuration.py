@@ -309,7 +309,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"expected a number, got {_describe(value)}", key=path)
+            raise ConfigError(f"expected float (a number), got {_describe(value)}", key=path)
         if not math.isfinite(value):
             raise ConfigError(f"expected a finite number, got {value!r}", key=path)
         return float(value)

@@ -346,7 +346,7 @@ def _repeating_decimal(s: str) -> str:
     return f"{neg}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
 
 
-_LESS = r"(<|\\le(?:q)?(?![a-z])|≤)"
+_LESS = r"(<|\\leq|\\le|≤)"  # `\\left` is gone by now, so `\\le` is "less or equal"
 _DOUBLE_INEQUALITY = re.compile(rf"([^<>=]+?){_LESS}([A-Za-z]){_LESS}([^<>=]+)")
 
 
