@@ -14,7 +14,7 @@ What is checked, per command (inputs from `bench/fuzz_inputs.py`, seeded):
 - profiles: `load_profile` on N generated bad profiles: each must raise ConfigError whose
   message is one line naming the file (and the dotted key where the generator knows it).
 
-    .venv/bin/python bench/fuzz_cli.py [--rows 10000] [--verify-rows 1000] [--profiles 500] [--seed 0]
+    .venv/bin/python bench/fuzz_cli.py [--rows 10000] [--verify-rows 1000] [--profiles 500] [--seed 0] [--only PART]
 
 Prints a markdown block (machine, load, command, figures).
 """
@@ -194,19 +194,22 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-latency", action="store_true", help="skip the in-process per-row timing pass")
+    parser.add_argument("--only", choices=["grade", "verify", "read_jsonl", "profiles"], action="append",
+                        help="run only these parts (repeatable); default: all")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ.setdefault("HARDNEG_HOME", str(work / "home"))
-        results = {
-            "grade": fuzz_command("grade", ["grade"], args.rows, args.seed, work, not args.no_latency),
-            "verify": fuzz_command("verify", ["verify", "--no-nli"], args.verify_rows, args.seed + 1, work,
-                                   not args.no_latency),
-            "read_jsonl": fuzz_read_jsonl(args.rows, args.seed + 2, work),
-            "profiles": fuzz_profiles(args.profiles, args.seed + 3, work),
+        parts = {
+            "grade": lambda: fuzz_command("grade", ["grade"], args.rows, args.seed, work, not args.no_latency),
+            "verify": lambda: fuzz_command("verify", ["verify", "--no-nli"], args.verify_rows, args.seed + 1, work,
+                                           not args.no_latency),
+            "read_jsonl": lambda: fuzz_read_jsonl(args.rows, args.seed + 2, work),
+            "profiles": lambda: fuzz_profiles(args.profiles, args.seed + 3, work),
         }
+        results = {name: run() for name, run in parts.items() if not args.only or name in args.only}
     load_after = os.getloadavg()
     print(f"### Reliability fuzz (`bench/fuzz_cli.py --rows {args.rows} --verify-rows {args.verify_rows} "
           f"--profiles {args.profiles} --seed {args.seed}`)\n")

@@ -199,6 +199,31 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+MAX_YAML_DEPTH = 64
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest `[`/`{` nesting outside quoted strings and comments (a cheap over-estimate is fine)."""
+    depth = deepest = 0
+    quote = ""
+    for line in text.splitlines():
+        quote = ""
+        for ch in line:
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "'\"":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+    return deepest
+
+
 def _read_yaml(path: Path) -> dict:
     source = _display(path)
     try:
@@ -207,6 +232,10 @@ def _read_yaml(path: Path) -> dict:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", source=source) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from None
+    if _flow_depth(text) > MAX_YAML_DEPTH:
+        # PyYAML's parser is recursive and slow on deep flow nesting (2 s for 2000 levels) before
+        # it hits the recursion limit; no profile nests more than a few levels.
+        raise ConfigError(f"YAML nested too deeply (more than {MAX_YAML_DEPTH} levels)", source=source)
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
