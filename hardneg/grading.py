@@ -23,7 +23,8 @@ Pipeline:
    a check whose cost lies within that factor of its limit on a machine that much slower.
    Inputs that can only end in a timeout — power towers such as `10^10^10^10` and factorials of
    4+ digit numbers (`_explosive`) — are decided from the text without running: protocol not
-   equal, Math-Verify None (for the whole completion).
+   equal, Math-Verify None (for the whole completion). So is an extracted answer of over 1,000
+   characters that is not string/numerically equal (`_hopeless`: no gold answer comes close).
 4. `math_verify_equal` / `grade_batch` — Math-Verify's own verdict on the whole completion,
    as the second column SPEC §2.6 asks for, bounded the same way.
 
@@ -929,6 +930,17 @@ def _explosive(text: str) -> bool:
     return bool(_EXPLOSIVE.search(text))
 
 
+# No gold answer normalizes to more than 73 characters (MATH test, all 5,000); an "answer" of over
+# 1,000 characters is the rest of a rambling completion after "The answer is". Only string and
+# numeric equality (already tried) can hold for it; parsing it as LaTeX costs seconds for nothing.
+_MAX_SYMBOLIC_CHARS = 1000
+
+
+def _hopeless(pred_n: str, ref_n: str) -> bool:
+    """A pair the fast path left open that SymPy can only time out on, or need not look at."""
+    return len(pred_n) > _MAX_SYMBOLIC_CHARS or len(ref_n) > _MAX_SYMBOLIC_CHARS or _explosive(pred_n + " " + ref_n)
+
+
 def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry_factor: float = 4.0) -> bool:
     """Protocol equality of an extracted answer and a gold answer (both raw; normalized here).
 
@@ -945,7 +957,7 @@ def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry
     verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
     if verdict is not None:
         return verdict
-    if _explosive(pred_n + " " + ref_n):
+    if _hopeless(pred_n, ref_n):
         return False
     return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1, retry_factor)[0])
 
@@ -991,8 +1003,8 @@ def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None =
         if not ref_n:
             continue  # nothing to grade against
         verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
-        if verdict is None and _explosive(pred_n + " " + ref_n):
-            verdict = False  # deterministic: SymPy would only run into its time limit (see _explosive)
+        if verdict is None and _hopeless(pred_n, ref_n):
+            verdict = False  # deterministic: SymPy would only run into its time limit (see _hopeless)
         if verdict is None:
             pending.append(i)
             pending_pairs.append((pred_n, ref_n))
