@@ -167,7 +167,7 @@ def test_row2_row5_row12_verify_surrogate_id_numeric_reference_and_bad_config(tm
 def test_row4_row6_bad_partitions_are_config_errors(key):
     with pytest.raises(ConfigError) as info:
         preflight("smoke", key, check_models=False)
-    assert str(info.value).startswith("profiles/smoke.yaml: --partition: ") or "--partition" in str(info.value)
+    assert "smoke.yaml: --partition: " in str(info.value)
     assert "\n" not in str(info.value)
 
 
@@ -239,7 +239,7 @@ def test_overrides_are_applied_after_inheritance_and_validated():
     prof = load_profile("cpu-small", ["dpo.beta=0.25", "pool.k=2", "funnel_expected.4.max=99", "seeds=[0, 1]"])
     assert prof.dpo.beta == 0.25 and prof.pool.k == 2 and prof.funnel_expected[4].max == 99 and prof.seeds == [0, 1]
     assert prof.sft.data.max_examples == 1000  # inherited values stay
-    with pytest.raises(ConfigError, match=r"^--set \(over profiles/smoke.yaml\): dpo.beta: "):
+    with pytest.raises(ConfigError, match=r"^--set \(over .*smoke.yaml\): dpo.beta: "):
         load_profile("smoke", ["dpo.beta=-1"])
     with pytest.raises(ConfigError, match="unknown key"):
         load_profile("smoke", ["dpo.betta=0.1"])
@@ -253,7 +253,7 @@ def test_missing_hub_model_is_named_before_any_run_offline(monkeypatch, tmp_path
     with pytest.raises(ConfigError) as info:
         preflight("paper")
     message = str(info.value)
-    assert message.startswith("profiles/paper.yaml: families[1].base_model: model qwen2.5-1.5b-instruct")
+    assert "paper.yaml: families[1].base_model: model qwen2.5-1.5b-instruct" in message
     assert "HF_HUB_OFFLINE" in message and "\n" not in message
     preflight("smoke")  # the embedded default needs nothing from the hub
 
