@@ -19,8 +19,13 @@ import pytest
 
 from hardneg.configuration import ConfigError
 from hardneg.data import read_jsonl
-from hardneg.paths import safe_component, under
-from hardneg.profiles import load_profile, preflight
+from hardneg.profiles import load_profile
+
+
+def preflight(*args, **kwargs):  # imported per call, so each test fails on its own where it is missing
+    from hardneg.profiles import preflight as run_preflight
+
+    return run_preflight(*args, **kwargs)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -279,6 +284,8 @@ def test_unreachable_endpoint_is_named_via_huggingface_hub_settings(tmp_path):
 
 
 def test_row7_names_never_leave_their_folder(tmp_path, monkeypatch):
+    from hardneg.paths import safe_component, under
+
     for bad in ("../escape", "/etc", "a/b", "..", ".", "", "a|b", "x\x00y", "-rf", "~root"):
         with pytest.raises(ValueError):
             safe_component(bad)
