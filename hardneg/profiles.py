@@ -19,6 +19,7 @@ from hardneg.configuration import ConfigError, from_dict, merge
 from hardneg.dpo import DPORunConfig
 from hardneg.evaluation import EvalConfig
 from hardneg.funnel import FunnelConfig, StageRange
+from hardneg.generation import GenerationConfig
 from hardneg.paths import REPO_ROOT
 from hardneg.registry import MODELS, FamilySpec, ModelSpec
 from hardneg.sft import SFTRunConfig
@@ -66,6 +67,8 @@ class Profile:
     """Expected `n_out` per funnel stage (1..4); the asset checks fail outside these ranges."""
     dpo: DPORunConfig = field(default_factory=DPORunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """Decoding engine for pool sampling and evaluation (hf | native | vllm and its settings)."""
 
     def family(self, name: str) -> FamilySpec:
         for fam in self.families:

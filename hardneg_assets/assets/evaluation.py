@@ -12,8 +12,9 @@ import dagster as dg
 import pandas as pd
 
 from hardneg.data import load_problems
+from hardneg.paths import artifacts_dir
 from hardneg.evaluation import evaluate
-from hardneg.generation import HFBackend
+from hardneg.generation import build_backend
 from hardneg.plots import accuracy_bars_png
 from hardneg.policy import load_merged_policy
 from hardneg.report import table1_long, table1_markdown
@@ -35,7 +36,10 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     """Greedy-decode every configured benchmark, store samples and summary for this partition."""
     device = compute.resolved_device()
     model, tokenizer = load_merged_policy(base, adapters, device)
-    backend = HFBackend(model, tokenizer, device=device)
+    backend = build_backend(
+        profile.generation, model, tokenizer, device, base_path=base, adapters=adapters,
+        workdir=artifacts_dir() / "eval" / f"{family}-{seed}-{strategy}", log=context.log.info,
+    )
     wh = warehouse.get()
     summaries, started = [], time.time()
     n_items = 0
