@@ -30,7 +30,7 @@ def register_external_problems(wh, rows, source: str) -> None:
     group_name="candidates",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("1", "problems", "pool"),
+    code_version=stage_version("1", "problems", "pool", "generation"),
     description="K sampled solutions per training problem from the family's policy, with confidence and perplexity.",
 )
 def candidate_pool(

@@ -78,7 +78,7 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     group_name="evaluation",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("1", "eval"),
+    code_version=stage_version("1", "eval", "generation"),
     description="The family's starting policy (after SFT where it has one) on GSM8K / MATH, Step-DPO protocol.",
 )
 def eval_base(
@@ -102,7 +102,7 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
-        code_version=stage_version("1", "eval"),
+        code_version=stage_version("1", "eval", "generation"),
         description=f"The {strategy}-DPO policy on GSM8K / MATH, Step-DPO protocol.",
     )
     def _eval(
