@@ -477,3 +477,18 @@ def test_generation_progress_through_a_reporter(native):
     native.generate(PROMPTS, SamplingParams(max_new_tokens=4, batch_size=2), progress=rep)
     assert lines[-1].startswith("gen: 5/5 seq, 20 tokens") and "took" in lines[-1]
     assert len(lines) > 2  # per-step lines, not only one at the end
+
+
+def test_stderr_reporter_for_cli_commands(capsys):
+    """`hardneg verify` / `grade` progress: plain lines on stderr when it is not a terminal
+    (stdout stays the JSONL data), the last one with the final count."""
+    from hardneg.progress import stderr_reporter
+
+    rep = stderr_reporter("verify", total=3, unit="cand", every_s=0)
+    for _ in range(3):
+        rep.update(advance=1)
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("verify: 1/3 cand") and lines[-1].startswith("verify: 3/3 cand") and "took" in lines[-1]
+    assert rep.closed
