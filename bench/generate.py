@@ -66,6 +66,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--paths", default="hf,native", help="comma list of hf, native, native-bf16")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: shared 2-core box; see BENCHMARKS.md)")
+    ap.add_argument("--workloads", default="sampling,greedy", help="comma list of sampling, greedy")
     ap.add_argument("--quick", action="store_true", help="tiny shapes: check the script runs")
     ap.add_argument("--out", default=None, help="also write the markdown here")
     args = ap.parse_args()
@@ -136,6 +137,8 @@ def main() -> None:
     loads = [loadavg()]
     for r in range(args.rounds):
         for work, fn in (("sampling", sampling), ("greedy", greedy)):
+            if work not in args.workloads.split(","):
+                continue
             for name in paths:
                 start = time.perf_counter()
                 gens = fn(name)
@@ -164,7 +167,7 @@ def main() -> None:
     out("| workload | path | tokens/s per round | median tokens/s | × HF | finish eos/length (last round) |")
     out("|---|---|---|---:|---:|---|")
     medians = {}
-    for work in ("sampling", "greedy"):
+    for work in [w for w in ("sampling", "greedy") if w in args.workloads.split(",")]:
         for name in paths:
             rates = [t / s for t, s in runs[(work, name)]]
             medians[(work, name)] = statistics.median(rates)
