@@ -71,7 +71,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="also write the markdown here")
     args = ap.parse_args()
     if args.quick:
-        args.problems, args.k, args.max_new_tokens, args.eval_items, args.eval_max_new_tokens, args.rounds = 4, 2, 16, 4, 16, 1
+        args.problems, args.k, args.max_new_tokens = 4, 2, 16
+        args.eval_items, args.eval_max_new_tokens, args.rounds = 4, 16, 1
 
     import torch
 

@@ -85,7 +85,9 @@ def main() -> None:
     test = read_jsonl(ROOT / "data" / "gsm8k" / "test.jsonl", args.eval_items)
     pool_prompts = [training_prompt(tokenizer, r["question"]) for r in train]
     eval_prompts = [eval_prompt(r["question"]) for r in test]
-    sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, n=args.k, seed=0, batch_size=args.batch_size)
+    sampling = SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, n=args.k, seed=0, batch_size=args.batch_size
+    )
     greedy = SamplingParams(max_new_tokens=args.eval_max_new_tokens, batch_size=args.batch_size)
     for e in engines.values():
         e.generate(pool_prompts[:2], SamplingParams(max_new_tokens=8), progress=False)
@@ -117,7 +119,8 @@ def main() -> None:
         base = statistics.median(rates[(work, "hf-bf16")])
         for name in engines:
             med = statistics.median(rates[(work, name)])
-            print(f"| {work} | {name} | {', '.join(f'{x:.0f}' for x in rates[(work, name)])} | {med:.0f} | {med / base:.2f}× |")
+            runs = ", ".join(f"{x:.0f}" for x in rates[(work, name)])
+            print(f"| {work} | {name} | {runs} | {med:.0f} | {med / base:.2f}× |")
     if "vllm" in outs:
         same = sum(a.token_ids == b.token_ids for a, b in zip(outs["hf-bf16"], outs["vllm"]))
         print(f"\nGreedy agreement vllm vs hf-bf16 (bf16 kernels differ, so long completions may part ways): "

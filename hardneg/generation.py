@@ -473,7 +473,8 @@ class VLLMBackend:
         try:
             for lo in range(0, len(prompts), self.request_chunk):
                 chunk = prompts[lo : lo + self.request_chunk]
-                sps = [self.sampling_params(params, (params.seed * 1_000_003 + lo + j) % (2**63)) for j in range(len(chunk))]
+                seeds = [(params.seed * 1_000_003 + lo + j) % (2**63) for j in range(len(chunk))]
+                sps = [self.sampling_params(params, seed) for seed in seeds]
                 kwargs: dict[str, Any] = {"use_tqdm": progress is True}
                 if self.lora is not None:
                     kwargs["lora_request"] = self.lora
@@ -481,7 +482,11 @@ class VLLMBackend:
                 for j, request in enumerate(outputs):  # vLLM returns requests in input order
                     made = [self._generation(lo + j, s, c) for s, c in enumerate(request.outputs)]
                     if params.greedy:
-                        made = [Generation(g.prompt_index, g.text, g.finish_reason, list(g.token_ids), g.n_tokens, s) for s in range(params.n) for g in made[:1]]
+                        g = made[0]
+                        made = [
+                            Generation(g.prompt_index, g.text, g.finish_reason, list(g.token_ids), g.n_tokens, s)
+                            for s in range(params.n)
+                        ]
                     gens.extend(made)
                     tokens += sum(g.n_tokens for g in made)
                 bar.update(len(gens), tokens)
@@ -548,7 +553,9 @@ def build_backend(
                     f"{len(adapters)} adapter(s): use 'merged'"
                 )
             say(f"generation: vllm serving {base_path} + LoRA {adapters[0]}")
-            return VLLMBackend(str(base_path), lora_path=str(adapters[0]), max_lora_rank=config.max_lora_rank, **settings)
+            return VLLMBackend(
+                str(base_path), lora_path=str(adapters[0]), max_lora_rank=config.max_lora_rank, **settings
+            )
         if workdir is None:
             raise ValueError("build_backend: vllm 'merged' needs workdir (where the merged weights are written)")
         target = Path(workdir) / "merged-policy"

@@ -286,7 +286,8 @@ class NativeBackend:
         live: list[dict] = []  # slot j holds live[j]
         next_tok: list[int] = []
         results: dict[tuple[int, int], Generation] = {}
-        bar = as_progress(progress, len(prompts) * params.n, "generate", token_budget=len(prompts) * params.n * params.max_new_tokens)
+        total = len(prompts) * params.n
+        bar = as_progress(progress, total, "generate", token_budget=total * params.max_new_tokens)
         counted = [0]  # generated tokens (EOS excluded, as in Generation.n_tokens)
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
 

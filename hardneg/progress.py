@@ -133,7 +133,10 @@ class ProgressReporter:
             parts.append(f"{self.done / self.elapsed():.2f} {self.unit}/s")
         eta = self.eta()
         done = self.total is not None and self.done >= self.total
-        parts.append(f"took {_fmt_seconds(self.elapsed())}" if done else f"ETA {_fmt_seconds(eta) if eta is not None else '?'}")
+        if done:
+            parts.append(f"took {_fmt_seconds(self.elapsed())}")
+        else:
+            parts.append(f"ETA {_fmt_seconds(eta) if eta is not None else '?'}")
         return ", ".join(parts)
 
     def _emit(self) -> None:
@@ -187,7 +190,9 @@ def as_progress(progress: Any, total: int, label: str, token_budget: int | None 
     return _Adapter(progress, total)
 
 
-def stderr_reporter(label: str, total: int | None = None, unit: str = "item", every_s: float = 20.0) -> ProgressReporter:
+def stderr_reporter(
+    label: str, total: int | None = None, unit: str = "item", every_s: float = 20.0
+) -> ProgressReporter:
     """For CLI commands (`hardneg verify`, `hardneg grade`): a tqdm bar on a TTY, else plain
     lines on stderr every `every_s` seconds (stdout stays the data)."""
     tty = sys.stderr.isatty()

@@ -320,7 +320,8 @@ class FakeEngine:
             for g in FakeEngine.hf.generate([prompt], ours, progress=False):
                 ids = list(g.token_ids)
                 if g.finish_reason == "eos":
-                    completions.append(SimpleNamespace(text=g.text, token_ids=ids + [FakeEngine.hf.eos_ids[0]], finish_reason="stop", stop_reason=None))
+                    with_eos = ids + [FakeEngine.hf.eos_ids[0]]
+                    completions.append(SimpleNamespace(text=g.text, token_ids=with_eos, finish_reason="stop", stop_reason=None))
                     continue
                 text, reason, stop_reason = g.text, "length", None
                 for s in sp.stop or []:
@@ -354,7 +355,8 @@ def fake_vllm(monkeypatch, backend):
     req_mod.LoRARequest = LoRARequest
     for name, m in (("vllm", mod), ("vllm.lora", lora_mod), ("vllm.lora.request", req_mod)):
         monkeypatch.setitem(sys.modules, name, m)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, _orig=importlib.util.find_spec: object() if name == "vllm" else _orig(name, *a))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real_find_spec(name, *a))
     FakeEngine.instances = []
     FakeEngine.hf = backend
     return mod
@@ -410,7 +412,8 @@ def test_build_backend_vllm_merged_and_lora(fake_vllm, backend, tmp_path):
     vb = build_backend(cfg, backend.model, backend.tokenizer, "cuda", workdir=tmp_path)
     merged = tmp_path / "merged-policy"
     assert (merged / "config.json").exists() and (merged / "model.safetensors").exists()
-    assert FakeEngine.instances[-1].kwargs["model"] == str(merged) and FakeEngine.instances[-1].kwargs["max_num_seqs"] == 32
+    engine = FakeEngine.instances[-1]
+    assert engine.kwargs["model"] == str(merged) and engine.kwargs["max_num_seqs"] == 32
     vb.generate(PROMPTS[:1], SamplingParams(max_new_tokens=2), progress=False)
     assert FakeEngine.instances[-1].calls[-1]["lora"] is None
 
@@ -446,7 +449,8 @@ def test_build_backend_hf_and_native(backend):
     # On CUDA 'native' defers to HF (it is the CPU path); no GPU needed to check the choice.
     said = []
     assert GenerationConfig(backend="native").native_dtype() in ("float32", "bfloat16")
-    assert isinstance(build_backend(GenerationConfig(backend="native"), backend.model, backend.tokenizer, "cpu", log=said.append), NativeBackend)
+    auto = build_backend(GenerationConfig(backend="native"), backend.model, backend.tokenizer, "cpu", log=said.append)
+    assert isinstance(auto, NativeBackend)
     assert said and "native" in said[0]
 
 
