@@ -27,6 +27,7 @@ from hardneg.configuration import ConfigError, apply_overrides, from_dict, merge
 from hardneg.dpo import DPORunConfig
 from hardneg.evaluation import EvalConfig
 from hardneg.funnel import FunnelConfig, StageRange
+from hardneg.generation import GenerationConfig
 from hardneg.paths import REPO_ROOT, safe_component
 from hardneg.registry import MODELS, FamilySpec, ModelSpec, hub_availability, model_availability
 from hardneg.sft import SFTRunConfig
@@ -83,6 +84,8 @@ class Profile:
     """Expected `n_out` per funnel stage (1..4); the asset checks fail outside these ranges."""
     dpo: DPORunConfig = field(default_factory=DPORunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """Decoding engine for pool sampling and evaluation (hf | native | vllm and its settings)."""
     source: str = field(default="", init=False, compare=False)
     """The file this profile was read from (for messages); not a YAML key."""
 

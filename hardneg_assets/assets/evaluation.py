@@ -12,8 +12,9 @@ import dagster as dg
 import pandas as pd
 
 from hardneg.data import load_problems
+from hardneg.paths import artifacts_dir
 from hardneg.evaluation import evaluate
-from hardneg.generation import HFBackend
+from hardneg.generation import build_backend
 from hardneg.plots import accuracy_bars_png
 from hardneg.policy import load_merged_policy
 from hardneg.report import table1_long, table1_markdown
@@ -36,7 +37,10 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     """Greedy-decode every configured benchmark, store samples and summary for this partition."""
     device = compute.resolved_device()
     model, tokenizer = load_merged_policy(base, adapters, device)
-    backend = HFBackend(model, tokenizer, device=device)
+    backend = build_backend(
+        profile.generation, model, tokenizer, device, base_path=base, adapters=adapters,
+        workdir=artifacts_dir() / "eval" / f"{family}-{seed}-{strategy}", log=context.log.info,
+    )
     wh = warehouse.get()
     summaries, started = [], time.time()
     n_items, truncated, counts = 0, 0, {}
@@ -81,7 +85,7 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     group_name="evaluation",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("1", "eval"),
+    code_version=stage_version("1", "eval", "generation"),
     description="The family's starting policy (after SFT where it has one) on GSM8K / MATH, Step-DPO protocol.",
 )
 def eval_base(
@@ -107,7 +111,7 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
-        code_version=stage_version("1", "eval"),
+        code_version=stage_version("1", "eval", "generation"),
         description=f"The {strategy}-DPO policy on GSM8K / MATH, Step-DPO protocol.",
     )
     def _eval(
