@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=None, help="profile name or YAML path (default: $HARDNEG_PROFILE or smoke)")
     run.add_argument("--partition", default=None, help="family|seed (default: the profile's default_partition)")
     run.set_defaults(func=cmd_run)
+
+    from hardneg import export
+
+    export.add_parser(sub)  # `hardneg export RUN_ID DIR` (hardneg/export.py)
     return parser
 
 

@@ -54,6 +54,7 @@ from .training import (
     check_resume_fingerprint,
     device_arguments,
     point_adapter_at_base,
+    portable_checkpoints_callback,
     portable_path,
     write_fingerprint,
 )
@@ -533,7 +534,9 @@ def train_dpo(
                            report_to=config.report_to),
     )
     peft_config = config.lora.peft_config()
-    callbacks = [_ProgressCallback(progress_callback)] if progress_callback else None
+    callbacks = [portable_checkpoints_callback(base_dir, root)]
+    if progress_callback:
+        callbacks.append(_ProgressCallback(progress_callback))
     trainer = WeightedDPOTrainer(
         model=model,
         ref_model=None,

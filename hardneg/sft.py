@@ -39,6 +39,7 @@ from hardneg.training import (
     normalize_report_to,
     plot_loss_curve,
     point_adapter_at_base,
+    portable_checkpoints_callback,
     portable_path,
     precision_mode,
     write_fingerprint,
@@ -207,7 +208,7 @@ def train_sft(
         train_dataset=render_dataset(examples, config.system_prompt),
         processing_class=tokenizer,
         peft_config=config.lora.peft_config(),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), portable_checkpoints_callback(model_path, root)],
     )
     write_fingerprint(output_dir, fingerprint)
     started = time.time()

@@ -191,6 +191,21 @@ def point_adapter_at_base(adapter_dir: str | Path, base: str | Path, root: str |
         readme.write_text(readme.read_text().replace(str(written), cfg["base_model_name_or_path"]))
 
 
+def portable_checkpoints_callback(base: str | Path, root: str | Path | None):
+    """A TrainerCallback that points every saved `checkpoint-N` adapter at its base (relative path),
+    so a checkpoint, too, loads with plain PEFT and holds no absolute path."""
+    from transformers import TrainerCallback
+
+    class _PortableCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if (ckpt / "adapter_config.json").exists():
+                    point_adapter_at_base(ckpt, base, root)
+
+    return _PortableCheckpoints()
+
+
 def absolute_paths_in_json(root: str | Path) -> list[tuple[str, str]]:
     """(file, value) for every string in every JSON file under `root` that is an absolute path."""
     found = []
