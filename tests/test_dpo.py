@@ -411,3 +411,39 @@ def test_clip_fires_over_the_optimizer_batch(tiny_model_dir, tmp_path):
     assert log["weight/n_clipped"] == 1
     assert log["weight/max"] == pytest.approx(2.0)
     assert log["weight/min"] == pytest.approx(1 + 0.3 * (1 / (107 / 8) - 1), abs=1e-5)
+
+
+def test_profile_loads_without_torch_or_trl_and_paper_writes_out_the_knobs():
+    import subprocess
+    import sys
+
+    code = ("import sys; from hardneg.profiles import load_profile; p = load_profile('paper'); "
+            "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stdout
+    import yaml
+
+    from hardneg.profiles import PROFILES_DIR, load_profile
+
+    raw = yaml.safe_load((PROFILES_DIR / "paper.yaml").read_text())
+    assert raw["dpo"]["beta"] == 0.1 and raw["dpo"]["weighting"] == {"lam": 0.3, "w_min": 0.5, "w_max": 2.0}
+    assert raw["pairs"]["perplexity_z"] == 10.0 and "z" not in raw["dpo"]["weighting"]
+    assert "eq. 2" in (PROFILES_DIR / "paper.yaml").read_text() and "SPEC §2.5" in (PROFILES_DIR / "paper.yaml").read_text()
+    paper, smoke = load_profile("paper"), load_profile("smoke")
+    assert paper.dpo.learning_rate == 5e-6 and paper.dpo.gradient_accumulation_steps == 16
+    assert smoke.dpo.max_steps <= 20  # SPEC §4: smoke DPO ≤ 20 steps
+
+
+def test_report_to_is_validated_at_load():
+    from hardneg.training import normalize_report_to, report_to_argument
+
+    assert DPORunConfig().report_to == "none" and DPORunConfig(report_to=["none"]).report_to == "none"
+    assert normalize_report_to(["tensorboard", "mlflow", "tensorboard"]) == "tensorboard,mlflow"
+    with pytest.raises(ValueError, match="unknown tracker"):
+        DPORunConfig(report_to="tensorbord")
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(ValueError, match="not installed"):
+            report_to_argument("wandb")
+    assert report_to_argument("none") == "none"
