@@ -116,7 +116,7 @@ def table1_markdown(summary: pd.DataFrame, samples: pd.DataFrame | None = None) 
             mv = None if r is None else r["mean_math_verify"]
             rec[f"{BENCHMARK_LABELS.get(b, b)} Math-Verify"] = "–" if mv is None or pd.isna(mv) else f"{mv:.1f}"
         records.append(rec)
-    return pd.DataFrame(records).to_markdown(index=False)
+    return pd.DataFrame(records).to_markdown(index=False, disable_numparse=True)
 
 
 def paired_tests(samples: pd.DataFrame) -> pd.DataFrame:
@@ -164,7 +164,7 @@ def paired_markdown(tests: pd.DataFrame) -> str:
         "McNemar exact p": tests["p_mcnemar"].map(lambda p: f"{p:.3g}"),
         "Output changed": (100 * tests["changed_share"]).map("{:.0f} %".format),
     })
-    return t.to_markdown(index=False)
+    return t.to_markdown(index=False, disable_numparse=True)
 
 
 def dpo_heldout(runs: pd.DataFrame) -> pd.DataFrame:
@@ -213,7 +213,7 @@ def dpo_markdown(held: pd.DataFrame) -> str:
         "log π(c) − log π(r): reference → policy": [f"{_f(a, '{:+.2f}')} → {_f(b, '{:+.2f}')}" for a, b in
                                                     zip(held["ref_logp_margin"], held["logp_margin_after"])],
     })
-    return t.to_markdown(index=False)
+    return t.to_markdown(index=False, disable_numparse=True)
 
 
 NOTES = """Cells: protocol accuracy in % with its 95 % interval over the benchmark's items (Wilson for one
