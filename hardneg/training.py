@@ -210,6 +210,8 @@ def absolute_paths_in_json(root: str | Path) -> list[tuple[str, str]]:
     """(file, value) for every string in every JSON file under `root` that is an absolute path."""
     found = []
     for file in sorted(Path(root).rglob("*.json")):
+        if file.name in ("tokenizer.json", "vocab.json"):  # token strings such as "/" are data, not paths
+            continue
         try:
             data = json.loads(file.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
