@@ -175,6 +175,7 @@ def export_run(run_id: str, out_dir: str | os.PathLike, wh=None, device: str = "
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(card)
         (tmp / "hardneg_export.json").write_text(json.dumps(provenance, indent=2, default=str))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; an export is meant to be shared
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -574,6 +574,7 @@ def export_pairs_trl(
             verifier_columns=", ".join(f"`{c}`" for c in VERIFIER_EXPORT_COLUMNS if c in pairs.columns) or "none",
         )
         (tmp / "README.md").write_text(text)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is meant to be shared
         if out.exists():
             import shutil
 
