@@ -32,6 +32,7 @@ import logging
 import math
 import os
 import sys
+import types
 import typing
 from collections import Counter
 from collections.abc import Callable
@@ -68,6 +69,7 @@ __all__ = [
     "WeightedPreferenceCollator",
     "WeightingConfig",
     "TESTED_TRL_MINOR",
+    "RUN_CONFIG_FILE",
     "build_preference_dataset",
     "heldout_preference_metrics",
     "load_dpo_policy",
@@ -660,7 +662,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser, cls, prefix: str = ""
             help_text = dotted
         kwargs: dict[str, Any] = {"dest": dotted, "default": argparse.SUPPRESS, "help": help_text}
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        base = args[0] if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType")) and args else tp
+        is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        base = args[0] if is_union and args else tp
         if base is bool:
             kwargs.update(type=_parse_bool_or_auto, metavar="{true,false,auto}")
         elif typing.get_origin(base) is list:
@@ -699,7 +702,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
     parser.add_argument("--profile", default=None, help="profile whose `dpo` and `pairs` sections give the defaults")
     parser.add_argument("--heldout-fraction", type=float, default=None,
-                        help="share of pairs held out of training (default: the profile's pairs.heldout_fraction, else 0)")
+                        help="share of pairs held out of training "
+                        "(default: the profile's pairs.heldout_fraction, else 0)")
     parser.add_argument("--artifact-root", default=None, help="root that paths in the artifacts are relative to "
                         "(default: --output)")
     _add_config_arguments(parser, DPORunConfig)

@@ -114,8 +114,8 @@ class WeightedDPOTrainer(DPOTrainer):
 
     def __init__(self, model, ref_model=None, args: DPOConfig | None = None, **kwargs):
         if "weighting" in kwargs:
-            raise TypeError("WeightedDPOTrainer: pass λ and the clip bounds in args=WeightedDPOConfig(weight_lambda=..., "
-                            "weight_min=..., weight_max=...), not weighting=")
+            raise TypeError("WeightedDPOTrainer: pass λ and the clip bounds in "
+                            "args=WeightedDPOConfig(weight_lambda=..., weight_min=..., weight_max=...), not weighting=")
         if args is not None and not isinstance(args, WeightedDPOConfig):
             raise TypeError("WeightedDPOTrainer needs args=WeightedDPOConfig(...) (TRL's DPOConfig plus weight_lambda, "
                             f"weight_min, weight_max), got {type(args).__name__}")

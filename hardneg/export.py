@@ -46,7 +46,8 @@ def find_dpo_run(wh, run_id: str) -> dict:
         raise ExportError(f"no DPO run {run_id!r} in the warehouse; known: {names or 'none'}")
     if len(rows) > 1:
         names = [f"{r.family}|{r.seed}|{r.strategy}" for r in rows.itertuples()]
-        raise ExportError(f"run id {run_id!r} trained {len(rows)} DPO adapters; name one as family|seed|strategy: {names}")
+        raise ExportError(f"run id {run_id!r} trained {len(rows)} DPO adapters; "
+                          f"name one as family|seed|strategy: {names}")
     return rows.iloc[0].to_dict()
 
 
@@ -60,8 +61,8 @@ def table1_row(wh, family: str, seed: int, strategy: str) -> pd.DataFrame:
     """This model's Table 1 cells (and its family's base, for comparison), with intervals."""
     from hardneg.report import table1_long
 
-    summary = wh.query("SELECT * FROM eval_summary WHERE family = ? AND ((strategy = ? AND seed = ?) OR strategy = 'base')",
-                       [family, strategy, seed])
+    summary = wh.query("SELECT * FROM eval_summary WHERE family = ? "
+                       "AND ((strategy = ? AND seed = ?) OR strategy = 'base')", [family, strategy, seed])
     long = table1_long(summary)
     if long.empty:
         return long
@@ -122,7 +123,8 @@ def export_run(run_id: str, out_dir: str | os.PathLike, wh=None, device: str = "
     if not adapter.is_absolute():
         adapter = artifacts_dir() / adapter
     if not (adapter / "adapter_config.json").exists():
-        raise ExportError(f"DPO adapter of {family}|{seed}|{strategy} is missing at {adapter}: re-materialize dpo_{strategy}")
+        raise ExportError(f"DPO adapter of {family}|{seed}|{strategy} is missing at {adapter}: "
+                          f"re-materialize dpo_{strategy}")
     config, metrics = _json(row["config"]), _json(row["metrics"])
     base = find_adapter_base(adapter)
     model, tokenizer = load_merged_policy(base, [adapter], device)
@@ -142,7 +144,8 @@ def export_run(run_id: str, out_dir: str | os.PathLike, wh=None, device: str = "
                 else "none (DPO straight on the base model)")
     dpo_cfg = config.get("dpo", {})
     weighting = dpo_cfg.get("weighting", {})
-    dpo_text = (f"{'verifier-weighted' if strategy == 'hardneg' else 'uniform (random pairs)'} DPO, β = {dpo_cfg.get('beta')}, "
+    kind = "verifier-weighted" if strategy == "hardneg" else "uniform (random pairs)"
+    dpo_text = (f"{kind} DPO, β = {dpo_cfg.get('beta')}, "
                 f"λ = {weighting.get('lam') if strategy == 'hardneg' else 0}, clip [{weighting.get('w_min')}, "
                 f"{weighting.get('w_max')}], lr {dpo_cfg.get('learning_rate')}, {metrics.get('global_step')} steps, "
                 f"{metrics.get('n_train_examples')} pairs")
@@ -150,8 +153,9 @@ def export_run(run_id: str, out_dir: str | os.PathLike, wh=None, device: str = "
     held = metrics.get("heldout") or {}
     if held.get("after"):
         b, a = held["before"], held["after"]
-        heldout = (f"{held['n_pairs']} held-out pairs: reward margin {b['reward_margin']:+.4f} → {a['reward_margin']:+.4f}, "
-                   f"reward accuracy {b['reward_accuracy']:.0%} → {a['reward_accuracy']:.0%}, log-likelihood preference "
+        heldout = (f"{held['n_pairs']} held-out pairs: reward margin {b['reward_margin']:+.4f} → "
+                   f"{a['reward_margin']:+.4f}, reward accuracy {b['reward_accuracy']:.0%} → "
+                   f"{a['reward_accuracy']:.0%}, log-likelihood preference "
                    f"{b['ref_logp_accuracy']:.0%} (reference) → {a['logp_accuracy']:.0%} (this model).")
     else:
         heldout = "none held out."

@@ -516,7 +516,8 @@ def export_pairs_trl(
     import pyarrow.parquet as pq
 
     weight_col = "raw_weight" if "raw_weight" in pairs.columns else "weight"
-    missing = [c for c in ("pair_id", "problem_id", "question", "chosen", "rejected", weight_col) if c not in pairs.columns]
+    needed = ("pair_id", "problem_id", "question", "chosen", "rejected", weight_col)
+    missing = [c for c in needed if c not in pairs.columns]
     if missing:
         raise ValueError(f"export_pairs_trl: pairs lack column(s) {missing}")
     for pid, q in zip(pairs["pair_id"], pairs["question"]):
@@ -531,7 +532,8 @@ def export_pairs_trl(
             "pair_id": pa.array(frame["pair_id"].astype(str).tolist(), pa.string()),
             "problem_id": pa.array(frame["problem_id"].astype(str).tolist(), pa.string()),
             "prompt": pa.array(
-                [[{"role": "system", "content": system_prompt}, {"role": "user", "content": q}] for q in frame["question"]],
+                [[{"role": "system", "content": system_prompt}, {"role": "user", "content": q}]
+                 for q in frame["question"]],
                 pa.list_(message),
             ),
             "chosen": pa.array([[{"role": "assistant", "content": t}] for t in frame["chosen"]], pa.list_(message)),
@@ -557,7 +559,8 @@ def export_pairs_trl(
             splits.append(("heldout", pairs[mask]))
         for name, frame in splits:
             pq.write_table(table(frame.reset_index(drop=True)), tmp / "data" / f"{name}.parquet")
-        strategy = str(card.get("strategy", pairs["strategy"].iloc[0] if "strategy" in pairs.columns and len(pairs) else "?"))
+        stored = pairs["strategy"].iloc[0] if "strategy" in pairs.columns and len(pairs) else "?"
+        strategy = str(card.get("strategy", stored))
         text = DATASET_CARD.format(
             splits="\n".join(f"  - split: {n}\n    path: data/{n}.parquet" for n, _ in splits),
             title=f"{strategy}, {card.get('family', '?')} seed {card.get('seed', '?')}",

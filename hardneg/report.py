@@ -231,7 +231,8 @@ accuracy = share of pairs where it is > 0: both are 0 before training (policy = 
 columns are the plain log-likelihood preference of the frozen reference and of the trained policy."""
 
 
-def report_markdown(summary: pd.DataFrame, samples: pd.DataFrame | None = None, runs: pd.DataFrame | None = None) -> str:
+def report_markdown(summary: pd.DataFrame, samples: pd.DataFrame | None = None,
+                    runs: pd.DataFrame | None = None) -> str:
     """The whole report: Table 1, paired tests, DPO held-out metrics, each with how to read it."""
     return "\n\n".join([
         "## Table 1", table1_markdown(summary, samples), NOTES,

@@ -134,7 +134,8 @@ def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict) -> str |
     current = json.loads(json.dumps(fingerprint, default=str))
     diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
     if diff:
-        raise ValueError(f"{out} holds checkpoints of a different run (differs in {diff}); use another output_dir or delete it")
+        raise ValueError(f"{out} holds checkpoints of a different run (differs in {diff}); "
+                         "use another output_dir or delete it")
     return resume
 
 
