@@ -350,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds for one Math-Verify check (default 5)")
     grade.add_argument("--no-math-verify", action="store_true", help="skip Math-Verify (correct_math_verify is null)")
     grade.set_defaults(func=cmd_grade)
+
+    from hardneg import export
+
+    export.add_parser(sub)  # `hardneg export RUN_ID DIR` (hardneg/export.py)
     return parser
 
 

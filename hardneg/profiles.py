@@ -24,10 +24,11 @@ import yaml
 
 from hardneg.candidates import PoolConfig
 from hardneg.configuration import ConfigError, apply_overrides, from_dict, merge
-from hardneg.dpo import DPORunConfig
+from hardneg.dpo_config import DPORunConfig
 from hardneg.evaluation import EvalConfig
 from hardneg.funnel import FunnelConfig, StageRange
 from hardneg.generation import GenerationConfig
+from hardneg.pairs import PairsConfig
 from hardneg.paths import REPO_ROOT, safe_component
 from hardneg.registry import MODELS, FamilySpec, ModelSpec, hub_availability, model_availability
 from hardneg.sft import SFTRunConfig
@@ -82,6 +83,8 @@ class Profile:
     funnel: FunnelConfig = field(default_factory=FunnelConfig)
     funnel_expected: dict[int, StageRange] = field(default_factory=dict)
     """Expected `n_out` per funnel stage (1..4); the asset checks fail outside these ranges."""
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    """What the pair sets depend on besides the funnel: Z of the raw weight, the held-out share."""
     dpo: DPORunConfig = field(default_factory=DPORunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
