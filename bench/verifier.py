@@ -132,45 +132,102 @@ def random_deberta_nli(tokenizer_dir: str):
     return DebertaV2ForSequenceClassification(config), tok
 
 
-def audit(n: int) -> None:
-    """Reference solutions are (almost) right: every equality called wrong is a false alarm or a data error."""
+def audit(n: int, sets=None, show: int = 0) -> dict:
+    """Reference solutions are (almost) right: every equality called wrong is a false alarm or a data error.
+
+    Arithmetic links (no free symbols) are counted as before; links with free symbols are
+    identities (checked), equations/assignments (checked by substitution, checks.equation_checks)
+    or unchecked. "references flagged" counts solutions with at least one slip of either kind."""
     from collections import Counter
     from fractions import Fraction
 
     from hardneg.bounded import call_bounded
     from hardneg.verifier import split_steps, symbolic
     from hardneg.verifier.arith import analyse_step, close_enough
+    from hardneg.verifier.checks import equation_checks
 
-    print("\n| reference solutions | solutions | steps | equalities checked | called wrong | wrong via SymPy | seconds |")
-    print("|---|---|---|---|---|---|---|")
-    for name, path, field in (("GSM8K train", "data/gsm8k/train.jsonl", "answer"), ("MATH test", "data/math/test.jsonl", "solution")):
+    sets = sets or (("GSM8K train", "data/gsm8k/train.jsonl", "answer"), ("MATH test", "data/math/test.jsonl", "solution"))
+    print("\n| reference solutions | solutions | steps | equalities checked | called wrong | wrong via SymPy "
+          "| identities with symbols checked | algebra slips called | equations/assignments | references flagged | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    results = {}
+    for name, path, field in sets:
         with open(ROOT / path) as f:
             rows = [json.loads(line) for _, line in zip(range(n), f)]
         t0 = time.perf_counter()
-        stat, steps, pending = Counter(), 0, []
-        for row in rows:
+        stat, steps, pending, pending_id = Counter(), 0, [], []
+        flagged_refs: set[int] = set()
+        examples = []
+        for r, row in enumerate(rows):
+            maths = []
             for step in split_steps(row[field]):
                 steps += 1
-                for link in analyse_step(step).links:
+                sm = analyse_step(step)
+                maths.append(sm)
+                for link in sm.links:
                     if link.status == "symbolic":
-                        pending.append(link)
+                        pending.append((r, link))
+                    elif link.status == "symbolic-id":
+                        pending_id.append((r, link))
+                    elif link.kind == "algebra":
+                        stat["alg_" + link.status] += 1
                     else:
                         stat[link.status] += 1
+                        if link.status == "mismatch":
+                            flagged_refs.add(r)
+                            examples.append((name, r, link.text))
+            eq_flags, withdrawn = equation_checks(maths, [st for st in split_steps(row[field])])
+            for sm in maths:
+                for link in sm.links:
+                    if link.kind == "algebra" and link.status == "mismatch":
+                        if id(link) in withdrawn:
+                            stat["alg_withdrawn"] += 1
+                        else:
+                            stat["alg_called"] += 1
+                            flagged_refs.add(r)
+                            examples.append((name, r, link.note))
+            for _, msg in eq_flags:
+                stat["alg_called"] += 1
+                stat["alg_eqseq"] += 1
+                flagged_refs.add(r)
+                examples.append((name, r, msg))
         wrong_sym = 0
         if pending:
-            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in pending], timeout=120)
-            for link, (lv, rv, err) in zip(pending, res):
+            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending], timeout=120)
+            for (r, link), (lv, rv, err) in zip(pending, res):
                 if err:
                     continue
                 L = Fraction(lv) if lv is not None else link.lhs.value
                 R = Fraction(rv) if rv is not None else link.rhs.value
-                ok = close_enough(link.lhs, link.rhs, L, R, link.approx)
+                ok = close_enough(link.lhs, link.rhs, L, R, link.approx, rounding=link.rounding)
                 stat["ok" if ok else "mismatch"] += 1
                 wrong_sym += not ok
+                if not ok:
+                    flagged_refs.add(r)
+                    examples.append((name, r, link.text))
+        if pending_id:
+            res = call_bounded(symbolic.identity_values, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending_id], timeout=120)
+            for (r, link), (verdict, c) in zip(pending_id, res):
+                if verdict == "ok":
+                    stat["alg_ok"] += 1
+                elif verdict == "const" and link.lhs.free and link.rhs.free:
+                    stat["alg_called"] += 1
+                    flagged_refs.add(r)
+                    examples.append((name, r, f"{link.text} (SymPy: differ by {c})"))
+                else:
+                    stat["alg_equation"] += 1
         checked = stat["ok"] + stat["mismatch"]
+        ident = stat["alg_ok"] + stat["alg_called"] + stat["alg_withdrawn"]
+        eqs = stat["alg_equation"] + stat["alg_assign"]
         print(f"| {name} | {len(rows)} | {steps} | {checked} ({len(pending)} via SymPy) | {stat['mismatch']} "
-              f"({stat['mismatch'] / max(1, checked):.2%}) | {wrong_sym} | {time.perf_counter() - t0:.1f} |")
+              f"({stat['mismatch'] / max(1, checked):.2%}) | {wrong_sym} | {ident} ({len(pending_id)} via SymPy) | "
+              f"{stat['alg_called']} ({stat['alg_eqseq']} by substitution; {stat['alg_withdrawn']} withdrawn by context) | "
+              f"{eqs} | {len(flagged_refs)} ({len(flagged_refs) / max(1, len(rows)):.2%}) | {time.perf_counter() - t0:.1f} |")
+        results[name] = dict(stat=stat, flagged=len(flagged_refs), rows=len(rows), examples=examples)
     print()
+    for name, r, text in [e for res in results.values() for e in res["examples"]][:show]:
+        print(f"  {name} #{r}: {text}")
+    return results
 
 
 def main() -> None:

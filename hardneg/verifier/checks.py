@@ -30,7 +30,10 @@ from typing import Optional
 from .arith import Computation, StepMath, fmt_number, numbers_in, parse_span, eval_exact, tokenize, normalize
 from .steps import split_sentences
 
-__all__ = ["QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies"]
+__all__ = [
+    "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
+    "equation_checks", "logic_checks",
+]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
 _BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
@@ -82,7 +85,7 @@ def answer_value(answer: Optional[str]) -> Optional[Fraction]:
     """The exact value of an extracted final answer, when it is a closed-form number."""
     if not answer or len(answer) > 200:
         return None
-    toks = [t for t in tokenize(normalize(answer.replace("$", " "))) if t.kind != "WORD" and t.kind != "PUNCT"]
+    toks = [t for t in tokenize(normalize(answer.replace("$", " "))) if t.kind not in ("WORD", "PUNCT", "BOX")]
     if not toks:
         return None
     try:
@@ -277,3 +280,174 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
         for c in sm.computations:
             produced.append((i, abs(c.result)))
     return deps
+
+
+# --------------------------------------------------------------------------- algebra
+# Words before an equation that make it a condition or a trial value, not a derivation:
+# "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
+_CONDITION_RE = re.compile(
+    r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
+    r"substitut\w*|test\w*|check\w*|set\w*|put\w*|take|taking|choose|choosing|other|another|either|or)\b"
+)
+
+
+def _solves(diff, env: dict) -> bool:
+    total = Fraction(0)
+    for mono, c in diff.items():
+        term = c
+        for v, e in mono:
+            term *= env[v] ** e
+        total += term
+    return total == 0
+
+
+_DERIVATION_RE = re.compile(
+    r"\b(?:so|thus|hence|therefore|gives?|giving|get|gets|getting|yields?|implies|means|find|found|solv\w*|simplif\w*|"
+    r"subtract\w*|divid\w*|multipl\w*|becomes?|leaves?|obtain\w*|isolat\w*|then)\b|\\rightarrow|\\implies|⇒|→|\\therefore"
+)
+
+
+def equation_checks(maths: list[StepMath], steps: Optional[list[str]] = None) -> tuple[list[tuple[int, str]], set]:
+    """Equations and assignments checked by substitution (algebra.py explains the kinds).
+
+    Returns (flags, withdrawn): `flags` are (step, reason) for a linear equation in one symbol
+    whose solution differs from the one of the equation just before it (same symbol, same or
+    previous step, neither introduced as a condition: `3x + 5 = x + 11` then `2x = 7`), and
+    `withdrawn` holds id(link) of tentative algebra mismatches that values assigned elsewhere
+    in the solution satisfy (an equation being solved, e.g. `(x+1)(x+2) = x^2 + 5` ... `x = 1`),
+    or that follow a step speaking of an equation ("Squaring both sides, we get").
+
+    The substitution check compares E2 with E1 only when E2 is introduced as a derivation
+    ("so", "we get", "⇒": _DERIVATION_RE) and not as a condition, and E1 is not a sibling
+    alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
+    from .arith import EQUATION_CUE
+    from .algebra import linear_solution, symbols
+
+    bindings: dict[str, list[Fraction]] = {}
+    eqs = []
+    for i, sm in enumerate(maths):
+        for link in sm.links:
+            if link.kind != "algebra" or link.diff is None or link.status not in ("assign", "equation"):
+                continue
+            sol = linear_solution(link.diff)
+            if sol is None:
+                continue
+            bindings.setdefault(sol[0], []).append(sol[1])
+            eqs.append((i, link, sol))
+    withdrawn = set()
+    for i, sm in enumerate(maths):
+        for link in sm.links:
+            if link.status != "mismatch" or not link.tentative or not link.diff:
+                continue
+            if steps is not None and i > 0 and EQUATION_CUE.search(steps[i - 1][-200:]):
+                withdrawn.add(id(link))
+                continue
+            syms = sorted(symbols(link.diff))
+            if not syms or not all(v in bindings for v in syms) or len(syms) > 3:
+                continue
+            from itertools import product
+
+            for combo in product(*[bindings[v][:4] for v in syms]):
+                if _solves(link.diff, dict(zip(syms, combo))):
+                    withdrawn.add(id(link))
+                    break
+    flags: list[tuple[int, str]] = []
+    prev: dict[str, tuple] = {}
+    for i, link, (x, v) in eqs:
+        cond = bool(_CONDITION_RE.search(link.pre))
+        derived = bool(_DERIVATION_RE.search(link.pre))
+        p = prev.get(x)
+        if p is not None and not cond and derived:
+            pi, plink, pv, pcond = p
+            sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
+            if i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv:
+                flags.append(
+                    (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
+                        f"gives {x} = {fmt_number(pv)}")
+                )
+        prev[x] = (i, link, v, cond)
+    return flags, withdrawn
+
+
+# --------------------------------------------------------------------------- d4 (offline)
+# Quantities that solutions introduce from world knowledge, not from the question.
+_WORLD = {Fraction(x) for x in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 30, 31, 52, 60, 100, 360, 365, 1000)}
+
+
+def _near(a: Fraction, b: Fraction) -> bool:
+    """Two different numbers a person could confuse: ±1, or one digit changed/dropped/swapped."""
+    if a == b:
+        return False
+    if abs(a - b) == 1 and a.denominator == 1 and b.denominator == 1:
+        return True
+    sa, sb = fmt_number(a), fmt_number(b)
+    if len(sa) == len(sb) and len(sa) >= 2:
+        diffs = [k for k in range(len(sa)) if sa[k] != sb[k]]
+        if len(diffs) == 1:
+            return True
+        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sa[diffs[0]] == sb[diffs[1]] and sa[diffs[1]] == sb[diffs[0]]:
+            return True  # two adjacent digits swapped
+    return False
+
+
+def logic_checks(
+    maths: list[StepMath], steps: list[str], q: QuestionInfo, final: Optional[Fraction]
+) -> list[tuple[int, str, str]]:
+    """Programmatic d4 signals besides value flow: (step, kind, reason).
+
+    - "changed quantity": a computation uses a number that no earlier step and not the
+      question gives, while an earlier step computed a number it is easily confused with
+      (±1, one digit changed, two digits swapped) that is never used again: the quantity
+      silently changed between steps (24 computed, then 25 used);
+    - "question contradiction": the same, with a number of the question that the solution
+      never uses: the step contradicts a condition of the question;
+    - "conclusion contradiction": the last step only states the final answer, which no
+      earlier step mentions, while the step before it computed a different number."""
+    out: list[tuple[int, str, str]] = []
+    n = len(maths)
+    mentioned_before: set = set()
+    computed: list[tuple[int, Fraction]] = []
+    used_anywhere: dict[float, int] = {}
+    for i, sm in enumerate(maths):
+        for x in sm.mentions:
+            used_anywhere[_key(x)] = used_anywhere.get(_key(x), 0) + 1
+    q_numbers = set(q.numbers) | {p / 100 for p in q.percents} | set(q.percents)
+    for i, sm in enumerate(maths):
+        flagged = False
+        for comp in sm.computations:
+            if flagged:
+                break
+            for x in comp.operands:
+                if x in _WORLD or _in(x, q_numbers) or _in(x, mentioned_before):
+                    continue
+                for j, r in reversed(computed):
+                    if _near(x, r) and used_anywhere.get(_key(r), 0) <= 1 and not (final is not None and _same(r, final)):
+                        out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
+                                                           f"computed {fmt_number(r)} (never used again)"))
+                        flagged = True
+                        break
+                if flagged:
+                    break
+                for qn in q.numbers:
+                    if _near(x, qn) and used_anywhere.get(_key(qn), 0) == 0 and qn not in _WORLD:
+                        out.append((i, "question contradiction", f"question contradiction: {fmt_number(x)} is used here, "
+                                                                 f"but the question gives {fmt_number(qn)}"))
+                        flagged = True
+                        break
+                if flagged:
+                    break
+        for comp in sm.computations:
+            computed.append((i, abs(comp.result)))
+        mentioned_before.update(sm.mentions)
+    if final is not None and n >= 2:
+        last = maths[-1]
+        if not last.computations and not any(l.status in ("ok", "mismatch") for l in last.links):
+            before = set()
+            for sm in maths[:-1]:
+                before.update(sm.mentions)
+            prev_results = [abs(c.result) for c in maths[-2].computations]
+            if prev_results and not _in(final, before) and not _in(final, prev_results):
+                r = prev_results[-1]
+                out.append((n - 1, "conclusion contradiction", f"conclusion contradiction: the final answer {fmt_number(final)} "
+                                                               f"contradicts step {n - 2}, which computed {fmt_number(r)}"))
+    return out
