@@ -16,6 +16,12 @@ classified here:
   (`a^2 − b^2 = (a − b)^2`): an algebra slip, *tentatively* — checks.py withdraws it when
   the solution assigns values that satisfy it (then it was an equation being solved, e.g.
   `(x+1)(x+2) = x^2 + 5` followed by `x = 1`);
+- one side unexpanded (a product/power of a sum), the other expanded, and the two share a term
+  with the same coefficient (`x(246 − x) = 246x − x^3`): an expansion slip, tentatively;
+- a later link of a chain (`A = B = C`), or a link followed by a closed form (`A = B = 25`):
+  both sides name one quantity, so any difference is a slip, tentatively;
+- both sides hold the same symbols and differ by a single term c·x^k (`2·15·n = 32n`): as an
+  equation it would only say x = 0, which nobody derives that way: a coefficient/sign slip;
 - anything else (`3x + 5 = x + 11`, `AB^2 + BC^2 = AC^2`): an equation, not flagged here.
 
 How the verdict is reached, and why it is cheap and bounded: polynomial sides are expanded
@@ -71,6 +77,9 @@ def _arith():
     return arith
 
 
+COMPLEX = {"on": False}  # set by arith.analyse_step for steps about complex numbers: `i` is √−1
+
+
 def _mono_mul(a: Mono, b: Mono) -> Mono:
     if not a:
         return b
@@ -80,6 +89,24 @@ def _mono_mul(a: Mono, b: Mono) -> Mono:
     for v, e in b:
         d[v] = d.get(v, 0) + e
     return tuple(sorted(d.items()))
+
+
+def _reduce_i(p: Poly) -> Poly:
+    """i^2 = −1 when `i` is the imaginary unit."""
+    out: Poly = {}
+    for m, c in p.items():
+        e = dict(m).get("i", 0)
+        if e >= 2:
+            sign = -1 if (e // 2) % 2 else 1
+            m = tuple((v, k) for v, k in m if v != "i") + ((("i", 1),) if e % 2 else ())
+            m = tuple(sorted(m))
+            c = c * sign
+        v = out.get(m, 0) + c
+        if v:
+            out[m] = v
+        else:
+            out.pop(m, None)
+    return out
 
 
 def _add(p: Poly, q: Poly, sign: int = 1) -> Poly:
@@ -108,7 +135,7 @@ def _mul(p: Poly, q: Poly) -> Poly:
                 out.pop(m, None)
     if len(out) > MAX_TERMS:
         raise _arith().TooLarge("expression too large for a symbolic check")
-    return out
+    return _reduce_i(out) if COMPLEX["on"] else out
 
 
 def _const(p: Poly) -> Optional[Fraction]:
@@ -220,6 +247,34 @@ def _unexpanded(node) -> bool:
     return any(_unexpanded(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
 
 
+def _numeric_op(node) -> bool:
+    """Does the expression hold an operation between two numbers (`4·4`, `37^2`, `(-5)^2`)?"""
+    a = _arith()
+    if node[0] == "bin" and not a.has_var(node[2]) and not a.has_var(node[3]):
+        return node[2][0] in ("num", "neg", "bin") and node[3][0] in ("num", "neg", "bin")
+    return any(_numeric_op(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text):
+    """Both sides are complex numbers (`i` the imaginary unit): they must be equal."""
+    a = _arith()
+    try:
+        pl, pr = to_poly(lhs_node), to_poly(rhs_node)
+    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+        return "equation", None, None, None, False
+    diff = poly_sub(pl, pr)
+    if not diff:
+        return "ok", "algebra", None, diff, False
+    note = f"arithmetic slip (complex numbers): {lhs_text} is {fmt_poly(pl)}, not {fmt_poly(pr)}"
+    return "mismatch", "algebra", note, diff, False
+
+
+def _share_terms(p: Poly, q: Poly) -> bool:
+    """An expansion that went wrong keeps some terms right: the two sides have a non-constant
+    term in common (an equation such as 3(x − 2) = 2x + 5 would have it cancelled)."""
+    return any(m and q.get(m) == c for m, c in p.items())
+
+
 def linear_solution(diff: Poly) -> Optional[tuple[str, Fraction]]:
     """(x, v) when diff = c1·x + c0 with c1 ≠ 0 in one symbol x: the equation's solution."""
     syms = symbols(diff)
@@ -259,15 +314,20 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     status ok | mismatch | equation | assign | symbolic (needs SymPy) | unchecked;
     kind "algebra" for a slip; diff the polynomial lhs − rhs (None when not polynomial).
     `equation_context`: the step speaks of solving/testing an equation (arith.EQUATION_CUE),
-    so the degree rules (leading terms agree, homogeneous forms) do not apply there; a pair
-    (equation_context, no_solution): the step also says the equation has no solution
-    ("impossible", "≠"), so a constant difference is intended there."""
-    no_solution = False
+    so the degree rules (leading terms agree, homogeneous forms) do not apply there; a tuple
+    (equation_context, no_solution, middle): no_solution — the step says the equation has no
+    solution ("impossible", "≠"), so a constant difference is intended; middle — a later link
+    of a chain `A = B = C`, which rewrites one quantity, so any difference is a slip."""
+    no_solution = middle = False
     if isinstance(equation_context, tuple):
-        equation_context, no_solution = equation_context
+        equation_context, no_solution, middle = (tuple(equation_context) + (False,))[:3]
     a = _arith()
     lv, rv = a.has_var(lhs_node), a.has_var(rhs_node)
-    if lhs_node[0] == "var" or rhs_node[0] == "var":
+    if COMPLEX["on"]:
+        lv, rv = bool(_vars(lhs_node) - {"i"}), bool(_vars(rhs_node) - {"i"})
+        if not lv and not rv:
+            return _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text)
+    if (lhs_node[0] == "var" and lhs_node[1] != "i") or (rhs_node[0] == "var" and rhs_node[1] != "i"):
         diff = None
         try:
             diff = poly_sub(to_poly(lhs_node), to_poly(rhs_node))
@@ -283,7 +343,8 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     except ZeroDivisionError:
         return "unchecked", None, "unchecked: division by zero", None, False
     except (NotPolynomial, a._NeedsSymbolic, a._ParseError):
-        return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution)
+        same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
+        return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
     diff = poly_sub(pl, pr)
     if not diff:
         return "ok", "algebra", None, diff, False
@@ -294,17 +355,23 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
             return "equation", None, None, diff, False
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
     sl, sr = symbols(pl), symbols(pr)
-    top = max(degree(pl), degree(pr))
-    if sl == sr and top >= 2 and not equation_context:
-        lower = degree(diff) < top
+    if sl == sr and len(diff) == 1 and not no_solution:
+        # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
+        # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
+        return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if sl == sr and not no_solution:
+        top = max(degree(pl), degree(pr))
+        lower = top >= 2 and degree(diff) < top  # the leading terms agree: a wrong expansion
         forms = (
-            len(sl) >= 2
-            and is_homogeneous(pl)
-            and is_homogeneous(pr)
-            and degree(pl) == degree(pr)
-            and (_unexpanded(lhs_node) != _unexpanded(rhs_node))
+            len(sl) >= 2 and is_homogeneous(pl) and is_homogeneous(pr) and degree(pl) == degree(pr) >= 2
+            and _unexpanded(lhs_node) != _unexpanded(rhs_node)
         )
-        if lower or forms:
+        shared = _unexpanded(lhs_node) != _unexpanded(rhs_node) and _share_terms(pl, pr)
+        # one side still holds arithmetic on numbers (`b^2 − 4·4`) that the other has done: a simplification
+        numeric = _numeric_op(lhs_node) != _numeric_op(rhs_node)
+        if middle or ((lower or forms or shared or numeric) and not equation_context):
+            # *tentatively* (checks.equation_checks withdraws it when the solution's own values
+            # satisfy it, or it is stated as a condition)
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     return "equation", None, None, diff, False
 
@@ -340,7 +407,7 @@ def random_points_equal(lhs_node, rhs_node, seed_text: str):
     return "differs", None
 
 
-def _by_points(lhs_node, rhs_node, lhs_text, rhs_text, both_sides, no_solution=False):
+def _by_points(lhs_node, rhs_node, lhs_text, rhs_text, both_sides, no_solution=False, rewrite=False):
     verdict, c = random_points_equal(lhs_node, rhs_node, f"{lhs_text}={rhs_text}")
     if verdict == "ok":
         return "ok", "algebra", None, None, False
@@ -351,6 +418,9 @@ def _by_points(lhs_node, rhs_node, lhs_text, rhs_text, both_sides, no_solution=F
         return "symbolic", None, None, None, False
     if verdict == "unchecked":
         return "unchecked", None, "unchecked: not evaluable at sample points", None, False
+    if rewrite and not no_solution:
+        note = f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ at sample points)"
+        return "mismatch", "algebra", note, None, True
     return "equation", None, None, None, False
 
 

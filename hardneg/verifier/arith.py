@@ -128,12 +128,12 @@ ROUNDING_CUE = re.compile(
 EQUATION_CUE = re.compile(
     r"both sides|equation|solv|squar|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
     r"\\equiv|\\pmod|\bmod\b|suppos|assum|\bif\b|\bwhen|substitut|plug|\\implies|\\rightarrow|\\quad|"
-    r"\bwhere\b|\bsince\b|\bgiven\b|recurr|\bsubtract|\badd\w*\b|\bmultipl|\bdivid|intersect|\bequal\b|"
-    r"\bset\b|\bsetting\b",
+    r"\bwhere\b|\bsince\b|\bgiven\b|intersect|\bequal\b|\bset\b|\bsetting\b",
     re.IGNORECASE,
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
-NO_SOLUTION_CUE = re.compile(r"no solution|impossible|not possible|contradict|never|cannot|can't|absurd|\\neq|\\ne\b|≠", re.IGNORECASE)
+NO_SOLUTION_CUE = re.compile(r"no solution|impossible|not possible|contradict|never|cannot|can't|absurd|extraneous|\bfalse\b|invalid|not valid|not work|doesn't work|not a solution|\\neq|\\ne\b|≠", re.IGNORECASE)
+_COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*i\b|complex|imaginary")
 CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
 MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
 
@@ -184,6 +184,13 @@ def _num_token(text: str, start: int, end: int) -> Tok:
 
 
 _LATEX_HINT = re.compile(r"\\[a-zA-Z(\[]|\$\$")
+# lower-case words that stay words inside math (everything else of 2-4 letters is a product of symbols)
+_MATH_WORDS = {
+    "max", "min", "gcd", "lcm", "mod", "det", "log", "ln", "sin", "cos", "tan", "exp", "lim", "deg", "and", "or",
+    "if", "for", "in", "is", "to", "of", "the", "cm", "mm", "km", "kg", "mph", "ft", "sec", "hr", "hrs", "min", "lb",
+    "lbs", "oz", "pm", "am", "th", "st", "nd", "rd", "cis", "arg", "ker", "dim", "inf", "sup", "mid", "not", "so",
+    "but", "as", "we", "has", "are", "at", "be", "by", "on", "it", "an", "all", "any", "per", "sum", "avg", "eq",
+}
 _CURRENCY_AFTER = re.compile(r"[ ]?-?\.?\d")
 _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
@@ -261,6 +268,8 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
         elif kind == "pct":
             _attach_pct(toks, s, a, b)
         elif kind in ("lp", "rp", "lb", "rb"):
+            if kind == "lp":
+                _function_power(toks)  # "f^{-1}(9)", "g^2(x)": a function application
             prev = toks[-1] if toks else None
             if kind == "lp" and s == "(" and prev is not None and prev.kind == "VAR" and prev.end == a and prev.value in FUNCTION_LETTERS:
                 prev.kind = "OPAQUE"  # "f(x)", "g(2)": a function application, not a product
@@ -289,7 +298,10 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             else:
                 _command_token(toks, s, a, b)
         elif kind == "word":
-            if (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
+            if in_math and 2 <= len(s) <= 4 and s.isascii() and s.islower() and s not in _MATH_WORDS:
+                for k, ch in enumerate(s):  # "rx", "2mn": in math, juxtaposed letters are a product
+                    toks.append(Tok("VAR", ch, a + k, a + k + 1, ch))
+            elif (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
                 toks.append(Tok("VAR", s, a, b, s))  # x, or a geometry name such as AC
             else:
                 toks.append(Tok("WORD", s, a, b, s.lower()))
@@ -305,6 +317,28 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             else:
                 toks.append(Tok("PUNCT", s, a, b))
     return _rewrite(toks)
+
+
+def _function_power(toks: list[Tok]) -> None:
+    """Mark the function letter of `f^{-1}(`, `f^2(` opaque (called when "(" comes)."""
+    if len(toks) < 3:
+        return
+    k = len(toks) - 1
+    if toks[k].kind == "RB":
+        depth = 0
+        while k >= 0:
+            depth += toks[k].kind == "RB"
+            depth -= toks[k].kind == "LB"
+            if depth == 0:
+                break
+            k -= 1
+        k -= 1
+    elif toks[k].kind == "NUM":
+        k -= 1
+    else:
+        return
+    if k >= 1 and toks[k].kind == "OP" and toks[k].value == "^" and toks[k - 1].kind == "VAR" and toks[k - 1].value in FUNCTION_LETTERS:
+        toks[k - 1].kind = "OPAQUE"
 
 
 def _is_ratio_colon(text: str, a: int, b: int) -> bool:
@@ -473,9 +507,11 @@ class _Parser:
             ):
                 rhs = self.power()
                 after = self.peek()
+                neg = node[0] == "neg" and node[1][0] == "num"
+                base = node[1] if neg else node
                 if (
-                    node[0] == "num"
-                    and node[1].denominator == 1
+                    base[0] == "num"
+                    and base[1].denominator == 1
                     and t.kind == "CMD"
                     and t.value == "frac"
                     and rhs[0] == "bin"
@@ -484,7 +520,8 @@ class _Parser:
                     and 0 < rhs[2][1] < rhs[3][1]
                     and (after is None or after.kind not in ("VAR", "CONST", "LP", "LB", "CMD", "FUNC"))
                 ):
-                    node = ("bin", "+", node, rhs)  # "6\\frac{3}{4}" is the mixed number 6 3/4
+                    mixed = ("bin", "+", base, rhs)  # "6\\frac{3}{4}" is the mixed number 6 3/4
+                    node = ("neg", mixed) if neg else mixed  # "-3\\frac{3}{4}" is -(3 3/4)
                 else:
                     node = ("bin", "*", node, rhs)  # implicit product: 2\\pi, 3(4), (2)(3)
             else:
@@ -813,6 +850,7 @@ class Link:
     diff: Optional[dict] = None  # lhs − rhs as a polynomial (algebra.Poly), when both sides are polynomials
     pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations
     rounding: bool = False  # the step says it rounds (ROUNDING_CUE)
+    rewrite: bool = False  # a later link of a chain, or one followed by a closed form: an identity is meant
 
     @property
     def text(self) -> str:
@@ -1083,6 +1121,9 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
     eq_ctx = bool(EQUATION_CUE.search(text))
+    from . import algebra
+
+    algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
     no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
         _links_from_chain(text, spans, seps, out, seen, rounding, (eq_ctx, no_solution))
@@ -1144,7 +1185,15 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if key in seen:
             continue
         seen.add(key)
-        link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, eq_ctx)
+        # a later link of a chain `A = B = C` rewrites the same quantity: an identity is meant
+        # there even when the step solves an equation (`rx + 2 = (r−2)(x+1) = rx − 2x + r − 2`)
+        # so is `A = B` in `A = B = 25`: both sides name the quantity the chain evaluates
+        then_closed = k + 2 < len(sides) and sides[k + 2] is not None and not sides[k + 2][0].free
+        rewrite = k > 0 or then_closed
+        ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
+        link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
+        if link is not None:
+            link.rewrite = rewrite
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
@@ -1161,6 +1210,7 @@ def _add_link(
         out.links.append(link)
         out.notes.append(f"note: {link.text} not checked ({reasons[0].split(': ', 1)[-1]})")
         return link
+    no_solution = isinstance(eq_ctx, tuple) and eq_ctx[1]
     if lhs.free or rhs.free:
         return _algebra_link(out, lhs, rhs, approx, source, eq_ctx)
     if lhs.sympy_src is not None or rhs.sympy_src is not None:
@@ -1168,6 +1218,8 @@ def _add_link(
         out.links.append(link)
         return link
     ok = close_enough(lhs, rhs, lhs.value, rhs.value, approx, rounding=rounding)
+    if not ok and no_solution and lhs.single_num is not None and rhs.single_num is not None:
+        return None  # "we get 0 = 8, which has no solutions": a contradiction shown on purpose
     link = Link(lhs, rhs, approx, "ok" if ok else "mismatch", None, source, rounding=rounding)
     out.links.append(link)
     return link

@@ -49,6 +49,7 @@ class QuestionInfo:
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
+    word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
 
 
 def question_info(question: str) -> QuestionInfo:
@@ -78,6 +79,7 @@ def question_info(question: str) -> QuestionInfo:
         info.wants = "circle_area" if circle else "area"
     info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q))
     info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
+    info.word_problem = "$" not in q and "\\" not in q
     return info
 
 
@@ -287,18 +289,31 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
 _CONDITION_RE = re.compile(
     r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
-    r"substitut\w*|test\w*|check\w*|set\w*|put\w*|take|taking|choose|choosing|other|another|either|or)\b"
+    r"substitut\w*|test\w*|check\w*|set\w*|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
 )
 
 
-def _solves(diff, env: dict) -> bool:
-    total = Fraction(0)
-    for mono, c in diff.items():
-        term = c
-        for v, e in mono:
-            term *= env[v] ** e
-        total += term
-    return total == 0
+# words that make an equation a case or a trial, not a derivation ("either x − 7 = x + 1 or ...")
+_CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|or|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
+
+
+def _node_vars(node) -> set:
+    if node is None:
+        return set()
+    if node[0] == "var":
+        return {node[1]}
+    out = set()
+    for c in node[1:]:
+        if isinstance(c, tuple) and c and isinstance(c[0], str):
+            out |= _node_vars(c)
+    return out
+
+
+def _holds(link, env: dict) -> bool:
+    try:
+        return eval_exact(link.lhs.node, env) == eval_exact(link.rhs.node, env)
+    except Exception:  # noqa: BLE001 - not evaluable at these values: no evidence either way
+        return False
 
 
 _DERIVATION_RE = re.compile(
@@ -325,47 +340,53 @@ def equation_checks(maths: list[StepMath], steps: Optional[list[str]] = None) ->
 
     bindings: dict[str, list[Fraction]] = {}
     eqs = []
+    ordinal = 0
     for i, sm in enumerate(maths):
         for link in sm.links:
-            if link.kind != "algebra" or link.diff is None or link.status not in ("assign", "equation"):
+            if link.kind != "algebra" or link.status not in ("assign", "equation"):
                 continue
-            sol = linear_solution(link.diff)
+            ordinal += 1
+            sol = linear_solution(link.diff) if link.diff is not None else None
             if sol is None:
                 continue
             bindings.setdefault(sol[0], []).append(sol[1])
-            eqs.append((i, link, sol))
+            eqs.append((i, link, sol, ordinal))
     withdrawn = set()
     for i, sm in enumerate(maths):
         for link in sm.links:
-            if link.status != "mismatch" or not link.tentative or not link.diff:
+            if link.kind == "algebra" and link.status == "mismatch" and not link.rewrite and _CASE_RE.search(link.pre):
+                withdrawn.add(id(link))  # "either x − 7 = x + 1 or ...", "if 4a = 4(a − 3)": a case, not a derivation
                 continue
-            if steps is not None and i > 0 and EQUATION_CUE.search(steps[i - 1][-200:]):
-                withdrawn.add(id(link))
+            if link.status != "mismatch" or not link.tentative:
                 continue
-            syms = sorted(symbols(link.diff))
+            if steps is not None and i > 0 and not link.rewrite and EQUATION_CUE.search(steps[i - 1][-120:]):
+                withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
+                continue
+            syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
             if not syms or not all(v in bindings for v in syms) or len(syms) > 3:
                 continue
             from itertools import product
 
             for combo in product(*[bindings[v][:4] for v in syms]):
-                if _solves(link.diff, dict(zip(syms, combo))):
-                    withdrawn.add(id(link))
+                if _holds(link, dict(zip(syms, combo))):
+                    withdrawn.add(id(link))  # the solution's own values satisfy it: an equation being solved
                     break
     flags: list[tuple[int, str]] = []
     prev: dict[str, tuple] = {}
-    for i, link, (x, v) in eqs:
+    for i, link, (x, v), ordinal in eqs:
         cond = bool(_CONDITION_RE.search(link.pre))
         derived = bool(_DERIVATION_RE.search(link.pre))
         p = prev.get(x)
         if p is not None and not cond and derived:
-            pi, plink, pv, pcond = p
+            pi, plink, pv, pcond, pord = p
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
-            if i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv:
+            # E1 must be the equation right before E2 (no other equation in between)
+            if pord == ordinal - 1 and i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv:
                 flags.append(
                     (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
                         f"gives {x} = {fmt_number(pv)}")
                 )
-        prev[x] = (i, link, v, cond)
+        prev[x] = (i, link, v, cond, ordinal)
     return flags, withdrawn
 
 
@@ -375,10 +396,12 @@ _WORLD = {Fraction(x) for x in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 30, 31
 
 
 def _near(a: Fraction, b: Fraction) -> bool:
-    """Two different numbers a person could confuse: ±1, or one digit changed/dropped/swapped."""
-    if a == b:
+    """Two different whole numbers a person could confuse: ±1 (from 10 on), or, with at least two
+    digits, one digit changed or two adjacent digits swapped. (Small numbers and decimals are
+    left alone: 4.5 and 1.5 are different quantities far more often than a confusion.)"""
+    if a == b or a.denominator != 1 or b.denominator != 1 or a < 10 or b < 10:
         return False
-    if abs(a - b) == 1 and a.denominator == 1 and b.denominator == 1:
+    if abs(a - b) == 1:
         return True
     sa, sb = fmt_number(a), fmt_number(b)
     if len(sa) == len(sb) and len(sa) >= 2:
@@ -388,6 +411,10 @@ def _near(a: Fraction, b: Fraction) -> bool:
         if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sa[diffs[0]] == sb[diffs[1]] and sa[diffs[1]] == sb[diffs[0]]:
             return True  # two adjacent digits swapped
     return False
+
+
+# a step that only states the final answer ("The answer is: 72", "#### 72", "Final answer: 72")
+_ANSWER_STATEMENT = re.compile(r"^\W{0,4}(?:####|the (?:final )?answer is|final answer|answer:)", re.IGNORECASE)
 
 
 def logic_checks(
@@ -412,6 +439,7 @@ def logic_checks(
         for x in sm.mentions:
             used_anywhere[_key(x)] = used_anywhere.get(_key(x), 0) + 1
     q_numbers = set(q.numbers) | {p / 100 for p in q.percents} | set(q.percents)
+    word_problem = q.word_problem
     for i, sm in enumerate(maths):
         flagged = False
         for comp in sm.computations:
@@ -428,8 +456,8 @@ def logic_checks(
                         break
                 if flagged:
                     break
-                for qn in q.numbers:
-                    if _near(x, qn) and used_anywhere.get(_key(qn), 0) == 0 and qn not in _WORLD:
+                for qn in q.numbers if word_problem else ():
+                    if abs(x - qn) != 1 and _near(x, qn) and used_anywhere.get(_key(qn), 0) == 0 and qn not in _WORLD:
                         out.append((i, "question contradiction", f"question contradiction: {fmt_number(x)} is used here, "
                                                                  f"but the question gives {fmt_number(qn)}"))
                         flagged = True
@@ -439,14 +467,15 @@ def logic_checks(
         for comp in sm.computations:
             computed.append((i, abs(comp.result)))
         mentioned_before.update(sm.mentions)
-    if final is not None and n >= 2:
+    if final is not None and n >= 2 and _ANSWER_STATEMENT.match(steps[-1]):
         last = maths[-1]
         if not last.computations and not any(l.status in ("ok", "mismatch") for l in last.links):
             before = set()
             for sm in maths[:-1]:
                 before.update(sm.mentions)
             prev_results = [abs(c.result) for c in maths[-2].computations]
-            if prev_results and not _in(final, before) and not _in(final, prev_results):
+            as_percent = {r * 100 for r in prev_results} | {r / 100 for r in prev_results}  # "0.25" then "25" (%)
+            if prev_results and not _in(final, before) and not _in(final, prev_results) and not _in(final, as_percent):
                 r = prev_results[-1]
                 out.append((n - 1, "conclusion contradiction", f"conclusion contradiction: the final answer {fmt_number(final)} "
                                                                f"contradicts step {n - 2}, which computed {fmt_number(r)}"))

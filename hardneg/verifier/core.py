@@ -451,12 +451,15 @@ class MathVerifier:
         numeric = max(cfg.slip_score if slips else 0.0, cfg.algebra_slip_score if algebra_slips else 0.0)
         w.dims["d_numeric"] = cfg.formula_score if formulas else numeric
         # d4, programmatic part (graded): value flow and the consistency checks; NLI later for the whole chunk
-        vf = value_flow(w.maths, w.answer_val)
+        # value flow and the number checks read numbers as quantities: word problems only (in MATH,
+        # `f(4) = 7`, then `g(7) = 3·7 + 5` reuses numbers as arguments, not as stale quantities)
+        word = w.qinfo.word_problem
+        vf = value_flow(w.maths, w.answer_val) if word else []
         scores = []
         for j, msg in vf:
             w.flag(j, "value-flow contradiction", msg)
             scores.append(cfg.value_flow_score)
-        for j, kind, msg in logic_checks(w.maths, w.steps, w.qinfo, w.answer_val):
+        for j, kind, msg in logic_checks(w.maths, w.steps, w.qinfo, w.answer_val) if word else ():
             w.flag(j, kind, msg)
             scores.append(cfg.logic_scores.get(kind, cfg.value_flow_score))
         w.value_flow_hit = bool(vf)
