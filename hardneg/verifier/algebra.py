@@ -343,8 +343,58 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     except ZeroDivisionError:
         return "unchecked", None, "unchecked: division by zero", None, False
     except (NotPolynomial, a._NeedsSymbolic, a._ParseError):
+        cleared = _cleared(lhs_node, rhs_node)
+        if cleared is not None:
+            # rational functions: compare N1·D2 with N2·D1 by the same rules
+            pl, pr = cleared
+            lhs_node, rhs_node = lhs_node, rhs_node
+            return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
         return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
+    return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+
+
+def _to_frac(node):
+    """(numerator, denominator) polynomials of a rational expression (NotPolynomial otherwise)."""
+    a = _arith()
+    kind = node[0]
+    one = {(): Fraction(1)}
+    if kind == "neg":
+        n, d = _to_frac(node[1])
+        return {m: -c for m, c in n.items()}, d
+    if kind == "bin" and node[1] in "+-*/":
+        n1, d1 = _to_frac(node[2])
+        n2, d2 = _to_frac(node[3])
+        if node[1] == "*":
+            return _mul(n1, n2), _mul(d1, d2)
+        if node[1] == "/":
+            if not n2:
+                raise ZeroDivisionError
+            return _mul(n1, d2), _mul(d1, n2)
+        return _add(_mul(n1, d2), _mul(n2, d1), 1 if node[1] == "+" else -1), _mul(d1, d2)
+    if kind == "bin" and node[1] == "^" and not a.has_var(node[3]):
+        e = a.eval_exact(node[3])
+        if e.denominator == 1 and -MAX_SYM_EXPONENT <= e < 0:
+            n, d = _to_frac(node[2])
+            k = -int(e)
+            pn, pd = dict(one), dict(one)
+            for _ in range(k):
+                pn, pd = _mul(pn, d), _mul(pd, n)
+            return pn, pd
+    return to_poly(node), one
+
+
+def _cleared(lhs_node, rhs_node):
+    a = _arith()
+    try:
+        n1, d1 = _to_frac(lhs_node)
+        n2, d2 = _to_frac(rhs_node)
+        return _mul(n1, d2), _mul(n2, d1)
+    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+        return None
+
+
+def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle):
     diff = poly_sub(pl, pr)
     if not diff:
         return "ok", "algebra", None, diff, False
@@ -418,10 +468,17 @@ def _by_points(lhs_node, rhs_node, lhs_text, rhs_text, both_sides, no_solution=F
         return "symbolic", None, None, None, False
     if verdict == "unchecked":
         return "unchecked", None, "unchecked: not evaluable at sample points", None, False
-    if rewrite and not no_solution:
+    if rewrite and not no_solution and not _has_root(lhs_node) and not _has_root(rhs_node):
         note = f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ at sample points)"
         return "mismatch", "algebra", note, None, True
     return "equation", None, None, None, False
+
+
+def _has_root(node) -> bool:
+    """√ and |·| make rewrites depend on signs (√((c−a)^2) = c − a when c > a): not checked by points."""
+    if node[0] in ("sqrt", "func") or (node[0] == "bin" and node[1] == "^" and node[3][0] != "num"):
+        return True
+    return any(_has_root(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
 
 
 def _vars(node) -> set:

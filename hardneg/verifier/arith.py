@@ -126,9 +126,9 @@ ROUNDING_CUE = re.compile(
 # a step that is solving or testing an equation: there, `(1 - x^2)(1 - 4x^2) = (2x^2 + 3x)^2`
 # ("squaring both sides") is an equation whose leading terms cancel, not a wrong expansion
 EQUATION_CUE = re.compile(
-    r"both sides|equation|solv|squar|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
+    r"both sides|equation|solv|squaring|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
     r"\\equiv|\\pmod|\bmod\b|suppos|assum|\bif\b|\bwhen|substitut|plug|\\implies|\\rightarrow|\\quad|"
-    r"\bwhere\b|\bsince\b|\bgiven\b|intersect|\bequal\b|\bset\b|\bsetting\b",
+    r"\bwhere\b|\bsince\b|\bgiven\b|intersect|\bset\b|\bsetting\b|equal to each other|\bequate",
     re.IGNORECASE,
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
@@ -193,6 +193,8 @@ _MATH_WORDS = {
 }
 _CURRENCY_AFTER = re.compile(r"[ ]?-?\.?\d")
 _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
+# align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
+# "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
@@ -272,7 +274,9 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
                 _function_power(toks)  # "f^{-1}(9)", "g^2(x)": a function application
             prev = toks[-1] if toks else None
             if kind == "lp" and s == "(" and prev is not None and prev.kind == "VAR" and prev.end == a and prev.value in FUNCTION_LETTERS:
-                prev.kind = "OPAQUE"  # "f(x)", "g(2)": a function application, not a product
+                inner = text[b : b + 80].split(")", 1)[0]
+                if not re.search(r"(?<![A-Za-z\\])" + prev.value + r"(?![A-Za-z])", inner):
+                    prev.kind = "OPAQUE"  # "f(x)", "q(7)": a function application; "p(130-5p)" stays a product
             toks.append(Tok(kind.upper(), s, a, b))
         elif kind == "delim":
             ch = s[-1]
@@ -426,8 +430,8 @@ def _rewrite(toks: list[Tok]) -> list[Tok]:
         prev = out[-1] if out else None
         nxt = toks[i + 1] if i + 1 < n else None
         if t.kind == "VAR" and t.value in ("x", "X") and prev is not None and nxt is not None:
-            if prev.kind in ("NUM", "RP") and nxt.kind in ("NUM", "LP"):
-                out.append(Tok("OP", t.text, t.start, t.end, "*"))
+            if prev.kind in ("NUM", "RP") and nxt.kind in ("NUM", "LP") and prev.end < t.start and t.end < nxt.start:
+                out.append(Tok("OP", t.text, t.start, t.end, "*"))  # "5 x 3" (spaced); "2x(7)" is a product with x
                 continue
         if t.kind == "WORD" and prev is not None and prev.kind == "NUM" and nxt is not None:
             if nxt.kind == "OP" and nxt.value in ("*", "/") and len(t.text) <= 15 and t.value not in CONNECTIVES_LEFT:
@@ -1120,16 +1124,107 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     out.mentions = [abs(t.value) for t in toks if t.kind == "NUM"]
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
-    eq_ctx = bool(EQUATION_CUE.search(text))
+    # an equation cue counts for the equalities after it (per chain, below)
+    cue = EQUATION_CUE.search(text)
+    eq_from = cue.start() if cue else len(text) + 1
     from . import algebra
 
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
     no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
-        _links_from_chain(text, spans, seps, out, seen, rounding, (eq_ctx, no_solution))
+        start = spans[0].toks[0].start if spans and spans[0].toks else 0
+        _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution))
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
+    if "$" not in text and "\\" not in text:
+        _unit_links(text, toks, out, rounding)
     return out
+
+
+_UNIT_OPS = {"*": "*", "x": "*", "×": "*", "/": "/", "÷": "/", "+": "+", "-": "-", "−": "-", "–": "-"}  # noqa: RUF001
+_UNIT_STOP = CONNECTIVES_LEFT | FRACTION_WORDS | LABEL_WORDS | {"of", "per", "is", "are", "was", "and", "or", "then", "so"}
+
+
+def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> None:
+    """Word problems write units between the numbers: `30 snakes * 3 birds/snake = 90 birds`,
+    `97 – 12 = 85 kilograms`. The chain parser stops at words (on purpose: "half of 48 = 24");
+    here a result with no link yet is read back as NUM (unit words) OP NUM (unit words) ... and
+    checked only when everything is unambiguous: plain units (no connective such as "of",
+    "times", "half"), no mixed numbers (`1 1/2`), no number glued to a letter (`2S`, `5A`), no
+    clock times or leading zeros, and a result that ends the expression (not `= 3/4`, `= 16 + 20`)."""
+    checked = {l.rhs.single_num.start for l in out.links if l.rhs.single_num is not None}
+    checked |= {l.lhs.single_num.start for l in out.links if l.lhs.single_num is not None}
+    for m in re.finditer(r"=\s*\$?\s*(\d[\d,]*(?:\.\d+)?)(?=\s+[a-zA-Z]|[.,;!?]?\s*$|[.,;!?]\s)", text):
+        if m.start(1) in checked or _LEADING_ZERO.fullmatch(m.group(1)):
+            continue
+        after = text[m.end(1) : m.end(1) + 12].strip().lower()
+        if after.startswith(("and ", "r ", "remainder", "%", "percent")):
+            continue
+        seq: list[tuple[str, str]] = []  # read right to left
+        words = 0
+        valid = True
+        for piece in reversed(list(_UNIT_PIECES.finditer(text[: m.start()]))):
+            g = piece.group()
+            a0, b0 = piece.start(), piece.end()
+            if piece.lastgroup == "num":
+                glued = (b0 < len(text) and text[b0].isalpha()) or (a0 > 0 and (text[a0 - 1].isalpha() or text[a0 - 1] in ":"))
+                if glued or (seq and seq[-1][0] == "NUM") or _LEADING_ZERO.fullmatch(g.lstrip("$")):
+                    valid = not seq or seq[-1][0] != "NUM"  # "1 1/2": a mixed number, ambiguous
+                    if glued:
+                        valid = False
+                    break
+                seq.append(("NUM", g.lstrip("$").replace(",", "")))
+                words = 0
+            elif piece.lastgroup == "op":
+                if g == "x" and not (a0 > 0 and text[a0 - 1] == " " and b0 < len(text) and text[b0] == " "):
+                    break
+                if not seq or seq[-1][0] != "NUM":
+                    break
+                seq.append(("OP", _UNIT_OPS[g]))
+            elif piece.lastgroup == "word":
+                low = g.lower().split("/")[0]
+                if low in _UNIT_STOP:
+                    valid = False
+                    break
+                if seq and seq[-1][0] == "NUM":
+                    break  # words before the first number ("Chad has 6 + ..."): the expression starts there
+                words += 1  # (read right to left) a unit of the number on its left: "30 snakes *", "= 90 birds"
+                if words > 4:
+                    valid = False
+                    break
+            else:
+                if g == "$" or g == "–":
+                    continue
+                if seq and seq[-1][0] == "NUM" and g in ".,;:!?(":
+                    break
+                valid = False
+                break
+        while seq and seq[-1][0] == "OP":
+            seq.pop()
+        if not valid or sum(1 for kind, _ in seq if kind == "OP") < 1:
+            continue
+        seq.reverse()
+        try:
+            expr = [Tok("NUM", v, 0, 0, Fraction(v)) if kind == "NUM" else Tok("OP", v, 0, 0, v) for kind, v in seq]
+            value = eval_exact(parse_span(expr))
+        except Exception:  # noqa: BLE001 - not an expression after all
+            continue
+        res_text = m.group(1)
+        res = _num_token(res_text, m.start(1), m.end(1))
+        if res.kind != "NUM":
+            continue
+        lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v)) for k2, v in seq if k2 == "NUM"],
+                   ops=frozenset(v for k2, v in seq if k2 == "OP"))
+        rhs = Side(res_text, value=res.value, single_num=res)
+        good = close_enough(lhs, rhs, value, res.value, False, rounding=rounding)
+        out.links.append(Link(lhs, rhs, False, "ok" if good else "mismatch", None, "units", rounding=rounding))
+        out.computations.append(Computation(lhs.operands, lhs.ops, res.value, f"{lhs.text} = {res_text}", result_text=res_text, ok=good))
+
+
+_LEADING_ZERO = re.compile(r"0\d+")
+_UNIT_PIECES = re.compile(
+    r"(?P<num>\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?)|(?P<op>[-+*/×÷−–]|(?<=\s)x(?=\s))|(?P<word>[a-zA-Z]+(?:/[a-zA-Z]+)?)|(?P<other>\S)"
+)
 
 
 def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen, rounding: bool = False, eq_ctx: bool = False) -> None:
@@ -1189,7 +1284,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         # there even when the step solves an equation (`rx + 2 = (r−2)(x+1) = rx − 2x + r − 2`)
         # so is `A = B` in `A = B = 25`: both sides name the quantity the chain evaluates
         then_closed = k + 2 < len(sides) and sides[k + 2] is not None and not sides[k + 2][0].free
-        rewrite = k > 0 or then_closed
+        # (only after a side that could be read: in `|n + 6| = n + 6 = 2 − n` the second link is an equation)
+        rewrite = (k > 0 and sides[k - 1] is not None and sides[k - 1][2] is None) or then_closed
         ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
         link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
         if link is not None:

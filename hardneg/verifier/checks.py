@@ -297,6 +297,34 @@ _CONDITION_RE = re.compile(
 _CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|or|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
 
 
+def _holds_with_definitions(link, definitions: dict) -> bool:
+    """Equal at 3 random points once the symbols defined in the solution (`y = 1 − 1/z`) are
+    replaced by their definitions (evaluated in order, up to 3 levels)."""
+    import random
+
+    used = _node_vars(link.lhs.node) | _node_vars(link.rhs.node)
+    if not definitions or not used & set(definitions):
+        return False
+    names = set(used)
+    for _ in range(3):
+        for v in list(names):
+            if v in definitions:
+                names |= _node_vars(definitions[v])
+    rng = random.Random(link.text)
+    for _ in range(3):
+        env = {v: Fraction(rng.randint(1, 2**20), rng.randint(1, 97)) for v in names}
+        try:
+            for _ in range(3):
+                for v, node in definitions.items():
+                    if v in names:
+                        env[v] = eval_exact(node, env)
+            if eval_exact(link.lhs.node, env) != eval_exact(link.rhs.node, env):
+                return False
+        except Exception:  # noqa: BLE001 - not evaluable: no evidence
+            return False
+    return True
+
+
 def _node_vars(node) -> set:
     if node is None:
         return set()
@@ -351,6 +379,12 @@ def equation_checks(maths: list[StepMath], steps: Optional[list[str]] = None) ->
                 continue
             bindings.setdefault(sol[0], []).append(sol[1])
             eqs.append((i, link, sol, ordinal))
+    definitions = {
+        link.lhs.node[1]: link.rhs.node
+        for sm in maths
+        for link in sm.links
+        if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None
+    }
     withdrawn = set()
     for i, sm in enumerate(maths):
         for link in sm.links:
@@ -359,10 +393,15 @@ def equation_checks(maths: list[StepMath], steps: Optional[list[str]] = None) ->
                 continue
             if link.status != "mismatch" or not link.tentative:
                 continue
-            if steps is not None and i > 0 and not link.rewrite and EQUATION_CUE.search(steps[i - 1][-120:]):
+            lead_in = steps is not None and i > 0 and steps[i - 1].rstrip()[-1:] not in (".", "!", "?", "$")
+            if lead_in and not link.rewrite and EQUATION_CUE.search(steps[i - 1][-120:]):
                 withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
                 continue
             syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
+            if link.rewrite:
+                if _holds_with_definitions(link, definitions):
+                    withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
+                continue  # a rewrite must hold for every value; a wrong one may still agree at the roots
             if not syms or not all(v in bindings for v in syms) or len(syms) > 3:
                 continue
             from itertools import product
