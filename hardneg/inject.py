@@ -344,8 +344,28 @@ def _sym_candidates(ref: Reference) -> list[dict]:
     return out
 
 
+def _readings(expr):
+    """The expression with `i` read as a symbol and, when present, as the imaginary unit (the
+    parser cannot know which one a solution means)."""
+    import sympy
+
+    out = [expr]
+    for s in expr.free_symbols:
+        if str(s) == "i":
+            out.append(expr.subs(s, sympy.I))
+    return out
+
+
+def _zero(d) -> bool:
+    import sympy
+
+    d = sympy.expand(d)
+    return bool(d == 0) or bool(sympy.simplify(d) == 0)
+
+
 def _sympy_identities(pairs: list[tuple[str, str]]) -> list[Optional[bool]]:
-    """Worker side: is each (lhs, rhs) LaTeX pair an identity? None when it does not parse."""
+    """Worker side: is each (lhs, rhs) LaTeX pair an identity (under some reading of `i`)? None
+    when it does not parse."""
     import sympy
     from latex2sympy2_extended import latex2sympy
 
@@ -356,8 +376,7 @@ def _sympy_identities(pairs: list[tuple[str, str]]) -> list[Optional[bool]]:
             if not (isinstance(ea, sympy.Expr) and isinstance(eb, sympy.Expr)) or not (ea.free_symbols and eb.free_symbols):
                 out.append(None)
                 continue
-            d = sympy.expand(ea - eb)
-            out.append(bool(d == 0) or bool(sympy.simplify(d) == 0))
+            out.append(any(_zero(d) for d in _readings(ea - eb)))
         except Exception:  # noqa: BLE001 - an unparseable side is simply not a site
             out.append(None)
     return out
@@ -412,8 +431,8 @@ def _sympy_differs(pairs: list[tuple[str, str]]) -> list[bool]:
     out = []
     for a, b in pairs:
         try:
-            d = sympy.expand(latex2sympy(a) - latex2sympy(b))
-            out.append(bool(d != 0) and not bool(sympy.simplify(d) == 0))
+            # a real slip under every reading of `i` (symbol or imaginary unit)
+            out.append(not any(_zero(d) for d in _readings(latex2sympy(a) - latex2sympy(b))))
         except Exception:  # noqa: BLE001
             out.append(False)
     return out

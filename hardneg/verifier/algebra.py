@@ -60,6 +60,7 @@ __all__ = [
 
 MAX_SYM_EXPONENT = 64  # (x+1)^65 and beyond: not expanded (flagged "cut off")
 MAX_TERMS = 2000  # a product with more terms than this is not expanded
+MAX_MONOMIAL_EXPONENT = 10_000  # x^{120}: a single term raised to a power is one multiplication
 POINT_RANGE = 2**20
 POINTS = 3
 
@@ -180,6 +181,10 @@ def to_poly(node) -> Poly:
             if e.denominator != 1 or e < 0:
                 raise NotPolynomial("fractional or negative power of a symbol")
             k = int(e)
+            if len(base) == 1 and k <= MAX_MONOMIAL_EXPONENT:
+                (m, c), = base.items()  # a monomial: x^{120} costs nothing to raise
+                out1 = {tuple((v, ex * k) for v, ex in m if ex * k): a._check_size(c**k)}
+                return _reduce_i(out1) if COMPLEX["on"] else out1
             if k > MAX_SYM_EXPONENT:
                 raise a.TooLarge(f"exponent {k} too large for a symbolic check")
             out: Poly = {(): Fraction(1)}

@@ -184,6 +184,9 @@ def _num_token(text: str, start: int, end: int) -> Tok:
 
 
 _LATEX_HINT = re.compile(r"\\[a-zA-Z(\[]|\$\$")
+# "$1+2+3 = 6$": a formula between dollars (the closing "$" right after a digit, letter or bracket,
+# unlike currency: "$12 - $1.20 = $10.80")
+_MATH_PAIR = re.compile(r"\$[^$\s][^$\n]{0,200}?[=+^*/][^$\n]{0,200}?[\w})]\$(?![\d.])")
 # lower-case words that stay words inside math (everything else of 2-4 letters is a product of symbols)
 _MATH_WORDS = {
     "max", "min", "gcd", "lcm", "mod", "det", "log", "ln", "sin", "cos", "tan", "exp", "lim", "deg", "and", "or",
@@ -219,7 +222,8 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
     operation, so `a * b` is not a product."""
     toks: list[Tok] = []
     in_math = False
-    latex = bool(_LATEX_HINT.search(text))  # with LaTeX around, every "$" delimits math
+    # with LaTeX around, every "$" delimits math; so does a "$...$" pair around a formula ("$1+2+3 = 6$")
+    latex = bool(_LATEX_HINT.search(text)) or bool(_MATH_PAIR.search(text))
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
         s = m.group()
