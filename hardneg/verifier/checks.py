@@ -40,6 +40,10 @@ _BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
 _CUSTOM_OP_RE = re.compile(r"\boperations?\b|\bdefined?\b|\bfor all\b", re.IGNORECASE)
 
 
+# LaTeX commands, $$, or a symbol between dollars ("$x$"): a MATH-style question; "$20 bill" is currency
+_MATH_QUESTION = re.compile(r"\\[a-zA-Z(\[]|\$\$|\$[^$\d\s.,-][^$\n]{0,80}\$")
+
+
 @dataclass
 class QuestionInfo:
     conditions: list[str] = field(default_factory=list)
@@ -79,7 +83,7 @@ def question_info(question: str) -> QuestionInfo:
         info.wants = "circle_area" if circle else "area"
     info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q))
     info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
-    info.word_problem = "$" not in q and "\\" not in q
+    info.word_problem = not _MATH_QUESTION.search(q)
     return info
 
 
