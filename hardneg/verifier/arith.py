@@ -13,15 +13,21 @@ made to hang: exponents, factorials, literal sizes, token counts and nesting dep
 bounded *before* anything is computed (`10^10^10^10` is refused, not evaluated). Only
 closed forms that need real symbolic work (`\\sqrt{2}`, `\\pi`, `\\sin`) are handed to
 SymPy, and that always goes through `hardneg.bounded.call_bounded` (see symbolic.py).
-An expression with a free variable (`x + 3 = 7`) is a condition, not an identity, and is
-never checked.
+A link with a free symbol (`(x+1)^2 = x^2 + 1`, `3x + 1 = 7`, `x = 2`) is classified by
+algebra.py: identities are checked (exact polynomial expansion, random points, SymPy),
+equations and assignments are recorded and checked by substitution in checks.py. Word
+problems that write units between the numbers (`30 snakes * 3 birds/snake = 90 birds`) are
+read back by `_unit_links` when the words are plain units.
 
 Guards against false alarms (a wrong "slip" flag is worse than a missed one):
 - an expression next to a connective word (`half of 48 = 24`, `= 1/2 of 48`) is
   incomplete and skipped; words end a chain, so `60 minutes = 1 hour` is not a link;
-- a result written with k decimals may be rounded (`12/7 = 1.71`), an integer result of
-  a non-integer value may be floored/ceiled (`10/3 = 3` full boxes), `x·100 = 10%`
-  holds, and `≈` allows 2 %;
+- no tolerance without a reason: a result written with k decimals may be rounded only
+  when the exact value needs more digits (`12/7 = 1.71`); an integer for a non-integer value
+  needs a word that says so (`10/3 = 3 full boxes`, "about", "rounded", ≈), so
+  `12 − 1.20 = 11` and `3 × 1.5 = 5` are slips; `x·100 = 10%` holds, and `≈` allows 2 %;
+- `2+2=4 \\boxed{4}`: a box after a complete result ends the expression (it repeats it);
+- a step that shows an equation has no solution ("0 = 8, impossible") is not a slip;
 - ratios/times (`1:2`), subscripts, absolute values and unknown commands make a side
   opaque (unchecked).
 """

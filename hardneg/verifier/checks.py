@@ -1,4 +1,11 @@
-"""Programmatic checks that need no model: value flow (d4) and formula-level errors (d5).
+"""Programmatic checks that need no model: value flow and consistency (d4), formula-level
+errors (d5), and equations checked by substitution (d5, `equation_checks`).
+
+d4 offline is graded (`logic_checks`, combined by noisy-or in core.py): besides value flow,
+a quantity that silently changes between steps (0.6), a number contradicting the question
+(0.5) and a final answer contradicting the step before (0.8). These read numbers as
+quantities, so they run on word problems only (a question without LaTeX); in MATH solutions
+numbers are as often function arguments (`f(4) = 7`, then `g(7)`).
 
 Value flow (the paper's Table 2: "Total after discount = $12 − $1.20 = $10.80", then
 "Change = $20 − $12 = $8"): a result r computed from an operand x is *superseded* when r

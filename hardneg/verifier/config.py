@@ -64,7 +64,8 @@ class VerifierConfig:
     nli_model: str = "cross-encoder/nli-deberta-v3-base"
     """Sequence-classification NLI model (local folder or hub id) whose `config.id2label` has a 'contradiction' label."""
     use_nli: bool = True
-    """Run the NLI part of d4. False: d4 comes from the programmatic value-flow check alone (recorded in `channels`)."""
+    """Run the NLI part of d4. False: d4 comes from the programmatic checks alone (value flow, changed quantities,
+    question/conclusion contradictions; graded; recorded in `channels` as 'value-flow-only')."""
     local_files_only: Optional[bool] = None
     """Load hub ids from the local cache only. None: automatic (True when HF_HUB_OFFLINE=1 or the hub is unreachable)."""
     device: Optional[str] = None

@@ -6,8 +6,11 @@ verify_batch(items) runs, per chunk of `config.batch_size` candidates:
 2. fast channel (whole chunk): ONE embedding pass over all unique question / reference
    step / predicted step texts not yet cached; S_qp, S_rp, S_pp per candidate; d1;
 3. fine channel (candidates passing `fine_gate`): Needleman–Wunsch alignment (d2, d3),
-   exact arithmetic + bounded SymPy (d5), value flow (d4), formula checks (d5), and the
-   NLI pairs, which are scored for the whole chunk in ONE batched, cached pass (d4);
+   exact arithmetic + symbolic identities + equations by substitution + bounded SymPy (d5:
+   arithmetic slip, algebra slip, formula error), the programmatic consistency checks (d4,
+   graded: value flow, changed quantities, question and conclusion contradictions, combined
+   by noisy-or), and the NLI pairs, which are scored for the whole chunk in ONE batched,
+   cached pass (d4 = max(NLI, programmatic));
 4. d6 with `hardneg.grading`, aggregates, first_error_step.
 
 Robustness: a candidate whose analysis raises gets None dimensions and a flag; the rest
