@@ -21,6 +21,16 @@ a dropped step, two swapped steps, a duplicated step and a wrong final answer.
 `--warehouse` swaps the synthetic candidates for the sampled pool of a warehouse: real samples
 share fewer steps with the reference, so they need more encoder work per candidate.
 
+`--inject N` (issue 12) validates the verifier on the error-injection pool (hardneg.inject, GSM8K
+and MATH *train* only): per error type the detection rate and the exact first-error-step accuracy,
+false alarms on untouched references, the d4 distribution without NLI and the funnel stage-3
+count. Floors: MATH algebra slips ≥ 0.80 exact first-error step, arithmetic slips ≥ 0.90, false
+alarms on untouched MATH references ≤ 1 %. `--inject-only` skips the throughput runs. `--audit N`
+also counts identities with symbols, algebra slips and flagged references per data set.
+
+    .venv/bin/python bench/verifier.py --inject 60 --inject-variants 12 --algebra-rows 1000 \
+        --arith-rows 1000 --untouched 1000 --inject-only
+
 Prints a markdown block (and a per-perturbation sanity table of the mean dimensions).
 """
 

@@ -220,3 +220,13 @@ def test_offline_d4_is_graded(verifier):
 def test_d4_channel_says_programmatic_only_without_nli(verifier):
     [p] = verifier.verify_batch([VerifyInput("c", NOTEBOOKS_Q, "4 * 3 = 12\nThe answer is: 12", REF, "9.20")])
     assert "value-flow-only" in p.channels and "logic_programmatic" in p.signals
+
+
+def test_solution_substituted_into_the_questions_equation(verifier):
+    q = "Solve for $x$: $3x + 5 = 20$."
+    wrong = "Subtract 5 from both sides: $3x = 15$.\nSo $x = 6$.\nThe answer is $\\boxed{6}$."
+    right = "Subtract 5 from both sides: $3x = 15$.\nSo $x = 5$.\nThe answer is $\\boxed{5}$."
+    ps = verifier.verify_batch([VerifyInput("w", q, wrong, right, "5"), VerifyInput("r", q, right, right, "5")])
+    assert ps[0].first_error_step == 1
+    assert any("does not satisfy the question's 3x + 5 = 20" in f or "gives x = 5" in f for f in ps[0].steps[1].flags)
+    assert ps[1].first_error_step is None

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import Computation, StepMath, fmt_number, numbers_in, parse_span, eval_exact, tokenize, normalize
+from .arith import Computation, StepMath, analyse_step, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
 __all__ = [
@@ -361,7 +361,27 @@ _DERIVATION_RE = re.compile(
 )
 
 
-def equation_checks(maths: list[StepMath], steps: Optional[list[str]] = None) -> tuple[list[tuple[int, str]], set]:
+def question_equations(question: str) -> dict:
+    """symbol -> (solution, text) for each symbol that exactly one linear equation of the question
+    determines (`Solve for x: 3x + 5 = 20`): the candidate's value of it can be substituted back."""
+    from .algebra import linear_solution
+
+    found: dict[str, list] = {}
+    q = question_info(question)
+    if q.other_base:
+        return {}
+    for sentence in split_sentences(" ".join((question or "")[:2000].split())):
+        for link in analyse_step(sentence, opaque_star=q.opaque_star).links:
+            if link.kind == "algebra" and link.status == "equation" and link.diff is not None:
+                sol = linear_solution(link.diff)
+                if sol is not None:
+                    found.setdefault(sol[0], []).append((sol[1], link.text))
+    return {x: v[0] for x, v in found.items() if len(v) == 1}
+
+
+def equation_checks(
+    maths: list[StepMath], steps: Optional[list[str]] = None, question_eqs: Optional[dict] = None
+) -> tuple[list[tuple[int, str]], set]:
     """Equations and assignments checked by substitution (algebra.py explains the kinds).
 
     Returns (flags, withdrawn): `flags` are (step, reason) for a linear equation in one symbol
@@ -422,6 +442,13 @@ def equation_checks(maths: list[StepMath], steps: Optional[list[str]] = None) ->
                     withdrawn.add(id(link))  # the solution's own values satisfy it: an equation being solved
                     break
     flags: list[tuple[int, str]] = []
+    # the question's own equation, substituted back: `x = 6` for "3x + 5 = 20" is wrong
+    for i, link, (x, v), ordinal in eqs:
+        if question_eqs and x in question_eqs and link.status == "assign" and not _CASE_RE.search(link.pre):
+            qv, qtext = question_eqs[x]
+            if v != qv:
+                flags.append((i, f"algebra slip: {link.text} does not satisfy the question's {qtext} ({x} = {fmt_number(qv)})"))
+                break
     prev: dict[str, tuple] = {}
     for i, link, (x, v), ordinal in eqs:
         cond = bool(_CONDITION_RE.search(link.pre))

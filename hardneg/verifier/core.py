@@ -41,6 +41,7 @@ from .checks import (
     equation_checks,
     formula_errors,
     logic_checks,
+    question_equations,
     question_info,
     ref_dependencies,
     value_flow,
@@ -281,6 +282,14 @@ class MathVerifier:
             self._q_cache.put(key, info)
         return info
 
+    def _question_equations(self, question: str) -> dict:
+        key = text_key(question, "equations")
+        eqs = self._q_cache.get(key)
+        if eqs is None:
+            eqs = question_equations(question)
+            self._q_cache.put(key, eqs)
+        return eqs
+
     def _step_math(self, step: str, q: QuestionInfo) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
         key = text_key(step, "*" if q.opaque_star else "", "b" if q.other_base else "")
@@ -430,7 +439,7 @@ class MathVerifier:
         # d5: equations, exact then bounded SymPy; symbolic links: identities, then substitution
         self._symbolic(w)
         slips = algebra_slips = 0
-        eq_flags, withdrawn = equation_checks(w.maths, w.steps)
+        eq_flags, withdrawn = equation_checks(w.maths, w.steps, self._question_equations(w.question))
         for i, sm in enumerate(w.maths):
             for link in sm.links:
                 status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))
