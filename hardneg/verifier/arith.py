@@ -1170,12 +1170,17 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
         after = text[m.end(1) : m.end(1) + 12].strip().lower()
         if after.startswith(("and ", "r ", "remainder", "%", "percent")):
             continue
+        if re.match(r"\s*(?:[a-zA-Z][\w'/-]*\s+){0,2}[-+*/×÷−–]\s*\$?\d", text[m.end(1) : m.end(1) + 60]):
+            continue  # "= 240 seconds + 30 seconds": a partial result, the chain goes on
         seq: list[tuple[str, str]] = []  # read right to left
         words = 0
         valid = True
         for piece in reversed(list(_UNIT_PIECES.finditer(text[: m.start()]))):
             g = piece.group()
             a0, b0 = piece.start(), piece.end()
+            if piece.lastgroup == "op" and g == "/" and a0 > 0 and text[a0 - 1].isalpha():
+                valid = False  # "minutes/100 meters": a rate written with a number, not a division
+                break
             if piece.lastgroup == "num":
                 glued = (b0 < len(text) and text[b0].isalpha()) or (a0 > 0 and (text[a0 - 1].isalpha() or text[a0 - 1] in ":"))
                 if glued or (seq and seq[-1][0] == "NUM") or _LEADING_ZERO.fullmatch(g.lstrip("$")):
@@ -1189,6 +1194,7 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
                 if g == "x" and not (a0 > 0 and text[a0 - 1] == " " and b0 < len(text) and text[b0] == " "):
                     break
                 if not seq or seq[-1][0] != "NUM":
+                    valid = False  # two operators in a row ("15 * / 3/5"): not a clean expression
                     break
                 seq.append(("OP", _UNIT_OPS[g]))
             elif piece.lastgroup == "word":
@@ -1199,7 +1205,7 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
                 if seq and seq[-1][0] == "NUM":
                     break  # words before the first number ("Chad has 6 + ..."): the expression starts there
                 words += 1  # (read right to left) a unit of the number on its left: "30 snakes *", "= 90 birds"
-                if words > 4:
+                if words > 2:
                     valid = False
                     break
             else:
@@ -1215,7 +1221,17 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
             continue
         seq.reverse()
         try:
-            expr = [Tok("NUM", v, 0, 0, Fraction(v)) if kind == "NUM" else Tok("OP", v, 0, 0, v) for kind, v in seq]
+            # a tight fraction ("1/4 cup") is one quantity: brackets keep "2 cups / 1/4 cup" a division by 1/4
+            expr = []
+            for kind, v in seq:
+                if kind == "OP":
+                    expr.append(Tok("OP", v, 0, 0, v))
+                elif "/" in v:
+                    a1, b1 = v.split("/")
+                    expr += [Tok("LP", "(", 0, 0), Tok("NUM", a1, 0, 0, Fraction(a1)), Tok("OP", "/", 0, 0, "/"),
+                             Tok("NUM", b1, 0, 0, Fraction(b1)), Tok("RP", ")", 0, 0)]
+                else:
+                    expr.append(Tok("NUM", v, 0, 0, Fraction(v)))
             value = eval_exact(parse_span(expr))
         except Exception:  # noqa: BLE001 - not an expression after all
             continue
@@ -1223,7 +1239,7 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
         res = _num_token(res_text, m.start(1), m.end(1))
         if res.kind != "NUM":
             continue
-        lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v)) for k2, v in seq if k2 == "NUM"],
+        lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v)) for k2, v in seq if k2 == "NUM" and "/" not in v],
                    ops=frozenset(v for k2, v in seq if k2 == "OP"))
         rhs = Side(res_text, value=res.value, single_num=res)
         good = close_enough(lhs, rhs, value, res.value, False, rounding=rounding)
@@ -1233,7 +1249,8 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
 
 _LEADING_ZERO = re.compile(r"0\d+")
 _UNIT_PIECES = re.compile(
-    r"(?P<num>\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?)|(?P<op>[-+*/×÷−–]|(?<=\s)x(?=\s))|(?P<word>[a-zA-Z]+(?:/[a-zA-Z]+)?)|(?P<other>\S)"
+    r"(?P<num>\$?(?:\d+/\d+(?![\d.])|\d[\d,]*(?:\.\d+)?|\.\d+)%?)|(?P<op>[-+*/×÷−–]|(?<=\s)x(?=\s))|"
+    r"(?P<word>[a-zA-Z]+(?:[-'][a-zA-Z]+)*(?:/[a-zA-Z]+)?)|(?P<other>\S)"
 )
 
 
@@ -1278,28 +1295,34 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
                 Computation(fside.operands, fside.ops, res, f"{fside.text} = {last[0].text}",
                             fside.has_pi, fside.has_square, last[0].text, ok)
             )
+    prev_link = None
     for k in range(len(sides) - 1):
         a, b = sides[k], sides[k + 1]
         if a is None or b is None:
+            prev_link = None
             continue
         lhs, _, ra, left_ok, _ = a
         rhs, _, rb, _, right_ok = b
         if not (left_ok and right_ok):
+            prev_link = None
             continue
         key = (lhs.text.replace(" ", ""), rhs.text.replace(" ", ""))
         if key in seen:
+            prev_link = None
             continue
         seen.add(key)
         # a later link of a chain `A = B = C` rewrites the same quantity: an identity is meant
         # there even when the step solves an equation (`rx + 2 = (r−2)(x+1) = rx − 2x + r − 2`)
         # so is `A = B` in `A = B = 25`: both sides name the quantity the chain evaluates
         then_closed = k + 2 < len(sides) and sides[k + 2] is not None and not sides[k + 2][0].free
-        # (only after a side that could be read: in `|n + 6| = n + 6 = 2 − n` the second link is an equation)
-        rewrite = (k > 0 and sides[k - 1] is not None and sides[k - 1][2] is None) or then_closed
+        # (only after a link that was itself a rewrite — a verified identity or a definition `y = ...`: in
+        # `k = 2t/(s−3) = (3t+1)/(2s+2)` or `|n + 6| = n + 6 = 2 − n` the later links are equations too)
+        rewrite = (k > 0 and prev_link is not None and prev_link.status in ("ok", "assign")) or then_closed
         ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
         link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
         if link is not None:
             link.rewrite = rewrite
+        prev_link = link
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
