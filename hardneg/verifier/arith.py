@@ -134,7 +134,7 @@ ROUNDING_CUE = re.compile(
 EQUATION_CUE = re.compile(
     r"both sides|equation|solv|squaring|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
     r"\\equiv|\\pmod|\bmod\b|suppos|assum|\bif\b|\bwhen|substitut|plug|\\implies|\\rightarrow|\\quad|"
-    r"\bwhere\b|\bsince\b|\bgiven\b|intersect|\bset\b|\bsetting\b|equal to each other|\bequate",
+    r"intersect|\bset\b|\bsetting\b|equal to each other|\bequate",
     re.IGNORECASE,
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
