@@ -123,10 +123,15 @@ def process_jsonl(
     required: dict[str, Callable[[Any], str | None]],
     handle: Callable[[list[dict]], list[dict]],
     batch: int | None = None,
+    label: str | None = None,
 ) -> int:
     """Read, handle in batches (default `BATCH_ROWS`), write in input order; exit code per SPEC §5."""
     batch = batch or BATCH_ROWS
     out = _check_paths(input_path, output_path)
+    from hardneg.progress import stderr_reporter
+
+    # Lines, not rows: blank and bad lines count too, so the bar may end short of its total.
+    progress = stderr_reporter(label or Path(input_path).name, total=_count_lines(input_path), unit="line")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     except OSError as exc:
@@ -142,16 +147,27 @@ def process_jsonl(
                         continue
                     sink.write(dumps_safe(result) + "\n")
                     written += 1
+                progress.update(advance=len(chunk))
         # Even with no row, OUT is replaced (by an empty file): a stale OUT from an earlier run
         # must not pass for this run's result.
         os.replace(tmp, out)  # atomic: never a half-written output file
     except OSError as exc:
         raise InputError(f"cannot write {output_path}: {exc.strerror or exc}") from None
     finally:
+        progress.close()
         if tmp.exists():
             tmp.unlink()
     print(f"wrote {written} rows to {output_path}" + (f"; {failed} rows failed" if failed else ""), file=sys.stderr)
     return EXIT_OK if written else EXIT_NONE_SUCCEEDED
+
+
+def _count_lines(path: str) -> int | None:
+    """Newline-separated lines of `path` (the progress total), or None if it cannot be read now."""
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) or 1
+    except OSError:
+        return None
 
 
 def _handle_chunk(path: str, chunk: list[tuple[int, dict]], handle: Callable[[list[dict]], list[dict]]):
@@ -285,7 +301,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         "reference_solution": _text_or_null,
         "reference_answer": lambda v: _answer(v, nullable=True),
     }
-    return process_jsonl(args.input, args.output, required, handle)
+    return process_jsonl(args.input, args.output, required, handle, label="verify")
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -305,7 +321,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         ]
 
     required = {"id": _id, "completion": _text, "reference": _answer}
-    return process_jsonl(args.input, args.output, required, handle)
+    return process_jsonl(args.input, args.output, required, handle, label="grade")
 
 
 def _positive_float(text: str) -> float:

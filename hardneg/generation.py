@@ -189,6 +189,15 @@ def _check_prompts(prompts: Sequence[str]) -> None:
             raise TypeError(f"prompt {i} is {type(p).__name__}, expected str")
 
 
+def _encode_prompts(tokenizer: Any, prompts: Sequence[str], add_special_tokens: bool) -> list[list[int]]:
+    """Token ids of every prompt; a prompt that tokenizes to nothing gives the model no context."""
+    encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
+    for i, ids in enumerate(encoded):
+        if not ids:
+            raise ValueError(f"prompt {i} tokenizes to nothing: a completion needs a context")
+    return encoded
+
+
 def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Text before the earliest stop string, and whether one was found."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
@@ -282,12 +291,7 @@ class HFBackend:
         _check_prompts(prompts)
         if not prompts:
             return []
-        encoded = [
-            self.tokenizer(p, add_special_tokens=self.add_special_tokens)["input_ids"] for p in prompts
-        ]
-        for i, ids in enumerate(encoded):
-            if not ids:
-                raise ValueError(f"prompt {i} tokenizes to nothing: a completion needs a context")
+        encoded = _encode_prompts(self.tokenizer, prompts, self.add_special_tokens)
         # One work item per (prompt, sample). Longest first: similar lengths share a batch,
         # and an out-of-memory shows up in the first batch rather than the last.
         work = [(i, s) for i in range(len(prompts)) for s in range(params.n)]

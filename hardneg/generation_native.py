@@ -39,6 +39,7 @@ from hardneg.generation import (
     SamplingParams,
     _check_prompts,
     _cut_at_stop,
+    _encode_prompts,
     stop_token_ids,
 )
 from hardneg.progress import as_progress
@@ -257,10 +258,7 @@ class NativeBackend:
         _check_prompts(prompts)
         if not prompts:
             return []
-        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        for i, ids in enumerate(encoded):
-            if not ids:
-                raise ValueError(f"prompt {i} tokenizes to nothing: a completion needs a context")
+        encoded = _encode_prompts(self.tokenizer, prompts, add_special_tokens=False)
         longest = max(len(e) for e in encoded) + params.max_new_tokens
         if longest > self.max_positions:
             raise ValueError(
