@@ -45,8 +45,12 @@ import trl  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 
-from hardneg.dpo import WeightedDPOTrainer, WeightedPreferenceCollator, build_preference_dataset  # noqa: E402
-from hardneg.weighting import WeightingConfig  # noqa: E402
+from hardneg.dpo import (  # noqa: E402
+    WeightedDPOConfig,
+    WeightedDPOTrainer,
+    WeightedPreferenceCollator,
+    build_preference_dataset,
+)
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -74,7 +78,9 @@ def make_trainer(cls, model_dir, tmp, dataset, **kw):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig
 
-    args = DPOConfig(output_dir=str(tmp), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=4,
+    # λ = 0.3 reaches the weighted loss through its config, as β does (WeightedDPOConfig).
+    config_cls = WeightedDPOConfig if issubclass(cls, WeightedDPOTrainer) else DPOConfig
+    args = config_cls(output_dir=str(tmp), use_cpu=True, bf16=False, report_to="none", per_device_train_batch_size=4,
                      gradient_checkpointing=False, max_length=512, seed=0, beta=0.1, learning_rate=5e-6,
                      disable_tqdm=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -120,8 +126,7 @@ def main() -> None:
     if ns.aa:  # A/A control: a second plain DPOTrainer in the "weighted" slot shows the noise floor
         weighted = make_trainer(DPOTrainer, model_dir, tmp / "weighted", ds)
     else:
-        weighted = make_trainer(WeightedDPOTrainer, model_dir, tmp / "weighted", ds,
-                                weighting=WeightingConfig(lam=0.3))
+        weighted = make_trainer(WeightedDPOTrainer, model_dir, tmp / "weighted", ds)
     n_params = sum(p.numel() for p in plain.model.parameters())
     examples = [weighted.train_dataset[i] for i in range(len(weighted.train_dataset))]
     batches_w = [weighted.data_collator(examples[i:i + 4]) for i in range(0, len(examples), 4)]

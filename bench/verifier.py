@@ -21,6 +21,16 @@ a dropped step, two swapped steps, a duplicated step and a wrong final answer.
 `--warehouse` swaps the synthetic candidates for the sampled pool of a warehouse: real samples
 share fewer steps with the reference, so they need more encoder work per candidate.
 
+`--inject N` (issue 12) validates the verifier on the error-injection pool (hardneg.inject, GSM8K
+and MATH *train* only): per error type the detection rate and the exact first-error-step accuracy,
+false alarms on untouched references, the d4 distribution without NLI and the funnel stage-3
+count. Floors: MATH algebra slips ≥ 0.80 exact first-error step, arithmetic slips ≥ 0.90, false
+alarms on untouched MATH references ≤ 1 %. `--inject-only` skips the throughput runs. `--audit N`
+also counts identities with symbols, algebra slips and flagged references per data set.
+
+    .venv/bin/python bench/verifier.py --inject 60 --inject-variants 12 --algebra-rows 1000 \
+        --arith-rows 1000 --untouched 1000 --inject-only
+
 Prints a markdown block (and a per-perturbation sanity table of the mean dimensions).
 """
 
@@ -132,45 +142,240 @@ def random_deberta_nli(tokenizer_dir: str):
     return DebertaV2ForSequenceClassification(config), tok
 
 
-def audit(n: int) -> None:
-    """Reference solutions are (almost) right: every equality called wrong is a false alarm or a data error."""
+def audit(n: int, sets=None, show: int = 0) -> dict:
+    """Reference solutions are (almost) right: every equality called wrong is a false alarm or a data error.
+
+    Arithmetic links (no free symbols) are counted as before; links with free symbols are
+    identities (checked), equations/assignments (checked by substitution, checks.equation_checks)
+    or unchecked. "references flagged" counts solutions with at least one slip of either kind."""
     from collections import Counter
     from fractions import Fraction
 
     from hardneg.bounded import call_bounded
     from hardneg.verifier import split_steps, symbolic
     from hardneg.verifier.arith import analyse_step, close_enough
+    from hardneg.verifier.checks import equation_checks
 
-    print("\n| reference solutions | solutions | steps | equalities checked | called wrong | wrong via SymPy | seconds |")
-    print("|---|---|---|---|---|---|---|")
-    for name, path, field in (("GSM8K train", "data/gsm8k/train.jsonl", "answer"), ("MATH test", "data/math/test.jsonl", "solution")):
+    sets = sets or (("GSM8K train", "data/gsm8k/train.jsonl", "answer"), ("MATH test", "data/math/test.jsonl", "solution"))
+    print("\n| reference solutions | solutions | steps | equalities checked | called wrong | wrong via SymPy "
+          "| identities with symbols checked | algebra slips called | equations/assignments | references flagged | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    results = {}
+    for name, path, field in sets:
         with open(ROOT / path) as f:
             rows = [json.loads(line) for _, line in zip(range(n), f)]
         t0 = time.perf_counter()
-        stat, steps, pending = Counter(), 0, []
-        for row in rows:
+        stat, steps, pending, pending_id = Counter(), 0, [], []
+        flagged_refs: set[int] = set()
+        examples = []
+        for r, row in enumerate(rows):
+            maths = []
             for step in split_steps(row[field]):
                 steps += 1
-                for link in analyse_step(step).links:
+                sm = analyse_step(step)
+                maths.append(sm)
+                for link in sm.links:
                     if link.status == "symbolic":
-                        pending.append(link)
+                        pending.append((r, link))
+                    elif link.status == "symbolic-id":
+                        pending_id.append((r, link))
+                    elif link.kind == "algebra":
+                        stat["alg_" + link.status] += 1
                     else:
                         stat[link.status] += 1
+                        if link.status == "mismatch":
+                            flagged_refs.add(r)
+                            examples.append((name, r, link.text))
+            eq_flags, withdrawn = equation_checks(maths, [st for st in split_steps(row[field])])
+            for sm in maths:
+                for link in sm.links:
+                    if link.kind == "algebra" and link.status == "mismatch":
+                        if id(link) in withdrawn:
+                            stat["alg_withdrawn"] += 1
+                        else:
+                            stat["alg_called"] += 1
+                            flagged_refs.add(r)
+                            examples.append((name, r, link.note))
+            for _, msg in eq_flags:
+                stat["alg_called"] += 1
+                stat["alg_eqseq"] += 1
+                flagged_refs.add(r)
+                examples.append((name, r, msg))
         wrong_sym = 0
         if pending:
-            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in pending], timeout=120)
-            for link, (lv, rv, err) in zip(pending, res):
+            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending], timeout=120)
+            for (r, link), (lv, rv, err) in zip(pending, res):
                 if err:
                     continue
                 L = Fraction(lv) if lv is not None else link.lhs.value
                 R = Fraction(rv) if rv is not None else link.rhs.value
-                ok = close_enough(link.lhs, link.rhs, L, R, link.approx)
+                ok = close_enough(link.lhs, link.rhs, L, R, link.approx, rounding=link.rounding)
                 stat["ok" if ok else "mismatch"] += 1
                 wrong_sym += not ok
+                if not ok:
+                    flagged_refs.add(r)
+                    examples.append((name, r, link.text))
+        if pending_id:
+            res = call_bounded(symbolic.identity_values, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending_id], timeout=120)
+            for (r, link), (verdict, c) in zip(pending_id, res):
+                if verdict == "ok":
+                    stat["alg_ok"] += 1
+                elif verdict == "const" and link.lhs.free and link.rhs.free:
+                    stat["alg_called"] += 1
+                    flagged_refs.add(r)
+                    examples.append((name, r, f"{link.text} (SymPy: differ by {c})"))
+                else:
+                    stat["alg_equation"] += 1
         checked = stat["ok"] + stat["mismatch"]
+        ident = stat["alg_ok"] + stat["alg_called"] + stat["alg_withdrawn"]
+        eqs = stat["alg_equation"] + stat["alg_assign"]
         print(f"| {name} | {len(rows)} | {steps} | {checked} ({len(pending)} via SymPy) | {stat['mismatch']} "
-              f"({stat['mismatch'] / max(1, checked):.2%}) | {wrong_sym} | {time.perf_counter() - t0:.1f} |")
+              f"({stat['mismatch'] / max(1, checked):.2%}) | {wrong_sym} | {ident} ({len(pending_id)} via SymPy) | "
+              f"{stat['alg_called']} ({stat['alg_eqseq']} by substitution; {stat['alg_withdrawn']} withdrawn by context) | "
+              f"{eqs} | {len(flagged_refs)} ({len(flagged_refs) / max(1, len(rows)):.2%}) | {time.perf_counter() - t0:.1f} |")
+        results[name] = dict(stat=stat, flagged=len(flagged_refs), rows=len(rows), examples=examples)
     print()
+    for name, r, text in [e for res in results.values() for e in res["examples"]][:show]:
+        print(f"  {name} #{r}: {text}")
+    return results
+
+
+STEP_TYPES = ("arithmetic_slip", "algebra_slip", "wrong_operator", "carry_error")
+
+
+def _detected(p, etype: str) -> bool:
+    """Did the profile notice the injected error (the finding each error type should cause)?"""
+    if etype in STEP_TYPES:
+        return p.first_error_step is not None
+    if etype == "dropped_step":
+        return (p.d_structure or 0) > 0
+    if etype == "duplicated_step":
+        return (p.d_structure or 0) > 0 or any("duplicate" in f for s in p.steps for f in s.flags)
+    if etype == "swapped_steps":
+        return (p.d_order or 0) > 0 or p.first_error_step is not None
+    if etype in ("wrong_answer", "missing_answer"):
+        return p.d_answer == 1.0
+    if etype == "truncated":
+        return p.d_answer == 1.0 or (p.d_structure or 0) > 0
+    return (p.wrongness or 0) > 0.3
+
+
+def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_rows: int, untouched: int, seed: int = 0) -> None:
+    """Validation on the error-injection pool (hardneg.inject; GSM8K and MATH *train* only)."""
+    from collections import Counter, defaultdict
+
+    import numpy as np
+
+    from hardneg.inject import InjectConfig, inject_reference, iter_references
+    from hardneg.verifier import VerifyInput
+
+    def run(cfg: InjectConfig, want=None, limit_rows=None, only_variant0=False):
+        items, rows = [], []
+        for ref in iter_references(cfg):
+            if only_variant0:
+                new = [dict(candidate_id=f"u-{ref.problem_id}", problem_id=ref.problem_id, source=ref.source, text=ref.text,
+                            error_type="correct", error_step=None, variant=0)]
+            else:
+                new = [r for r in inject_reference(ref, cfg) if want is None or r["error_type"] in want]
+            for r in new:
+                rows.append(r)
+                items.append(VerifyInput(r["candidate_id"], ref.question, r["text"], ref.raw, ref.answer))
+            if limit_rows is not None and len(rows) >= limit_rows:
+                break
+        t0 = time.perf_counter()
+        profiles = verifier.verify_batch(items)
+        return rows, profiles, time.perf_counter() - t0
+
+    t_all = time.perf_counter()
+    # A: the default error mix over the first n_refs references of each source
+    mix_rows, mix_prof, mix_s = run(InjectConfig(seed=seed, variants_per_reference=variants, max_references=n_refs))
+    # B: MATH algebra slips until algebra_rows of them; C: arithmetic slips of both sources
+    alg_rows, alg_prof, alg_s = run(InjectConfig(seed=seed, variants_per_reference=8, sources=("math",), max_references=7499,
+                                                 error_mix={"algebra_slip": 1.0}), want={"algebra_slip"}, limit_rows=algebra_rows)
+    ar_rows, ar_prof, ar_s = [], [], 0.0
+    for src in ("gsm8k", "math"):
+        r_, p_, s_ = run(InjectConfig(seed=seed, variants_per_reference=3, sources=(src,), max_references=7499,
+                                      error_mix={"arithmetic_slip": 1.0}), want={"arithmetic_slip"}, limit_rows=arith_rows // 2)
+        ar_rows += r_
+        ar_prof += p_
+        ar_s += s_
+    # D: untouched MATH and GSM8K references (false alarms)
+    un_rows, un_prof, un_s = [], [], 0.0
+    for src in ("math", "gsm8k"):
+        r_, p_, s_ = run(InjectConfig(seed=seed, sources=(src,), max_references=untouched), only_variant0=True)
+        un_rows += r_
+        un_prof += p_
+        un_s += s_
+    n_verified = len(mix_rows) + len(alg_rows) + len(ar_rows) + len(un_rows)
+    verify_s = mix_s + alg_s + ar_s + un_s
+
+    print(f"### Verifier on the error-injection pool (bench/verifier.py --inject {n_refs})\n")
+    print(f"- pool: hardneg.inject, seed {seed}; A = default error mix, {variants} variants × first {n_refs} references of "
+          f"GSM8K train and of MATH train; B = MATH train algebra slips (8 per reference with a symbolic identity) until "
+          f"{algebra_rows} rows; C = arithmetic slips (3 per reference) until {arith_rows // 2} rows per source; D = the first "
+          f"{untouched} untouched references of each train set")
+    print(f"- verifier: {verifier.version}, no NLI; {n_verified} candidates verified in {verify_s:.0f} s "
+          f"({n_verified / verify_s:.1f} candidates/s), total with generation {time.perf_counter() - t_all:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+
+    def table(title, rows, profs):
+        print(f"| {title} | source | n | detected | exact first-error step | first error earlier | later / other step | d_logic mean | d_numeric mean |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        groups = defaultdict(list)
+        for r, p in zip(rows, profs):
+            groups[(r["error_type"], r["source"])].append((r, p))
+        for (etype, src), rp in sorted(groups.items()):
+            n = len(rp)
+            det = sum(_detected(p, etype) for r, p in rp)
+            if rp[0][0]["error_step"] is not None and etype not in ("repetition", "question_echo"):
+                exact = sum(p.first_error_step == r["error_step"] for r, p in rp)
+                early = sum(p.first_error_step is not None and p.first_error_step < r["error_step"] for r, p in rp)
+                late = sum(p.first_error_step is not None and p.first_error_step > r["error_step"] for r, p in rp)
+                ex = f"{exact / n:.3f} ({exact})"
+                el = f"{early} / {late}"
+            elif etype == "correct":
+                fa = sum(p.first_error_step is not None for r, p in rp)
+                ex, el = f"false alarms {fa} ({fa / n:.2%})", "—"
+            else:
+                ex, el = "—", "—"
+            dl = np.mean([p.d_logic or 0 for r, p in rp])
+            dn = np.mean([p.d_numeric or 0 for r, p in rp])
+            print(f"| {etype} | {src} | {n} | {det / n:.3f} | {ex} | {el} | {dl:.3f} | {dn:.3f} |")
+        print()
+
+    table("A: error type (default mix)", mix_rows, mix_prof)
+    table("B: MATH algebra slips", alg_rows, alg_prof)
+    table("C: arithmetic slips", ar_rows, ar_prof)
+    table("D: untouched references", un_rows, un_prof)
+
+    def floor(name, rows, profs, goal):
+        n = len(rows)
+        exact = sum(p.first_error_step == r["error_step"] for r, p in zip(rows, profs))
+        print(f"- {name}: exact first-error step {exact}/{n} = **{exact / max(1, n):.3f}** (goal ≥ {goal}) "
+              f"{'met' if n and exact / n >= goal else 'NOT met'}")
+
+    floor("MATH algebra slips (B)", alg_rows, alg_prof, 0.80)
+    floor("arithmetic slips (C, both sources)", ar_rows, ar_prof, 0.90)
+    for src in ("math", "gsm8k"):
+        rp = [(r, p) for r, p in zip(un_rows, un_prof) if r["source"] == src]
+        fa = sum(p.first_error_step is not None for r, p in rp)
+        goal = " (goal ≤ 1 %)" if src == "math" else ""
+        print(f"- false alarms on untouched {src.upper()} train references (D): {fa}/{len(rp)} = **{fa / max(1, len(rp)):.2%}**{goal}")
+    # d4 without NLI: graded?
+    all_prof = mix_prof
+    bins = Counter()
+    for p in all_prof:
+        v = p.d_logic or 0.0
+        b = "0" if v == 0 else "(0, 0.5]" if v <= 0.5 else "(0.5, 0.7]" if v <= 0.7 else "(0.7, 0.9)" if v < 0.9 - 1e-9 else "[0.9, 1]"
+        bins[b] += 1
+    distinct = len({round(p.d_logic or 0, 3) for p in all_prof})
+    order = ["0", "(0, 0.5]", "(0.5, 0.7]", "(0.7, 0.9)", "[0.9, 1]"]
+    print(f"- d_logic (d4) without NLI on pool A ({len(all_prof)} candidates): "
+          + ", ".join(f"{b}: {bins[b]}" for b in order) + f"; {distinct} distinct values")
+    stage3 = sum((p.wrongness or 0) > 0.8 and (p.absurdity or 0) > 0.8 for p in all_prof)
+    hard = sum(0.3 <= (p.wrongness or 0) <= 0.8 for p in all_prof)
+    print(f"- funnel stage 3 rule (W > 0.8 and A > 0.8) on pool A: {stage3} of {len(all_prof)} candidates would be removed; "
+          f"{hard} have 0.3 ≤ W ≤ 0.8\n")
 
 
 def main() -> None:
@@ -186,6 +391,13 @@ def main() -> None:
     ap.add_argument("--embedding-model", default=None, help="sentence-transformers folder (default: the offline package)")
     ap.add_argument("--audit", type=int, default=0, help="also run the equation checker over this many GSM8K train and MATH test "
                     "reference solutions and count the equalities it calls wrong (false-alarm audit)")
+    ap.add_argument("--inject", type=int, default=0, help="validation on the error-injection pool: the default error mix "
+                    "over this many references per train set, plus the algebra/arithmetic/untouched sets below (0: skip)")
+    ap.add_argument("--inject-variants", type=int, default=12, help="variants per reference of the default-mix pool")
+    ap.add_argument("--algebra-rows", type=int, default=1000, help="injected MATH algebra slips to verify")
+    ap.add_argument("--arith-rows", type=int, default=1000, help="injected arithmetic slips to verify (half per source)")
+    ap.add_argument("--untouched", type=int, default=2000, help="untouched references per train set (false alarms)")
+    ap.add_argument("--inject-only", action="store_true", help="run only the --inject validation (no throughput runs)")
     args = ap.parse_args()
 
     import numpy as np
@@ -207,6 +419,9 @@ def main() -> None:
     call_bounded(symbolic.warm, timeout=120)
     warm_items, _ = workload(5000, 3, seed=1)  # different problems: warms torch/tokenizer, not the cache
     verifier.verify_batch(warm_items)
+    if args.inject_only:
+        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched)
+        return
 
     if args.warehouse:
         items = warehouse_workload(args.warehouse, len(KINDS) * args.problems)
@@ -339,6 +554,8 @@ def main() -> None:
     print(f"- mean elapsed_ms per candidate (batched): {np.mean([p.elapsed_ms for p in profiles]):.2f}\n")
     if args.audit:
         audit(args.audit)
+    if args.inject:
+        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched)
     if args.warehouse:
         return
     print("| perturbation | n | d_semantic | d_structure | d_order | d_logic | d_numeric | d_answer | wrongness | flagged |")

@@ -4,6 +4,13 @@ Every loader returns `(rows, rejected)`: rows as a DataFrame, rejected as quaran
 rows `(source, line_no, raw, reason)` so a malformed line is reported with its line
 number and the rest of the file still loads.
 
+`iter_jsonl` is the one line reader behind `read_jsonl` and the `hardneg verify/grade`
+commands. It reads bytes and splits at `\n` only, so a stray `\r`, `\f`, `\x1c`, `\x85` or
+U+2028 inside a line can neither shift later line numbers nor hide a line; it decodes each
+line on its own (one invalid UTF-8 byte costs that line, not the file); and any JSON failure —
+syntax, nesting deep enough to overflow the parser, integers beyond Python's digit limit,
+`NaN`/`Infinity` literals, lone surrogates — becomes a reason string on that line.
+
 The offline SFT default renders GSM8K *train* in MetaMathQA style (calculator
 annotations stripped, `#### X` turned into `The answer is: X`). Test splits are
 never training data: `assert_trainable` refuses them.
@@ -15,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
@@ -50,6 +57,88 @@ class DataSource:
     """Keep the first N examples (None: all)."""
 
 
+class JsonlLine(NamedTuple):
+    """One non-blank line of a JSONL file: the parsed value, or why it could not be parsed."""
+
+    line_no: int
+    raw: str
+    """The line as text (undecodable bytes and lone surrogates backslash-escaped), for reports."""
+    value: Any
+    error: str | None
+
+
+_JSON_WHITESPACE = b" \t\r\n"  # RFC 8259: only these may surround a JSON value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not standard JSON")
+
+
+def safe_text(text: str) -> str:
+    """`text` with lone surrogates backslash-escaped, so it can always be encoded as UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True if any string in `value` (recursively) holds a lone surrogate (invalid Unicode)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_jsonl_line(data: bytes, line_no: int) -> JsonlLine:
+    """Decode and parse one line (bytes without its `\n`)."""
+    if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark at the start of the file is not content
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raw = data.decode("utf-8", "backslashreplace")
+        return JsonlLine(line_no, raw, None, f"not valid UTF-8 (byte {exc.start} of the line)")
+    raw = safe_text(text)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        return JsonlLine(line_no, raw, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return JsonlLine(line_no, raw, None, "invalid JSON: nested too deeply")
+    except (ValueError, OverflowError, MemoryError) as exc:  # 5000-digit integers, NaN literals
+        reason = " ".join(str(exc).split())[:200]
+        return JsonlLine(line_no, raw, None, f"invalid JSON: {reason}")
+    return JsonlLine(line_no, raw, value, None)
+
+
+def iter_jsonl(path: str | Path) -> Iterator[JsonlLine]:
+    """Every non-blank line of a JSONL file, numbered from 1, parsed or with its error.
+
+    Lines are split at `\n` only (what JSONL means by a line); a line of JSON whitespace
+    (space, tab, CR) is blank and skipped. Anything else that is not one JSON value, even a line
+    of `\f` or U+3000, is yielded with its error so the caller reports it.
+    """
+    with open(path, "rb") as f:
+        for line_no, data in enumerate(f, start=1):
+            if data.endswith(b"\n"):
+                data = data[:-1]
+            if not data.strip(_JSON_WHITESPACE):
+                continue
+            yield parse_jsonl_line(data, line_no)
+
+
 def read_jsonl(
     path: str | Path,
     required: Iterable[str],
@@ -57,36 +146,40 @@ def read_jsonl(
     validate: Callable[[dict], list[str]] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Parse JSON lines; a malformed line, one missing a required (non-empty string) field,
-    or one that `validate` finds problems with (it returns their descriptions) is quarantined."""
+    one holding invalid Unicode (a lone surrogate, which no model or table can store), or one
+    that `validate` finds problems with (it returns their descriptions) is quarantined."""
     rows, rejected = [], []
     source = source or str(path)
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                rejected.append(_quarantine(source, line_no, raw, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-                continue
-            if not isinstance(obj, dict):
-                rejected.append(_quarantine(source, line_no, raw, "line is not a JSON object"))
-                continue
-            missing = [k for k in required if not isinstance(obj.get(k), str) or not obj.get(k).strip()]
-            if missing:
-                rejected.append(_quarantine(source, line_no, raw, f"missing or empty field(s): {', '.join(missing)}"))
-                continue
+    required = list(required)
+    for line in iter_jsonl(path):
+        line_no, raw, obj = line.line_no, line.raw, line.value
+        if line.error:
+            rejected.append(_quarantine(source, line_no, raw, line.error))
+            continue
+        if not isinstance(obj, dict):
+            rejected.append(_quarantine(source, line_no, raw, "line is not a JSON object"))
+            continue
+        if has_lone_surrogate(obj):
+            rejected.append(_quarantine(source, line_no, raw, "invalid Unicode: a lone surrogate (\\ud800-\\udfff)"))
+            continue
+        missing = [k for k in required if not isinstance(obj.get(k), str) or not obj.get(k).strip()]
+        if missing:
+            rejected.append(_quarantine(source, line_no, raw, f"missing or empty field(s): {', '.join(missing)}"))
+            continue
+        try:
             problems = validate(obj) if validate else []
-            if problems:
-                rejected.append(_quarantine(source, line_no, raw, "missing or invalid field(s): " + ", ".join(problems)))
-                continue
-            obj["_line_no"] = line_no
-            rows.append(obj)
+        except Exception as exc:  # noqa: BLE001 - a validator tripping on odd data rejects the line, not the file
+            problems = [f"{type(exc).__name__}: {exc}"]
+        if problems:
+            rejected.append(_quarantine(source, line_no, raw, "missing or invalid field(s): " + ", ".join(problems)))
+            continue
+        obj["_line_no"] = line_no
+        rows.append(obj)
     return rows, rejected
 
 
 def _quarantine(source: str, line_no: int, raw: str, reason: str) -> dict:
-    return {"source": source, "line_no": line_no, "raw": raw[:10_000], "reason": reason}
+    return {"source": safe_text(source), "line_no": line_no, "raw": safe_text(raw[:10_000]), "reason": safe_text(reason)}
 
 
 def strip_calculator(text: str) -> str:

@@ -1,32 +1,25 @@
-"""Weighted DPO on TRL 1.16's DPOTrainer (paper eq. 2-7, SPEC §2.5).
+"""A weighted (or uniform) DPO run: dataset, policy loading, held-out metrics, plots, CLI.
 
-What and why:
+The DPO stage is split along TRL's own line (config / trainer / script):
 
-- `WeightedDPOTrainer` is TRL's `DPOTrainer` with one change to the objective: each pair
-  carries a raw importance weight (column ``weight``), the trainer normalises the weights
-  of the micro-batch it is handed (`hardneg.weighting.normalize_batch_weights`: unit mean,
-  λ-tempering, clip) and the loss is ``(1/B) Σ w̃_i ℓ_i`` instead of ``(1/B) Σ ℓ_i``, with
-  ``ℓ_i`` TRL's sigmoid DPO loss. TRL 1.x has no weight column, so the column is carried
-  by hand through the three places that would drop it: the signature columns that
-  `remove_unused_columns` keeps, the preference collator, and `compute_loss`, which pops
-  it before the model sees the batch. (TRL's tokenisation `map` keeps unknown columns.)
-- `train_dpo` is the one entry the pipeline uses: it loads the policy (merging the SFT
-  adapter first), puts a fresh LoRA on top (QLoRA on CUDA, fp32 LoRA on CPU), resumes a
-  killed run from its last complete checkpoint, saves the adapter in PEFT format and a
-  loss-curve PNG. The random-uniform baseline (``weighted=False``) runs the very same
-  trainer with every weight 1, so both strategies share every hyper-parameter and code path.
-- ``python -m hardneg.dpo ...`` is a small CLI over `train_dpo`, so that the same run works
-  under ``accelerate launch`` on several GPUs (see docs/multi-gpu.md).
+- `hardneg.dpo_config.DPORunConfig`: the hyper-parameters, plain dataclasses (a profile loads
+  without importing torch or TRL);
+- `hardneg.dpo_trainer.WeightedDPOTrainer` / `WeightedDPOConfig`: TRL's `DPOTrainer` with the
+  paper's per-pair weights, normalised over the optimizer batch (SPEC §2.5, paper eq. 4-7);
+- this module, the run: `train_dpo` is the one entry the pipeline uses. It loads the policy
+  (the family's starting checkpoint: the SFT-merged model for an SFT family), puts a fresh
+  LoRA on top (QLoRA on CUDA, fp32 LoRA on CPU), holds some pairs out (whole problems,
+  `hardneg.pairs.heldout_mask`) and measures reward margin and preference accuracy on them
+  before and after training, resumes a killed run only from a checkpoint of the same run
+  (fingerprint), saves the adapter in PEFT format *pointing at its real base by a path
+  relative to the artifact root*, and plots the loss curve. The random-uniform baseline
+  (``weighted=False``) runs the very same trainer with every weight 1, so both strategies
+  share every hyper-parameter and code path.
+- ``python -m hardneg.dpo ...`` is a CLI over `train_dpo` whose options are generated from
+  `DPORunConfig` (so a knob is declared once), and works under ``accelerate launch`` on
+  several GPUs (see docs/multi-gpu.md).
 
-Normalisation scope: "per batch" is the micro-batch `compute_loss` sees, i.e. one device's
-``per_device_train_batch_size`` pairs of one gradient-accumulation step. That is the only
-batch a loss-level implementation in TRL can see without changing the training loop; with
-the defaults (4 × 16) each normalisation spans 4 pairs. A micro-batch of one pair always
-gets weight 1.
-
-Pinned to TRL 1.16: the weighted loss mirrors the sigmoid path of TRL 1.16's
-``DPOTrainer._compute_loss`` (same log-probs, same reference handling, same metrics), and
-tests/test_dpo.py checks that with λ = 0 it equals TRL's loss on the same batch.
+The names `DPORunConfig`, `WeightedDPOTrainer`, `WeightedDPOConfig` stay importable from here.
 """
 
 from __future__ import annotations
@@ -39,148 +32,60 @@ import logging
 import math
 import os
 import sys
-import warnings
+import types
+import typing
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 import trl
 from transformers import TrainerCallback
-from trl import DPOConfig, DPOTrainer
-from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from .dpo_config import DPORunConfig
+from .dpo_trainer import TESTED_TRL_MINOR, WeightedDPOConfig, WeightedDPOTrainer, WeightedPreferenceCollator
+from .pairs import heldout_mask, pairs_sha256
 from .policy import load_merged_policy, merge_adapters
 from .prompts import training_prompt
-from .training import LoraSettings, bitsandbytes_usable, device_arguments, last_checkpoint
-from .weighting import WeightingConfig, normalize_batch_weights, validate_raw_weights
+from .training import (
+    RUN_CONFIG_FILE,
+    bitsandbytes_usable,
+    check_resume_fingerprint,
+    device_arguments,
+    point_adapter_at_base,
+    portable_checkpoints_callback,
+    portable_path,
+    write_fingerprint,
+)
+from .weighting import WeightingConfig, validate_raw_weights
+
+__all__ = [
+    "DPORunConfig",
+    "DPOResult",
+    "WeightedDPOConfig",
+    "WeightedDPOTrainer",
+    "WeightedPreferenceCollator",
+    "WeightingConfig",
+    "TESTED_TRL_MINOR",
+    "RUN_CONFIG_FILE",
+    "build_preference_dataset",
+    "heldout_preference_metrics",
+    "load_dpo_policy",
+    "load_policy",
+    "train_dpo",
+    "main",
+]
 
 logger = logging.getLogger(__name__)
 
-TESTED_TRL_MINOR = "1.16"
 REQUIRED_PAIR_COLUMNS = ("pair_id", "prompt", "chosen", "rejected")
 PROVENANCE_FILE = "hardneg_dpo.json"
-RUN_CONFIG_FILE = "hardneg_run_config.json"
-
-if not trl.__version__.startswith(TESTED_TRL_MINOR + "."):
-    warnings.warn(
-        f"hardneg.dpo mirrors TRL {TESTED_TRL_MINOR}'s DPO loss; TRL {trl.__version__} is installed. "
-        "Run tests/test_dpo.py (loss equivalence with TRL) before trusting results.",
-        RuntimeWarning,
-        stacklevel=2,
-    )
 
 
 # --------------------------------------------------------------------------------------------
-# Configuration
-
-
-@dataclass
-class DPORunConfig:
-    """Hyper-parameters of one DPO run (SPEC §2.5; LoRA as SFT, SPEC §2.1).
-
-    The random-uniform and hard-negative runs of a family use one `DPORunConfig`: only the pairs
-    and the `weighted` switch of `train_dpo` differ.
-
-    Parameters:
-        beta (`float`, defaults to `0.1`):
-            β of the sigmoid DPO loss (strength of the KL anchor to the reference).
-        learning_rate (`float`, defaults to `5e-6`):
-            Peak learning rate of AdamW on the LoRA parameters.
-        num_train_epochs (`float`, defaults to `1.0`):
-            Passes over the pairs; ignored when `max_steps` > 0.
-        max_steps (`int`, defaults to `-1`):
-            Optimizer steps to run; -1 runs `num_train_epochs` full epochs.
-        per_device_train_batch_size (`int`, defaults to `4`):
-            Pairs per device per micro-batch; also the size of the batch the weights are normalised over.
-        gradient_accumulation_steps (`int`, defaults to `16`):
-            Micro-batches per optimizer step (global batch = 4 × 16 × number of devices).
-        max_length (`int`, defaults to `1024`):
-            Token cap of prompt + completion (TRL truncates keeping the start; a pair whose prompt alone
-            reaches it is dropped by TRL and counted in the run's metrics).
-        lr_scheduler_type (`str`, defaults to `"linear"`):
-            Learning-rate schedule. SPEC is silent for DPO; linear decay is TRL's/Trainer's default.
-        warmup_ratio (`float`, defaults to `0.1`):
-            Fraction of the steps used for linear warm-up (SPEC is silent; the usual DPO recipe).
-        max_grad_norm (`float`, defaults to `1.0`):
-            Gradient-norm clip (Trainer's default; SPEC is silent for DPO).
-        lora (`LoraSettings`, defaults to r=64, alpha=16, dropout 0.1 on all seven projections):
-            Shape of the fresh DPO adapter, the same settings class (and defaults) as SFT's. Note: with
-            `disable_dropout=True` (TRL's default) TRL sets every dropout module to p=0 after wrapping,
-            which includes the LoRA dropout.
-        disable_dropout (`bool`, defaults to `True`):
-            TRL's switch: zero all dropout in policy and reference so that their log-probs are deterministic
-            (at step 0 policy == reference and the loss is exactly log 2).
-        weighting (`WeightingConfig`):
-            Z, λ and the clip bounds of the weighted loss (ignored, apart from validation, when unweighted).
-        logging_steps (`int`, defaults to `1`):
-            Log every this many optimizer steps (loss, rewards, weight statistics).
-        save_steps (`int`, defaults to `100`):
-            Write a resumable checkpoint (adapter + optimizer + scheduler + RNG) every this many steps.
-        save_total_limit (`int` or `None`, defaults to `2`):
-            Checkpoints kept on disk (oldest deleted first); None keeps all.
-        seed (`int`, defaults to `0`):
-            Seed of LoRA initialisation, data order and dropout (the partition's seed in the pipeline).
-        use_qlora (`bool` or `None`, defaults to `None`):
-            4-bit NF4 QLoRA (double quantisation, bf16 compute). None = auto: on CUDA when bitsandbytes works,
-            never on CPU (fp32 LoRA there). True on a machine where it cannot work is an error.
-        gradient_checkpointing (`bool` or `None`, defaults to `None`):
-            None = auto: on for CUDA (SPEC §2.1); False turns it off there. Never on CPU, where it only costs time.
-        prompt_format (`str`, defaults to `"auto"`):
-            How to read the `prompt` column: `"rendered"` (already the chat-rendered prompt ending in the
-            assistant header, as `hardneg.prompts.training_prompt` writes it), `"question"` (a bare question,
-            rendered here with the training system prompt) or `"auto"` (rendered when it starts with the
-            chat template's fixed prefix, else a question).
-        dataloader_num_workers (`int`, defaults to `0`):
-            DataLoader worker processes (0: load in the training process; batches are tiny).
-    """
-
-    beta: float = field(default=0.1, metadata={"help": "β of the sigmoid DPO loss."})
-    learning_rate: float = field(default=5e-6, metadata={"help": "Peak learning rate."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs (ignored when max_steps > 0)."})
-    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 = full epochs."})
-    per_device_train_batch_size: int = field(default=4, metadata={"help": "Pairs per device per micro-batch."})
-    gradient_accumulation_steps: int = field(default=16, metadata={"help": "Micro-batches per optimizer step."})
-    max_length: int = field(default=1024, metadata={"help": "Token cap of prompt + completion."})
-    lr_scheduler_type: str = field(default="linear", metadata={"help": "Learning-rate schedule."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Warm-up fraction of the steps."})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient-norm clip."})
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "Adapter shape (as SFT)."})
-    disable_dropout: bool = field(default=True, metadata={"help": "Zero all dropout (TRL default)."})
-    weighting: WeightingConfig = field(default_factory=WeightingConfig, metadata={"help": "Z, λ, clip bounds."})
-    logging_steps: int = field(default=1, metadata={"help": "Log every N optimizer steps."})
-    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N optimizer steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept on disk."})
-    seed: int = field(default=0, metadata={"help": "Seed of LoRA init, data order, dropout."})
-    use_qlora: bool | None = field(default=None, metadata={"help": "QLoRA; None = auto (CUDA + bitsandbytes)."})
-    gradient_checkpointing: bool | None = field(default=None, metadata={"help": "None = auto (CUDA only)."})
-    prompt_format: str = field(default="auto", metadata={"help": "'auto', 'rendered' or 'question'."})
-    dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
-
-    def __post_init__(self) -> None:
-        if isinstance(self.weighting, dict):
-            self.weighting = WeightingConfig(**self.weighting)
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
-        if self.prompt_format not in ("auto", "rendered", "question"):
-            raise ValueError(f"prompt_format must be 'auto', 'rendered' or 'question', got {self.prompt_format!r}")
-        if self.beta <= 0 or not math.isfinite(self.beta):
-            raise ValueError(f"beta must be > 0, got {self.beta!r}")
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "logging_steps",
-                     "save_steps"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict (for `training_runs.config`)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DPORunConfig:
-        return cls(**d)
+# Result
 
 
 @dataclass
@@ -200,201 +105,6 @@ class DPOResult:
     log_history: list[dict]
     metrics: dict
     loss_curve_png: str | None
-
-
-# --------------------------------------------------------------------------------------------
-# Trainer
-
-
-_NON_MODEL_KEYS = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", "weight"}
-
-
-@dataclass
-class WeightedPreferenceCollator(DataCollatorForPreference):
-    """TRL's preference collator plus a float32 ``weight`` tensor of shape (B,), one per pair."""
-
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        missing = [i for i, ex in enumerate(examples) if "weight" not in ex or ex["weight"] is None]
-        if missing:
-            raise KeyError(
-                f"preference examples at batch positions {missing} have no 'weight': WeightedDPOTrainer needs a "
-                "'weight' column (use 1.0 for unweighted pairs)"
-            )
-        out = super().torch_call(examples)
-        out["weight"] = torch.tensor([float(ex["weight"]) for ex in examples], dtype=torch.float32)
-        return out
-
-
-class WeightedDPOTrainer(DPOTrainer):
-    """`DPOTrainer` whose sigmoid loss weighs each pair by its batch-normalised weight (paper eq. 7).
-
-    Takes every `DPOTrainer` argument plus `weighting` (λ, clip bounds). The train (and eval)
-    dataset must have a ``weight`` column of finite, positive raw weights; use 1.0 everywhere for
-    plain DPO. Supported: ``loss_type=["sigmoid"]``, reverse-KL, no WPO weighting, no LD-DPO,
-    text-only data; anything else is rejected up front rather than silently changing meaning.
-
-    Logged per logging step (besides TRL's own metrics): ``weight/mean``, ``weight/min``,
-    ``weight/max`` over the normalised weights of every pair seen since the last log, and
-    ``weight/n_clipped``, the number of those pairs the clip changed.
-    """
-
-    def __init__(self, model, ref_model=None, args: DPOConfig | None = None, *,
-                 weighting: WeightingConfig | None = None, **kwargs):
-        self.weighting = weighting or WeightingConfig()
-        if args is not None:
-            loss_types = [args.loss_type] if isinstance(args.loss_type, str) else list(args.loss_type)
-            problems = []
-            if loss_types != ["sigmoid"]:
-                problems.append(f"loss_type={loss_types} (only ['sigmoid'])")
-            if args.f_divergence_type != "reverse_kl":
-                problems.append(f"f_divergence_type={args.f_divergence_type!r} (only 'reverse_kl')")
-            if args.use_weighting:
-                problems.append("use_weighting=True (WPO weights would multiply ours)")
-            if args.ld_alpha is not None:
-                problems.append("ld_alpha (LD-DPO) is not supported")
-            if problems:
-                raise NotImplementedError("WeightedDPOTrainer supports plain sigmoid DPO only: " + "; ".join(problems))
-        # Buffers of what was seen since the last log, per mode: the normalised weights and clip counts.
-        self._weight_log: dict[str, dict[str, list]] = {
-            "train": {"w": [], "n_clipped": []},
-            "eval": {"w": [], "n_clipped": []},
-        }
-        super().__init__(model, ref_model, args, **kwargs)
-        if self._is_vision_dataset:
-            raise NotImplementedError("WeightedDPOTrainer supports text-only preference data")
-        collator = self.data_collator
-        if type(collator) is DataCollatorForPreference:
-            # TRL built its collator (pad token resolved); keep its settings and add the weight.
-            self.data_collator = WeightedPreferenceCollator(
-                pad_token_id=collator.pad_token_id,
-                max_length=collator.max_length,
-                truncation_mode=collator.truncation_mode,
-                pad_to_multiple_of=collator.pad_to_multiple_of,
-                return_tensors=collator.return_tensors,
-            )
-
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        if "weight" not in self._signature_columns:
-            self._signature_columns = list(self._signature_columns) + ["weight"]
-
-    def compute_ref_log_probs(self, model, inputs):
-        # `_precompute_ref_logps` feeds whole collated batches; the weight is not a model input.
-        inputs = {k: v for k, v in inputs.items() if k != "weight"}
-        return super().compute_ref_log_probs(model, inputs)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)  # the caller's batch stays intact (tests reuse batches)
-        raw = inputs.pop("weight", None)
-        if raw is None:
-            raise KeyError("batch has no 'weight' tensor: the dataset needs a 'weight' column")
-        w = raw.to(torch.float32).reshape(-1)
-        w_tilde, stats = normalize_batch_weights(
-            w, lam=self.weighting.lam, w_min=self.weighting.w_min, w_max=self.weighting.w_max
-        )
-        return self._weighted_compute_loss(model, inputs, w_tilde, stats["n_clipped"], return_outputs)
-
-    def _weighted_compute_loss(self, model, inputs, w_tilde: torch.Tensor, n_clipped: int, return_outputs: bool):
-        # Mirrors the sigmoid / reverse-KL / ld_alpha=None path of TRL 1.16 `DPOTrainer._compute_loss`,
-        # with the per-sequence loss multiplied by w̃ before the mean.
-        mode = "train" if self.model.training else "eval"
-        model_kwargs = {k: v for k, v in inputs.items() if k not in _NON_MODEL_KEYS}
-        model_kwargs["use_cache"] = False
-        if self.aux_loss_enabled:
-            model_kwargs["output_router_logits"] = True
-        completion_mask = inputs["completion_mask"]
-        shift_completion_mask = completion_mask[..., 1:]
-        labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
-        outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
-        seq_len = shift_completion_mask.size(1)
-        per_token_logps = outputs.log_probs[:, -seq_len:]
-        logps = per_token_logps.sum(dim=1)
-        chosen_logps, rejected_logps = logps.chunk(2, dim=0)  # batch is [chosen, rejected]
-
-        if self.precompute_ref_logps:
-            ref_chosen_logps, ref_rejected_logps = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
-        else:
-            # With a PEFT policy and no ref_model this disables the adapter (or switches to the "ref" copy),
-            # exactly as TRL's in-loss reference forward does.
-            ref_source = self.model if self.ref_model is None else self.ref_model
-            ref_chosen_logps, ref_rejected_logps = self.compute_ref_log_probs(ref_source, inputs)
-
-        chosen_logratios = chosen_logps - ref_chosen_logps
-        rejected_logratios = rejected_logps - ref_rejected_logps
-        per_sequence_loss = -F.logsigmoid(self.beta * (chosen_logratios - rejected_logratios))
-        weights = w_tilde.to(device=per_sequence_loss.device, dtype=per_sequence_loss.dtype)
-        loss = (per_sequence_loss * weights).mean() * self.loss_weights[0]
-
-        if self.aux_loss_enabled:
-            aux_loss = outputs.aux_loss
-            loss = loss + self.router_aux_loss_coef * aux_loss
-            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
-
-        self._log_dpo_metrics(mode, inputs, outputs, shift_completion_mask, seq_len, chosen_logps, rejected_logps,
-                              chosen_logratios, rejected_logratios)
-        self._weight_log[mode]["w"].append(self.accelerator.gather(weights.detach()).float().cpu())
-        n = torch.tensor([float(n_clipped)], device=per_sequence_loss.device)
-        self._weight_log[mode]["n_clipped"].append(int(self.accelerator.gather(n).sum().item()))
-
-        if return_outputs:
-            with torch.no_grad():
-                outputs = model(**model_kwargs)
-            return loss, outputs
-        return loss
-
-    def _log_dpo_metrics(self, mode, inputs, outputs, shift_completion_mask, seq_len, chosen_logps, rejected_logps,
-                         chosen_logratios, rejected_logratios):
-        # The same metrics, under the same names, as TRL 1.16 logs, so both strategies' logs compare.
-        acc = self.accelerator
-        mask = shift_completion_mask
-        per_token_entropy = outputs.entropy[:, -seq_len:].detach()
-        entropy_sum = acc.gather_for_metrics((per_token_entropy * mask).sum()).sum()
-        total_tokens = acc.gather_for_metrics(mask.sum()).sum()
-        self._metrics[mode]["entropy"].append((entropy_sum / total_tokens).item() if total_tokens > 0 else 0.0)
-
-        if mode == "train":
-            num_tokens_in_batch = acc.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
-            self._total_train_tokens += num_tokens_in_batch // self._tp_size
-        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
-
-        chosen_mean_logits, rejected_mean_logits = outputs.mean_logits[:, -seq_len:].chunk(2, dim=0)
-        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
-        tot_c_logits = acc.gather_for_metrics(chosen_mean_logits[chosen_mask.bool()].sum()).sum().item()
-        tot_c_tokens = acc.gather_for_metrics(chosen_mask.sum()).sum().item()
-        tot_r_logits = acc.gather_for_metrics(rejected_mean_logits[rejected_mask.bool()].sum()).sum().item()
-        tot_r_tokens = acc.gather_for_metrics(rejected_mask.sum()).sum().item()
-        self._metrics[mode]["logits/chosen"].append(tot_c_logits / tot_c_tokens if tot_c_tokens > 0 else 0.0)
-        self._metrics[mode]["logits/rejected"].append(tot_r_logits / tot_r_tokens if tot_r_tokens > 0 else 0.0)
-
-        chosen_is_top1, _ = outputs.is_top1[:, -seq_len:].chunk(2, dim=0)
-        correct = acc.gather_for_metrics((chosen_is_top1 & chosen_mask.bool()).sum())
-        total = acc.gather_for_metrics(chosen_mask.sum()).sum()
-        self._metrics[mode]["mean_token_accuracy"].append((correct.sum() / total).item() if total > 0 else 0.0)
-
-        chosen_rewards = self.beta * chosen_logratios.detach()
-        rejected_rewards = self.beta * rejected_logratios.detach()
-        self._metrics[mode]["rewards/chosen"].append(acc.gather(chosen_rewards).mean().item())
-        self._metrics[mode]["rewards/rejected"].append(acc.gather(rejected_rewards).mean().item())
-        self._metrics[mode]["rewards/accuracies"].append(
-            acc.gather((chosen_rewards > rejected_rewards).float()).mean().item()
-        )
-        self._metrics[mode]["rewards/margins"].append(acc.gather(chosen_rewards - rejected_rewards).mean().item())
-        self._metrics[mode]["logps/chosen"].append(acc.gather(chosen_logps.detach()).mean().item())
-        self._metrics[mode]["logps/rejected"].append(acc.gather(rejected_logps.detach()).mean().item())
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        mode = "train" if self.model.training else "eval"
-        buf = self._weight_log[mode]
-        if buf["w"]:
-            w = torch.cat(buf["w"])
-            prefix = "eval_" if mode == "eval" else ""
-            logs[f"{prefix}weight/mean"] = w.mean().item()
-            logs[f"{prefix}weight/min"] = w.min().item()
-            logs[f"{prefix}weight/max"] = w.max().item()
-            logs[f"{prefix}weight/n_clipped"] = sum(buf["n_clipped"])
-            buf["w"].clear()
-            buf["n_clipped"].clear()
-        super().log(logs, start_time)
 
 
 # --------------------------------------------------------------------------------------------
@@ -499,45 +209,63 @@ def _merge_sft(policy_path: str, sft_adapter_path: str, dtype: torch.dtype):
     return merge_adapters(policy_path, [sft_adapter_path], dtype)
 
 
+def _work_dtype(device: str) -> torch.dtype:
+    if device == "cpu":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+
+
+def prepare_base(policy_path: str, sft_adapter_path: str | None, device: str, work_dir: Path) -> str:
+    """The model directory the DPO adapter sits on: `policy_path`, or it with the SFT adapter merged.
+
+    With an SFT adapter the merged model is written once to ``work_dir/sft_merged`` (fp32 on CPU,
+    bf16 on CUDA) and that directory becomes the adapter's base, so the saved adapter loads with
+    plain PEFT on top of it. (The pipeline passes the family's already merged SFT model as
+    `policy_path` and no adapter.)
+    """
+    if not sft_adapter_path:
+        return str(policy_path)
+    from accelerate import PartialState
+
+    merged_dir = Path(work_dir) / "sft_merged"
+    marker = merged_dir / ".complete"
+    stamp = {"policy": portable_path(policy_path, work_dir), "sft": portable_path(sft_adapter_path, work_dir),
+             "dtype": str(_work_dtype(device))}
+    if not (marker.exists() and json.loads(marker.read_text()) == stamp):
+        state = PartialState()
+        if state.is_main_process:
+            merged = _merge_sft(policy_path, sft_adapter_path, _work_dtype(device))
+            merged.save_pretrained(merged_dir)
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(_tokenizer_source(policy_path, sft_adapter_path)).save_pretrained(merged_dir)
+            marker.write_text(json.dumps(stamp))
+            del merged
+            gc.collect()
+        state.wait_for_everyone()
+    return str(merged_dir)
+
+
 def load_policy(policy_path: str, sft_adapter_path: str | None, device: str, use_qlora: bool, work_dir: Path):
-    """The starting policy of DPO = the SFT model: the base with the SFT adapter merged in.
+    """The starting policy of DPO = the SFT model (the base with the SFT adapter merged in).
 
     Returns ``(model, precision)``. fp32 on CPU; bf16 on CUDA (fp32 where bf16 is unsupported);
-    with `use_qlora`, the merged weights are written once to ``work_dir/sft_merged`` in bf16 and
-    loaded back quantised, so that NF4 quantises the merged weights once rather than requantising
-    an already-quantised base.
+    with `use_qlora` the (merged) weights are loaded quantised to NF4 once, rather than
+    requantising an already-quantised base.
     """
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if device == "cpu":
-        dtype, precision = torch.float32, "lora-fp32"
+        precision = "lora-fp32"
     else:
         bf16 = torch.cuda.is_bf16_supported()
-        dtype = torch.bfloat16 if bf16 else torch.float32
         precision = "qlora-nf4-bf16" if use_qlora else ("lora-bf16" if bf16 else "lora-fp32")
-
+    source = prepare_base(policy_path, sft_adapter_path, device, Path(work_dir))
     if not use_qlora:
-        if sft_adapter_path:
-            model = _merge_sft(policy_path, sft_adapter_path, dtype)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(policy_path, dtype=dtype)
-        return model, precision
+        return AutoModelForCausalLM.from_pretrained(source, dtype=_work_dtype(device)), precision
 
     from accelerate import PartialState
 
-    source = policy_path
-    if sft_adapter_path:
-        merged_dir = work_dir / "sft_merged"
-        if not (merged_dir / ".complete").exists():
-            state = PartialState()
-            if state.is_main_process:
-                merged = _merge_sft(policy_path, sft_adapter_path, torch.bfloat16)
-                merged.save_pretrained(merged_dir)
-                (merged_dir / ".complete").write_text(json.dumps({"policy": policy_path, "sft": sft_adapter_path}))
-                del merged
-                gc.collect()
-            state.wait_for_everyone()
-        source = str(merged_dir)
     quant = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
@@ -551,14 +279,32 @@ def load_policy(policy_path: str, sft_adapter_path: str | None, device: str, use
     return model, precision
 
 
-def load_dpo_policy(adapter_dir: str, device: str = "cpu"):
-    """Rebuild a trained policy from `train_dpo`'s adapter dir: base + SFT merged + DPO merged.
+def find_adapter_base(adapter_dir: str | Path) -> str:
+    """The local directory (or hub id) of a saved adapter's base model.
 
-    Returns ``(model, tokenizer)`` in fp32 on CPU / bf16 on CUDA, ready for generation.
+    `adapter_config.json` names it relative to the artifact root; the root is an ancestor of the
+    adapter folder, so the first ancestor under which the path exists is taken. An absolute path
+    (an adapter written by an older version) or a hub id is returned as is.
     """
-    prov = json.loads((Path(adapter_dir) / PROVENANCE_FILE).read_text())
-    adapters = [a for a in (prov.get("sft_adapter_path"), adapter_dir) if a]
-    return load_merged_policy(prov["policy_path"], adapters, _resolve_device(device))
+    adapter_dir = Path(adapter_dir)
+    base = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    if Path(base).is_absolute():
+        return base
+    for anc in [adapter_dir, *adapter_dir.resolve().parents]:
+        if (anc / base / "config.json").exists():
+            return str(anc / base)
+    if Path(base, "config.json").exists():
+        return base
+    return base  # a hub id
+
+
+def load_dpo_policy(adapter_dir: str, device: str = "cpu"):
+    """Rebuild a trained policy from `train_dpo`'s adapter dir: its base with the DPO adapter merged.
+
+    The base is the one `adapter_config.json` names (the SFT-merged model for an SFT family), found
+    relative to the artifact root. Returns ``(model, tokenizer)`` in fp32 on CPU / bf16 on CUDA.
+    """
+    return load_merged_policy(find_adapter_base(adapter_dir), [adapter_dir], _resolve_device(device))
 
 
 # --------------------------------------------------------------------------------------------
@@ -606,20 +352,77 @@ def plot_dpo_curves(log_history: list[dict], path: str | Path, title: str = "DPO
     return str(path)
 
 
-def _run_fingerprint(policy_path, sft_adapter_path, config: DPORunConfig, weighted: bool, n_pairs: int) -> dict:
+def _run_fingerprint(policy_path, sft_adapter_path, config: DPORunConfig, weighted: bool, pairs_sha: str,
+                     heldout_fraction: float, root) -> dict:
     # What must not change between a killed run and its resumption (else the checkpoint means another run).
-    # max_steps/epochs are in: the LR schedule restored from the checkpoint was built for them.
+    # max_steps/epochs are in: the LR schedule restored from the checkpoint was built for them. Paths are
+    # written relative to the artifact root: this file is an artifact too.
     keep = ("beta", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
             "gradient_accumulation_steps", "max_length", "lr_scheduler_type", "warmup_ratio", "max_grad_norm",
             "lora", "seed", "weighting", "disable_dropout")
     cfg = config.to_dict()
     return {
-        "policy_path": str(policy_path),
-        "sft_adapter_path": str(sft_adapter_path) if sft_adapter_path else None,
+        "policy_path": portable_path(policy_path, root),
+        "sft_adapter_path": portable_path(sft_adapter_path, root),
         "weighted": bool(weighted),
-        "n_pairs": int(n_pairs),
+        "pairs_sha256": pairs_sha,
+        "heldout_fraction": float(heldout_fraction),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),  # the global batch scales with it
         **{k: cfg[k] for k in keep},
+    }
+
+
+def _sequence_logps(model, batch) -> torch.Tensor:
+    """Summed completion log-probs of each sequence of a collated preference batch ([chosen; rejected])."""
+    ids, attn, cm = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    logits = model(input_ids=ids, attention_mask=attn, use_cache=False).logits
+    out = []
+    for row in range(ids.shape[0]):  # one row at a time: a 150k-token vocabulary in fp32 is large
+        lp = torch.log_softmax(logits[row, :-1].float(), dim=-1).gather(-1, ids[row, 1:, None]).squeeze(-1)
+        out.append((lp * cm[row, 1:]).sum())
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def heldout_preference_metrics(trainer, dataset, beta: float) -> dict | None:
+    """Reward margin and preference accuracy of the trainer's current policy on held-out pairs.
+
+    Per pair, with the policy π (LoRA on) and the reference (LoRA off, the frozen starting model):
+    ``reward_margin`` = β[(log π(c) − log ref(c)) − (log π(r) − log ref(r))] (DPO's implicit
+    reward margin, as TRL logs it), ``reward_accuracy`` = share of pairs with a positive one;
+    ``logp_margin`` / ``logp_accuracy`` = log π(c) − log π(r) and the share where π prefers the
+    chosen text, and the same for the reference (``ref_logp_*``). Before training π is the
+    reference (fresh LoRA), so the reward terms are 0 there by construction and the log-prob
+    terms are the reference's own preference. Gathered over all processes; None without pairs.
+    """
+    if dataset is None or len(dataset) == 0:
+        return None
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    was_training = model.training
+    model.eval()
+    margins, pol, ref = [], [], []
+    try:
+        for batch in trainer.get_eval_dataloader(dataset):
+            batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            pc, pr = _sequence_logps(model, batch).chunk(2)
+            with model.disable_adapter():
+                rc, rr = _sequence_logps(model, batch).chunk(2)
+            per_pair = torch.stack([pc - pr, rc - rr, beta * ((pc - rc) - (pr - rr))], dim=1)
+            per_pair = trainer.accelerator.gather_for_metrics(per_pair).double().cpu()
+            pol.append(per_pair[:, 0])
+            ref.append(per_pair[:, 1])
+            margins.append(per_pair[:, 2])
+    finally:
+        model.train(was_training)
+    pol_m, ref_m, rew = torch.cat(pol), torch.cat(ref), torch.cat(margins)
+    return {
+        "n_pairs": int(rew.numel()),
+        "reward_margin": float(rew.mean()),
+        "reward_accuracy": float((rew > 0).double().mean()),
+        "logp_margin": float(pol_m.mean()),
+        "logp_accuracy": float((pol_m > 0).double().mean()),
+        "ref_logp_margin": float(ref_m.mean()),
+        "ref_logp_accuracy": float((ref_m > 0).double().mean()),
     }
 
 
@@ -632,27 +435,38 @@ def train_dpo(
     device: str = "cpu",
     sft_adapter_path: str | None = None,
     progress_callback: Callable[[int, int, dict], Any] | None = None,
+    heldout_fraction: float = 0.0,
+    artifact_root: str | None = None,
 ) -> DPOResult:
     """Train one DPO adapter on `pairs` and return where it went and how it went.
 
     Args:
-        policy_path: the family's starting checkpoint (a `transformers` model directory).
-        pairs: DataFrame with ``pair_id, prompt, chosen, rejected`` and, when `weighted`, ``raw_weight``.
+        policy_path: the family's starting checkpoint (a `transformers` model directory; for an SFT
+            family the SFT-merged model).
+        pairs: DataFrame with ``pair_id, prompt, chosen, rejected`` and, when `weighted`, ``raw_weight``
+            (``problem_id``, when present, makes the held-out split by whole problems).
         output_dir: run directory: checkpoints (``checkpoint-N``), ``adapter/``, ``loss_curve.png``.
-            A complete checkpoint already there (a killed run) is resumed from.
+            A complete checkpoint of the same run (same fingerprint) is resumed from; one of another
+            run is an error.
         config: hyper-parameters, shared by both strategies.
-        weighted: True = verifier-weighted DPO (raw weights normalised per batch); False = the
-            random-uniform baseline, the same trainer with every weight 1 (exactly TRL's loss).
+        weighted: True = verifier-weighted DPO (raw weights normalised per optimizer batch); False =
+            the random-uniform baseline, the same trainer with every weight 1 (exactly TRL's loss).
         device: "cpu" (fp32 LoRA, ``use_cpu=True``), "cuda" (QLoRA when bitsandbytes works, else
             bf16 LoRA), or "auto".
-        sft_adapter_path: the SFT LoRA adapter, merged into the base before DPO. Its merged model is
-            both the starting policy and the frozen reference.
+        sft_adapter_path: an SFT LoRA adapter to merge into `policy_path` first (written once to
+            ``output_dir/sft_merged``, which becomes the adapter's base). Its merged model is both the
+            starting policy and the frozen reference.
         progress_callback: ``fn(global_step, max_steps, logs)``, called on the main process at every
             log event (raise from it to abort the run; checkpoints already written stay resumable).
+        heldout_fraction: share of pairs (whole problems, `hardneg.pairs.heldout_mask`) not trained
+            on; reward margin and preference accuracy on them are measured before and after training
+            (``metrics["heldout"]``). 0: train on everything.
+        artifact_root: the directory paths inside the artifacts are written relative to (the
+            pipeline's artifact root); None: `output_dir`.
 
-    Reference model: TRL is given the merged SFT model with a *fresh* LoRA (``peft_config``) and
+    Reference model: TRL is given the starting model with a *fresh* LoRA (``peft_config``) and
     ``ref_model=None``, so it computes reference log-probs by disabling the adapter. LoRA's B matrix
-    starts at zero, so the adapter-disabled model *is* the merged SFT model exactly (not a
+    starts at zero, so the adapter-disabled model *is* the starting model exactly (not a
     re-loaded copy that could differ by dtype or quantisation), and only one copy of the weights
     is in memory, which is what makes a 1.5B QLoRA run fit a single consumer GPU.
     """
@@ -674,33 +488,35 @@ def train_dpo(
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    root = Path(artifact_root) if artifact_root else out
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source(policy_path, sft_adapter_path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = build_preference_dataset(pairs, tokenizer, weighted, config.prompt_format)
+    held = heldout_mask(pairs.reset_index(drop=True), heldout_fraction)
+    train_ds = dataset.select([i for i in range(len(dataset)) if not held[i]])
+    heldout_ds = dataset.select([i for i in range(len(dataset)) if held[i]]) if held.any() else None
+    pairs_sha = pairs_sha256(pairs)
 
-    fingerprint = _run_fingerprint(policy_path, sft_adapter_path, config, weighted, len(dataset))
-    resume_from = last_checkpoint(out)
-    fp_path = out / RUN_CONFIG_FILE
-    if resume_from is not None and fp_path.exists():
-        previous = json.loads(fp_path.read_text())
-        diff = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
-        if diff:
-            raise ValueError(
-                f"{out} holds checkpoints of a different run (differs in {diff}); use another output_dir or delete it"
-            )
+    fingerprint = _run_fingerprint(policy_path, sft_adapter_path, config, weighted, pairs_sha, heldout_fraction, root)
+    resume_from = check_resume_fingerprint(out, fingerprint)
 
     model, precision = load_policy(policy_path, sft_adapter_path, device, use_qlora, out)
+    base_dir = prepare_base(policy_path, sft_adapter_path, device, out)  # merged by load_policy already
     grad_ckpt = on_cuda and config.gradient_checkpointing is not False
     bf16 = on_cuda and precision in ("qlora-nf4-bf16", "lora-bf16")
-    args = DPOConfig(
+    args = WeightedDPOConfig(
         output_dir=str(out),
         beta=config.beta,
+        weight_lambda=config.weighting.lam if weighted else 0.0,
+        weight_min=config.weighting.w_min,
+        weight_max=config.weighting.w_max,
         loss_type=["sigmoid"],
         learning_rate=config.learning_rate,
         num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_length=config.max_length,
         lr_scheduler_type=config.lr_scheduler_type,
@@ -716,30 +532,36 @@ def train_dpo(
         dataloader_num_workers=config.dataloader_num_workers,
         ddp_find_unused_parameters=False,  # every LoRA parameter gets a gradient
         remove_unused_columns=True,  # the weight column survives via the signature columns
-        **device_arguments(on_cuda, use_qlora, bf16=bf16, gradient_checkpointing=grad_ckpt),
+        **device_arguments(on_cuda, use_qlora, bf16=bf16, gradient_checkpointing=grad_ckpt,
+                           report_to=config.report_to),
     )
     peft_config = config.lora.peft_config()
-    callbacks = [_ProgressCallback(progress_callback)] if progress_callback else None
+    callbacks = [portable_checkpoints_callback(base_dir, root)]
+    if progress_callback:
+        callbacks.append(_ProgressCallback(progress_callback))
     trainer = WeightedDPOTrainer(
         model=model,
         ref_model=None,
         args=args,
-        train_dataset=dataset,
+        train_dataset=train_ds,
+        eval_dataset=heldout_ds,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=callbacks,
-        weighting=config.weighting,
     )
     if len(trainer.train_dataset) == 0:
         raise ValueError(
-            f"all {len(dataset)} pairs were dropped while tokenizing: every prompt is longer than "
+            f"all {len(train_ds)} training pairs were dropped while tokenizing: every prompt is longer than "
             f"max_length={config.max_length} tokens; raise dpo.max_length"
         )
     if trainer.accelerator.is_main_process:
-        fp_path.write_text(json.dumps(fingerprint, indent=2))
+        write_fingerprint(out, fingerprint)
+    heldout_tok = trainer.eval_dataset if heldout_ds is not None else None
+    heldout_before = heldout_preference_metrics(trainer, heldout_tok, config.beta)
     if resume_from:
         logger.info("resuming DPO from %s", resume_from)
     train_out = trainer.train(resume_from_checkpoint=resume_from)
+    heldout_after = heldout_preference_metrics(trainer, heldout_tok, config.beta)
 
     adapter_dir = out / "adapter"
     trainer.save_model(str(adapter_dir))
@@ -754,14 +576,20 @@ def train_dpo(
         "use_cpu": not on_cuda,
         "gradient_checkpointing": bool(grad_ckpt),
         "reference": "adapter-disabled policy (merged SFT model)" if sft_adapter_path else "adapter-disabled policy",
+        "weight_normalization": "optimizer batch (all micro-batches of an accumulation step, all processes)",
         "n_pairs": len(dataset),
+        "n_heldout_pairs": int(held.sum()),
         "n_train_examples": len(trainer.train_dataset),
-        "n_dropped_prompt_too_long": len(dataset) - len(trainer.train_dataset),
+        "n_dropped_prompt_too_long": len(train_ds) - len(trainer.train_dataset),
+        "pairs_sha256": pairs_sha,
         "global_step": int(trainer.state.global_step),
-        "resumed_from": resume_from,
+        "resumed_from": portable_path(resume_from, root) if resume_from else None,
         "trl_version": trl.__version__,
+        "report_to": config.report_to,
         **{k: v for k, v in train_out.metrics.items()},
     }
+    if heldout_before is not None:
+        metrics["heldout"] = {"n_pairs": heldout_before["n_pairs"], "before": heldout_before, "after": heldout_after}
     if step_logs:
         last = step_logs[-1]
         for k in ("loss", "rewards/margins", "rewards/accuracies", "weight/mean", "weight/n_clipped"):
@@ -770,11 +598,16 @@ def train_dpo(
     png = None
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(adapter_dir))
+        point_adapter_at_base(adapter_dir, base_dir, root)
         provenance = {
-            "policy_path": str(policy_path),
-            "sft_adapter_path": str(sft_adapter_path) if sft_adapter_path else None,
+            "base": portable_path(base_dir, root),
+            "policy_path": portable_path(policy_path, root),
+            "sft_adapter_path": portable_path(sft_adapter_path, root),
+            "paths_relative_to": "artifact root",
             "precision": precision,
             "weighted": bool(weighted),
+            "pairs_sha256": pairs_sha,
+            "heldout_fraction": float(heldout_fraction),
             "config": config.to_dict(),
             "trl_version": trl.__version__,
         }
@@ -788,7 +621,7 @@ def train_dpo(
 
 
 # --------------------------------------------------------------------------------------------
-# CLI: python -m hardneg.dpo --pairs PAIRS.parquet --policy PATH --output DIR [--weighted]
+# CLI: python -m hardneg.dpo --pairs PAIRS.parquet --policy PATH --output DIR [--weighted] [--<knob> VALUE ...]
 
 
 def _read_pairs(path: str):
@@ -802,51 +635,95 @@ def _read_pairs(path: str):
     raise ValueError(f"--pairs must be .parquet or .jsonl, got {path}")
 
 
+def _parse_bool_or_auto(text: str) -> bool | None:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    if value in ("auto", "none", "null"):
+        return None
+    raise argparse.ArgumentTypeError(f"expected true, false or auto, got {text!r}")
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "") -> list[str]:
+    """One option per `DPORunConfig` field (nested dataclasses as dotted names, as in a profile's YAML)."""
+    hints = typing.get_type_hints(cls)
+    names = []
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        dotted = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            names += _add_config_arguments(parser, tp, dotted + ".")
+            continue
+        flag = "--" + dotted.replace("_", "-")
+        help_text = f.metadata.get("help", "") if f.metadata else ""
+        if not help_text:
+            help_text = dotted
+        kwargs: dict[str, Any] = {"dest": dotted, "default": argparse.SUPPRESS, "help": help_text}
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        is_union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+        base = args[0] if is_union and args else tp
+        if base is bool:
+            kwargs.update(type=_parse_bool_or_auto, metavar="{true,false,auto}")
+        elif typing.get_origin(base) is list:
+            kwargs.update(nargs="+")
+        elif base in (int, float, str):
+            kwargs.update(type=base)
+        parser.add_argument(flag, **kwargs)
+        names.append(dotted)
+    return names
+
+
+def _apply_overrides(config: DPORunConfig, overrides: dict[str, Any]) -> DPORunConfig:
+    data = config.to_dict()
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return DPORunConfig.from_dict(data)  # validated like the profile
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hardneg.dpo",
-        description="Weighted (or uniform) DPO with a fresh LoRA on top of the SFT model. Works as is under "
-        "`accelerate launch` (one process per GPU).",
+        description="Weighted (or uniform) DPO with a fresh LoRA on top of the starting model. Every DPORunConfig "
+        "field is an option (nested ones dotted, as in a profile: --weighting.lam 0.3); defaults come from "
+        "--profile's dpo section, else the dataclass. Works as is under `accelerate launch` (one process per GPU).",
     )
-    d = DPORunConfig()
     parser.add_argument("--pairs", required=True, help="pairs table (.parquet or .jsonl): pair_id, prompt, chosen, "
-                        "rejected, raw_weight (or weight)")
+                        "rejected, raw_weight (or weight), optionally problem_id")
     parser.add_argument("--policy", required=True, help="starting model directory")
-    parser.add_argument("--output", required=True, help="run directory (resumed if it holds a checkpoint)")
+    parser.add_argument("--output", required=True, help="run directory (resumed if it holds a checkpoint of this run)")
     parser.add_argument("--weighted", action="store_true", help="verifier-weighted DPO (default: uniform weights)")
     parser.add_argument("--sft-adapter", default=None, help="SFT LoRA adapter merged into the policy first")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--max-steps", type=int, default=d.max_steps)
-    parser.add_argument("--epochs", type=float, default=d.num_train_epochs)
-    parser.add_argument("--beta", type=float, default=d.beta)
-    parser.add_argument("--lr", type=float, default=d.learning_rate)
-    parser.add_argument("--batch-size", type=int, default=d.per_device_train_batch_size, help="per device")
-    parser.add_argument("--grad-accum", type=int, default=d.gradient_accumulation_steps,
-                        help="on N GPUs use 16/N to keep the global batch of 64")
-    parser.add_argument("--max-length", type=int, default=d.max_length)
-    parser.add_argument("--lam", type=float, default=d.weighting.lam)
-    parser.add_argument("--w-min", type=float, default=d.weighting.w_min)
-    parser.add_argument("--w-max", type=float, default=d.weighting.w_max)
-    parser.add_argument("--save-steps", type=int, default=d.save_steps)
-    parser.add_argument("--logging-steps", type=int, default=d.logging_steps)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--no-qlora", action="store_true", help="LoRA without 4-bit quantisation on CUDA")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train")
+    parser.add_argument("--profile", default=None, help="profile whose `dpo` and `pairs` sections give the defaults")
+    parser.add_argument("--heldout-fraction", type=float, default=None,
+                        help="share of pairs held out of training "
+                        "(default: the profile's pairs.heldout_fraction, else 0)")
+    parser.add_argument("--artifact-root", default=None, help="root that paths in the artifacts are relative to "
+                        "(default: --output)")
+    _add_config_arguments(parser, DPORunConfig)
     ns = parser.parse_args(argv)
+    fixed = {"pairs", "policy", "output", "weighted", "sft_adapter", "device", "profile", "heldout_fraction",
+             "artifact_root"}
+    overrides = {k: v for k, v in vars(ns).items() if k not in fixed}
 
-    config = DPORunConfig(
-        beta=ns.beta,
-        learning_rate=ns.lr,
-        num_train_epochs=ns.epochs,
-        max_steps=ns.max_steps,
-        per_device_train_batch_size=ns.batch_size,
-        gradient_accumulation_steps=ns.grad_accum,
-        max_length=ns.max_length,
-        weighting=WeightingConfig(lam=ns.lam, w_min=ns.w_min, w_max=ns.w_max),
-        save_steps=ns.save_steps,
-        logging_steps=ns.logging_steps,
-        seed=ns.seed,
-        use_qlora=False if ns.no_qlora else None,
-    )
+    base_config, heldout = DPORunConfig(), 0.0
+    if ns.profile:
+        from .profiles import load_profile
+
+        prof = load_profile(ns.profile)
+        base_config, heldout = prof.dpo, prof.pairs.heldout_fraction
+    if ns.heldout_fraction is not None:
+        heldout = ns.heldout_fraction
+    try:
+        config = _apply_overrides(base_config, overrides)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     result = train_dpo(
         policy_path=ns.policy,
         pairs=_read_pairs(ns.pairs),
@@ -855,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         weighted=ns.weighted,
         device=ns.device,
         sft_adapter_path=ns.sft_adapter,
+        heldout_fraction=heldout,
+        artifact_root=ns.artifact_root,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         summary = {"adapter_dir": result.adapter_dir, "loss_curve_png": result.loss_curve_png,

@@ -16,7 +16,15 @@ Pipeline:
    process through `hardneg.bounded.call_bounded`, batched. Inside the worker each item has a soft
    SIGALRM deadline (Python-level work); the call has a hard one (C-level work such as a huge
    integer power kills the worker, and the chunk is retried item by item so only the culprit
-   pays). A timeout counts as not equal (Math-Verify: None).
+   pays). Timeouts are settled deterministically: every check starts from a fresh SymPy cache
+   (so batch composition and order cannot change a verdict), and a check that overruns is rerun
+   alone under `timeout_retry_factor` (default 4) × its limit; only a second overrun is a timeout,
+   which counts as not equal (Math-Verify: None). A verdict can differ between two runs only for
+   a check whose cost lies within that factor of its limit on a machine that much slower.
+   Inputs that can only end in a timeout — power towers such as `10^10^10^10` and factorials of
+   4+ digit numbers (`_explosive`) — are decided from the text without running: protocol not
+   equal, Math-Verify None (for the whole completion). So is an extracted answer of over 1,000
+   characters that is not string/numerically equal (`_hopeless`: no gold answer comes close).
 4. `math_verify_equal` / `grade_batch` — Math-Verify's own verdict on the whole completion,
    as the second column SPEC §2.6 asks for, bounded the same way.
 
@@ -28,7 +36,7 @@ Known leniencies of the protocol, kept on purpose for comparability (a grader wi
 report different accuracies than the paper's):
 - Percent: two plain numbers are equal when pred ≈ ref, ref/100 or ref·100 (so for reference 50,
   the predictions 0.5, 50 and 5000 are all correct); a trailing `%` divides by 100 first
-  (`50%` == 0.5).
+  (`50%` == 0.5, and so `5\\%` == `5`, which is right for MATH's "what percent" golds).
 - Commas are deleted before the numeric comparison, so the list `1,2` equals the number `12`.
 - Numeric tolerance is absolute 1e-3 with no relative part: 0.0001 == 0.0009, 1000.0004 == 1000.
 - Tuples and intervals compare element-wise and ignore bracket types: `(1,2]` == `[1,2)` == `(1,2)`.
@@ -38,8 +46,9 @@ report different accuracies than the paper's):
 - `x \\in` is dropped (`x \\in [1,2]` == `[1,2]`); `\\mbox{…}` inside an answer is dropped with
   its content.
 - `j` becomes `i` when the answer has no `i` (complex-unit spelling).
-- An equation with a left side of at most two characters equals its right side (`x=3` == `3`);
-  two equations are equal when lhs−rhs agree up to sign.
+- An equation with a left side of at most two characters equals its right side (`x=3` == `3`) —
+  here only when that left side is a variable name (see the deviations); two equations are equal
+  when lhs−rhs agree up to sign.
 - Answers that both contain `\\cup` are split and matched as sets (order ignored).
 - SymPy: equal when simplify(a−b) == 0 or N(a), N(b) are within 1e-3.
 Known strictness, also kept: after "he answer is" the whole remaining text is the answer (text
@@ -63,6 +72,21 @@ well-formed answers:
 - `\\boxed{50}\\%` extracts `50\\%` (the original keeps a stray `}`); a bare word "boxed" without a
   brace does not block the later extraction rules.
 - The `^{216}` special case (a hang guard) is gone: every SymPy call is time-bounded instead.
+- Issue 15 (row 8), verdicts the original reaches only by accident, now not equal: numbers that
+  overflow a float (`1e309` vs `1e307`, `1e400` vs `1e500`: inf == inf), `nan` (even vs `nan`),
+  the percent rule's absolute tolerance applied at the /100 scale (`0` vs `0.1`, `0.09`,
+  `-0.05`: pred ≈ ref/100 is now tested as pred·100 ≈ ref), an equation whose left side is a
+  number (`10=5` vs `5`), and a completion whose *last* `\\boxed{` is unclosed (`\\boxed{3} …
+  \\boxed{4`: cut off inside the final answer, so no answer; it used to grade the draft 3).
+- Issue 15 (row 9), equivalent forms now equal (the original's strip_string or Math-Verify
+  would say so): `\\text{5 apples}` == 5 (a number and words in one text box: a unit);
+  `\\{1,2\\}` == `\\{2,1\\}` (sets, order ignored); `x=2 \\text{ or } x=3` == `2, 3` and
+  `a=1, b=2` == `(1,2)` (lists of values: a repeated or absent variable makes the order free,
+  distinct names keep it); `1<x<2` == `(1,2)` (a double inequality in one variable is an
+  interval); `1\\,000` == 1000 (thin-space thousands groups); `6\\text{ cm}^2` == 6 (a unit
+  with a power); `\\log_2 8` == 3 (the base is braced before spaces go); `0.\\overline3` ==
+  `1/3` (repeating decimals become exact fractions); `\\textbf{Saturday}` == Saturday; and
+  `\\boxed{72} \\boxed{}` extracts 72 (empty boxes are skipped).
 - eval_math's multi-answer handling (splitting a box at `\\text{ and }`, or at commas when the
   question says "separated by commas", then matching answer lists) is not reproduced: `grade`
   gets no question, and against a single gold string the original compares only the last piece
@@ -114,6 +138,13 @@ class GradingConfig:
         default=5.0,
         metadata={"help": "Seconds allowed for one Math-Verify parse+verify; an overrun gives None."},
     )
+    timeout_retry_factor: float = field(
+        default=4.0,
+        metadata={
+            "help": "A check that overruns its limit is rerun alone, in a fresh worker state, under this many "
+            "times the limit; only a second overrun is a timeout. Keeps verdicts independent of batch and load."
+        },
+    )
     chunk_size: int = field(
         default=16,
         metadata={
@@ -124,8 +155,12 @@ class GradingConfig:
 
     def __post_init__(self) -> None:
         for name in ("symbolic_timeout", "math_verify_timeout"):
-            if not getattr(self, name) > 0:
+            if not (isinstance(getattr(self, name), (int, float)) and math.isfinite(getattr(self, name))
+                    and getattr(self, name) > 0):
                 raise ValueError(f"GradingConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not (isinstance(self.timeout_retry_factor, (int, float)) and math.isfinite(self.timeout_retry_factor)
+                and self.timeout_retry_factor >= 1):
+            raise ValueError(f"GradingConfig.timeout_retry_factor must be >= 1, got {self.timeout_retry_factor!r}")
         if not isinstance(self.chunk_size, int) or self.chunk_size < 1:
             raise ValueError(f"GradingConfig.chunk_size must be an int >= 1, got {self.chunk_size!r}")
 
@@ -175,6 +210,25 @@ def _boxed_contents(text: str) -> list[str]:
     return found
 
 
+def _boxes_with_unclosed(text: str) -> list[str | None]:
+    """Like `_boxed_contents`, but an unclosed box is kept as None (so callers can see that the
+    *last* box was cut off)."""
+    if "boxed" not in text and "fbox" not in text:
+        return []
+    closes = _brace_pairs(text)
+    found: list[str | None] = []
+    for match in _BOX_OPEN.finditer(text):
+        close = closes.get(match.end() - 1)
+        if close is None:
+            found.append(None)
+            continue
+        content = text[match.end() : close]
+        if text.startswith("\\%", close + 1) or text.startswith("%", close + 1):
+            content += "\\%"
+        found.append(content)
+    return found
+
+
 def _output_block(text: str) -> str:
     """The last fenced ```output block (program output), or ''."""
     if "```output" not in text:
@@ -190,8 +244,10 @@ def _clean_extracted(answer: str) -> str:
 def extract_answer(completion: str) -> str | None:
     """The final answer of a completion by the protocol's rules, lightly trimmed (not normalized).
 
-    None when nothing can be extracted: no rule applies, or the last `\\boxed{}` is empty, or
-    every box is unclosed (a truncated generation does not fall back to "the last number").
+    None when nothing can be extracted: no rule applies, every box is empty, or the *last* box is
+    unclosed (a generation cut off inside its final box has no final answer: an earlier box was a
+    draft, and a truncated generation does not fall back to "the last number"). Empty boxes
+    (`\\boxed{72} \\boxed{}`) are skipped: the last non-empty box counts.
     """
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a str, got {type(completion).__name__}")
@@ -199,10 +255,13 @@ def extract_answer(completion: str) -> str | None:
     if "final answer is $" in text and "$. I hope" in text:
         answer = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0]
     elif _BOX_OPEN.search(text):
-        boxes = _boxed_contents(text)
-        if not boxes:
+        boxes = _boxes_with_unclosed(text)
+        if not boxes or boxes[-1] is None:
             return None
-        answer = boxes[-1]
+        filled = [b for b in boxes if b is not None and _clean_extracted(b)]
+        if not filled:
+            return None
+        answer = filled[-1]
     elif "he answer is" in text:
         answer = text.split("he answer is")[-1]
     else:
@@ -252,13 +311,55 @@ def _matching_close(s: str, open_index: int, opens: str = "([{", closes: str = "
     return -1
 
 
+_NUMBER_WITH_WORDS = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z][A-Za-z\s.]*")
+
+
 def _unwrap_whole_text(s: str) -> str:
-    """`\\text{Saturday}` / `\\mbox{Saturday}` spanning the whole answer -> `Saturday`."""
-    for command in ("\\text{", "\\mbox{"):
+    """`\\text{Saturday}` / `\\mbox{Saturday}` / `\\textbf{Saturday}` spanning the whole answer -> `Saturday`.
+
+    `\\text{5 apples}` (a number and words, all inside one text box) is a number with its unit:
+    -> `5`, as `5\\text{ apples}` already was.
+    """
+    for command in ("\\text{", "\\mbox{", "\\textbf{", "\\textit{", "\\textrm{"):
         end = len(command) - 1
         if s.startswith(command) and s.endswith("}") and _matching_close(s, end, "{", "}") == len(s) - 1:
-            return s[end + 1 : -1]
+            inner = s[end + 1 : -1]
+            m = _NUMBER_WITH_WORDS.fullmatch(inner.strip())
+            return m.group(1) if m else inner
     return s
+
+
+def _repeating_decimal(s: str) -> str:
+    """`0.\\overline3` / `0.1\\overline{6}` -> the exact fraction `\\frac{1}{3}` / `\\frac{1}{6}`."""
+    m = re.fullmatch(r"(-?)(\d*)\.(\d*)\\overline\{?(\d{1,12})\}?", s)
+    if not m or len(m.group(2)) + len(m.group(3)) > 30:
+        return s
+    from fractions import Fraction
+
+    sign, whole, fixed, repeat = m.groups()
+    value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+    value += Fraction(int(repeat), 10 ** len(fixed) * (10 ** len(repeat) - 1))
+    if sign:
+        value = -value
+    if value.denominator == 1:
+        return str(value.numerator)
+    neg = "-" if value < 0 else ""
+    return f"{neg}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
+_LESS = r"(<|\\leq|\\le|≤)"  # `\\left` is gone by now, so `\\le` is "less or equal"
+_DOUBLE_INEQUALITY = re.compile(rf"([^<>=]+?){_LESS}([A-Za-z]){_LESS}([^<>=]+)")
+
+
+def _inequality_as_interval(s: str) -> str:
+    """`1<x<2` -> `(1,2)`, `1\\le x<2` -> `[1,2)`: a double inequality in one variable is an interval."""
+    m = _DOUBLE_INEQUALITY.fullmatch(s)
+    if not m:
+        return s
+    low, op1, _, op2, high = m.groups()
+    left = "(" if op1 == "<" else "["
+    right = ")" if op2 == "<" else "]"
+    return f"{left}{low},{high}{right}"
 
 
 def _remove_mbox(s: str) -> str:
@@ -314,7 +415,8 @@ def normalize_answer(s: str) -> str:
     s = _unwrap_whole_text(s)
     s = s.replace("tfrac", "frac").replace("dfrac", "frac").replace("cfrac", "frac")
     s = s.replace("\\left", "").replace("\\right", "")
-    without_unit = re.sub(r"\\text\{[^{}]*\}$", "", s).strip()
+    # A trailing unit: `5\\text{ cm}`, also with a power (`6\\text{ cm}^2`).
+    without_unit = re.sub(r"\\text\{[^{}]*\}(\^\{?[23]\}?)?$", "", s).strip()
     if without_unit:
         s = without_unit
     s = s.replace("^{\\circ}", "").replace("^\\circ", "").strip()
@@ -324,6 +426,11 @@ def normalize_answer(s: str) -> str:
     s = s.replace("\\$", "").replace("$", "")
     s = re.sub(r"x\s*\\in\s*", "", s)
     s = s.replace("\\%", "%")
+    # Thousands groups written with a thin space or `{,}`: `1\\,000` / `1{,}000` -> `1000`.
+    s = re.sub(r"(?<=\d)(?:\\,|\{,\}|\\ )(?=\d{3}(?!\d))", "", s)
+    # `\\log_2 8` -> `\\log_{2}(8)` before spaces go (`\\log_28` would be a base-28 logarithm).
+    s = re.sub(r"\\log_(\d+|\{[^{}]*\})\s*(\d+|\{[^{}]*\})",
+               lambda m: f"\\log_{{{m.group(1).strip('{}')}}}({m.group(2).strip('{}')})", s)
     s = s.replace(" .", " 0.").replace("{.", "{0.")
     s = s.replace("\\cdot", "*")
     s = s.replace("infinity", "\\infty")
@@ -343,6 +450,8 @@ def normalize_answer(s: str) -> str:
     s = s.replace(" ", "")
     s = _fix_fracs(s)
     s = _fix_a_slash_b(s)
+    s = _repeating_decimal(s)
+    s = _inequality_as_interval(s)
     return s.rstrip("\\,.")  # trailing backslashes, commas, dots
 
 
@@ -354,16 +463,19 @@ def _parse_digits(s: str) -> float | None:
     """A plain number the way the protocol reads one: commas dropped, trailing % divides by 100."""
     t = s.replace(",", "")
     try:
-        return float(t)
+        value = float(t)
     except ValueError:
-        pass
-    if t.endswith("%"):
-        t = t[:-1].rstrip("\\")
-        try:
-            return float(t) / 100
-        except ValueError:
-            return None
-    return None
+        value = None
+        if t.endswith("%"):
+            try:
+                value = float(t[:-1].rstrip("\\")) / 100
+            except ValueError:
+                return None
+    # Overflow (`1e309` -> inf) and NaN are not numbers to compare: inf == inf would make
+    # `1e400` equal `1e500`, and nan would match by its spelling.
+    if value is None or not math.isfinite(value):
+        return None
+    return value
 
 
 _SIMPLE_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
@@ -388,7 +500,10 @@ def _close(a: float, b: float) -> bool:
 
 
 def _numeric_equal(pred: float, ref: float) -> bool:
-    return any(_close(candidate, pred) for candidate in (ref / 100, ref, ref * 100))
+    """The protocol's percent leniency: pred ≈ ref, ref/100 or ref·100 — each compared at the larger
+    scale. (pred ≈ ref/100 is tested as pred·100 ≈ ref: with the absolute tolerance at the /100
+    scale, `0` would equal every reference below 0.1 in size.)"""
+    return _close(pred, ref) or _close(pred * 100, ref) or _close(pred, ref * 100)
 
 
 def _split_top_level(s: str, sep: str) -> list[str]:
@@ -462,10 +577,17 @@ def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bo
     """
     if depth > _MAX_DEPTH:
         return False if symbolic else None
+    if _NOT_A_NUMBER.fullmatch(pred) or _NOT_A_NUMBER.fullmatch(ref):
+        return False  # "nan" is no answer, even spelled the same on both sides
     if "\\cup" in pred and "\\cup" in ref:
         return _match_as_sets(pred.split("\\cup"), ref.split("\\cup"), symbolic, depth)
     if pred == ref:
         return True
+    pred_set, ref_set = _set_elements(pred), _set_elements(ref)
+    if pred_set is not None and ref_set is not None:
+        if len(pred_set) != len(ref_set):
+            return False
+        return _match_as_sets(pred_set, ref_set, symbolic, depth)
     pred_num, ref_num = _parse_digits(pred), _parse_digits(ref)
     if pred_num is not None and ref_num is not None:
         return _numeric_equal(pred_num, ref_num)  # decisive: the protocol never goes on to SymPy here
@@ -504,13 +626,22 @@ def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bo
         p_diff, r_diff = f"{p_lhs}-({p_rhs})", f"{r_lhs}-({r_rhs})"
         if _symbolic_equal(p_diff, r_diff) or _symbolic_equal(f"-({p_diff})", r_diff):
             return True
-    elif pred.count("=") == 1 and len(pred.split("=")[0]) <= 2 and "=" not in ref:
+    elif pred.count("=") == 1 and _VARIABLE.fullmatch(pred.split("=")[0]) and "=" not in ref:
         verdict = _equal_normalized(pred.split("=")[1], ref, symbolic, depth + 1)
         if verdict:
             return True
         undecided |= verdict is None
-    elif ref.count("=") == 1 and len(ref.split("=")[0]) <= 2 and "=" not in pred:
+    elif ref.count("=") == 1 and _VARIABLE.fullmatch(ref.split("=")[0]) and "=" not in pred:
         verdict = _equal_normalized(pred, ref.split("=")[1], symbolic, depth + 1)
+        if verdict:
+            return True
+        undecided |= verdict is None
+
+    pred_values, ref_values = _value_list(pred), _value_list(ref)
+    if pred_values is not None and ref_values is not None and len(pred_values[0]) == len(ref_values[0]):
+        verdict = _all_equal(list(zip(pred_values[0], ref_values[0])), symbolic, depth)
+        if verdict is False and not (pred_values[1] and ref_values[1]):
+            verdict = _match_as_sets(pred_values[0], ref_values[0], symbolic, depth)  # solutions: order free
         if verdict:
             return True
         undecided |= verdict is None
@@ -518,6 +649,53 @@ def _equal_normalized(pred: str, ref: str, symbolic: bool, depth: int = 0) -> bo
     if not symbolic:
         return None
     return _symbolic_equal(pred, ref)
+
+
+_NOT_A_NUMBER = re.compile(r"[-+]?nan", re.I)
+# The protocol's "an equation with a left side of at most two characters equals its right side"
+# (`x=3` == `3`), kept for variables only: `10=5` is not an answer 5.
+_VARIABLE = re.compile(r"[A-Za-z][A-Za-z0-9_']?")
+_SEPARATOR_WORDS = re.compile(r"\\text\{(?:or|and)\}|\\(?:q)?quad|(?<![A-Za-z])(?:or|and)(?![A-Za-z])")
+
+
+def _set_elements(s: str) -> list[str] | None:
+    """`\\{1,2\\}` / `{1,2}` -> ["1", "2"]; None if `s` is not a brace-delimited set."""
+    for left, right in (("\\{", "\\}"), ("{", "}")):
+        if s.startswith(left) and s.endswith(right) and len(s) > len(left) + len(right):
+            inner = s[len(left) : -len(right)]
+            if left == "{" and _matching_close(s, 0, "{", "}") != len(s) - 1:
+                return None
+            return [p for p in _split_top_level(inner, ",")]
+    return None
+
+
+def _value_list(s: str) -> tuple[list[str], bool] | None:
+    """A list of values and whether its order matters: `a=1,b=2` -> (["1","2"], True),
+    `x=2\\text{or}x=3` -> (["2","3"], False), `(1,2)` -> (["1","2"], True), `2,3` -> (["2","3"], False).
+
+    Each value loses a variable left side (`x=`). None for fewer than two values.
+    """
+    ordered = False
+    parts = _tuple_parts(s)
+    if parts is not None:
+        ordered = True
+    else:
+        pieces = _split_top_level(_SEPARATOR_WORDS.sub(",", s), ",")
+        parts = [p for p in pieces if p]
+        # Named values with distinct names (`a=1,b=2`) are a tuple; the same name repeated
+        # (`x=2 or x=3`) or bare values are a list of solutions, whose order is free.
+        names = [p.split("=")[0] for p in parts if p.count("=") == 1 and _VARIABLE.fullmatch(p.split("=")[0])]
+        ordered = len(names) == len(parts) and len(set(names)) == len(names)
+    if len(parts) < 2:
+        return None
+    values = []
+    for part in parts:
+        if part.count("=") == 1 and _VARIABLE.fullmatch(part.split("=")[0]):
+            part = part.split("=")[1]
+        if not part:
+            return None
+        values.append(part)
+    return values, ordered
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,12 +811,29 @@ def _warm_worker() -> bool:
     return True
 
 
-def _symbolic_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool]:
-    results = []
+_OVERRUN = "overrun"  # a check hit its soft deadline (picklable marker)
+
+
+def _fresh_state() -> None:
+    """Forget SymPy's global cache before each check, so a verdict (and its cost) cannot depend on
+    which checks ran before it in the same worker: bulk and single-row runs then agree."""
+    try:
+        from sympy.core.cache import clear_cache
+
+        clear_cache()
+    except ImportError:  # pragma: no cover - SymPy is a dependency
+        pass
+
+
+def _symbolic_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | str]:
+    results: list[bool | str] = []
     for pred, ref in pairs:
+        _fresh_state()
         try:
             results.append(bool(_with_soft_deadline(per_item_timeout, _equal_normalized, pred, ref, True)))
-        except (_SoftTimeout, Exception):  # noqa: BLE001 - a failed check is "not equal"
+        except _SoftTimeout:
+            results.append(_OVERRUN)
+        except Exception:  # noqa: BLE001 - a failed check is "not equal"
             results.append(False)
     return results
 
@@ -658,12 +853,15 @@ def _math_verify_one(pred: str, ref: str) -> bool | None:
     return bool(verify(gold, target, timeout_seconds=None))
 
 
-def _math_verify_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | None]:
-    results = []
+def _math_verify_batch(pairs: list[tuple[str, str]], per_item_timeout: float) -> list[bool | None | str]:
+    results: list[bool | None | str] = []
     for pred, ref in pairs:
+        _fresh_state()
         try:
             results.append(_with_soft_deadline(per_item_timeout, _math_verify_one, pred, ref))
-        except (_SoftTimeout, Exception):  # noqa: BLE001 - Math-Verify failing means "no opinion"
+        except _SoftTimeout:
+            results.append(_OVERRUN)
+        except Exception:  # noqa: BLE001 - Math-Verify failing means "no opinion"
             results.append(None)
     return results
 
@@ -688,19 +886,29 @@ def _bounded(func: Callable[..., Any], *args: Any, timeout: float) -> Any:
 
 
 def _run_chunked(func: Callable[..., list], pairs: list[tuple[str, str]], per_item_timeout: float,
-                 failed: Any, chunk_size: int) -> list:
-    """Run `func` over `pairs` in chunks; a chunk that overruns is retried item by item."""
+                 failed: Any, chunk_size: int, retry_factor: float = 4.0) -> list:
+    """Run `func` over `pairs` in chunks, then settle overruns deterministically.
+
+    A timeout's verdict must not depend on what else was in the batch or how loaded the machine
+    was (issue 15: 5 of 149 `correct_math_verify` verdicts differed between single-row and bulk
+    runs). So: every item starts from a fresh SymPy cache (`_fresh_state`); an item that overruns
+    its soft deadline — or sits in a chunk that overran its hard deadline — is rerun *alone*
+    under `retry_factor` × the limit; only if it overruns again does it get the fixed timeout
+    verdict `failed` (protocol: not equal; Math-Verify: None). A verdict can then flip between
+    runs only for a check whose cost is within a `retry_factor` slowdown of the limit.
+    """
     results: list = []
     for start in range(0, len(pairs), max(1, chunk_size)):
         chunk = pairs[start : start + max(1, chunk_size)]
         out = _bounded(func, chunk, per_item_timeout, timeout=per_item_timeout * len(chunk) + _HARD_SLACK)
-        if out is None and len(chunk) > 1:
-            # Only the culprit should pay: rerun alone, each item under its own hard limit.
-            out = []
-            for pair in chunk:
-                single = _bounded(func, [pair], per_item_timeout, timeout=per_item_timeout + _HARD_SLACK)
-                out.append(failed if single is None else single[0])
-        results.extend(out if out is not None else [failed] * len(chunk))
+        results.extend(out if out is not None and len(out) == len(chunk) else [_OVERRUN] * len(chunk))
+    retry_timeout = per_item_timeout * max(1.0, retry_factor)
+    for i, verdict in enumerate(results):
+        if not (isinstance(verdict, str) and verdict == _OVERRUN):
+            continue
+        single = _bounded(func, [pairs[i]], retry_timeout, timeout=retry_timeout + _HARD_SLACK)
+        value = single[0] if single else failed
+        results[i] = failed if isinstance(value, str) and value == _OVERRUN else value
     return results
 
 
@@ -710,11 +918,35 @@ def _check_str(value: Any, name: str) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0) -> bool:
+# Power towers (`10^10^10^10`, `9^{9^{9}}`, `2**2**2**2`) and factorials of 4+ digit numbers:
+# evaluating them is astronomically expensive, so a check on them can only end in its time limit,
+# after a cost that depends on the machine. Deciding them from the text keeps the verdict
+# deterministic and the row fast. (A tower: an exponent that is itself a number raised to a power,
+# `a^{b^c}` / `a^b^c`; `(x^2)^3` is not one.)
+_EXPLOSIVE = re.compile(r"(\^|\*\*)[\s{(]*-?[\d.]+\s*(\^|\*\*)|\d{4,}\s*!")
+
+
+def _explosive(text: str) -> bool:
+    return bool(_EXPLOSIVE.search(text))
+
+
+# No gold answer normalizes to more than 73 characters (MATH test, all 5,000); an "answer" of over
+# 1,000 characters is the rest of a rambling completion after "The answer is". Only string and
+# numeric equality (already tried) can hold for it; parsing it as LaTeX costs seconds for nothing.
+_MAX_SYMBOLIC_CHARS = 1000
+
+
+def _hopeless(pred_n: str, ref_n: str) -> bool:
+    """A pair the fast path left open that SymPy can only time out on, or need not look at."""
+    return len(pred_n) > _MAX_SYMBOLIC_CHARS or len(ref_n) > _MAX_SYMBOLIC_CHARS or _explosive(pred_n + " " + ref_n)
+
+
+def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry_factor: float = 4.0) -> bool:
     """Protocol equality of an extracted answer and a gold answer (both raw; normalized here).
 
-    A SymPy check that overruns `timeout` seconds counts as not equal; the call returns within
-    about `timeout` + 1 s (plus a one-time worker start).
+    A SymPy check that overruns `timeout` seconds, and again `retry_factor` × `timeout` when rerun
+    alone, counts as not equal; the call returns within about (1 + retry_factor) × `timeout` + 2 s
+    (plus a one-time worker start).
     """
     if pred is None or ref is None:
         return False
@@ -725,17 +957,22 @@ def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0) -> bo
     verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
     if verdict is not None:
         return verdict
-    return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1)[0])
+    if _hopeless(pred_n, ref_n):
+        return False
+    return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1, retry_factor)[0])
 
 
-def math_verify_equal(pred_completion_or_answer: str, ref: str, timeout: float = 5.0) -> bool | None:
+def math_verify_equal(pred_completion_or_answer: str, ref: str, timeout: float = 5.0,
+                      retry_factor: float = 4.0) -> bool | None:
     """Math-Verify's verdict on a completion (or a bare answer) against a gold answer.
 
     None when the gold answer cannot be parsed, Math-Verify fails, or it overruns `timeout`.
     """
     pred = _check_str(pred_completion_or_answer, "pred_completion_or_answer")
     gold = _check_str(ref, "ref")
-    return _run_chunked(_math_verify_batch, [(pred, gold)], timeout, None, 1)[0]
+    if _explosive(pred) or _explosive(gold):
+        return None
+    return _run_chunked(_math_verify_batch, [(pred, gold)], timeout, None, 1, retry_factor)[0]
 
 
 def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None = None) -> list[GradeResult]:
@@ -766,25 +1003,32 @@ def grade_batch(items: Sequence[tuple[str, str]], config: GradingConfig | None =
         if not ref_n:
             continue  # nothing to grade against
         verdict = _equal_normalized(pred_n, ref_n, symbolic=False)
+        if verdict is None and _hopeless(pred_n, ref_n):
+            verdict = False  # deterministic: SymPy would only run into its time limit (see _hopeless)
         if verdict is None:
             pending.append(i)
             pending_pairs.append((pred_n, ref_n))
         else:
             correct[i] = verdict
     if pending:
-        verdicts = _run_chunked(_symbolic_batch, pending_pairs, config.symbolic_timeout, False, config.chunk_size)
+        verdicts = _run_chunked(_symbolic_batch, pending_pairs, config.symbolic_timeout, False, config.chunk_size,
+                                config.timeout_retry_factor)
         for i, verdict in zip(pending, verdicts):
             correct[i] = bool(verdict)
 
     mv: list[bool | None] = [None] * len(items)
     if config.math_verify:
-        with_ref = [i for i, ref in enumerate(references) if ref is not None and ref.strip()]
+        # A completion with a power tower gets no Math-Verify opinion (None), decided from the text
+        # rather than by a timeout: Math-Verify would evaluate the tower and overrun.
+        with_ref = [i for i, ref in enumerate(references)
+                    if ref is not None and ref.strip() and not _explosive(completions[i]) and not _explosive(ref)]
         verdicts = _run_chunked(
             _math_verify_batch,
             [(completions[i], references[i]) for i in with_ref],
             config.math_verify_timeout,
             None,
             config.chunk_size,
+            config.timeout_retry_factor,
         )
         for i, verdict in zip(with_ref, verdicts):
             mv[i] = verdict

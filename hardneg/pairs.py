@@ -11,6 +11,16 @@
   of row order and thread count, and it never pulls the pool into Python.
 - `check_pairs` and `export_pairs` guard and write the DPO dataset (parquet with prompt,
   chosen, rejected, weight, pair_id; `datasets.load_dataset('parquet', ...)` reads it).
+- `export_pairs_trl` writes the same pairs as a Hub-style dataset folder in TRL's
+  *conversational preference* format (prompt / chosen / rejected as message lists, plus
+  `weight` and the rejected solution's verifier columns) with a dataset card, so that
+  `datasets.load_dataset(folder)` and a plain `trl.DPOTrainer` use it as is.
+- `heldout_mask` picks the pairs DPO never trains on (whole problems, by a keyed hash), on
+  which the DPO stage measures reward margin and preference accuracy before and after.
+
+`PairsConfig` (the profile's `pairs` section) holds what the pairs depend on: Z of the raw
+weight and the held-out share. It is not in the `dpo` section on purpose: a DPO knob must
+not make the pairs stale.
 
 Pairs store the *rendered* training prompt (`prompt_for(question)`, e.g.
 `lambda q: hardneg.prompts.training_prompt(tokenizer, q)`), so DPO scores exactly what the
@@ -20,10 +30,14 @@ candidates were sampled from; without `prompt_for` the raw question is the promp
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import math
 import os
 import tempfile
 import uuid
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -33,11 +47,104 @@ import pandas as pd
 
 from hardneg.funnel import FunnelConfig, FunnelResult, blank_sql, degenerate_sql, repetition_udf
 from hardneg.warehouse import SCHEMA
-from hardneg.weighting import WeightingConfig, raw_weight
+from hardneg.weighting import raw_weight
 
-DEFAULT_PERPLEXITY_Z = WeightingConfig.z
+DEFAULT_PERPLEXITY_Z = 10.0
 PAIR_COLUMNS = list(SCHEMA["preference_pairs"])
 EXPORT_COLUMNS = ["pair_id", "prompt", "chosen", "rejected", "weight"]
+# The rejected (hard-negative) solution's signals, carried into the TRL-format export.
+VERIFIER_EXPORT_COLUMNS = [
+    "wrongness", "absurdity", "confidence", "perplexity", "d_semantic", "d_structure", "d_order", "d_logic",
+    "d_numeric", "d_answer", "first_error_step",
+]
+
+
+@dataclass
+class PairsConfig:
+    """What a pair set depends on besides the funnel (the profile's `pairs` section).
+
+    Parameters:
+        perplexity_z (`float`, defaults to `10.0`):
+            Z of the raw weight ``w = W + (1 − c) + PPL / Z`` (paper eq. 2, SPEC §2.5), chosen so that
+            PPL / Z has the magnitude of the other two terms for a small math model's perplexities.
+        heldout_fraction (`float`, defaults to `0.05`):
+            Share of the pairs DPO does not train on (whole problems, chosen by `heldout_mask`); the DPO
+            stage reports reward margin and preference accuracy on them before and after training. 0
+            trains on every pair (no held-out metrics).
+    """
+
+    perplexity_z: float = field(default=DEFAULT_PERPLEXITY_Z, metadata={"help": "Z in w = W + (1 - c) + PPL / Z."})
+    heldout_fraction: float = field(default=0.05, metadata={"help": "Share of pairs held out of DPO training."})
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.perplexity_z) and self.perplexity_z > 0):
+            raise ValueError(f"pairs.perplexity_z must be a finite number > 0, got {self.perplexity_z!r}")
+        if not (0.0 <= self.heldout_fraction < 1.0):
+            raise ValueError(f"pairs.heldout_fraction must lie in [0, 1), got {self.heldout_fraction!r}")
+
+
+def heldout_mask(pairs: pd.DataFrame, fraction: float) -> np.ndarray:
+    """Boolean mask of the pairs held out of DPO training (True = held out).
+
+    Whole problems are held out (by `problem_id` when the column exists, else by `pair_id`), so no
+    held-out prompt is ever trained on. Problems are ranked by md5 of their id, a keyed hash that
+    does not depend on row order, and taken until ``round(fraction × n_pairs)`` pairs are held out.
+    With ``fraction > 0`` and at least two groups at least one pair is held out, and never all.
+    """
+    if not (0.0 <= fraction < 1.0):
+        raise ValueError(f"heldout fraction must lie in [0, 1), got {fraction!r}")
+    n = len(pairs)
+    mask = np.zeros(n, dtype=bool)
+    if fraction == 0 or n < 2:
+        return mask
+    key = "problem_id" if "problem_id" in pairs.columns else "pair_id"
+    groups = pairs[key].astype(str).to_numpy()
+    order = sorted(set(groups), key=lambda g: (hashlib.md5(f"heldout|{g}".encode()).hexdigest(), g))
+    if len(order) < 2:
+        return mask
+    target = max(1, int(round(fraction * n)))
+    held: set[str] = set()
+    count = 0
+    sizes = pd.Series(groups).value_counts().to_dict()
+    for g in order[:-1]:  # the last group always stays in training
+        if count >= target:
+            break
+        held.add(g)
+        count += sizes[g]
+    return np.isin(groups, list(held))
+
+
+def pairs_sha256(pairs: pd.DataFrame) -> str:
+    """Content hash of a pair set: pair_id, prompt, chosen, rejected and the raw weight, in pair_id order.
+
+    The same pairs give the same hash whatever the row order or the weight column's name
+    (`raw_weight` in the warehouse, `weight` in exports); recorded with every DPO run and in the
+    exported dataset's card.
+    """
+    weight_col = "raw_weight" if "raw_weight" in pairs.columns else ("weight" if "weight" in pairs.columns else None)
+    rows = []
+    for r in pairs.itertuples(index=False):
+        d = r._asdict()
+        w = d.get(weight_col) if weight_col else None
+        rows.append([str(d["pair_id"]), _as_text(d["prompt"]), _as_text(d["chosen"]), _as_text(d["rejected"]),
+                     None if w is None else round(float(w), 12)])
+    rows.sort(key=lambda x: x[0])
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
+def _as_text(value):
+    # Message lists (the TRL export) hash by their content, strings as they are.
+    if isinstance(value, str):
+        return value
+    return json.dumps(_plain(value), ensure_ascii=False, sort_keys=True)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
 
 PromptFn = Callable[[str], str]
 
@@ -310,3 +417,179 @@ def export_pairs(pairs: pd.DataFrame, path: str | os.PathLike) -> str:
         Path(tmp).unlink(missing_ok=True)
         raise
     return str(path)
+
+
+EXPORT_SQL = """
+SELECT pp.pair_id, pp.problem_id, pp.strategy, pp.prompt AS rendered_prompt, pp.chosen, pp.rejected, pp.raw_weight,
+       pp.chosen_candidate_id, pp.rejected_candidate_id, p.question,
+       c.confidence, c.perplexity,
+       v.wrongness, v.absurdity, v.d_semantic, v.d_structure, v.d_order, v.d_logic, v.d_numeric, v.d_answer,
+       v.first_error_step
+FROM preference_pairs pp
+JOIN problems p ON p.problem_id = pp.problem_id
+LEFT JOIN candidates c ON c.candidate_id = pp.rejected_candidate_id AND c.family = pp.family AND c.seed = pp.seed
+LEFT JOIN (
+    SELECT * FROM verifier_profiles WHERE family = $family
+    QUALIFY row_number() OVER (PARTITION BY candidate_id ORDER BY verifier_version DESC) = 1
+) v ON v.candidate_id = pp.rejected_candidate_id
+WHERE pp.family = $family AND pp.seed = $seed AND pp.strategy = $strategy
+ORDER BY pp.pair_id
+"""
+
+
+def _warehouse_sha(pairs: pd.DataFrame) -> str:
+    # The export frame calls the stored, rendered prompt `rendered_prompt` (its `prompt` is messages).
+    frame = pairs.rename(columns={"rendered_prompt": "prompt"}) if "rendered_prompt" in pairs.columns else pairs
+    return pairs_sha256(frame) if "prompt" in frame.columns else "n/a"
+
+
+def pairs_for_export(con: duckdb.DuckDBPyConnection, family: str, seed: int, strategy: str) -> pd.DataFrame:
+    """One partition's pairs with their question and the rejected solution's verifier signals.
+
+    The verifier columns come from the newest `verifier_version` profile of the rejected
+    candidate; they are NULL for a rejected text that is not a pool candidate.
+    """
+    return con.execute(EXPORT_SQL, {"family": family, "seed": int(seed), "strategy": strategy}).df()
+
+
+DATASET_CARD = """---
+configs:
+- config_name: default
+  data_files:
+{splits}
+tags:
+- dpo
+- preference
+- math
+- hardneg
+---
+# hardneg preference pairs: {title}
+
+Preference pairs for DPO in TRL's *conversational preference* format: `prompt` is a list of
+messages (system + user), `chosen` and `rejected` are one-message assistant turns. Built by
+the hardneg pipeline (verifier-guided hard negatives, paper "Hard Negative Sample-Augmented
+DPO Post-Training for Small Language Models").
+
+| | |
+|---|---|
+| strategy | `{strategy}` ({strategy_text}) |
+| family / seed | `{family}` / `{seed}` |
+| profile | `{profile}` |
+| pairs | {n_train} train, {n_heldout} held out (split `heldout`: whole problems DPO never trains on) |
+| pairs sha256 | `{sha}` (of the warehouse rows: pair_id, rendered prompt, chosen, rejected, raw_weight) |
+| raw weight | `weight` = W + (1 − c) + PPL / Z of the rejected solution, Z = {z} (paper eq. 2) |
+
+Columns: `pair_id`, `problem_id`, `prompt`, `chosen`, `rejected`, `weight` (raw; the
+weighted trainer normalizes it per optimizer batch, λ-tempers and clips it), and the rejected
+solution's verifier signals: {verifier_columns} (all in [0, 1], higher = worse, except
+`confidence` and `perplexity`; null where the verifier had no reference).
+
+```python
+from datasets import load_dataset
+from trl import DPOConfig, DPOTrainer
+
+ds = load_dataset("path/to/this/folder")
+trainer = DPOTrainer(model="...", args=DPOConfig(output_dir="out"), train_dataset=ds["train"])
+```
+
+Plain `DPOTrainer` ignores `weight` (unweighted DPO); `hardneg.dpo_trainer.WeightedDPOTrainer`
+uses it.
+"""
+
+
+def export_pairs_trl(
+    pairs: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    system_prompt: str,
+    heldout_fraction: float = 0.0,
+    card: dict | None = None,
+) -> str:
+    """Write pairs as a dataset folder (`data/train.parquet`, `data/heldout.parquet`, `README.md`).
+
+    `pairs` needs pair_id, problem_id, question, chosen, rejected and `raw_weight` (or `weight`);
+    verifier columns (`VERIFIER_EXPORT_COLUMNS`) present in it are carried along. `card` fills the
+    dataset card (strategy, family, seed, profile, z, sha). Files are written to a temporary
+    folder and swapped in, so a reader never sees half a dataset. Returns the folder.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    weight_col = "raw_weight" if "raw_weight" in pairs.columns else "weight"
+    needed = ("pair_id", "problem_id", "question", "chosen", "rejected", weight_col)
+    missing = [c for c in needed if c not in pairs.columns]
+    if missing:
+        raise ValueError(f"export_pairs_trl: pairs lack column(s) {missing}")
+    for pid, q in zip(pairs["pair_id"], pairs["question"]):
+        if not isinstance(q, str) or not q.strip():
+            raise ValueError(f"export_pairs_trl: pair {pid!r} has no question text")
+    card = dict(card or {})
+    mask = heldout_mask(pairs, heldout_fraction)
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+    def table(frame: pd.DataFrame):
+        cols = {
+            "pair_id": pa.array(frame["pair_id"].astype(str).tolist(), pa.string()),
+            "problem_id": pa.array(frame["problem_id"].astype(str).tolist(), pa.string()),
+            "prompt": pa.array(
+                [[{"role": "system", "content": system_prompt}, {"role": "user", "content": q}]
+                 for q in frame["question"]],
+                pa.list_(message),
+            ),
+            "chosen": pa.array([[{"role": "assistant", "content": t}] for t in frame["chosen"]], pa.list_(message)),
+            "rejected": pa.array([[{"role": "assistant", "content": t}] for t in frame["rejected"]], pa.list_(message)),
+            "weight": pa.array(pd.to_numeric(frame[weight_col]).astype(float).to_numpy(), pa.float64()),
+        }
+        for c in VERIFIER_EXPORT_COLUMNS:
+            if c in frame.columns:
+                kind = pa.int64() if c == "first_error_step" else pa.float64()
+                values = [None if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else v
+                          for v in frame[c].tolist()]
+                cols[c] = pa.array([None if v is None else (int(v) if c == "first_error_step" else float(v))
+                                    for v in values], kind)
+        return pa.table(cols)
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "data").mkdir()
+        splits = [("train", pairs[~mask])]
+        if mask.any():
+            splits.append(("heldout", pairs[mask]))
+        for name, frame in splits:
+            pq.write_table(table(frame.reset_index(drop=True)), tmp / "data" / f"{name}.parquet")
+        stored = pairs["strategy"].iloc[0] if "strategy" in pairs.columns and len(pairs) else "?"
+        strategy = str(card.get("strategy", stored))
+        text = DATASET_CARD.format(
+            splits="\n".join(f"  - split: {n}\n    path: data/{n}.parquet" for n, _ in splits),
+            title=f"{strategy}, {card.get('family', '?')} seed {card.get('seed', '?')}",
+            strategy=strategy,
+            strategy_text="verifier-selected hard negatives" if strategy == "hardneg" else
+            "random-uniform baseline, preferences by final answer alone, weight 1",
+            family=card.get("family", "?"),
+            seed=card.get("seed", "?"),
+            profile=card.get("profile", "?"),
+            n_train=int((~mask).sum()),
+            n_heldout=int(mask.sum()),
+            sha=card.get("sha256") or _warehouse_sha(pairs),
+            z=card.get("z", DEFAULT_PERPLEXITY_Z),
+            verifier_columns=", ".join(f"`{c}`" for c in VERIFIER_EXPORT_COLUMNS if c in pairs.columns) or "none",
+        )
+        (tmp / "README.md").write_text(text)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is meant to be shared
+        if out.exists():
+            import shutil
+
+            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(out)

@@ -8,6 +8,13 @@ directory under `$HARDNEG_HOME/models/` and loaded from there ever after.
 
 Hub ids only work where the network allows. Without it (HF_HUB_OFFLINE=1, or no route)
 loading fails at once with a message naming the model, never hangs on retries.
+`hub_availability` asks huggingface_hub itself (its cache, then one metadata request with its
+own settings: HF_HUB_OFFLINE, HF_ENDPOINT, proxies, token), so `hardneg run` can name a missing
+model before any run starts instead of failing inside a step.
+
+Model and family names become folder names (`$HARDNEG_HOME/models/<name>`), so they must be
+plain path components (`hardneg.paths.safe_component`); conversion only ever replaces a
+folder inside `models_dir()`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardneg.paths import models_dir
+from hardneg.paths import models_dir, safe_component, under
 
 
 class ModelUnavailableError(RuntimeError):
@@ -39,6 +46,9 @@ class ModelSpec:
     local_path: str | None = None
     """A local directory with a `transformers` checkpoint; wins over everything else."""
 
+    def __post_init__(self) -> None:
+        safe_component(self.name, "model name")  # it names a folder under models_dir()
+
 
 @dataclass(frozen=True)
 class FamilySpec:
@@ -50,6 +60,12 @@ class FamilySpec:
     sft: bool = False
     """Run QLoRA SFT on MetaMathQA-style data before DPO; the SFT model is then the DPO reference."""
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The family names folders under $HARDNEG_HOME and is half of a `family|seed` partition key.
+        safe_component(self.name, "family name")
+        if not isinstance(self.base_model, str) or not self.base_model:
+            raise ValueError(f"FamilySpec.base_model must be a model name, got {self.base_model!r}")
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -109,14 +125,14 @@ def resolve_model(spec: ModelSpec | str, models: dict[str, ModelSpec] | None = N
 
 def convert_gguf(spec: ModelSpec, gguf_path: Path) -> Path:
     """De-quantize a GGUF checkpoint once into `$HARDNEG_HOME/models/<name>` (safetensors)."""
-    target = models_dir() / spec.name
+    target = under(models_dir(), safe_component(spec.name, "model name"))
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         if "quantization_config" not in (target / "config.json").read_text():
             return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = under(models_dir(), target.name + ".tmp")
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
     # The loaded model is flagged as GGUF-quantized and refuses to save; a fresh model
@@ -138,34 +154,89 @@ def convert_gguf(spec: ModelSpec, gguf_path: Path) -> Path:
     if target.exists():
         import shutil
 
-        shutil.rmtree(target)
+        # `target` was built by `under(models_dir(), …)`: this can only delete inside models_dir().
+        shutil.rmtree(under(models_dir(), target.name))
     tmp.rename(target)  # atomic: a killed conversion never leaves a half-written model
     return target
 
 
-def ensure_hub_reachable(hub_id: str, name: str) -> str:
-    """Return `hub_id` if it is cached locally or the hub answers fast; else raise."""
-    try:
-        from huggingface_hub import snapshot_download
+def hub_offline() -> bool:
+    """huggingface_hub's offline switch (read at its import) or HF_HUB_OFFLINE set since."""
+    from huggingface_hub import is_offline_mode
 
-        return snapshot_download(hub_id, local_files_only=True)
-    except Exception:  # noqa: BLE001 - not cached: try the network below
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return bool(is_offline_mode()) or env in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_cached(repo_id: str, repo_type: str = "model") -> str | None:
+    """Local snapshot folder of a hub repo in the huggingface_hub cache, or None."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(repo_id, repo_type=repo_type, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure here just means "not cached"
         pass
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ModelUnavailableError(
-            f"model {name} ({hub_id}) is not cached and HF_HUB_OFFLINE=1; download it on a machine with network "
-            f"(`huggingface-cli download {hub_id}`) or use the embedded default profile `smoke`"
-        )
-    import socket
+    if repo_type == "dataset":
+        # `datasets` keeps its own prepared cache (<owner>___<name>) next to the hub cache.
+        from huggingface_hub import constants
+
+        root = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
+        prepared = root / repo_id.replace("/", "___")
+        if prepared.is_dir() and any(prepared.iterdir()):
+            return str(prepared)
+    return None
+
+
+def hub_availability(repo_id: str, repo_type: str = "model", timeout: float = 5.0) -> str | None:
+    """None when `repo_id` is cached or the hub answers for it; else one line saying why not.
+
+    Uses huggingface_hub's own client (HF_ENDPOINT, proxies, token, offline mode) for one
+    metadata request with `timeout`, instead of a raw socket probe of huggingface.co.
+    """
+    if hub_cached(repo_id, repo_type):
+        return None
+    if hub_offline():
+        return f"not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=3).close()
-    except OSError as exc:
+        HfApi(endpoint=constants.ENDPOINT).repo_info(repo_id, repo_type=repo_type, timeout=timeout)
+    except GatedRepoError:
+        return f"gated on {constants.ENDPOINT}: accept its terms and log in (`hf auth login`)"
+    except RepositoryNotFoundError:
+        return f"no such {repo_type} on {constants.ENDPOINT}"
+    except Exception as exc:  # noqa: BLE001 - connection refused, DNS, proxy, timeout: all "unreachable"
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        return f"not cached and {constants.ENDPOINT} is unreachable ({type(exc).__name__}: {reason})"
+    return None
+
+
+def ensure_hub_reachable(hub_id: str, name: str) -> str:
+    """Return the cached snapshot of `hub_id`, or `hub_id` when the hub answers for it; else raise."""
+    cached = hub_cached(hub_id)
+    if cached:
+        return cached
+    problem = hub_availability(hub_id)
+    if problem:
         raise ModelUnavailableError(
-            f"model {name} ({hub_id}) is not cached and huggingface.co is unreachable ({exc}); "
-            "download it on a machine with network or use the `smoke` profile"
-        ) from exc
+            f"model {name} ({hub_id}): {problem}; download it on a machine with network "
+            f"(`hf download {hub_id}`) or use the embedded default profile `smoke`"
+        )
     return hub_id
+
+
+def model_availability(spec: ModelSpec) -> str | None:
+    """None when `resolve_model(spec)` can succeed here without downloading blindly; else why not."""
+    if spec.local_path:
+        return None if Path(spec.local_path).is_dir() else f"local_path {spec.local_path} does not exist"
+    if spec.gguf_package:
+        pkg = package_dir(spec.gguf_package)
+        if pkg is not None and spec.gguf_file and (pkg / spec.gguf_file).exists():
+            return None
+    if spec.hub_id:
+        return hub_availability(spec.hub_id)
+    return "no package, local path or hub id is available"
 
 
 def load_tokenizer(path: str):

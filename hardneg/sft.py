@@ -8,11 +8,20 @@ into `max_length` blocks. The loss covers every non-padding token, as in the pap
 
 QLoRA (4-bit NF4, double quantization, bf16 compute, paged AdamW, gradient
 checkpointing) on CUDA; plain LoRA in fp32 with AdamW on CPU. A re-run after a kill
-resumes from the newest checkpoint in the output directory.
+resumes from the newest checkpoint in the output directory, but only when that checkpoint
+was written by the same run (same base, data and hyper-parameters: the run fingerprint,
+as DPO does); a checkpoint of another run is an error, never silently continued.
+
+Besides the adapter, the run writes the SFT-merged model (`output_dir/merged`, base with
+the adapter merged, fp32 on CPU / bf16 on CUDA). It is the family's starting policy and
+the base of its DPO adapters, so a DPO adapter loads with plain PEFT on top of it and
+never silently drops the SFT stage. Paths inside the artifacts are relative to the
+artifact root.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,7 +32,18 @@ import pandas as pd
 
 from hardneg.data import DataSource
 from hardneg.prompts import SFT_SYSTEM_PROMPT, training_messages
-from hardneg.training import LoraSettings, device_arguments, last_checkpoint, plot_loss_curve, precision_mode
+from hardneg.training import (
+    LoraSettings,
+    check_resume_fingerprint,
+    device_arguments,
+    normalize_report_to,
+    plot_loss_curve,
+    point_adapter_at_base,
+    portable_checkpoints_callback,
+    portable_path,
+    precision_mode,
+    write_fingerprint,
+)
 
 
 @dataclass
@@ -68,14 +88,54 @@ class SFTRunConfig:
     """Recompute activations to save memory (applied on CUDA only; it only slows CPU runs)."""
     seed: int = 0
     """Trainer seed (data order, dropout, adapter init)."""
+    report_to: str = "none"
+    """Experiment tracker(s): none, tensorboard, mlflow, wandb, or several comma-separated (must be installed)."""
+
+    def __post_init__(self) -> None:
+        self.report_to = normalize_report_to(self.report_to)
 
 
 @dataclass
 class SFTResult:
+    """adapter_dir: the PEFT adapter; merged_dir: the base with it merged (the family's SFT model)."""
+
     adapter_dir: str
     log_history: list[dict[str, Any]]
     metrics: dict[str, Any]
     loss_curve_png: str | None
+    merged_dir: str | None = None
+
+
+def _examples_sha256(examples: pd.DataFrame) -> str:
+    rows = [[str(q), str(r)] for q, r in zip(examples["query"], examples["response"])]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+
+def sft_fingerprint(model_path: str, examples: pd.DataFrame, config: SFTRunConfig, mode: str, root) -> dict:
+    """What must not change between a killed SFT run and its resumption (paths relative to the artifact root)."""
+    from dataclasses import asdict
+
+    cfg = asdict(config)
+    for k in ("logging_steps", "save_steps", "report_to"):  # bookkeeping, not the run
+        cfg.pop(k, None)
+    return {"model_path": portable_path(model_path, root), "examples_sha256": _examples_sha256(examples),
+            "n_examples": int(len(examples)), "precision_mode": mode, "config": cfg}
+
+
+def save_merged(model_path: str, adapter_dir: str | Path, out_dir: str | Path, device: str) -> str:
+    """Write the base with the adapter merged (fp32 on CPU, bf16 on CUDA) and its tokenizer to `out_dir`."""
+    import torch
+
+    from hardneg.policy import merge_adapters
+    from hardneg.registry import load_tokenizer
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = merge_adapters(model_path, [adapter_dir], dtype)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    load_tokenizer(str(adapter_dir)).save_pretrained(out)
+    del model
+    return str(out)
 
 
 def render_dataset(examples: pd.DataFrame, system_prompt: str):
@@ -97,14 +157,20 @@ def train_sft(
     device: str = "cpu",
     use_4bit: bool = False,
     callbacks: list | None = None,
+    artifact_root: str | Path | None = None,
 ) -> SFTResult:
-    """Train a LoRA/QLoRA adapter on `examples` and save it in PEFT format under `output_dir/adapter`."""
+    """Train a LoRA/QLoRA adapter on `examples`; save it in PEFT format under `output_dir/adapter`
+    and the merged model under `output_dir/merged`. Paths inside the artifacts are written
+    relative to `artifact_root` (default: `output_dir`)."""
     from trl import SFTConfig, SFTTrainer
 
     from hardneg.registry import load_causal_lm, load_tokenizer
 
     output_dir = Path(output_dir)
+    root = Path(artifact_root) if artifact_root else output_dir
     mode = precision_mode(device, use_4bit)
+    fingerprint = sft_fingerprint(model_path, examples, config, mode, root)
+    resume = check_resume_fingerprint(output_dir, fingerprint)  # before loading anything: fail fast
     on_cuda = device.startswith("cuda")
     tokenizer = load_tokenizer(model_path)
     model = load_causal_lm(model_path, device=device, dtype="bfloat16" if on_cuda else "float32", quantize_4bit=mode.startswith("qlora"))
@@ -134,7 +200,7 @@ def train_sft(
         disable_tqdm=False,
         dataset_num_proc=None,
         **device_arguments(on_cuda, mode.startswith("qlora"), bf16=True,
-                           gradient_checkpointing=config.gradient_checkpointing),
+                           gradient_checkpointing=config.gradient_checkpointing, report_to=config.report_to),
     )
     trainer = SFTTrainer(
         model=model,
@@ -142,9 +208,9 @@ def train_sft(
         train_dataset=render_dataset(examples, config.system_prompt),
         processing_class=tokenizer,
         peft_config=config.lora.peft_config(),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), portable_checkpoints_callback(model_path, root)],
     )
-    resume = last_checkpoint(output_dir)
+    write_fingerprint(output_dir, fingerprint)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
@@ -152,6 +218,7 @@ def train_sft(
     adapter_dir = output_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
+    point_adapter_at_base(adapter_dir, model_path, root)
     history = list(trainer.state.log_history)
     losses = [e["loss"] for e in history if "loss" in e]
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
@@ -166,9 +233,12 @@ def train_sft(
         "packed_sequences": int(len(trainer.train_dataset)),
         "train_tokens_per_epoch": int(tokens),
         "train_seconds": round(seconds, 2),
-        "resumed_from": resume,
+        "resumed_from": portable_path(resume, root) if resume else None,
+        "report_to": config.report_to,
     }
     png = plot_loss_curve(history, output_dir / "loss_curve.png", title="SFT loss")
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return SFTResult(str(adapter_dir), history, metrics, png)
+    del trainer, model
+    merged = save_merged(model_path, adapter_dir, output_dir / "merged", device)
+    return SFTResult(str(adapter_dir), history, metrics, png, merged)
 

@@ -1,14 +1,25 @@
-"""Pieces SFT and DPO share: the LoRA/QLoRA setup, resuming, loss curves, artifact hashes.
+"""Pieces SFT and DPO share: the LoRA/QLoRA setup, resuming, loss curves, artifact hashes,
+experiment trackers and portable artifact paths.
 
 The paper trains with QLoRA (4-bit NF4, double quantization, bf16 compute). 4-bit
 kernels belong on CUDA, so on CPU the same adapters train as plain LoRA in fp32; every
 run records which one it used (`precision_mode`).
+
+Portability: an artifact must load on another machine, so no artifact file holds an
+absolute path. Paths inside artifacts are written relative to the artifact root
+(`portable_path`); a PEFT adapter's `base_model_name_or_path` names its real base (the
+SFT-merged model for an SFT family) that way, so that from the artifact root
+``AutoPeftModelForCausalLM.from_pretrained("dpo/<strategy>/<family>/<seed>/adapter")`` — or
+``PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter)`` — rebuilds
+the trained policy, SFT stage included.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,18 +61,172 @@ def precision_mode(device: str, use_4bit: bool) -> str:
     return "qlora-nf4-bf16" if device.startswith("cuda") and use_4bit else "lora-fp32"
 
 
-def device_arguments(on_cuda: bool, quantized: bool, bf16: bool, gradient_checkpointing: bool) -> dict[str, Any]:
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+_TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",), "wandb": ("wandb",)}
+
+
+def normalize_report_to(value: str | Sequence[str] | None) -> str:
+    """The profile's `report_to` as a canonical comma-separated string ("none" when empty).
+
+    Accepts "none", one of `TRACKERS`, a comma-separated list or a YAML list. An unknown name is an
+    error here, at profile load, rather than an obscure one at the first logging step.
+    """
+    if value is None:
+        return "none"
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else list(value)) if str(v).strip()]
+    if not items or items == ["none"]:
+        return "none"
+    bad = [v for v in items if v not in TRACKERS]
+    if bad:
+        raise ValueError(f"report_to: unknown tracker(s) {bad}; use 'none' or any of {list(TRACKERS)}")
+    return ",".join(dict.fromkeys(items))
+
+
+def report_to_argument(value: str) -> str | list[str]:
+    """`TrainingArguments.report_to` for a normalized `report_to`; a named tracker must be installed."""
+    import importlib.util
+
+    if value == "none":
+        return "none"
+    names = value.split(",")
+    for name in names:
+        if not any(importlib.util.find_spec(m) is not None for m in _TRACKER_MODULES[name]):
+            raise ValueError(f"report_to names {name!r} but it is not installed (pip install {name})")
+    return names
+
+
+def device_arguments(on_cuda: bool, quantized: bool, bf16: bool, gradient_checkpointing: bool,
+                     report_to: str = "none") -> dict[str, Any]:
     """The TrainingArguments fields that follow from the device and the precision, the same for
     SFT and DPO: paged AdamW with 4-bit weights (QLoRA), bf16 autocast and gradient
-    checkpointing only on CUDA, and no experiment trackers (runs are logged to the warehouse)."""
+    checkpointing only on CUDA, and the profile's experiment trackers (default none: runs are
+    always logged to the warehouse)."""
     return {
         "optim": "paged_adamw_32bit" if quantized else "adamw_torch",
         "bf16": bool(on_cuda and bf16),
         "fp16": False,
         "use_cpu": not on_cuda,
         "gradient_checkpointing": bool(on_cuda and gradient_checkpointing),
-        "report_to": "none",
+        "report_to": report_to_argument(normalize_report_to(report_to)),
     }
+
+
+RUN_CONFIG_FILE = "hardneg_run_config.json"
+
+
+def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict) -> str | None:
+    """The checkpoint to resume from, only if it belongs to the same run; else an error.
+
+    A killed run leaves `checkpoint-N` folders and the run's fingerprint (`hardneg_run_config.json`);
+    resuming a checkpoint of a run with other data or hyper-parameters would silently mix two
+    runs, so a differing fingerprint is a `ValueError` naming the keys that differ. Checkpoints
+    without a fingerprint file (written by an older version) are not trusted either.
+    """
+    out = Path(output_dir)
+    resume = last_checkpoint(out)
+    if resume is None:
+        return None
+    fp_path = out / RUN_CONFIG_FILE
+    if not fp_path.exists():
+        raise ValueError(f"{out} holds checkpoints but no {RUN_CONFIG_FILE}: cannot tell which run wrote them; "
+                         "delete them or use another output_dir")
+    previous = json.loads(fp_path.read_text())
+    current = json.loads(json.dumps(fingerprint, default=str))
+    diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+    if diff:
+        raise ValueError(f"{out} holds checkpoints of a different run (differs in {diff}); "
+                         "use another output_dir or delete it")
+    return resume
+
+
+def write_fingerprint(output_dir: str | Path, fingerprint: dict) -> None:
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    (Path(output_dir) / RUN_CONFIG_FILE).write_text(json.dumps(fingerprint, indent=2, default=str))
+
+
+def portable_path(path: str | Path | None, root: str | Path | None) -> str | None:
+    """`path` as written into an artifact: relative to the artifact `root` (POSIX separators).
+
+    A hub id (not an existing path) is returned as is. Without a root, or for a path on another
+    drive, the path is returned relative to nothing only if it already is relative; an absolute
+    path with no root is an error, because it would tie the artifact to this machine.
+    """
+    if path is None:
+        return None
+    text = str(path)
+    p = Path(text)
+    if not p.is_absolute() and not p.exists():
+        return text  # a hub id or an already relative path
+    if root is None:
+        if p.is_absolute():
+            raise ValueError(f"portable_path: {text} is absolute and no artifact root was given")
+        return p.as_posix()
+    return Path(os.path.relpath(p.resolve(), Path(root).resolve())).as_posix()
+
+
+def resolve_portable(path: str | None, root: str | Path | None) -> str | None:
+    """Inverse of `portable_path`: an artifact's relative path back to a local one (hub ids kept)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_absolute() or root is None:
+        return str(p)
+    candidate = Path(root) / p
+    return str(candidate) if candidate.exists() else str(path)
+
+
+def point_adapter_at_base(adapter_dir: str | Path, base: str | Path, root: str | Path | None) -> None:
+    """Make a saved PEFT adapter name its real base, relative to the artifact root.
+
+    PEFT writes the absolute path of whatever model it wrapped; for a DPO adapter trained on the
+    SFT-merged model that must be that merged model (else `AutoPeftModelForCausalLM` would
+    silently drop the SFT stage), and never an absolute path.
+    """
+    cfg_path = Path(adapter_dir) / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    written = cfg.get("base_model_name_or_path")
+    cfg["base_model_name_or_path"] = portable_path(base, root)
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    readme = Path(adapter_dir) / "README.md"  # PEFT's model card repeats the path in its YAML header
+    if readme.exists() and written:
+        readme.write_text(readme.read_text().replace(str(written), cfg["base_model_name_or_path"]))
+
+
+def portable_checkpoints_callback(base: str | Path, root: str | Path | None):
+    """A TrainerCallback that points every saved `checkpoint-N` adapter at its base (relative path),
+    so a checkpoint, too, loads with plain PEFT and holds no absolute path."""
+    from transformers import TrainerCallback
+
+    class _PortableCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if (ckpt / "adapter_config.json").exists():
+                    point_adapter_at_base(ckpt, base, root)
+
+    return _PortableCheckpoints()
+
+
+def absolute_paths_in_json(root: str | Path) -> list[tuple[str, str]]:
+    """(file, value) for every string in every JSON file under `root` that is an absolute path."""
+    found = []
+    for file in sorted(Path(root).rglob("*.json")):
+        if file.name in ("tokenizer.json", "vocab.json"):  # token strings such as "/" are data, not paths
+            continue
+        try:
+            data = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str) and (item.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", item)):
+                found.append((str(file.relative_to(root)), item))
+    return found
 
 
 def bitsandbytes_usable() -> bool:

@@ -11,7 +11,22 @@ Two separate stages, kept apart on purpose:
   the trainer: unit mean (eq. 4), λ-interpolation towards 1 (eq. 5), safety clip (eq. 6).
   The loss is then ``(1/B) Σ w̃_i ℓ_i`` (eq. 7).
 
-Pure numpy/torch: no TRL, so the maths is testable on its own.
+Which batch B is (SPEC §2.5). The paper normalises over the *training batch*, 4 × 16 pairs:
+
+    ŵ_i = w_i / ((1/B) Σ_{j ∈ batch} w_j)        (eq. 4)
+    w̃_i = clip(1 + λ (ŵ_i − 1), w_min, w_max)    (eq. 5-6)
+    L   = (1/B) Σ_{i ∈ batch} w̃_i ℓ_DPO,i        (eq. 7)
+
+Here "batch" is the *optimizer* batch: every micro-batch of one gradient-accumulation step on
+every process, i.e. exactly the pairs whose gradients one optimizer step averages. The
+trainer (`hardneg.dpo_trainer`) computes ``Σ w_j`` and ``B`` once per optimizer step over all
+micro-batches (all-reduced across processes) and passes the mean to
+`normalize_batch_weights` as `batch_mean`. Normalising each device micro-batch on its own
+(4 pairs in `paper`) would keep w̃ inside (1 − λ, 1 + 3λ) so the clip could never fire, and
+would lose the relative weight of pairs that sit in different micro-batches of one step.
+
+No TRL here, and torch only inside the batch function, so a profile (which holds a
+`WeightingConfig`) loads without importing torch.
 """
 
 from __future__ import annotations
@@ -22,24 +37,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 __all__ = [
     "WeightingConfig",
     "raw_weight",
     "validate_raw_weights",
     "normalize_batch_weights",
+    "check_batch_params",
 ]
 
 
 @dataclass
 class WeightingConfig:
-    """Weighting hyper-parameters (paper §3.2-3.3, SPEC §2.5).
+    """Per-batch weighting hyper-parameters of the loss (paper eq. 5-6, SPEC §2.5).
+
+    The perplexity normaliser Z of the *raw* weight (eq. 2) is not here: raw weights are a
+    property of the pairs, so Z lives with them (`hardneg.pairs.PairsConfig.perplexity_z`, the
+    profile's `pairs` section) and changing a DPO knob never rebuilds the pairs.
 
     Parameters:
-        z (`float`, defaults to `10.0`):
-            Perplexity normaliser Z of eq. 2: ``w = W + (1 - c) + PPL / Z``. Chosen so that PPL / Z has the
-            magnitude of the other two terms for the perplexities a small math model produces.
         lam (`float`, defaults to `0.3`):
             λ of eq. 5, in [0, 1]: 0 ignores the weights (every pair weighs 1, plain DPO), 1 uses the
             unit-mean weights at full strength. The paper's `dataset_weight_lambda`.
@@ -51,18 +67,15 @@ class WeightingConfig:
             average. The paper's `dataset_weight_max`.
     """
 
-    z: float = field(default=10.0, metadata={"help": "Perplexity normaliser Z in w = W + (1 - c) + PPL / Z."})
     lam: float = field(default=0.3, metadata={"help": "λ in [0, 1]: strength of the per-batch weights."})
     w_min: float = field(default=0.5, metadata={"help": "Lower clip bound of the tempered weights."})
     w_max: float = field(default=2.0, metadata={"help": "Upper clip bound of the tempered weights."})
 
     def __post_init__(self) -> None:
-        _check_batch_params(self.lam, self.w_min, self.w_max)
-        if not (math.isfinite(self.z) and self.z > 0):
-            raise ValueError(f"WeightingConfig.z must be a finite number > 0, got {self.z!r}")
+        check_batch_params(self.lam, self.w_min, self.w_max)
 
 
-def _check_batch_params(lam: float, w_min: float, w_max: float) -> None:
+def check_batch_params(lam: float, w_min: float, w_max: float) -> None:
     if not (0.0 <= lam <= 1.0):
         raise ValueError(f"lam must lie in [0, 1], got {lam!r}")
     if not (math.isfinite(w_min) and math.isfinite(w_max) and 0.0 < w_min <= w_max):
@@ -110,25 +123,37 @@ def validate_raw_weights(weights: Any, pair_ids: Sequence[Any]) -> None:
 
 
 def normalize_batch_weights(
-    w: torch.Tensor, lam: float = 0.3, w_min: float = 0.5, w_max: float = 2.0
-) -> tuple[torch.Tensor, dict]:
+    w: "torch.Tensor",
+    lam: float = 0.3,
+    w_min: float = 0.5,
+    w_max: float = 2.0,
+    batch_mean: "float | torch.Tensor | None" = None,
+    validate: bool = True,
+) -> "tuple[torch.Tensor, dict]":
     """Per-batch weights of the weighted DPO loss (paper eq. 4-6).
 
-    ``ŵ = w / mean(w)`` (unit mean), ``w̃ = 1 + λ (ŵ − 1)`` (tempering), then clip to ``[w_min, w_max]``.
+    ``ŵ = w / mean`` (unit mean), ``w̃ = 1 + λ (ŵ − 1)`` (tempering), then clip to ``[w_min, w_max]``.
     Clipping comes last and is not followed by a re-normalisation: that is the paper's order, so the
     mean of the returned weights can drift slightly from 1 when something was clipped.
 
     Args:
-        w: 1-D tensor of raw weights (finite, > 0) of the pairs in the batch.
+        w: 1-D tensor of raw weights (finite, > 0) of the pairs at hand.
         lam: λ in [0, 1].
         w_min, w_max: clip bounds, ``0 < w_min <= w_max``.
+        batch_mean: mean raw weight of the batch the paper normalises over (the optimizer batch, of
+            which `w` may be one micro-batch; see the module docstring). None: the mean of `w`.
+        validate: check λ and the bounds (the trainer validates them once, in its config, and passes
+            False on every batch).
 
     Returns:
         ``(w_tilde, stats)``: the weights (same dtype/device as `w`, detached: they are data, not
         parameters) and ``{"mean", "min", "max", "n_clipped"}`` of ``w̃`` after clipping, where
         ``n_clipped`` counts the pairs the clip changed.
     """
-    _check_batch_params(lam, w_min, w_max)
+    import torch
+
+    if validate:
+        check_batch_params(lam, w_min, w_max)
     if w.dim() != 1 or w.numel() == 0:
         raise ValueError(f"normalize_batch_weights expects a non-empty 1-D tensor, got shape {tuple(w.shape)}")
     w = w.detach()
@@ -136,7 +161,10 @@ def normalize_batch_weights(
         w = w.to(torch.float32)
     if not bool(torch.isfinite(w).all()) or bool((w <= 0).any()):
         raise ValueError(f"batch weights must be finite and > 0, got {w.tolist()}")
-    w_hat = w / w.mean()
+    mean = w.mean() if batch_mean is None else torch.as_tensor(batch_mean, dtype=w.dtype, device=w.device)
+    if not (bool(torch.isfinite(mean)) and float(mean) > 0):
+        raise ValueError(f"batch mean weight must be finite and > 0, got {float(mean)!r}")
+    w_hat = w / mean
     tempered = 1.0 + lam * (w_hat - 1.0)
     clipped = tempered.clamp(min=w_min, max=w_max)
     n_clipped = int(((tempered < w_min) | (tempered > w_max)).sum())

@@ -63,17 +63,10 @@ def log_progress_callback(context, label: str):
     return _DagsterLog()
 
 
-def generation_progress(context, label: str, every_s: float = 10.0):
-    """A generation progress callback `(done, total, tokens)` logging counts and rates."""
-    start = time.time()
-    last = [0.0]
+def generation_progress(context, label: str, every_s: float = 20.0):
+    """A generation progress callback `(done, total, tokens)` that writes done/total, tokens/s
+    and ETA to the Dagster run log at least every `every_s` seconds (backends call it every
+    decode step), plus a tqdm bar when stderr is a terminal (see hardneg.progress)."""
+    from hardneg.progress import ProgressReporter
 
-    def report(done: int, total: int, tokens: int) -> None:
-        now = time.time()
-        if now - last[0] < every_s and done < total:
-            return
-        last[0] = now
-        elapsed = max(now - start, 1e-9)
-        context.log.info(f"{label}: {done}/{total} sequences, {tokens} tokens, {tokens / elapsed:.0f} tokens/s")
-
-    return report
+    return ProgressReporter(label, log=context.log.info, every_s=every_s)

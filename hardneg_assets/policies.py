@@ -23,15 +23,16 @@ def dpo_dir(artifacts: ArtifactStore, strategy: str, family: str, seed: int) -> 
 
 
 def family_policy(profile: Profile, family: str, artifacts: ArtifactStore) -> tuple[str, list[Path]]:
-    """The family's starting policy: base model, plus its SFT adapter when the family has SFT."""
+    """The family's starting policy: the base model, or for an SFT family the SFT-merged model
+    (`sft/<family>/merged`, written by `sft_adapter`; the base of the family's DPO adapters)."""
     spec = profile.family(family)
     base = resolve_model(spec.base_model, profile.model_catalogue())
     if not spec.sft:
         return base, []
-    adapter = sft_dir(artifacts, family) / "adapter"
-    if not (adapter / "adapter_config.json").exists():
-        raise FileNotFoundError(f"family {family} needs its SFT adapter at {adapter}: materialize sft_adapter[{family}] first")
-    return base, [adapter]
+    merged = sft_dir(artifacts, family) / "merged"
+    if not (merged / "config.json").exists():
+        raise FileNotFoundError(f"family {family} needs its SFT model at {merged}: materialize sft_adapter[{family}] first")
+    return str(merged), []
 
 
 def trained_policy(profile: Profile, family: str, seed: int, strategy: str, artifacts: ArtifactStore) -> tuple[str, list[Path]]:

@@ -18,7 +18,7 @@ from hardneg.candidates import (
     sample_candidates,
     score_completions,
 )
-from hardneg.generation import HFBackend
+from hardneg.generation import GenerationConfig, HFBackend, build_backend
 from hardneg.grading import GradingConfig, extract_answer, grade_batch
 from hardneg.prompts import training_prompt
 from hardneg.warehouse import SCHEMA, Warehouse
@@ -117,9 +117,12 @@ PROBLEMS = pd.DataFrame(
 )
 
 
-def test_sample_candidates_rows_ids_and_determinism(policy, tmp_path):
+@pytest.mark.parametrize("engine", ["hf", "native"])
+def test_sample_candidates_rows_ids_and_determinism(policy, tmp_path, engine):
+    """The same contract from either CPU backend (the native loop is the smoke default)."""
     model, tok = policy
-    backend = HFBackend(model, tok)
+    backend = build_backend(GenerationConfig(backend=engine, dtype="float32"), model, tok)
+    assert type(backend).__name__ == {"hf": "HFBackend", "native": "NativeBackend"}[engine]
     config = PoolConfig(k=3, max_new_tokens_gsm8k=6, max_new_tokens_math=9, batch_size=4)
     rows = sample_candidates(PROBLEMS, backend, tok, "tiny", 5, config, progress=False)
     assert list(rows.columns) == CANDIDATE_COLUMNS

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from hardneg.training import device_arguments, last_checkpoint
 from hardneg.dpo import (
     DPORunConfig,
+    WeightedDPOConfig,
     WeightedDPOTrainer,
     build_preference_dataset,
     load_dpo_policy,
@@ -49,9 +50,10 @@ def make_pairs(n: int = 8, raw_weights=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _dpo_args(tmp_path, **kw):
+def _dpo_args(tmp_path, cls=None, **kw):
     from trl import DPOConfig
 
+    cls = cls or DPOConfig
     base = dict(
         output_dir=str(tmp_path),
         use_cpu=True,
@@ -64,7 +66,7 @@ def _dpo_args(tmp_path, **kw):
         beta=0.1,
     )
     base.update(kw)
-    return DPOConfig(**base)
+    return cls(**base)
 
 
 def _set_lora(model, seed: int = 123):
@@ -75,15 +77,16 @@ def _set_lora(model, seed: int = 123):
             p.data.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype) * 0.3)
 
 
-def _trainer(cls, tiny_model_dir, tmp_path, dataset, **kw):
+def _trainer(cls, tiny_model_dir, tmp_path, dataset, args_kw=None, **kw):
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float64)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    args_cls = WeightedDPOConfig if issubclass(cls, WeightedDPOTrainer) else None
     trainer = cls(
         model=model,
-        args=_dpo_args(tmp_path),
+        args=_dpo_args(tmp_path, args_cls, **(args_kw or {})),
         train_dataset=dataset,
         processing_class=tok,
         peft_config=LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM"),
@@ -142,10 +145,10 @@ def test_lambda_zero_and_equal_weights_equal_trl_loss(loss_setup):
 
     unequal = batch["weight"].clone()
     assert float(unequal.std()) > 0.1
-    ours.weighting = WeightingConfig(lam=0.0)
+    ours.args.weight_lambda = 0.0
     assert _loss(ours, batch) == pytest.approx(ref_loss, abs=1e-6)
 
-    ours.weighting = WeightingConfig(lam=0.3)
+    ours.args.weight_lambda = 0.3
     equal = dict(batch, weight=torch.full((4,), 3.7))
     assert _loss(ours, equal) == pytest.approx(ref_loss, abs=1e-6)
     # ...and the weights do matter when they differ
@@ -160,8 +163,9 @@ def test_lambda_one_equals_hand_computed_weighted_mean(loss_setup):
     per_pair = _per_pair_losses_by_hand(ours, batch)
     w_tilde = w / w.mean()  # λ = 1, no clipping
     expected = float((w_tilde * per_pair).mean())
-    ours.weighting = WeightingConfig(lam=1.0, w_min=1e-3, w_max=1e3)
+    ours.args.weight_lambda, ours.args.weight_min, ours.args.weight_max = 1.0, 1e-3, 1e3
     got = _loss(ours, batch)
+    ours.args.weight_lambda, ours.args.weight_min, ours.args.weight_max = 0.3, 0.5, 2.0
     assert got == pytest.approx(expected, abs=1e-6)
     assert abs(expected - float(per_pair.mean())) > 1e-4  # not the unweighted mean in disguise
     # the hand computation agrees with TRL's unweighted loss too, so both use the same reference
@@ -198,8 +202,15 @@ def test_unsupported_trl_options_are_rejected(tiny_model_dir, tmp_path):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     ds = build_preference_dataset(make_pairs(2), tok, weighted=False)
     with pytest.raises(NotImplementedError, match="ipo"):
-        WeightedDPOTrainer(model=str(tiny_model_dir), args=_dpo_args(tmp_path, loss_type=["ipo"]), train_dataset=ds,
-                           processing_class=tok)
+        WeightedDPOTrainer(model=str(tiny_model_dir), args=_dpo_args(tmp_path, WeightedDPOConfig, loss_type=["ipo"]),
+                           train_dataset=ds, processing_class=tok)
+    # λ and the clip bounds are config fields, validated once when the config is built
+    with pytest.raises(ValueError, match="lam"):
+        _dpo_args(tmp_path, WeightedDPOConfig, weight_lambda=1.5)
+    with pytest.raises(ValueError, match="w_min"):
+        _dpo_args(tmp_path, WeightedDPOConfig, weight_min=3.0, weight_max=2.0)
+    with pytest.raises(TypeError, match="WeightedDPOConfig"):
+        WeightedDPOTrainer(model=str(tiny_model_dir), args=_dpo_args(tmp_path), train_dataset=ds, processing_class=tok)
 
 
 def test_build_preference_dataset_validation_and_prompts(tiny_model_dir):
@@ -282,7 +293,7 @@ def test_train_dpo_writes_adapter_logs_and_resumes(tiny_model_dir, tmp_path):
     seen = []
     res = train_dpo(str(tiny_model_dir), pairs, str(out), cfg, weighted=True,
                     progress_callback=lambda s, m, logs: seen.append(s))
-    assert res.metrics["resumed_from"] == str(out / "checkpoint-2")
+    assert res.metrics["resumed_from"] == "checkpoint-2"  # relative to the artifact root (here the run dir)
     assert res.metrics["global_step"] == 4
     assert res.metrics["precision"] == "lora-fp32" and res.metrics["use_cpu"] is True
     assert min(seen) == 3  # steps 1-2 were not trained again
@@ -315,8 +326,9 @@ def test_uniform_run_on_sft_starts_at_log2_via_cli(tiny_model_dir, tmp_path, cap
     make_pairs(4).to_parquet(pairs_path)
     out = tmp_path / "run"
     rc = main(["--pairs", str(pairs_path), "--policy", str(tiny_model_dir), "--output", str(out),
-               "--sft-adapter", str(sft), "--device", "cpu", "--max-steps", "2", "--batch-size", "2",
-               "--grad-accum", "1", "--max-length", "256", "--lr", "1e-3"])
+               "--sft-adapter", str(sft), "--device", "cpu", "--max-steps", "2", "--per-device-train-batch-size", "2",
+               "--gradient-accumulation-steps", "1", "--max-length", "256", "--learning-rate", "1e-3",
+               "--lora.r", "4", "--lora.alpha", "8", "--weighting.lam", "0.5"])
     assert rc == 0
     printed = capsys.readouterr().out
     summary = json.loads(printed[printed.rfind('{\n  "adapter_dir"'):])
@@ -325,7 +337,11 @@ def test_uniform_run_on_sft_starts_at_log2_via_cli(tiny_model_dir, tmp_path, cap
     adapter = out / "adapter"
     assert (adapter / "adapter_model.safetensors").exists()
     prov = json.loads((adapter / "hardneg_dpo.json").read_text())
-    assert prov["sft_adapter_path"] == str(sft) and prov["weighted"] is False
+    # paths in artifacts are relative (to --output here): the SFT-merged model is the adapter's base
+    assert prov["sft_adapter_path"] == "../sft" and prov["base"] == "sft_merged" and prov["weighted"] is False
+    assert prov["config"]["weighting"]["lam"] == 0.5 and prov["config"]["lora"]["r"] == 4  # generated options
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == "sft_merged"
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 4
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     steps = [r for r in state["log_history"] if "loss" in r]
     assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
@@ -344,3 +360,90 @@ def test_device_arguments_follow_device_and_precision():
     assert (qlora["optim"], qlora["bf16"], qlora["use_cpu"], qlora["gradient_checkpointing"]) == ("paged_adamw_32bit", True, False, True)
     fp32_gpu = device_arguments(on_cuda=True, quantized=False, bf16=False, gradient_checkpointing=False)
     assert (fp32_gpu["optim"], fp32_gpu["bf16"], fp32_gpu["gradient_checkpointing"]) == ("adamw_torch", False, False)
+
+
+def _accum_trainer(tiny_model_dir, tmp_path, raw_weights, batch_size, accum, **args_kw):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = build_preference_dataset(make_pairs(len(raw_weights), raw_weights), tok, weighted=True)
+    kw = dict(per_device_train_batch_size=batch_size, gradient_accumulation_steps=accum, max_steps=1,
+              learning_rate=1e-6, logging_steps=1, save_strategy="no", **args_kw)
+    return _trainer(WeightedDPOTrainer, tiny_model_dir, tmp_path, ds, args_kw=kw)
+
+
+def test_weights_are_normalized_over_the_optimizer_batch(tiny_model_dir, tmp_path):
+    """Micro-batches of ONE pair, 4 accumulated per step: normalised per micro-batch every weight
+    would be exactly 1 (plain DPO); normalised over the optimizer batch they are w / mean(w)."""
+    raw = [0.5, 1.0, 2.0, 4.5]
+    w = torch.tensor(raw, dtype=torch.float64)
+    expected = w / w.mean()  # λ = 1, clip wide open
+    trainer = _accum_trainer(tiny_model_dir, tmp_path / "a", raw, batch_size=1, accum=4,
+                             weight_lambda=1.0, weight_min=1e-3, weight_max=1e3)
+    # 1) the loss the Trainer backpropagates over one accumulation step, micro-batch by micro-batch,
+    #    equals (1/B) Σ w̃_i ℓ_i over the whole optimizer batch (B = 4)
+    batches, _ = trainer.get_batch_samples(iter(trainer.get_train_dataloader()), 4, trainer.args.device)
+    assert len(batches) == 4 and all(b["input_ids"].shape[0] == 2 for b in batches)
+    total, by_hand = 0.0, 0.0
+    for b in batches:
+        total += _loss(trainer, b) / 4  # the Trainer divides by the accumulation steps
+        w_i = float(b["weight"][0]) / float(w.mean())
+        by_hand += w_i * float(_per_pair_losses_by_hand(trainer, b)[0]) / 4
+    plain = sum(float(_per_pair_losses_by_hand(trainer, b)[0]) for b in batches) / 4
+    assert total == pytest.approx(by_hand, abs=1e-6)
+    assert abs(total - plain) > 1e-4  # micro-batch normalisation would give exactly the plain mean
+    # 2) the real training loop logs the optimizer-batch weights
+    trainer.train()
+    log = next(r for r in trainer.state.log_history if "weight/min" in r)
+    assert log["weight/min"] == pytest.approx(float(expected.min()), abs=1e-5)
+    assert log["weight/max"] == pytest.approx(float(expected.max()), abs=1e-5)
+    assert log["weight/mean"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_clip_fires_over_the_optimizer_batch(tiny_model_dir, tmp_path):
+    """λ = 0.3, clip [0.5, 2], batch 2 × accumulation 4, one outlier weight: over its own
+    micro-batch of 2 the outlier gets 1.29 (no clip); over the optimizer batch of 8 it gets
+    1 + 0.3 (100 / 13.375 − 1) = 2.94, clipped to 2."""
+    raw = [1.0] * 7 + [100.0]
+    trainer = _accum_trainer(tiny_model_dir, tmp_path, raw, batch_size=2, accum=4)
+    trainer.train()
+    log = next(r for r in trainer.state.log_history if "weight/n_clipped" in r)
+    assert log["weight/n_clipped"] == 1
+    assert log["weight/max"] == pytest.approx(2.0)
+    assert log["weight/min"] == pytest.approx(1 + 0.3 * (1 / (107 / 8) - 1), abs=1e-5)
+
+
+def test_profile_loads_without_torch_or_trl_and_paper_writes_out_the_knobs():
+    import subprocess
+    import sys
+
+    code = ("import sys; from hardneg.profiles import load_profile; p = load_profile('paper'); "
+            "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stdout
+    import yaml
+
+    from hardneg.profiles import PROFILES_DIR, load_profile
+
+    raw = yaml.safe_load((PROFILES_DIR / "paper.yaml").read_text())
+    assert raw["dpo"]["beta"] == 0.1 and raw["dpo"]["weighting"] == {"lam": 0.3, "w_min": 0.5, "w_max": 2.0}
+    assert raw["pairs"]["perplexity_z"] == 10.0 and "z" not in raw["dpo"]["weighting"]
+    assert "eq. 2" in (PROFILES_DIR / "paper.yaml").read_text() and "SPEC §2.5" in (PROFILES_DIR / "paper.yaml").read_text()
+    paper, smoke = load_profile("paper"), load_profile("smoke")
+    assert paper.dpo.learning_rate == 5e-6 and paper.dpo.gradient_accumulation_steps == 16
+    assert smoke.dpo.max_steps <= 20  # SPEC §4: smoke DPO ≤ 20 steps
+
+
+def test_report_to_is_validated_at_load():
+    from hardneg.training import normalize_report_to, report_to_argument
+
+    assert DPORunConfig().report_to == "none" and DPORunConfig(report_to=["none"]).report_to == "none"
+    assert normalize_report_to(["tensorboard", "mlflow", "tensorboard"]) == "tensorboard,mlflow"
+    with pytest.raises(ValueError, match="unknown tracker"):
+        DPORunConfig(report_to="tensorbord")
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        with pytest.raises(ValueError, match="not installed"):
+            report_to_argument("wandb")
+    assert report_to_argument("none") == "none"

@@ -7,6 +7,7 @@ import warnings
 
 import pandas as pd
 import pytest
+import torch
 from funnel_data import FAMILY, SEED, cand, correct_cand, problem, write_pool
 
 from hardneg.funnel import FunnelConfig, run_funnel
@@ -239,3 +240,51 @@ def test_rebuilding_pairs_replaces_the_partition(tmp_path):
     assert stored.values.tolist() == [["hardneg", 3, 3], ["random", 3, 3]]
     back = wh.query("SELECT * FROM preference_pairs WHERE strategy = 'hardneg' ORDER BY pair_id")
     assert back["raw_weight"].tolist() == pytest.approx(hard.sort_values("pair_id")["raw_weight"].tolist())
+
+
+def test_trl_conversational_export_round_trips_into_plain_trl_dpo(tmp_path, tiny_model_dir):
+    """Exported pairs -> datasets.load_dataset(folder) -> plain TRL DPOTrainer, one step."""
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from hardneg.pairs import export_pairs_trl, heldout_mask, pairs_for_export, pairs_sha256
+
+    wh = hard_pool(tmp_path)
+    pairs = build_hardneg_pairs(funnel(wh), prompt_for=lambda q: f"P: {q}")
+    wh.replace_partition("preference_pairs", pairs, family=FAMILY, seed=SEED, strategy="hardneg")
+    with wh.connect() as con:
+        rows = pairs_for_export(con, FAMILY, SEED, "hardneg")
+    assert rows["rejected_candidate_id"].tolist() == sorted(pairs["rejected_candidate_id"])  # in pair_id order
+    assert rows["wrongness"].tolist() == pytest.approx([0.7, 0.5, 0.6])  # the rejected solution's verifier signals
+    folder = export_pairs_trl(rows, tmp_path / "trl", system_prompt="SYS", heldout_fraction=0.3,
+                              card={"family": FAMILY, "seed": SEED, "profile": "smoke", "z": 10.0})
+    card = (tmp_path / "trl" / "README.md").read_text()
+    assert pairs_sha256(pairs) in card and "split: heldout" in card and "`smoke`" in card
+
+    ds = datasets.load_dataset(folder, cache_dir=str(tmp_path / "hf"))
+    held = heldout_mask(rows, 0.3)
+    assert len(ds["train"]) == int((~held).sum()) and len(ds["heldout"]) == int(held.sum()) >= 1
+    assert not set(ds["train"]["problem_id"]) & set(ds["heldout"]["problem_id"])  # whole problems held out
+    ex = ds["train"][0]
+    assert ex["prompt"] == [{"role": "system", "content": "SYS"}, {"role": "user", "content": ex["prompt"][1]["content"]}]
+    assert ex["chosen"][0]["role"] == "assistant" and ex["rejected"][0]["role"] == "assistant"
+    for col in ("weight", "wrongness", "absurdity", "confidence", "perplexity", "d_answer", "first_error_step"):
+        assert col in ds["train"].column_names, col
+    by_id = dict(zip(pairs["pair_id"], pairs["raw_weight"]))
+    assert ds["train"]["weight"] == pytest.approx([by_id[p] for p in ds["train"]["pair_id"]])
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    trainer = DPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        args=DPOConfig(output_dir=str(tmp_path / "dpo"), max_steps=1, per_device_train_batch_size=2, use_cpu=True,
+                       report_to="none", save_strategy="no", max_length=256, learning_rate=1e-3),
+        train_dataset=ds["train"],
+        processing_class=tok,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    out = trainer.train()
+    assert out.global_step == 1 and math.isfinite(out.training_loss)
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+    # the heldout mask is deterministic and order-free
+    assert (heldout_mask(rows.iloc[::-1].reset_index(drop=True), 0.3)[::-1] == held).all()

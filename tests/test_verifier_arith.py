@@ -12,7 +12,8 @@ from hardneg.verifier.arith import analyse_step, close_enough
 
 
 def statuses(step: str, **kw):
-    return [(link.text, link.status) for link in analyse_step(step, **kw).links]
+    """The checked links (assignments and equations with free symbols are recorded, not checked)."""
+    return [(link.text, link.status) for link in analyse_step(step, **kw).links if link.status not in ("assign", "equation")]
 
 
 def test_wrong_product_is_a_mismatch_with_the_right_value():
@@ -48,7 +49,7 @@ def test_every_wrong_equality_of_a_chain_is_found():
     ],
 )
 def test_correct_arithmetic_is_ok(step):
-    links = analyse_step(step).links
+    links = [link for link in analyse_step(step).links if link.status not in ("assign", "equation")]
     assert links, step
     assert all(link.status == "ok" for link in links), [(l.text, l.status) for l in links]
 

@@ -110,13 +110,39 @@ def test_batch_and_config_validation():
         normalize_batch_weights(torch.ones(2, 2))
     with pytest.raises(ValueError):
         WeightingConfig(lam=-0.1)
-    with pytest.raises(ValueError):
-        WeightingConfig(z=0.0)
     cfg = WeightingConfig()
-    assert (cfg.z, cfg.lam, cfg.w_min, cfg.w_max) == (10.0, 0.3, 0.5, 2.0)
+    assert (cfg.lam, cfg.w_min, cfg.w_max) == (0.3, 0.5, 2.0)
+    # Z is a pairs setting now (a DPO knob must not make the pairs stale)
+    from hardneg.pairs import PairsConfig
+
+    assert PairsConfig().perplexity_z == 10.0
+    with pytest.raises(ValueError, match="perplexity_z"):
+        PairsConfig(perplexity_z=0.0)
+    with pytest.raises(ValueError, match="heldout_fraction"):
+        PairsConfig(heldout_fraction=1.0)
+    with pytest.raises(ValueError, match="batch mean"):
+        normalize_batch_weights(torch.tensor([1.0, 2.0]), batch_mean=0.0)
 
 
 def test_single_pair_batch_is_weight_one():
     out, stats = normalize_batch_weights(torch.tensor([123.0]), lam=1.0)
     assert float(out[0]) == 1.0 and stats["n_clipped"] == 0
     assert not math.isnan(stats["mean"])
+
+
+def test_optimizer_batch_mean_lets_the_clip_fire():
+    """Normalised over its own 2 pairs a micro-batch stays inside the clip; over the optimizer batch it does not.
+
+    Optimizer batch of 8 raw weights, one outlier (SPEC §2.5: B = all micro-batches of a step)."""
+    raw = torch.tensor([1.0] * 7 + [100.0])
+    micro = raw[6:]  # the micro-batch that holds the outlier
+    own, own_stats = normalize_batch_weights(micro, lam=0.3)
+    assert own_stats["n_clipped"] == 0 and float(own.max()) < 2.0
+    glob, stats = normalize_batch_weights(micro, lam=0.3, batch_mean=raw.mean())
+    assert stats["n_clipped"] == 1 and float(glob[1]) == 2.0
+    # the other pair of that micro-batch gets its optimizer-batch weight, not its micro-batch one
+    assert float(glob[0]) == pytest.approx(1 + 0.3 * (1 / float(raw.mean()) - 1))
+    # the whole optimizer batch normalised at once gives the same weights as micro-batch by micro-batch
+    whole, _ = normalize_batch_weights(raw, lam=0.3)
+    pieces = torch.cat([normalize_batch_weights(raw[i:i + 2], lam=0.3, batch_mean=raw.mean())[0] for i in range(0, 8, 2)])
+    torch.testing.assert_close(pieces, whole)

@@ -13,15 +13,21 @@ made to hang: exponents, factorials, literal sizes, token counts and nesting dep
 bounded *before* anything is computed (`10^10^10^10` is refused, not evaluated). Only
 closed forms that need real symbolic work (`\\sqrt{2}`, `\\pi`, `\\sin`) are handed to
 SymPy, and that always goes through `hardneg.bounded.call_bounded` (see symbolic.py).
-An expression with a free variable (`x + 3 = 7`) is a condition, not an identity, and is
-never checked.
+A link with a free symbol (`(x+1)^2 = x^2 + 1`, `3x + 1 = 7`, `x = 2`) is classified by
+algebra.py: identities are checked (exact polynomial expansion, random points, SymPy),
+equations and assignments are recorded and checked by substitution in checks.py. Word
+problems that write units between the numbers (`30 snakes * 3 birds/snake = 90 birds`) are
+read back by `_unit_links` when the words are plain units.
 
 Guards against false alarms (a wrong "slip" flag is worse than a missed one):
 - an expression next to a connective word (`half of 48 = 24`, `= 1/2 of 48`) is
   incomplete and skipped; words end a chain, so `60 minutes = 1 hour` is not a link;
-- a result written with k decimals may be rounded (`12/7 = 1.71`), an integer result of
-  a non-integer value may be floored/ceiled (`10/3 = 3` full boxes), `x·100 = 10%`
-  holds, and `≈` allows 2 %;
+- no tolerance without a reason: a result written with k decimals may be rounded only
+  when the exact value needs more digits (`12/7 = 1.71`); an integer for a non-integer value
+  needs a word that says so (`10/3 = 3 full boxes`, "about", "rounded", ≈), so
+  `12 − 1.20 = 11` and `3 × 1.5 = 5` are slips; `x·100 = 10%` holds, and `≈` allows 2 %;
+- `2+2=4 \\boxed{4}`: a box after a complete result ends the expression (it repeats it);
+- a step that shows an equation has no solution ("0 = 8, impossible") is not a slip;
 - ratios/times (`1:2`), subscripts, absolute values and unknown commands make a side
   opaque (unchecked).
 """
@@ -89,7 +95,7 @@ _GREEK = {
 }
 _SKIP_CMDS = {
     "$", ",", ";", ":", "!", " ", "displaystyle", "textstyle", "left", "right", "limits",
-    "boxed", "fbox", "mathbf", "mathrm", "bf", "rm", "it", "nonumber", "notag", "hline",
+    "mathbf", "mathrm", "bf", "rm", "it", "nonumber", "notag", "hline",
     "begin", "end", "big", "Big", "bigg", "Bigg",
 }
 _REL_CMDS = {
@@ -114,6 +120,26 @@ LABEL_WORDS = {
     "round", "game", "room", "floor", "section", "stage", "phase", "version", "number", "no", "question",
     "problem", "line", "row", "column", "lap", "case", "option", "equation", "item", "figure", "table",
 }
+# letters that name functions in MATH ("f(x) = x^2"); "a(2)" stays a product
+FUNCTION_LETTERS = {"f", "g", "h", "p", "q"} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# a step that says it rounds: only then may an integer stand for a non-integer result
+ROUNDING_CUE = re.compile(
+    r"≈|\\approx|\\sim|\\lfloor|\\lceil|\b(?:about|around|approximately|approx|roughly|nearly|almost|"
+    r"round\w*|nearest|whole|full|complete|floor|ceil\w*|truncat\w*|estimat\w*|at (?:least|most)|only|can't|cannot|"
+    r"can not|maximum|minimum|integer|remainder|left over|leftover)\b",
+    re.IGNORECASE,
+)
+# a step that is solving or testing an equation: there, `(1 - x^2)(1 - 4x^2) = (2x^2 + 3x)^2`
+# ("squaring both sides") is an equation whose leading terms cancel, not a wrong expansion
+EQUATION_CUE = re.compile(
+    r"both sides|equation|solv|squaring|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
+    r"\\equiv|\\pmod|\bmod\b|suppos|assum|\bif\b|\bwhen|substitut|plug|\\implies|\\rightarrow|\\quad|"
+    r"intersect|\bset\b|\bsetting\b|equal to each other|\bequate",
+    re.IGNORECASE,
+)
+# "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
+NO_SOLUTION_CUE = re.compile(r"no solution|impossible|not possible|contradict|never|cannot|can't|absurd|extraneous|\bfalse\b|invalid|not valid|not work|doesn't work|not a solution|\\neq|\\ne\b|≠", re.IGNORECASE)
+_COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*i\b|complex|imaginary")
 CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
 MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
 
@@ -132,6 +158,10 @@ class _FreeSymbol(Exception):
 
 class _ParseError(Exception):
     pass
+
+
+class _CutOff(_ParseError):
+    """Nesting or length beyond the guards: reported on the step ("cut off"), never a hang."""
 
 
 @dataclass(slots=True)
@@ -160,8 +190,21 @@ def _num_token(text: str, start: int, end: int) -> Tok:
 
 
 _LATEX_HINT = re.compile(r"\\[a-zA-Z(\[]|\$\$")
+# "$1+2+3 = 6$": a formula between dollars (the closing "$" right after a digit, letter or bracket,
+# unlike currency: "$12 - $1.20 = $10.80")
+_MATH_PAIR = re.compile(r"\$[^$\s][^$\n]{0,200}?[=+^*/][^$\n]{0,200}?[\w})]\$(?![\d.])")
+# lower-case words that stay words inside math (everything else of 2-4 letters is a product of symbols)
+_MATH_WORDS = {
+    "max", "min", "gcd", "lcm", "mod", "det", "log", "ln", "sin", "cos", "tan", "exp", "lim", "deg", "and", "or",
+    "if", "for", "in", "is", "to", "of", "the", "cm", "mm", "km", "kg", "mph", "ft", "sec", "hr", "hrs", "min", "lb",
+    "lbs", "oz", "pm", "am", "th", "st", "nd", "rd", "cis", "arg", "ker", "dim", "inf", "sup", "mid", "not", "so",
+    "but", "as", "we", "has", "are", "at", "be", "by", "on", "it", "an", "all", "any", "per", "sum", "avg", "eq",
+}
 _CURRENCY_AFTER = re.compile(r"[ ]?-?\.?\d")
 _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
+# align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
+# "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
+_CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
@@ -174,6 +217,8 @@ def normalize(text: str) -> str:
         text = text.replace(".\\overline", "\\overline")  # "0.\\overline{6}" is one (opaque) number
     if "\\begin" in text or "\\end" in text:
         text = _ENV_RE.sub(" $$ ", text)
+    if "\\\\" in text:
+        text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
     return text
 
 
@@ -183,7 +228,8 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
     operation, so `a * b` is not a product."""
     toks: list[Tok] = []
     in_math = False
-    latex = bool(_LATEX_HINT.search(text))  # with LaTeX around, every "$" delimits math
+    # with LaTeX around, every "$" delimits math; so does a "$...$" pair around a formula ("$1+2+3 = 6$")
+    latex = bool(_LATEX_HINT.search(text)) or bool(_MATH_PAIR.search(text))
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
         s = m.group()
@@ -234,11 +280,22 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
         elif kind == "pct":
             _attach_pct(toks, s, a, b)
         elif kind in ("lp", "rp", "lb", "rb"):
+            if kind == "lp":
+                _function_power(toks)  # "f^{-1}(9)", "g^2(x)": a function application
+            prev = toks[-1] if toks else None
+            if kind == "lp" and s == "(" and prev is not None and prev.kind == "VAR" and prev.end == a and prev.value in FUNCTION_LETTERS:
+                inner = text[b : b + 80].split(")", 1)[0]
+                if not re.search(r"(?<![A-Za-z\\])" + prev.value + r"(?![A-Za-z])", inner):
+                    prev.kind = "OPAQUE"  # "f(x)", "q(7)": a function application; "p(130-5p)" stays a product
             toks.append(Tok(kind.upper(), s, a, b))
         elif kind == "delim":
             ch = s[-1]
+            prev = toks[-1] if toks else None
             if s.endswith("\\{") or s.endswith("\\}") or ch == "|":
                 toks.append(Tok("OPAQUE", s, a, b))
+            elif ch == "(" and prev is not None and prev.kind == "VAR" and prev.value in FUNCTION_LETTERS and not text[prev.end : a].strip():
+                prev.kind = "OPAQUE"  # "f \\left( 3 \\right)": a function application
+                toks.append(Tok("LP", s, a, b))
             elif ch in "([":
                 toks.append(Tok("LP", s, a, b))
             elif ch in ")]":
@@ -255,7 +312,10 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             else:
                 _command_token(toks, s, a, b)
         elif kind == "word":
-            if (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
+            if in_math and 2 <= len(s) <= 4 and s.isascii() and s.islower() and s not in _MATH_WORDS:
+                for k, ch in enumerate(s):  # "rx", "2mn": in math, juxtaposed letters are a product
+                    toks.append(Tok("VAR", ch, a + k, a + k + 1, ch))
+            elif (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
                 toks.append(Tok("VAR", s, a, b, s))  # x, or a geometry name such as AC
             else:
                 toks.append(Tok("WORD", s, a, b, s.lower()))
@@ -271,6 +331,28 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             else:
                 toks.append(Tok("PUNCT", s, a, b))
     return _rewrite(toks)
+
+
+def _function_power(toks: list[Tok]) -> None:
+    """Mark the function letter of `f^{-1}(`, `f^2(` opaque (called when "(" comes)."""
+    if len(toks) < 3:
+        return
+    k = len(toks) - 1
+    if toks[k].kind == "RB":
+        depth = 0
+        while k >= 0:
+            depth += toks[k].kind == "RB"
+            depth -= toks[k].kind == "LB"
+            if depth == 0:
+                break
+            k -= 1
+        k -= 1
+    elif toks[k].kind == "NUM":
+        k -= 1
+    else:
+        return
+    if k >= 1 and toks[k].kind == "OP" and toks[k].value == "^" and toks[k - 1].kind == "VAR" and toks[k - 1].value in FUNCTION_LETTERS:
+        toks[k - 1].kind = "OPAQUE"
 
 
 def _is_ratio_colon(text: str, a: int, b: int) -> bool:
@@ -315,6 +397,8 @@ def _command_token(toks: list[Tok], s: str, a: int, b: int) -> None:
         toks.append(Tok("REL", s, a, b))
     elif name in _GREEK:
         toks.append(Tok("VAR", s, a, b, name))
+    elif name in ("boxed", "fbox"):
+        toks.append(Tok("BOX", s, a, b))  # ends an expression that is already open: "2+2=4 \\boxed{4}"
     elif name in _SKIP_CMDS:
         return
     elif name in ("quad", "qquad"):
@@ -356,8 +440,8 @@ def _rewrite(toks: list[Tok]) -> list[Tok]:
         prev = out[-1] if out else None
         nxt = toks[i + 1] if i + 1 < n else None
         if t.kind == "VAR" and t.value in ("x", "X") and prev is not None and nxt is not None:
-            if prev.kind in ("NUM", "RP") and nxt.kind in ("NUM", "LP"):
-                out.append(Tok("OP", t.text, t.start, t.end, "*"))
+            if prev.kind in ("NUM", "RP") and nxt.kind in ("NUM", "LP") and prev.end < t.start and t.end < nxt.start:
+                out.append(Tok("OP", t.text, t.start, t.end, "*"))  # "5 x 3" (spaced); "2x(7)" is a product with x
                 continue
         if t.kind == "WORD" and prev is not None and prev.kind == "NUM" and nxt is not None:
             if nxt.kind == "OP" and nxt.value in ("*", "/") and len(t.text) <= 15 and t.value not in CONNECTIVES_LEFT:
@@ -395,8 +479,10 @@ class _Parser:
         return t
 
     def parse(self):
-        if not self.toks or len(self.toks) > MAX_SPAN_TOKENS:
-            raise _ParseError("empty or too long")
+        if not self.toks:
+            raise _ParseError("empty")
+        if len(self.toks) > MAX_SPAN_TOKENS:
+            raise _CutOff(f"longer than {MAX_SPAN_TOKENS} tokens")
         node = self.expr()
         if self.i != len(self.toks):
             raise _ParseError("trailing tokens")
@@ -405,7 +491,7 @@ class _Parser:
     def _enter(self):
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _ParseError("too deeply nested")
+            raise _CutOff(f"nested deeper than {MAX_DEPTH}")
 
     def expr(self):
         self._enter()
@@ -435,9 +521,11 @@ class _Parser:
             ):
                 rhs = self.power()
                 after = self.peek()
+                neg = node[0] == "neg" and node[1][0] == "num"
+                base = node[1] if neg else node
                 if (
-                    node[0] == "num"
-                    and node[1].denominator == 1
+                    base[0] == "num"
+                    and base[1].denominator == 1
                     and t.kind == "CMD"
                     and t.value == "frac"
                     and rhs[0] == "bin"
@@ -446,7 +534,8 @@ class _Parser:
                     and 0 < rhs[2][1] < rhs[3][1]
                     and (after is None or after.kind not in ("VAR", "CONST", "LP", "LB", "CMD", "FUNC"))
                 ):
-                    node = ("bin", "+", node, rhs)  # "6\\frac{3}{4}" is the mixed number 6 3/4
+                    mixed = ("bin", "+", base, rhs)  # "6\\frac{3}{4}" is the mixed number 6 3/4
+                    node = ("neg", mixed) if neg else mixed  # "-3\\frac{3}{4}" is -(3 3/4)
                 else:
                     node = ("bin", "*", node, rhs)  # implicit product: 2\\pi, 3(4), (2)(3)
             else:
@@ -566,8 +655,8 @@ def _exact_root(x: Fraction, k: int) -> Optional[Fraction]:
     return Fraction(out[0], out[1])
 
 
-def eval_exact(node) -> Fraction:
-    """Exact value of a closed-form arithmetic AST.
+def eval_exact(node, env: Optional[dict] = None) -> Fraction:
+    """Exact value of a closed-form arithmetic AST (symbols looked up in `env`, if given).
 
     Raises _FreeSymbol (a variable), _NeedsSymbolic (irrational/transcendental), TooLarge
     (guards), ZeroDivisionError."""
@@ -575,16 +664,18 @@ def eval_exact(node) -> Fraction:
     if kind == "num":
         return node[1]
     if kind == "var":
+        if env is not None and node[1] in env:
+            return env[node[1]]
         raise _FreeSymbol(node[1])
     if kind == "const":
         raise _NeedsSymbolic()
     if kind == "neg":
-        return -eval_exact(node[1])
+        return -eval_exact(node[1], env)
     if kind == "bin":
         op, a, b = node[1], node[2], node[3]
         if op == "^":
-            e = eval_exact(b)
-            base = eval_exact(a)
+            e = eval_exact(b, env)
+            base = eval_exact(a, env)
             if e.denominator != 1:
                 root = _exact_root(base, e.denominator) if e.denominator <= 64 else None
                 if root is None:
@@ -599,7 +690,7 @@ def eval_exact(node) -> Fraction:
             if base == 0 and k < 0:
                 raise ZeroDivisionError
             return _check_size(base**k)
-        x, y = eval_exact(a), eval_exact(b)
+        x, y = eval_exact(a, env), eval_exact(b, env)
         if op == "+":
             return _check_size(x + y)
         if op == "-":
@@ -610,15 +701,15 @@ def eval_exact(node) -> Fraction:
             return _check_size(x / y)
         raise _ParseError(op)
     if kind == "fact":
-        v = eval_exact(node[1])
+        v = eval_exact(node[1], env)
         if v.denominator != 1 or v < 0:
             raise _NeedsSymbolic()
         if v > MAX_FACTORIAL:
             raise TooLarge("factorial too large")
         return Fraction(math.factorial(int(v)))
     if kind == "sqrt":
-        v = eval_exact(node[1])
-        k = 2 if node[2] is None else eval_exact(node[2])
+        v = eval_exact(node[1], env)
+        k = 2 if node[2] is None else eval_exact(node[2], env)
         if isinstance(k, Fraction):
             if k.denominator != 1 or not (1 <= k <= 64):
                 raise _NeedsSymbolic()
@@ -651,6 +742,8 @@ def to_sympy_source(node) -> str:
         return f"Rational({v.numerator},{v.denominator})"
     if kind == "const":
         return "pi"
+    if kind == "var":
+        return f"Symbol({node[1]!r})"  # a name from our tokenizer (ASCII letters), never raw text
     if kind == "neg":
         return f"(-({to_sympy_source(node[1])}))"
     if kind == "bin":
@@ -731,6 +824,7 @@ class Span:
     after: Optional[Tok]
     op_before_words: bool = False  # "4 + Chad has 6 = ...": an operator sits before the words
     before2: Optional[Tok] = None  # the token before `before`
+    after2: Optional[Tok] = None  # the token after `after`
 
 
 @dataclass
@@ -747,13 +841,17 @@ class Side:
     has_square: bool = False
     has_pct: bool = False
     per_hundred: bool = False  # followed by "cents"/"percent": the value is written ×100
+    node: Optional[tuple] = None  # the parsed AST (kept for sides with free symbols)
+    free: bool = False  # holds a free symbol (x, a, AB): an identity, equation or assignment
 
 
 @dataclass
 class Link:
     """`lhs = rhs` with its verdict.
 
-    status: "ok", "mismatch", "symbolic" (pending SymPy), "unchecked" (guard), "skip"."""
+    status: "ok", "mismatch", "symbolic" (pending SymPy), "symbolic-id" (an identity with free
+    symbols pending SymPy), "equation" / "assign" (free symbols, not an identity: see
+    algebra.classify), "unchecked" (guard)."""
 
     lhs: Side
     rhs: Side
@@ -761,6 +859,12 @@ class Link:
     status: str
     note: Optional[str] = None
     source: str = "text"  # or "annotation"
+    kind: str = "arith"  # "algebra": a link with free symbols (identity, equation, assignment)
+    tentative: bool = False  # an algebra mismatch that an equation context may explain (checks.py)
+    diff: Optional[dict] = None  # lhs − rhs as a polynomial (algebra.Poly), when both sides are polynomials
+    pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations
+    rounding: bool = False  # the step says it rounds (ROUNDING_CUE)
+    rewrite: bool = False  # a later link of a chain, or one followed by a closed form: an identity is meant
 
     @property
     def text(self) -> str:
@@ -834,10 +938,17 @@ def _complete_left(span: Span) -> bool:
     return not (first.kind == "OP" and first.value in "*/^") and first.kind != "FACT"
 
 
+_REMAINDER_RE = re.compile(r"\\text\{\s*r\s*\}|r$|remainder")
+
+
 def _complete_right(span: Span) -> bool:
     a = span.after
     if a is not None and a.kind == "WORD" and (a.value in CONNECTIVES_RIGHT or a.start == span.toks[-1].end):
         return False  # "= 1/2 of 48", "= \\frac{1}{2}bh": the expression goes on
+    if a is not None and a.kind == "WORD" and a.value == "and" and span.after2 is not None and span.after2.kind in ("NUM", "LP"):
+        return False  # "17/3 = 5 and 2/3": a mixed number written in words
+    if a is not None and a.kind == "WORD" and _REMAINDER_RE.match(a.value):
+        return False  # "100 \\div 12 = 8 R 4": a quotient with a remainder
     return span.toks[-1].kind != "OP"
 
 
@@ -851,14 +962,19 @@ def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
     op_before = False
     before2: Optional[Tok] = None
 
-    def close(after):
+    def close(after, after2=None):
         nonlocal spans, seps, cur
-        spans.append(Span(cur, cur_before, after, op_before, before2))
+        spans.append(Span(cur, cur_before, after, op_before, before2, after2))
         if len(spans) >= 2:
             chains.append((spans, seps))
         spans, seps, cur = [], [], []
 
     for idx, t in enumerate(toks):
+        if t.kind == "BOX":
+            if cur and cur[-1].kind != "OP":
+                close(t)  # "= 4 \\boxed{4}": the box repeats the result, it is not a factor
+                last = t
+            continue  # "= \\boxed{6}", "3 \\times \\boxed{2}": the boxed expression is (part of) the side
         if t.kind in MATH_KINDS:
             if not cur:
                 cur_before = last
@@ -875,7 +991,7 @@ def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
             cur_before = t
             op_before = False
         else:
-            close(t)
+            close(t, toks[idx + 1] if idx + 1 < len(toks) else None)
         last = t
     close(None)
     return chains
@@ -911,10 +1027,14 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
         return "skip"
     try:
         node = parse_span(toks)
+    except _CutOff as exc:
+        return f"unchecked: cut off, {exc}"
     except (_ParseError, RecursionError):
         return "skip"
+    side.node = node
     if has_var(node):
-        return "skip"
+        side.free = True
+        return None  # classified with the other side (algebra.classify)
     try:
         side.value = eval_exact(node)
         return None
@@ -937,8 +1057,13 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
         return "skip"
 
 
-def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool = True) -> bool:
-    """Equality with the rounding conventions people write (see module docstring)."""
+def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool = True, rounding: bool = False) -> bool:
+    """Equality with the rounding conventions people write (see module docstring).
+
+    No tolerance without a reason: a written result may differ from the exact value only
+    when the step says it rounds (`rounding`: ≈, "about", "rounded", "full boxes", ...; `≈`
+    also allows 2 %), or when the exact value cannot be written with the digits shown
+    (`12/7 = 1.71`). `12 − 1.20 = 11` and `3 × 1.5 = 5` are slips."""
     if L == R:
         return True
     L = Fraction(L) if not isinstance(L, Fraction) else L
@@ -951,14 +1076,14 @@ def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool =
         return True
     if _percent_rule and (rhs.per_hundred or lhs.per_hundred):
         a, b = (L * 100, R) if rhs.per_hundred else (L, R * 100)
-        if close_enough(lhs, rhs, a, b, approx, _percent_rule=False):
+        if close_enough(lhs, rhs, a, b, approx, _percent_rule=False, rounding=rounding):
             return True  # "$2.50 - $2.24 = 26 cents"
     for pct_side, other, pv, ov in ((lhs, rhs, L, R), (rhs, lhs, R, L)):
         if pct_side.has_pct and pct_side.single_num is None:
             # "9 / 21 * 100% = 42.857": the result written as a number of percent
             if _percent_rule:
                 a, b = (pv * 100, ov) if pct_side is lhs else (ov, pv * 100)
-                if close_enough(lhs, rhs, a, b, approx, _percent_rule=False):
+                if close_enough(lhs, rhs, a, b, approx, _percent_rule=False, rounding=rounding):
                     return True
     for lit_side, exact in ((rhs, L), (lhs, R)):
         tok = lit_side.single_num
@@ -973,8 +1098,12 @@ def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool =
         else:
             decimals = tok.decimals
         unit = Fraction(1, 10**decimals)
-        if decimals == 0 and diff < 1:
-            return True  # an integer result may be floored or ceiled ("10/3 = 3 full boxes")
+        if (exact * 10**decimals).denominator == 1:
+            continue  # the exact value fits the digits written: nothing to round
+        if rounding and diff < unit:
+            return True  # the step says it rounds, floors or ceils ("10/3 = 3 full boxes")
+        if decimals == 0:
+            continue  # an integer for a non-integer value, and no word saying it was rounded
         if diff <= unit / 2 or (diff < unit and abs(exact) > abs(lit_side.value or 0)):
             return True  # rounded to the digits written, or truncated (toward zero)
     return False
@@ -1004,14 +1133,128 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     toks = tokenize(text, opaque_star)
     out.mentions = [abs(t.value) for t in toks if t.kind == "NUM"]
     seen: set[tuple[str, str]] = set()
+    rounding = bool(ROUNDING_CUE.search(text))
+    # an equation cue counts for the equalities after it (per chain, below)
+    cue = EQUATION_CUE.search(text)
+    eq_from = cue.start() if cue else len(text) + 1
+    from . import algebra
+
+    algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
+    no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
-        _links_from_chain(text, spans, seps, out, seen)
+        start = spans[0].toks[0].start if spans and spans[0].toks else 0
+        _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution))
     for body, after in annotations:
-        _annotation_links(body, after, out, seen)
+        _annotation_links(body, after, out, seen, rounding)
+    if "$" not in text and "\\" not in text:
+        _unit_links(text, toks, out, rounding)
     return out
 
 
-def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen) -> None:
+_UNIT_OPS = {"*": "*", "x": "*", "×": "*", "/": "/", "÷": "/", "+": "+", "-": "-", "−": "-", "–": "-"}  # noqa: RUF001
+_UNIT_STOP = CONNECTIVES_LEFT | FRACTION_WORDS | LABEL_WORDS | {"of", "per", "is", "are", "was", "and", "or", "then", "so"}
+
+
+def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> None:
+    """Word problems write units between the numbers: `30 snakes * 3 birds/snake = 90 birds`,
+    `97 – 12 = 85 kilograms`. The chain parser stops at words (on purpose: "half of 48 = 24");
+    here a result with no link yet is read back as NUM (unit words) OP NUM (unit words) ... and
+    checked only when everything is unambiguous: plain units (no connective such as "of",
+    "times", "half"), no mixed numbers (`1 1/2`), no number glued to a letter (`2S`, `5A`), no
+    clock times or leading zeros, and a result that ends the expression (not `= 3/4`, `= 16 + 20`)."""
+    checked = {l.rhs.single_num.start for l in out.links if l.rhs.single_num is not None}
+    checked |= {l.lhs.single_num.start for l in out.links if l.lhs.single_num is not None}
+    for m in re.finditer(r"=\s*\$?\s*(\d[\d,]*(?:\.\d+)?)(?=\s+[a-zA-Z]|[.,;!?]?\s*$|[.,;!?]\s)", text):
+        if m.start(1) in checked or _LEADING_ZERO.fullmatch(m.group(1)):
+            continue
+        after = text[m.end(1) : m.end(1) + 12].strip().lower()
+        if after.startswith(("and ", "r ", "remainder", "%", "percent")):
+            continue
+        if re.match(r"\s*(?:[a-zA-Z][\w'/-]*\s+){0,2}[-+*/×÷−–]\s*\$?\d", text[m.end(1) : m.end(1) + 60]):
+            continue  # "= 240 seconds + 30 seconds": a partial result, the chain goes on
+        seq: list[tuple[str, str]] = []  # read right to left
+        words = 0
+        valid = True
+        for piece in reversed(list(_UNIT_PIECES.finditer(text[: m.start()]))):
+            g = piece.group()
+            a0, b0 = piece.start(), piece.end()
+            if piece.lastgroup == "op" and g == "/" and a0 > 0 and text[a0 - 1].isalpha():
+                valid = False  # "minutes/100 meters": a rate written with a number, not a division
+                break
+            if piece.lastgroup == "num":
+                glued = (b0 < len(text) and text[b0].isalpha()) or (a0 > 0 and (text[a0 - 1].isalpha() or text[a0 - 1] in ":"))
+                if glued or (seq and seq[-1][0] == "NUM") or _LEADING_ZERO.fullmatch(g.lstrip("$")):
+                    valid = not seq or seq[-1][0] != "NUM"  # "1 1/2": a mixed number, ambiguous
+                    if glued:
+                        valid = False
+                    break
+                seq.append(("NUM", g.lstrip("$").replace(",", "")))
+                words = 0
+            elif piece.lastgroup == "op":
+                if g == "x" and not (a0 > 0 and text[a0 - 1] == " " and b0 < len(text) and text[b0] == " "):
+                    break
+                if not seq or seq[-1][0] != "NUM":
+                    valid = False  # two operators in a row ("15 * / 3/5"): not a clean expression
+                    break
+                seq.append(("OP", _UNIT_OPS[g]))
+            elif piece.lastgroup == "word":
+                low = g.lower().split("/")[0]
+                if low in _UNIT_STOP:
+                    valid = False
+                    break
+                if seq and seq[-1][0] == "NUM":
+                    break  # words before the first number ("Chad has 6 + ..."): the expression starts there
+                words += 1  # (read right to left) a unit of the number on its left: "30 snakes *", "= 90 birds"
+                if words > 2:
+                    valid = False
+                    break
+            else:
+                if g == "$" or g == "–":
+                    continue
+                if seq and seq[-1][0] == "NUM" and g in ".,;:!?(":
+                    break
+                valid = False
+                break
+        while seq and seq[-1][0] == "OP":
+            seq.pop()
+        if not valid or sum(1 for kind, _ in seq if kind == "OP") < 1:
+            continue
+        seq.reverse()
+        try:
+            # a tight fraction ("1/4 cup") is one quantity: brackets keep "2 cups / 1/4 cup" a division by 1/4
+            expr = []
+            for kind, v in seq:
+                if kind == "OP":
+                    expr.append(Tok("OP", v, 0, 0, v))
+                elif "/" in v:
+                    a1, b1 = v.split("/")
+                    expr += [Tok("LP", "(", 0, 0), Tok("NUM", a1, 0, 0, Fraction(a1)), Tok("OP", "/", 0, 0, "/"),
+                             Tok("NUM", b1, 0, 0, Fraction(b1)), Tok("RP", ")", 0, 0)]
+                else:
+                    expr.append(Tok("NUM", v, 0, 0, Fraction(v)))
+            value = eval_exact(parse_span(expr))
+        except Exception:  # noqa: BLE001 - not an expression after all
+            continue
+        res_text = m.group(1)
+        res = _num_token(res_text, m.start(1), m.end(1))
+        if res.kind != "NUM":
+            continue
+        lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v)) for k2, v in seq if k2 == "NUM" and "/" not in v],
+                   ops=frozenset(v for k2, v in seq if k2 == "OP"))
+        rhs = Side(res_text, value=res.value, single_num=res)
+        good = close_enough(lhs, rhs, value, res.value, False, rounding=rounding)
+        out.links.append(Link(lhs, rhs, False, "ok" if good else "mismatch", None, "units", rounding=rounding))
+        out.computations.append(Computation(lhs.operands, lhs.ops, res.value, f"{lhs.text} = {res_text}", result_text=res_text, ok=good))
+
+
+_LEADING_ZERO = re.compile(r"0\d+")
+_UNIT_PIECES = re.compile(
+    r"(?P<num>\$?(?:\d+/\d+(?![\d.])|\d[\d,]*(?:\.\d+)?|\.\d+)%?)|(?P<op>[-+*/×÷−–]|(?<=\s)x(?=\s))|"
+    r"(?P<word>[a-zA-Z]+(?:[-'][a-zA-Z]+)*(?:/[a-zA-Z]+)?)|(?P<other>\S)"
+)
+
+
+def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen, rounding: bool = False, eq_ctx: bool = False) -> None:
     sides: list[Optional[tuple[Side, list[Tok], Optional[str]]]] = []
     for k, sp in enumerate(spans):
         if not sp.toks:
@@ -1030,17 +1273,20 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             sp.after if toks[-1] is sp.toks[-1] else None,
             (sp.op_before_words and not trimmed_left) or (trimmed_left and toks[0].kind == "OP"),
             sp.before2 if not trimmed_left else None,
+            sp.after2 if toks[-1] is sp.toks[-1] else None,
         )
         left_ok = _complete_left(sub)
-        right_ok = _complete_right(sub)
+        glued = toks[-1] is not sp.toks[-1] and sp.toks[len(toks)].start == toks[-1].end
+        right_ok = _complete_right(sub) and not (k == len(spans) - 1 and glued)
+        # (the last side lost an unmatched "(" glued to it: "= .05(Number of minutes)" goes on; "= 1.71 (rounded)" does not)
         side = _side(text, toks)
         side.per_hundred = sub.after is not None and sub.after.kind == "WORD" and sub.after.value in ("cents", "cent", "percent")
         reason = _evaluate(side, toks)
         sides.append((side, toks, reason, left_ok, right_ok))
     # a computation: the first side holding an operator, the chain's last literal as result
-    formula = next((s for s in sides if s and s[0].ops and s[2] is None), None)
+    formula = next((s for s in sides if s and s[0].ops and s[2] is None and not s[0].free), None)
     last = sides[-1]
-    if formula is not None and last is not None and last[0].single_num is not None and last[0] is not formula[0]:
+    if formula is not None and last is not None and last[0].single_num is not None and last[0] is not formula[0] and last[2] is None:
         res = last[0].value
         if res is not None:
             fside = formula[0]
@@ -1049,38 +1295,88 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
                 Computation(fside.operands, fside.ops, res, f"{fside.text} = {last[0].text}",
                             fside.has_pi, fside.has_square, last[0].text, ok)
             )
+    prev_link = None
     for k in range(len(sides) - 1):
         a, b = sides[k], sides[k + 1]
         if a is None or b is None:
+            prev_link = None
             continue
         lhs, _, ra, left_ok, _ = a
         rhs, _, rb, _, right_ok = b
         if not (left_ok and right_ok):
+            prev_link = None
             continue
         key = (lhs.text.replace(" ", ""), rhs.text.replace(" ", ""))
         if key in seen:
+            prev_link = None
             continue
         seen.add(key)
-        _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text")
+        # a later link of a chain `A = B = C` rewrites the same quantity: an identity is meant
+        # there even when the step solves an equation (`rx + 2 = (r−2)(x+1) = rx − 2x + r − 2`)
+        # so is `A = B` in `A = B = 25`: both sides name the quantity the chain evaluates
+        then_closed = k + 2 < len(sides) and sides[k + 2] is not None and not sides[k + 2][0].free
+        # (only after a link that was itself a rewrite — a verified identity or a definition `y = ...`: in
+        # `k = 2t/(s−3) = (3t+1)/(2s+2)` or `|n + 6| = n + 6 = 2 − n` the later links are equations too)
+        rewrite = (k > 0 and prev_link is not None and prev_link.status in ("ok", "assign")) or then_closed
+        ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
+        link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
+        if link is not None:
+            link.rewrite = rewrite
+        prev_link = link
+        if link is not None and k == 0 and spans[0].toks:
+            start = spans[0].toks[0].start
+            link.pre = text[max(0, start - 30) : start].lower()
 
 
-def _add_link(out: StepMath, lhs: Side, rhs: Side, ra, rb, approx: bool, source: str) -> None:
+def _add_link(
+    out: StepMath, lhs: Side, rhs: Side, ra, rb, approx: bool, source: str, rounding: bool = False, eq_ctx: bool = False
+) -> Optional[Link]:
     reasons = [r for r in (ra, rb) if r]
     if any(r == "skip" for r in reasons):
-        return
+        return None
     if reasons:
         link = Link(lhs, rhs, approx, "unchecked", reasons[0], source)
         out.links.append(link)
         out.notes.append(f"note: {link.text} not checked ({reasons[0].split(': ', 1)[-1]})")
-        return
+        return link
+    no_solution = isinstance(eq_ctx, tuple) and eq_ctx[1]
+    if lhs.free or rhs.free:
+        return _algebra_link(out, lhs, rhs, approx, source, eq_ctx)
     if lhs.sympy_src is not None or rhs.sympy_src is not None:
-        out.links.append(Link(lhs, rhs, approx, "symbolic", None, source))
-        return
-    ok = close_enough(lhs, rhs, lhs.value, rhs.value, approx)
-    out.links.append(Link(lhs, rhs, approx, "ok" if ok else "mismatch", None, source))
+        link = Link(lhs, rhs, approx, "symbolic", None, source, rounding=rounding)
+        out.links.append(link)
+        return link
+    ok = close_enough(lhs, rhs, lhs.value, rhs.value, approx, rounding=rounding)
+    if not ok and no_solution and lhs.single_num is not None and rhs.single_num is not None:
+        return None  # "we get 0 = 8, which has no solutions": a contradiction shown on purpose
+    link = Link(lhs, rhs, approx, "ok" if ok else "mismatch", None, source, rounding=rounding)
+    out.links.append(link)
+    return link
 
 
-def _annotation_links(body: str, after: str, out: StepMath, seen) -> None:
+def _algebra_link(out: StepMath, lhs: Side, rhs: Side, approx: bool, source: str, eq_ctx: bool = False) -> Optional[Link]:
+    """A link with free symbols (see algebra.py): identity checked, equation/assignment recorded."""
+    from . import algebra
+
+    if approx:
+        return None  # "x ≈ 1.41": an approximation of a solution, nothing to check
+    status, kind, note, diff, tentative = algebra.classify(lhs.node, rhs.node, lhs.text, rhs.text, eq_ctx)
+    if status == "symbolic":
+        try:
+            lhs.sympy_src, rhs.sympy_src = to_sympy_source(lhs.node), to_sympy_source(rhs.node)
+            status = "symbolic-id"
+        except TooLarge as exc:
+            status, note = "unchecked", f"unchecked: {exc}"
+        except (_ParseError, _FreeSymbol, _NeedsSymbolic, ZeroDivisionError):
+            return None
+    link = Link(lhs, rhs, approx, status, note, source, kind="algebra", tentative=tentative, diff=diff)
+    out.links.append(link)
+    if status == "unchecked" and note:
+        out.notes.append(f"note: {link.text} not checked ({note.split(': ', 1)[-1]})")
+    return link
+
+
+def _annotation_links(body: str, after: str, out: StepMath, seen, rounding: bool = False) -> None:
     """GSM8K `<<a=b>>v`: check a = b, and that the visible v repeats b."""
     if body.count("=") != 1:
         return
@@ -1090,7 +1386,7 @@ def _annotation_links(body: str, after: str, out: StepMath, seen) -> None:
         return
     lhs, rhs = _side(a, ta), _side(b, tb)
     ra, rb = _evaluate(lhs, ta), _evaluate(rhs, tb)
-    if rhs.value is not None and lhs.ops and ra is None:
+    if rhs.value is not None and lhs.ops and ra is None and not lhs.free:
         ok = None if lhs.value is None else close_enough(lhs, rhs, lhs.value, rhs.value, False)
         out.computations.append(
             Computation(lhs.operands, lhs.ops, rhs.value, f"{lhs.text} = {rhs.text}", lhs.has_pi, lhs.has_square, rhs.text, ok)
@@ -1099,7 +1395,7 @@ def _annotation_links(body: str, after: str, out: StepMath, seen) -> None:
     key = (lhs.text.replace(" ", ""), rhs.text.replace(" ", ""))
     if key not in seen:
         seen.add(key)
-        _add_link(out, lhs, rhs, ra, rb, False, "annotation")
+        _add_link(out, lhs, rhs, ra, rb, False, "annotation", rounding)
     m = re.match(r"\s*\$?\s*(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)", after)
     if m and rhs.value is not None and rhs.single_num is not None:
         shown = tokenize(m.group(1))
@@ -1108,7 +1404,7 @@ def _annotation_links(body: str, after: str, out: StepMath, seen) -> None:
             key = (rhs.text.replace(" ", ""), vis.text.replace(" ", ""))
             if key not in seen:
                 seen.add(key)
-                _add_link(out, rhs, vis, None, None, False, "annotation")
+                _add_link(out, rhs, vis, None, None, False, "annotation", rounding)
 
 
 def numbers_in(text: str) -> list[Tok]:

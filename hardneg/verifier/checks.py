@@ -1,4 +1,11 @@
-"""Programmatic checks that need no model: value flow (d4) and formula-level errors (d5).
+"""Programmatic checks that need no model: value flow and consistency (d4), formula-level
+errors (d5), and equations checked by substitution (d5, `equation_checks`).
+
+d4 offline is graded (`logic_checks`, combined by noisy-or in core.py): besides value flow,
+a quantity that silently changes between steps (0.6), a number contradicting the question
+(0.5) and a final answer contradicting the step before (0.8). These read numbers as
+quantities, so they run on word problems only (a question without LaTeX); in MATH solutions
+numbers are as often function arguments (`f(4) = 7`, then `g(7)`).
 
 Value flow (the paper's Table 2: "Total after discount = $12 − $1.20 = $10.80", then
 "Change = $20 − $12 = $8"): a result r computed from an operand x is *superseded* when r
@@ -27,14 +34,21 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import Computation, StepMath, fmt_number, numbers_in, parse_span, eval_exact, tokenize, normalize
+from .arith import Computation, StepMath, analyse_step, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
-__all__ = ["QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies"]
+__all__ = [
+    "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
+    "equation_checks", "logic_checks",
+]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
 _BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
 _CUSTOM_OP_RE = re.compile(r"\boperations?\b|\bdefined?\b|\bfor all\b", re.IGNORECASE)
+
+
+# LaTeX commands, $$, or a symbol between dollars ("$x$"): a MATH-style question; "$20 bill" is currency
+_MATH_QUESTION = re.compile(r"\\[a-zA-Z(\[]|\$\$|\$[^$\d\s.,-][^$\n]{0,80}\$")
 
 
 @dataclass
@@ -46,6 +60,7 @@ class QuestionInfo:
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
+    word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
 
 
 def question_info(question: str) -> QuestionInfo:
@@ -75,6 +90,7 @@ def question_info(question: str) -> QuestionInfo:
         info.wants = "circle_area" if circle else "area"
     info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q))
     info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
+    info.word_problem = not _MATH_QUESTION.search(q)
     return info
 
 
@@ -82,7 +98,7 @@ def answer_value(answer: Optional[str]) -> Optional[Fraction]:
     """The exact value of an extracted final answer, when it is a closed-form number."""
     if not answer or len(answer) > 200:
         return None
-    toks = [t for t in tokenize(normalize(answer.replace("$", " "))) if t.kind != "WORD" and t.kind != "PUNCT"]
+    toks = [t for t in tokenize(normalize(answer.replace("$", " "))) if t.kind not in ("WORD", "PUNCT", "BOX")]
     if not toks:
         return None
     try:
@@ -277,3 +293,267 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
         for c in sm.computations:
             produced.append((i, abs(c.result)))
     return deps
+
+
+# --------------------------------------------------------------------------- algebra
+# Words before an equation that make it a condition or a trial value, not a derivation:
+# "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
+_CONDITION_RE = re.compile(
+    r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
+    r"substitut\w*|test\w*|check\w*|set\w*|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
+)
+
+
+# words that make an equation a case or a trial, not a derivation ("either x − 7 = x + 1 or ...")
+_CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|or|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
+
+
+def _holds_with_definitions(link, definitions: dict) -> bool:
+    """Equal at 3 random points once the symbols defined in the solution (`y = 1 − 1/z`) are
+    replaced by their definitions (evaluated in order, up to 3 levels)."""
+    import random
+
+    used = _node_vars(link.lhs.node) | _node_vars(link.rhs.node)
+    if not definitions or not used & set(definitions):
+        return False
+    names = set(used)
+    for _ in range(3):
+        for v in list(names):
+            if v in definitions:
+                names |= _node_vars(definitions[v])
+    rng = random.Random(link.text)
+    for _ in range(3):
+        env = {v: Fraction(rng.randint(1, 2**20), rng.randint(1, 97)) for v in names}
+        try:
+            for _ in range(3):
+                for v, node in definitions.items():
+                    if v in names:
+                        env[v] = eval_exact(node, env)
+            if eval_exact(link.lhs.node, env) != eval_exact(link.rhs.node, env):
+                return False
+        except Exception:  # noqa: BLE001 - not evaluable: no evidence
+            return False
+    return True
+
+
+def _node_vars(node) -> set:
+    if node is None:
+        return set()
+    if node[0] == "var":
+        return {node[1]}
+    out = set()
+    for c in node[1:]:
+        if isinstance(c, tuple) and c and isinstance(c[0], str):
+            out |= _node_vars(c)
+    return out
+
+
+def _holds(link, env: dict) -> bool:
+    try:
+        return eval_exact(link.lhs.node, env) == eval_exact(link.rhs.node, env)
+    except Exception:  # noqa: BLE001 - not evaluable at these values: no evidence either way
+        return False
+
+
+_DERIVATION_RE = re.compile(
+    r"\b(?:so|thus|hence|therefore|gives?|giving|get|gets|getting|yields?|implies|means|find|found|solv\w*|simplif\w*|"
+    r"subtract\w*|divid\w*|multipl\w*|becomes?|leaves?|obtain\w*|isolat\w*|then)\b|\\rightarrow|\\implies|⇒|→|\\therefore"
+)
+
+
+def question_equations(question: str) -> dict:
+    """symbol -> (solution, text) for each symbol that exactly one linear equation of the question
+    determines (`Solve for x: 3x + 5 = 20`): the candidate's value of it can be substituted back."""
+    from .algebra import linear_solution
+
+    found: dict[str, list] = {}
+    q = question_info(question)
+    if q.other_base:
+        return {}
+    for sentence in split_sentences(" ".join((question or "")[:2000].split())):
+        for link in analyse_step(sentence, opaque_star=q.opaque_star).links:
+            if link.kind == "algebra" and link.status == "equation" and link.diff is not None:
+                sol = linear_solution(link.diff)
+                if sol is not None:
+                    found.setdefault(sol[0], []).append((sol[1], link.text))
+    return {x: v[0] for x, v in found.items() if len(v) == 1}
+
+
+def equation_checks(
+    maths: list[StepMath], steps: Optional[list[str]] = None, question_eqs: Optional[dict] = None
+) -> tuple[list[tuple[int, str]], set]:
+    """Equations and assignments checked by substitution (algebra.py explains the kinds).
+
+    Returns (flags, withdrawn): `flags` are (step, reason) for a linear equation in one symbol
+    whose solution differs from the one of the equation just before it (same symbol, same or
+    previous step, neither introduced as a condition: `3x + 5 = x + 11` then `2x = 7`), and
+    `withdrawn` holds id(link) of tentative algebra mismatches that values assigned elsewhere
+    in the solution satisfy (an equation being solved, e.g. `(x+1)(x+2) = x^2 + 5` ... `x = 1`),
+    or that follow a step speaking of an equation ("Squaring both sides, we get").
+
+    The substitution check compares E2 with E1 only when E2 is introduced as a derivation
+    ("so", "we get", "⇒": _DERIVATION_RE) and not as a condition, and E1 is not a sibling
+    alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
+    from .arith import EQUATION_CUE
+    from .algebra import linear_solution, symbols
+
+    bindings: dict[str, list[Fraction]] = {}
+    eqs = []
+    ordinal = 0
+    for i, sm in enumerate(maths):
+        for link in sm.links:
+            if link.kind != "algebra" or link.status not in ("assign", "equation"):
+                continue
+            ordinal += 1
+            sol = linear_solution(link.diff) if link.diff is not None else None
+            if sol is None:
+                continue
+            bindings.setdefault(sol[0], []).append(sol[1])
+            eqs.append((i, link, sol, ordinal))
+    definitions = {
+        link.lhs.node[1]: link.rhs.node
+        for sm in maths
+        for link in sm.links
+        if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None
+    }
+    withdrawn = set()
+    for i, sm in enumerate(maths):
+        for link in sm.links:
+            if link.kind == "algebra" and link.status == "mismatch" and not link.rewrite and _CASE_RE.search(link.pre):
+                withdrawn.add(id(link))  # "either x − 7 = x + 1 or ...", "if 4a = 4(a − 3)": a case, not a derivation
+                continue
+            if link.status != "mismatch" or not link.tentative:
+                continue
+            lead_in = steps is not None and i > 0 and steps[i - 1].rstrip()[-1:] not in (".", "!", "?", "$")
+            if lead_in and not link.rewrite and EQUATION_CUE.search(steps[i - 1][-120:]):
+                withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
+                continue
+            syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
+            if link.rewrite:
+                if _holds_with_definitions(link, definitions):
+                    withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
+                continue  # a rewrite must hold for every value; a wrong one may still agree at the roots
+            if not syms or not all(v in bindings for v in syms) or len(syms) > 3:
+                continue
+            from itertools import product
+
+            for combo in product(*[bindings[v][:4] for v in syms]):
+                if _holds(link, dict(zip(syms, combo))):
+                    withdrawn.add(id(link))  # the solution's own values satisfy it: an equation being solved
+                    break
+    flags: list[tuple[int, str]] = []
+    # the question's own equation, substituted back: `x = 6` for "3x + 5 = 20" is wrong
+    for i, link, (x, v), ordinal in eqs:
+        if question_eqs and x in question_eqs and link.status == "assign" and not _CASE_RE.search(link.pre):
+            qv, qtext = question_eqs[x]
+            if v != qv:
+                flags.append((i, f"algebra slip: {link.text} does not satisfy the question's {qtext} ({x} = {fmt_number(qv)})"))
+                break
+    prev: dict[str, tuple] = {}
+    for i, link, (x, v), ordinal in eqs:
+        cond = bool(_CONDITION_RE.search(link.pre))
+        derived = bool(_DERIVATION_RE.search(link.pre))
+        p = prev.get(x)
+        if p is not None and not cond and derived:
+            pi, plink, pv, pcond, pord = p
+            sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
+            # E1 must be the equation right before E2 (no other equation in between)
+            if pord == ordinal - 1 and i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv:
+                flags.append(
+                    (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
+                        f"gives {x} = {fmt_number(pv)}")
+                )
+        prev[x] = (i, link, v, cond, ordinal)
+    return flags, withdrawn
+
+
+# --------------------------------------------------------------------------- d4 (offline)
+# Quantities that solutions introduce from world knowledge, not from the question.
+_WORLD = {Fraction(x) for x in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 30, 31, 52, 60, 100, 360, 365, 1000)}
+
+
+def _near(a: Fraction, b: Fraction) -> bool:
+    """Two different whole numbers a person could confuse: ±1 (from 10 on), or, with at least two
+    digits, one digit changed or two adjacent digits swapped. (Small numbers and decimals are
+    left alone: 4.5 and 1.5 are different quantities far more often than a confusion.)"""
+    if a == b or a.denominator != 1 or b.denominator != 1 or a < 10 or b < 10:
+        return False
+    if abs(a - b) == 1:
+        return True
+    sa, sb = fmt_number(a), fmt_number(b)
+    if len(sa) == len(sb) and len(sa) >= 2:
+        diffs = [k for k in range(len(sa)) if sa[k] != sb[k]]
+        if len(diffs) == 1:
+            return True
+        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sa[diffs[0]] == sb[diffs[1]] and sa[diffs[1]] == sb[diffs[0]]:
+            return True  # two adjacent digits swapped
+    return False
+
+
+# a step that only states the final answer ("The answer is: 72", "#### 72", "Final answer: 72")
+_ANSWER_STATEMENT = re.compile(r"^\W{0,4}(?:####|the (?:final )?answer is|final answer|answer:)", re.IGNORECASE)
+
+
+def logic_checks(
+    maths: list[StepMath], steps: list[str], q: QuestionInfo, final: Optional[Fraction]
+) -> list[tuple[int, str, str]]:
+    """Programmatic d4 signals besides value flow: (step, kind, reason).
+
+    - "changed quantity": a computation uses a number that no earlier step and not the
+      question gives, while an earlier step computed a number it is easily confused with
+      (±1, one digit changed, two digits swapped) that is never used again: the quantity
+      silently changed between steps (24 computed, then 25 used);
+    - "question contradiction": the same, with a number of the question that the solution
+      never uses: the step contradicts a condition of the question;
+    - "conclusion contradiction": the last step only states the final answer, which no
+      earlier step mentions, while the step before it computed a different number."""
+    out: list[tuple[int, str, str]] = []
+    n = len(maths)
+    mentioned_before: set = set()
+    computed: list[tuple[int, Fraction]] = []
+    used_anywhere: dict[float, int] = {}
+    for i, sm in enumerate(maths):
+        for x in sm.mentions:
+            used_anywhere[_key(x)] = used_anywhere.get(_key(x), 0) + 1
+    q_numbers = set(q.numbers) | {p / 100 for p in q.percents} | set(q.percents)
+    word_problem = q.word_problem
+    for i, sm in enumerate(maths):
+        flagged = False
+        for comp in sm.computations:
+            if flagged:
+                break
+            for x in comp.operands:
+                if x in _WORLD or _in(x, q_numbers) or _in(x, mentioned_before):
+                    continue
+                for j, r in reversed(computed):
+                    if _near(x, r) and used_anywhere.get(_key(r), 0) <= 1 and not (final is not None and _same(r, final)):
+                        out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
+                                                           f"computed {fmt_number(r)} (never used again)"))
+                        flagged = True
+                        break
+                if flagged:
+                    break
+                for qn in q.numbers if word_problem else ():
+                    if abs(x - qn) != 1 and _near(x, qn) and used_anywhere.get(_key(qn), 0) == 0 and qn not in _WORLD:
+                        out.append((i, "question contradiction", f"question contradiction: {fmt_number(x)} is used here, "
+                                                                 f"but the question gives {fmt_number(qn)}"))
+                        flagged = True
+                        break
+                if flagged:
+                    break
+        for comp in sm.computations:
+            computed.append((i, abs(comp.result)))
+        mentioned_before.update(sm.mentions)
+    if final is not None and n >= 2 and _ANSWER_STATEMENT.match(steps[-1]):
+        last = maths[-1]
+        if not last.computations and not any(l.status in ("ok", "mismatch") for l in last.links):
+            before = set()
+            for sm in maths[:-1]:
+                before.update(sm.mentions)
+            prev_results = [abs(c.result) for c in maths[-2].computations]
+            as_percent = {r * 100 for r in prev_results} | {r / 100 for r in prev_results}  # "0.25" then "25" (%)
+            if prev_results and not _in(final, before) and not _in(final, prev_results) and not _in(final, as_percent):
+                r = prev_results[-1]
+                out.append((n - 1, "conclusion contradiction", f"conclusion contradiction: the final answer {fmt_number(final)} "
+                                                               f"contradicts step {n - 2}, which computed {fmt_number(r)}"))
+    return out

@@ -14,7 +14,7 @@ from typing import Optional
 
 __all__ = ["VerifierConfig", "VERIFIER_VERSION", "default_embedding_model", "DIMENSIONS"]
 
-VERIFIER_VERSION = "mv-1.0"
+VERIFIER_VERSION = "mv-1.1"
 
 # Output names of the six dimensions, in the paper's order d1..d6.
 DIMENSIONS = ("d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer")
@@ -41,6 +41,12 @@ def _wrongness_weights() -> dict[str, float]:
     return {"d_semantic": 0.10, "d_structure": 0.10, "d_order": 0.05, "d_logic": 0.25, "d_numeric": 0.15, "d_answer": 0.35}
 
 
+def _logic_scores() -> dict[str, float]:
+    # why these levels: a conclusion that no step supports is nearly certain; a confusable
+    # number is strong evidence but can come from an unwritten step, so it scores lower
+    return {"changed quantity": 0.6, "question contradiction": 0.5, "conclusion contradiction": 0.8}
+
+
 def _absurdity_weights() -> dict[str, float]:
     return {"d_semantic": 0.20, "d_structure": 0.25, "d_order": 0.15, "d_logic": 0.30, "d_numeric": 0.10, "d_answer": 0.0}
 
@@ -58,7 +64,8 @@ class VerifierConfig:
     nli_model: str = "cross-encoder/nli-deberta-v3-base"
     """Sequence-classification NLI model (local folder or hub id) whose `config.id2label` has a 'contradiction' label."""
     use_nli: bool = True
-    """Run the NLI part of d4. False: d4 comes from the programmatic value-flow check alone (recorded in `channels`)."""
+    """Run the NLI part of d4. False: d4 comes from the programmatic checks alone (value flow, changed quantities,
+    question/conclusion contradictions; graded; recorded in `channels` as 'value-flow-only')."""
     local_files_only: Optional[bool] = None
     """Load hub ids from the local cache only. None: automatic (True when HF_HUB_OFFLINE=1 or the hub is unreachable)."""
     device: Optional[str] = None
@@ -134,10 +141,17 @@ class VerifierConfig:
     # --- d4 logic ---
     value_flow_score: float = 0.9
     """d4 of a programmatic value-flow contradiction (a computed value superseded by a stale one)."""
+    logic_scores: dict[str, float] = field(default_factory=_logic_scores)
+    """d4 of each other programmatic finding (checks.logic_checks): a quantity that silently changed between
+    steps, a number contradicting the question, a conclusion contradicting the step before. Findings
+    combine by noisy-or (d4 = 1 − Π(1 − s)), so d4 is graded; with NLI, d4 = max(NLI, programmatic)."""
 
     # --- d5 numeric ---
     slip_score: float = 0.4
     """d5 of an arithmetic slip (right operation, wrong result)."""
+    algebra_slip_score: float = 0.4
+    """d5 of an algebra slip (a wrong expansion, factoring or sign in a step with symbols; an equation whose
+    solution differs from the one before it): a slip of the right manipulation, scored like an arithmetic slip."""
     formula_score: float = 1.0
     """d5 of a formula-level error (wrong operation or formula, e.g. area for perimeter)."""
     sympy_timeout: float = 2.0

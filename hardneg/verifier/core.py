@@ -6,8 +6,11 @@ verify_batch(items) runs, per chunk of `config.batch_size` candidates:
 2. fast channel (whole chunk): ONE embedding pass over all unique question / reference
    step / predicted step texts not yet cached; S_qp, S_rp, S_pp per candidate; d1;
 3. fine channel (candidates passing `fine_gate`): Needleman–Wunsch alignment (d2, d3),
-   exact arithmetic + bounded SymPy (d5), value flow (d4), formula checks (d5), and the
-   NLI pairs, which are scored for the whole chunk in ONE batched, cached pass (d4);
+   exact arithmetic + symbolic identities + equations by substitution + bounded SymPy (d5:
+   arithmetic slip, algebra slip, formula error), the programmatic consistency checks (d4,
+   graded: value flow, changed quantities, question and conclusion contradictions, combined
+   by noisy-or), and the NLI pairs, which are scored for the whole chunk in ONE batched,
+   cached pass (d4 = max(NLI, programmatic));
 4. d6 with `hardneg.grading`, aggregates, first_error_step.
 
 Robustness: a candidate whose analysis raises gets None dimensions and a flag; the rest
@@ -32,7 +35,17 @@ from ..bounded import BoundedCallError, TIMEOUT, call_bounded
 from . import symbolic
 from .alignment import align_steps, order_score, structure_score
 from .arith import Computation, StepMath, analyse_step, close_enough, fmt_number
-from .checks import QuestionInfo, answer_value, formula_errors, question_info, ref_dependencies, value_flow
+from .checks import (
+    QuestionInfo,
+    answer_value,
+    equation_checks,
+    formula_errors,
+    logic_checks,
+    question_equations,
+    question_info,
+    ref_dependencies,
+    value_flow,
+)
 from .config import VERIFIER_VERSION, VerifierConfig
 from .embedding import Embedder, LRUCache, SentenceEmbedder, text_key
 from .nli import NLIScorer
@@ -102,6 +115,7 @@ class _Work:
     value_flow_hit: bool = False
     n_texts: int = 0
     verdicts: dict = field(default_factory=dict)  # id(link) -> (status, lhs value, rhs value) from SymPy
+    link_notes: dict = field(default_factory=dict)  # id(link) -> reason of a SymPy algebra verdict
 
     def flag(self, step: int, kind: str, message: str) -> None:
         if len(message) > 400:
@@ -268,6 +282,14 @@ class MathVerifier:
             self._q_cache.put(key, info)
         return info
 
+    def _question_equations(self, question: str) -> dict:
+        key = text_key(question, "equations")
+        eqs = self._q_cache.get(key)
+        if eqs is None:
+            eqs = question_equations(question)
+            self._q_cache.put(key, eqs)
+        return eqs
+
     def _step_math(self, step: str, q: QuestionInfo) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
         key = text_key(step, "*" if q.opaque_star else "", "b" if q.other_base else "")
@@ -414,26 +436,51 @@ class MathVerifier:
             w.signals.update(missing=len(al.missing), extra=len(al.extra), reordered=len(al.reordered))
         for k, j in dups:
             w.flag(j, "duplicate", f"duplicate step: near-identical to step {k}")
-        # d5: equations, exact then bounded SymPy
+        # d5: equations, exact then bounded SymPy; symbolic links: identities, then substitution
         self._symbolic(w)
-        slips = 0
+        slips = algebra_slips = 0
+        eq_flags, withdrawn = equation_checks(w.maths, w.steps, self._question_equations(w.question))
         for i, sm in enumerate(w.maths):
             for link in sm.links:
                 status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))
-                if status == "mismatch":
+                if status != "mismatch":
+                    continue
+                if link.kind == "algebra":
+                    if id(link) in withdrawn:
+                        continue  # values assigned later satisfy it: an equation being solved
+                    algebra_slips += 1
+                    w.flag(i, "algebra slip", w.link_notes.get(id(link)) or link.note or f"algebra slip: {link.text}")
+                else:
                     slips += 1
                     w.flag(i, "arithmetic slip", _slip_message(link, L, R))
+        for i, msg in eq_flags:
+            algebra_slips += 1
+            w.flag(i, "algebra slip", msg)
         formulas = formula_errors(w.maths, w.steps, w.qinfo, w.answer_val, w.ref.comps if w.ref else None)
         for i, msg in formulas:
             w.flag(i, "formula error", msg)
         w.formula_error = bool(formulas)
-        w.dims["d_numeric"] = cfg.formula_score if formulas else (cfg.slip_score if slips else 0.0)
-        # d4: value flow now, NLI later for the whole chunk
-        vf = value_flow(w.maths, w.answer_val)
+        numeric = max(cfg.slip_score if slips else 0.0, cfg.algebra_slip_score if algebra_slips else 0.0)
+        w.dims["d_numeric"] = cfg.formula_score if formulas else numeric
+        # d4, programmatic part (graded): value flow and the consistency checks; NLI later for the whole chunk
+        # value flow and the number checks read numbers as quantities: word problems only (in MATH,
+        # `f(4) = 7`, then `g(7) = 3·7 + 5` reuses numbers as arguments, not as stale quantities)
+        word = w.qinfo.word_problem
+        vf = value_flow(w.maths, w.answer_val) if word else []
+        scores = []
         for j, msg in vf:
             w.flag(j, "value-flow contradiction", msg)
+            scores.append(cfg.value_flow_score)
+        for j, kind, msg in logic_checks(w.maths, w.steps, w.qinfo, w.answer_val) if word else ():
+            w.flag(j, kind, msg)
+            scores.append(cfg.logic_scores.get(kind, cfg.value_flow_score))
         w.value_flow_hit = bool(vf)
-        w.dims["d_logic"] = cfg.value_flow_score if vf else 0.0
+        # noisy-or: independent findings add up, each one alone gives its own score
+        miss = 1.0
+        for sc in scores:
+            miss *= 1.0 - sc
+        w.dims["d_logic"] = 1.0 - miss
+        w.signals["logic_programmatic"] = w.dims["d_logic"]
         if self.nli is not None:
             w.nli_pairs = self._pairs(w)
         else:
@@ -447,6 +494,7 @@ class MathVerifier:
         return [(int(first[j]), int(j)) for j in np.nonzero(has)[0]]
 
     def _symbolic(self, w: _Work) -> None:
+        self._symbolic_identities(w)
         pending = [(i, link) for i, sm in enumerate(w.maths) for link in sm.links if link.status == "symbolic"]
         if not pending:
             return
@@ -478,11 +526,40 @@ class MathVerifier:
             try:
                 Lf = Fraction(L) if isinstance(L, float) else L
                 Rf = Fraction(R) if isinstance(R, float) else R
-                ok = close_enough(link.lhs, link.rhs, Lf, Rf, link.approx)
+                ok = close_enough(link.lhs, link.rhs, Lf, Rf, link.approx, rounding=link.rounding)
             except (ValueError, OverflowError):
                 w.verdicts[id(link)] = ("unchecked", None, None)
                 continue
             w.verdicts[id(link)] = ("ok" if ok else "mismatch", Lf, Rf)
+
+    def _symbolic_identities(self, w: _Work) -> None:
+        """Links with free symbols and √/π/functions: SymPy at random points (algebra.py)."""
+        pending = [(i, link) for i, sm in enumerate(w.maths) for link in sm.links if link.status == "symbolic-id"]
+        if not pending:
+            return
+        cfg = self.config
+        try:
+            warm = call_bounded(symbolic.warm, timeout=cfg.sympy_warmup_timeout)
+            if warm is TIMEOUT:
+                raise BoundedCallError("worker did not start")
+            res = call_bounded(symbolic.identity_values, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending], timeout=cfg.sympy_timeout)
+        except BoundedCallError:
+            res = None
+        for k, (i, link) in enumerate(pending):
+            verdict = None if res is TIMEOUT or res is None else res[k]
+            if verdict is None or verdict[0] not in ("ok", "const"):
+                w.verdicts[id(link)] = ("equation" if verdict is not None and verdict[0] == "differs" else "unchecked", None, None)
+                if verdict is None or verdict[0] == "error":
+                    w.flag(i, "note", f"note: {link.text} not checked (symbolic check {'timed out' if res is TIMEOUT else 'failed'})")
+                continue
+            if verdict[0] == "ok":
+                w.verdicts[id(link)] = ("ok", None, None)
+            elif link.lhs.free and link.rhs.free:
+                w.verdicts[id(link)] = ("mismatch", None, None)
+                w.link_notes[id(link)] = (f"algebra slip: {link.text} is not an identity (the sides differ by "
+                                          f"{fmt_number(verdict[1])} for every value)")
+            else:
+                w.verdicts[id(link)] = ("equation", None, None)
 
     def _pairs(self, w: _Work) -> list[tuple[int, int, str, str]]:
         cfg = self.config

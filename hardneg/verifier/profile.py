@@ -10,7 +10,17 @@ from .config import DIMENSIONS, VERIFIER_VERSION
 __all__ = ["VerifyInput", "VerifierProfile", "StepReport", "aggregate", "ERROR_KINDS"]
 
 # Flags that mark a step as being in error (first_error_step); other flags are notes.
-ERROR_KINDS = ("arithmetic slip", "formula error", "value-flow contradiction", "NLI contradiction", "order inversion")
+ERROR_KINDS = (
+    "arithmetic slip",
+    "algebra slip",
+    "formula error",
+    "value-flow contradiction",
+    "changed quantity",
+    "question contradiction",
+    "conclusion contradiction",
+    "NLI contradiction",
+    "order inversion",
+)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-__all__ = ["warm", "evaluate_pairs"]
+__all__ = ["warm", "evaluate_pairs", "identity_values"]
 
 
 def warm() -> bool:
@@ -46,13 +46,12 @@ def _value(src: Optional[str], ns: dict) -> Optional[float]:
     return f
 
 
-def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list[tuple[Optional[float], Optional[float], Optional[str]]]:
-    """For each (lhs_src, rhs_src) -> (lhs_value, rhs_value, error); None source = the
-    side was exact and the caller already knows it."""
+def _namespace() -> dict:
     import sympy
 
-    ns = {
+    return {
         "Rational": sympy.Rational,
+        "Symbol": lambda name: sympy.Symbol(name, real=True),
         "sqrt": sympy.sqrt,
         "root": sympy.root,
         "pi": sympy.pi,
@@ -69,6 +68,12 @@ def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list
         "log": sympy.log,
         "exp": sympy.exp,
     }
+
+
+def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list[tuple[Optional[float], Optional[float], Optional[str]]]:
+    """For each (lhs_src, rhs_src) -> (lhs_value, rhs_value, error); None source = the
+    side was exact and the caller already knows it."""
+    ns = _namespace()
     out = []
     for lhs, rhs in pairs:
         try:
@@ -77,4 +82,47 @@ def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list
             out.append((lv, rv, "not a finite real number" if bad else None))
         except Exception as exc:  # noqa: BLE001 - one bad pair must not lose the others
             out.append((None, None, f"{type(exc).__name__}"))
+    return out
+
+
+def identity_values(pairs: Sequence[tuple[str, str]], points: int = 3) -> list[tuple[str, Optional[float]]]:
+    """For each (lhs_src, rhs_src) with free symbols -> ("ok" | "const" | "differs" | "error", c).
+
+    lhs − rhs is evaluated at `points` random rational points (30 significant digits, seeded
+    by the sources, so verdicts are reproducible): zero at every point -> "ok" (see algebra.py
+    for the Schwartz–Zippel false-positive bound); the same nonzero value c at every point ->
+    "const" (the sides differ by c for every value); otherwise "differs" (an equation)."""
+    import random
+
+    import sympy
+
+    ns = _namespace()
+    out: list[tuple[str, Optional[float]]] = []
+    for lhs, rhs in pairs:
+        try:
+            expr = eval(lhs, {"__builtins__": {}}, ns) - eval(rhs, {"__builtins__": {}}, ns)  # noqa: S307 - our own source
+            syms = sorted(expr.free_symbols, key=str)
+            rng = random.Random(f"{lhs}={rhs}")
+            vals = []
+            for _ in range(points * 3):
+                if len(vals) == points:
+                    break
+                env = {s: sympy.Rational(rng.randint(1, 2**20), rng.randint(1, 97)) for s in syms}
+                v = sympy.N(expr.subs(env), 30)
+                if not v.is_number or v.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+                    continue
+                re_v, im_v = (float(x) for x in v.as_real_imag())
+                if abs(im_v) > 1e-12 or not math.isfinite(re_v):
+                    continue  # outside the real domain (√ of a negative): draw another point
+                vals.append(re_v)
+            if len(vals) < points:
+                out.append(("error", None))
+            elif all(abs(v) < 1e-12 for v in vals):
+                out.append(("ok", None))
+            elif all(abs(v - vals[0]) <= 1e-9 * max(1.0, abs(vals[0])) for v in vals):
+                out.append(("const", vals[0]))
+            else:
+                out.append(("differs", None))
+        except Exception:  # noqa: BLE001 - one bad pair must not lose the others
+            out.append(("error", None))
     return out

@@ -6,7 +6,7 @@ import dagster as dg
 
 from hardneg.candidates import ingest_external_pool, sample_candidates
 from hardneg.data import assert_trainable, load_problems
-from hardneg.generation import HFBackend
+from hardneg.generation import build_backend
 from hardneg.policy import load_merged_policy
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import generation_progress, md_table, row_count, table_metadata
@@ -32,7 +32,7 @@ def register_external_problems(wh, rows, source: str) -> None:
     group_name="candidates",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("1", "problems", "pool"),
+    code_version=stage_version("1", "problems", "pool", "generation"),
     description="K sampled solutions per training problem from the family's policy, with confidence and perplexity.",
 )
 def candidate_pool(
@@ -54,8 +54,6 @@ def candidate_pool(
     base_path, adapters = family_policy(prof, family, artifacts)
     device = compute.resolved_device()
     model, tokenizer = load_merged_policy(base_path, adapters, device)
-    backend = HFBackend(model, tokenizer, device=device)
-    context.log.info(f"sampling {cfg.k} × {len(problems)} problems for {family} seed {seed} on {device}")
     started = time.time()
     if prof.problems.external_pool:
         rows, rejected = ingest_external_pool(
@@ -65,6 +63,11 @@ def candidate_pool(
         register_external_problems(wh, rows, prof.problems.external_pool)
         wh.replace_partition("quarantine", rejected, source=prof.problems.external_pool)
     else:
+        backend = build_backend(
+            prof.generation, model, tokenizer, device, base_path=base_path, adapters=adapters,
+            workdir=artifacts.work_dir("candidate_pool", f"{family}-{seed}"), log=context.log.info,
+        )
+        context.log.info(f"sampling {cfg.k} × {len(problems)} problems for {family} seed {seed} on {device}")
         rows = sample_candidates(problems, backend, tokenizer, family, seed, cfg, progress=generation_progress(context, "candidates"))
     seconds = time.time() - started
     written = wh.replace_partition("candidates", rows, family=family, seed=seed)

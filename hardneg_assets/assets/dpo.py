@@ -11,6 +11,8 @@ import dagster as dg
 
 from hardneg.configuration import to_dict
 from hardneg.dpo import train_dpo
+from hardneg.paths import artifacts_dir
+from hardneg.training import portable_path
 from hardneg_assets.checks import DPO_CHECKS, dpo_check_results, dpo_check_specs, skipped_results
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, row_count, table_metadata
@@ -22,7 +24,7 @@ from resources import ArtifactStore, ComputeResource, ProfileResource, Warehouse
 STRATEGIES = ("hardneg", "random")
 
 PAIRS_SQL = """
-SELECT pair_id, prompt, chosen, rejected, raw_weight FROM preference_pairs
+SELECT pair_id, problem_id, prompt, chosen, rejected, raw_weight FROM preference_pairs
 WHERE family = ? AND seed = ? AND strategy = ? ORDER BY pair_id
 """
 
@@ -37,7 +39,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         group_name="dpo",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
-        code_version=stage_version("1", "dpo"),
+        code_version=stage_version("2", "dpo", "pairs"),  # pairs: the held-out share
         description=f"LoRA adapter from {'weighted' if strategy == 'hardneg' else 'uniform'} DPO on the {strategy} pairs.",
     )
     def _dpo(
@@ -75,6 +77,8 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
             device=device,
             sft_adapter_path=str(adapters[0]) if adapters else None,
             progress_callback=lambda step, total, logs: context.log.info(f"DPO {strategy} step {step}/{total}: {logs}"),
+            heldout_fraction=prof.pairs.heldout_fraction,
+            artifact_root=str(artifacts_dir()),
         )
         # Checkpoints exist to survive a kill; once the adapter is saved they only go stale.
         for ckpt in work.glob("checkpoint-*"):
@@ -89,10 +93,17 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
             strategy=strategy,
             local_dir=work / "adapter",
             location=location,
-            config={"profile": prof.name, "base_path": base, "sft_adapter": [str(a) for a in adapters], "dpo": config},
+            config={"profile": prof.name, "base_path": portable_path(base, artifacts_dir()), "dpo": config,
+                    "pairs": to_dict(prof.pairs)},
             metrics=result.metrics,
         )
         last = next((e for e in reversed(result.log_history) if "loss" in e), {})
+        held = result.metrics.get("heldout") or {}
+        heldout_meta = {
+            f"heldout/{when}/{k}": dg.MetadataValue.float(float(held[when][k]))
+            for when in ("before", "after") if held.get(when)
+            for k in ("reward_margin", "reward_accuracy", "logp_accuracy", "logp_margin")
+        }
         return dg.MaterializeResult(
             data_version=adapter_version(work / "adapter"),  # its weights and config
             metadata={
@@ -104,6 +115,8 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
                 "final_loss": dg.MetadataValue.float(float(last.get("loss", float("nan")))),
                 "final_reward_margin": dg.MetadataValue.float(float(last.get("rewards/margins", float("nan")))),
                 **{k: dg.MetadataValue.float(float(v)) for k, v in last.items() if k.startswith("weight/")},
+                "heldout_pairs": int(result.metrics.get("n_heldout_pairs", 0)),
+                **heldout_meta,
                 **image_metadata("loss_curve", result.loss_curve_png),
             },
             check_results=dpo_check_results(f"dpo_{strategy}", result.log_history),

@@ -12,11 +12,12 @@ import dagster as dg
 import pandas as pd
 
 from hardneg.data import load_problems
+from hardneg.paths import artifacts_dir
 from hardneg.evaluation import evaluate
-from hardneg.generation import HFBackend
+from hardneg.generation import build_backend
 from hardneg.plots import accuracy_bars_png
 from hardneg.policy import load_merged_policy
-from hardneg.report import table1_long, table1_markdown
+from hardneg.report import dpo_heldout, paired_tests, report_markdown, table1_long
 from hardneg_assets.checks import EVAL_CHECKS, eval_check_results, eval_check_specs, skipped_results
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import generation_progress, image_metadata, md_table, row_count, table_metadata
@@ -37,7 +38,10 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     """Greedy-decode every configured benchmark, store samples and summary for this partition."""
     device = compute.resolved_device()
     model, tokenizer = load_merged_policy(base, adapters, device)
-    backend = HFBackend(model, tokenizer, device=device)
+    backend = build_backend(
+        profile.generation, model, tokenizer, device, base_path=base, adapters=adapters,
+        workdir=artifacts_dir() / "eval" / f"{family}-{seed}-{strategy}", log=context.log.info,
+    )
     wh = warehouse.get()
     summaries, started = [], time.time()
     n_items, truncated, counts = 0, 0, {}
@@ -83,7 +87,7 @@ def run_evaluation(context, profile, family: str, seed: int, strategy: str, base
     group_name="evaluation",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("1", "eval"),
+    code_version=stage_version("1", "eval", "generation"),
     description="The family's starting policy (after SFT where it has one) on GSM8K / MATH, Step-DPO protocol.",
 )
 def eval_base(
@@ -109,7 +113,7 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
         group_name="evaluation",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
-        code_version=stage_version("1", "eval"),
+        code_version=stage_version("1", "eval", "generation"),
         description=f"The {strategy}-DPO policy on GSM8K / MATH, Step-DPO protocol.",
     )
     def _eval(
@@ -136,21 +140,45 @@ def build_eval_asset(strategy: str) -> dg.AssetsDefinition:
 eval_assets = [build_eval_asset(s) for s in ("random", "hardneg")]
 
 
+REPORT_SAMPLES_SQL = """
+SELECT family, seed, strategy, benchmark, item_id, completion, correct, correct_math_verify FROM eval_samples
+"""
+
+
 @asset(
     deps=["eval_base", "eval_random", "eval_hardneg"],
     group_name="report",
     kinds={"duckdb", "pandas"},
-    code_version="1",
-    description="The paper's Table 1 (base / random DPO / hard-neg DPO per family, mean ± std over seeds), as markdown, CSV and a chart.",
+    code_version="2",
+    description="The paper's Table 1 (base / random DPO / hard-neg DPO per family) with 95 % intervals, Math-Verify "
+    "beside the protocol, paired tests on the same items and DPO held-out metrics, as markdown, CSV and a chart.",
 )
 def report(warehouse: WarehouseResource, artifacts: ArtifactStore) -> dg.MaterializeResult:
-    summary = warehouse.get().query("SELECT * FROM eval_summary")
-    markdown = table1_markdown(summary)
-    long = table1_long(summary)
+    wh = warehouse.get()
+    summary = wh.query("SELECT * FROM eval_summary")
+    samples = wh.query(REPORT_SAMPLES_SQL)
+    runs = wh.query("SELECT family, seed, stage, strategy, metrics FROM training_runs WHERE stage = 'dpo'")
+    markdown = report_markdown(summary, samples, runs)
+    long = table1_long(summary, samples)
+    tests = paired_tests(samples)
+    held = dpo_heldout(runs)
     out = artifacts.work_dir("report")
-    (out / "table1.md").write_text(markdown + "\n")
+    (out / "table1.md").write_text(markdown)
     long.to_csv(out / "table1.csv", index=False)
-    png = accuracy_bars_png(long, out / "table1.png", "accuracy by model (mean ± std over seeds)")
+    tests.to_csv(out / "paired_tests.csv", index=False)
+    held.to_csv(out / "dpo_heldout.csv", index=False)
+    png = accuracy_bars_png(long, out / "table1.png", "accuracy by model (error bars: std over seeds where n ≥ 2)")
+    numbers = {}
+    for r in held.itertuples():
+        key = f"{r.family}|{r.seed}|{r.strategy}"
+        for col in ("reward_margin_after", "reward_accuracy_after", "ref_logp_accuracy", "logp_accuracy_after"):
+            value = getattr(r, col)
+            if value is not None and not pd.isna(value):
+                numbers[f"dpo_heldout/{key}/{col}"] = dg.MetadataValue.float(float(value))
+    for r in tests.itertuples():
+        key = f"{r.family}|{r.seed}|{r.benchmark}|{r.comparison.replace(' ', '_')}"
+        numbers[f"paired/{key}/p_mcnemar"] = dg.MetadataValue.float(float(r.p_mcnemar))
+        numbers[f"paired/{key}/changed_share"] = dg.MetadataValue.float(float(r.changed_share))
     return dg.MaterializeResult(
         data_version=text_version(markdown),
         metadata={
@@ -158,6 +186,7 @@ def report(warehouse: WarehouseResource, artifacts: ArtifactStore) -> dg.Materia
             "table1_md": dg.MetadataValue.path(str(out / "table1.md")),
             "table1_csv": dg.MetadataValue.path(str(out / "table1.csv")),
             "rows": len(long),
+            **numbers,
             **image_metadata("chart", png),
         }
     )

@@ -10,7 +10,14 @@ import dagster as dg
 
 from hardneg.data import TEST_SPLITS
 from hardneg.funnel import check_funnel_counts, run_funnel
-from hardneg.pairs import build_hardneg_pairs, build_random_pairs, check_pairs, export_pairs
+from hardneg.pairs import (
+    build_hardneg_pairs,
+    build_random_pairs,
+    check_pairs,
+    export_pairs,
+    export_pairs_trl,
+    pairs_for_export,
+)
 from hardneg.plots import funnel_png, histograms_png
 from hardneg.prompts import training_prompt
 from hardneg.registry import load_tokenizer
@@ -44,12 +51,23 @@ def _pairs_check(wh, pairs, asset_key: str) -> dg.AssetCheckResult:
     )
 
 
-def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, strategy: str) -> dict:
+def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, strategy: str, wh=None, prof=None) -> dict:
     parquet = export_pairs(pairs, artifacts.work_dir("pairs", strategy, family, str(seed)) / "pairs.parquet")
     png = histograms_png(
         pairs[["raw_weight"]], artifacts.work_dir("plots", family, str(seed)) / f"weights_{strategy}.png", f"{strategy} raw weights"
     )
-    return {"pairs": len(pairs), **row_count(len(pairs)), "parquet": dg.MetadataValue.path(parquet), **image_metadata("weight_histogram", png)}
+    extra = {}
+    if wh is not None and prof is not None and len(pairs):
+        # TRL's conversational preference format + dataset card: `datasets.load_dataset(folder)` reads it.
+        with wh.connect() as con:
+            rows = pairs_for_export(con, family, seed, strategy)
+        folder = export_pairs_trl(
+            rows, artifacts.work_dir("pairs", strategy, family, str(seed)) / "trl", system_prompt=prof.sft.system_prompt,
+            heldout_fraction=prof.pairs.heldout_fraction,
+            card={"strategy": strategy, "family": family, "seed": seed, "profile": prof.name, "z": prof.pairs.perplexity_z},
+        )
+        extra["trl_dataset"] = dg.MetadataValue.path(folder)
+    return {"pairs": len(pairs), **row_count(len(pairs)), "parquet": dg.MetadataValue.path(parquet), **extra, **image_metadata("weight_histogram", png)}
 
 
 @multi_asset(
@@ -67,7 +85,7 @@ def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, str
             deps=[verifier_profiles],
             metadata=table_metadata("preference_pairs"),
             automation_condition=FOLLOW_REVERIFY,
-            code_version=stage_version("1", "funnel", "dpo.weighting"),  # Z only: a DPO setting must not redo the funnel
+            code_version=stage_version("2", "funnel", "pairs"),  # Z and the held-out share live in `pairs`
             description="Verifier-selected hard-negative pairs with raw weights w = W + (1 − c) + PPL/Z.",
         ),
     ],
@@ -89,7 +107,7 @@ def funnel_and_hardneg_pairs(
     wh = warehouse.get()
     with wh.connect() as con:
         result = run_funnel(con, family, seed, prof.funnel)
-    pairs = build_hardneg_pairs(result, prompt_for=_prompt_for(prof, family, artifacts), z=prof.dpo.weighting.z)
+    pairs = build_hardneg_pairs(result, prompt_for=_prompt_for(prof, family, artifacts), z=prof.pairs.perplexity_z)
     counts = result.counts
     wh.replace_partition("funnel_counts", counts, family=family, seed=seed)
     wh.replace_partition("preference_pairs", pairs, family=family, seed=seed, strategy="hardneg")
@@ -127,7 +145,7 @@ def funnel_and_hardneg_pairs(
         asset_key="preference_pairs_hardneg",
         data_version=rows_version(wh, "preference_pairs", family=family, seed=seed, strategy="hardneg"),
         metadata={
-            **_pairs_metadata(pairs, artifacts, family, seed, "hardneg"),
+            **_pairs_metadata(pairs, artifacts, family, seed, "hardneg", wh, prof),
             "hardest_negatives": dg.MetadataValue.md(examples or "_none_"),
         },
         check_results=[_pairs_check(wh, pairs, "preference_pairs_hardneg")],
@@ -141,7 +159,7 @@ def funnel_and_hardneg_pairs(
     automation_condition=FOLLOW_REVERIFY,
     group_name="pairs",
     kinds={"duckdb"},
-    code_version=stage_version("1", "funnel"),
+    code_version=stage_version("2", "funnel", "pairs"),
     check_specs=[dg.AssetCheckSpec("pairs_fit_for_dpo", asset="preference_pairs_random", blocking=True)],
     description="Random-uniform baseline: as many pairs as the hard-negative set, chosen/rejected by final answer alone, weight 1.",
 )
@@ -159,6 +177,6 @@ def preference_pairs_random(
     wh.replace_partition("preference_pairs", pairs, family=family, seed=seed, strategy="random")
     return dg.MaterializeResult(
         data_version=rows_version(wh, "preference_pairs", family=family, seed=seed, strategy="random"),
-        metadata={**_pairs_metadata(pairs, artifacts, family, seed, "random"), "matched_hardneg_count": n_pairs},
+        metadata={**_pairs_metadata(pairs, artifacts, family, seed, "random", wh, prof), "matched_hardneg_count": n_pairs},
         check_results=[_pairs_check(wh, pairs, "preference_pairs_random")],
     )

@@ -6,6 +6,7 @@ import dagster as dg
 
 from hardneg.configuration import to_dict
 from hardneg.data import load_sft_examples, source_label
+from hardneg.paths import artifacts_dir
 from hardneg.registry import resolve_model
 from hardneg.sft import train_sft
 from hardneg_assets.assets.problems import problems
@@ -24,7 +25,7 @@ from resources import ArtifactStore, ComputeResource, ProfileResource, Warehouse
     group_name="training",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("1", "families", "models", "sft"),
+    code_version=stage_version("2", "families", "models", "sft"),  # 2: also writes the merged SFT model
     description="LoRA adapter from SFT on MetaMathQA-style data (skipped for families that start from the instruct model).",
 )
 def sft_adapter(
@@ -50,12 +51,14 @@ def sft_adapter(
     wh.replace_partition("quarantine", rejected, source=source_label(prof.sft.data))
     device, use_4bit = compute.resolved_device(), compute.use_4bit()
     work = sft_dir(artifacts, family.name)
-    config = {"profile": prof.name, "base_model": family.base_model, "base_path": base_path, "sft": to_dict(prof.sft)}
+    config = {"profile": prof.name, "base_model": family.base_model, "sft": to_dict(prof.sft)}
     context.log.info(f"SFT {family.name}: {len(examples)} examples on {device} ({'QLoRA' if use_4bit else 'LoRA fp32'})")
     result = train_sft(
-        base_path, examples, work, prof.sft, device=device, use_4bit=use_4bit, callbacks=[log_progress_callback(context, "SFT")]
+        base_path, examples, work, prof.sft, device=device, use_4bit=use_4bit, callbacks=[log_progress_callback(context, "SFT")],
+        artifact_root=artifacts_dir(),
     )
     location = artifacts.publish(work / "adapter", "sft", family.name, "adapter")
+    artifacts.publish(work / "merged", "sft", family.name, "merged")  # the base DPO adapters name
     sha = artifacts.record(
         wh,
         run_id=context.run_id,

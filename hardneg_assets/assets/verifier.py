@@ -13,6 +13,7 @@ import pandas as pd
 
 from hardneg.plots import histograms_png
 from hardneg.verifier import DIMENSIONS, VERIFIER_VERSION, MathVerifier, VerifyInput
+from hardneg.progress import ProgressReporter
 from hardneg_assets.assets.candidates import candidate_pool
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, md_table, row_count, table_metadata
@@ -22,6 +23,7 @@ from jobs import REVERIFY_CONDITION
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
 SUMMARY_COLUMNS = [*DIMENSIONS, "wrongness", "absurdity"]
+VERIFY_CHUNK = 1024  # candidates per progress line; large enough that packing stays efficient
 
 CANDIDATES_SQL = """
 SELECT c.candidate_id, p.question, c.text, p.reference_solution, p.reference_answer
@@ -62,7 +64,13 @@ def verifier_profiles(
     ]
     verifier = MathVerifier.from_config(prof.verifier)
     started = time.time()
-    profiles = verifier.verify_batch(items, progress=True)
+    # Chunks only so the run log shows done / total, rate and ETA while a large pool verifies;
+    # each chunk is still one batched (packed, cached) encoder pass.
+    report = ProgressReporter("verify", total=len(items), log=context.log.info, unit="cand")
+    profiles = []
+    for i in range(0, len(items), VERIFY_CHUNK):
+        profiles += verifier.verify_batch(items[i : i + VERIFY_CHUNK])
+        report.update(advance=len(items[i : i + VERIFY_CHUNK]))
     seconds = time.time() - started
     context.log.info(f"verified {len(items)} candidates in {seconds:.1f}s ({len(items) / max(seconds, 1e-9):.1f}/s)")
 

@@ -1,0 +1,496 @@
+"""Equalities with free symbols: identities, equations and assignments (the symbolic part of d5).
+
+A step such as `$(x+1)^2 = x^2 + 2x + 1$` states an *identity* (true for every x), while
+`$3x + 1 = 7$` states an *equation* being solved and `$x = 2$` an *assignment*. Only the
+first kind can be checked on its own; the other two are checked by substitution in
+checks.py (`equation_checks`), or left alone. So every link with free symbols is
+classified here:
+
+- one side a bare symbol (`x = 2`, `y = 3x + 1`): an assignment / definition;
+- lhs − rhs ≡ 0: an identity that holds (status ok);
+- both sides hold symbols and lhs − rhs is a nonzero constant (`2(x+3) = 2x + 3`): no value
+  of x satisfies it, so it is not an equation anybody solves: an algebra slip;
+- both sides hold the same symbols, the expression has degree ≥ 2 and the difference has a
+  lower degree (`(x+1)^2 = x^2 + 1`: the leading terms agree, a wrong expansion), or both
+  sides are homogeneous forms of one degree in ≥ 2 symbols with one side unexpanded
+  (`a^2 − b^2 = (a − b)^2`): an algebra slip, *tentatively* — checks.py withdraws it when
+  the solution assigns values that satisfy it (then it was an equation being solved, e.g.
+  `(x+1)(x+2) = x^2 + 5` followed by `x = 1`);
+- one side unexpanded (a product/power of a sum), the other expanded, and the two share a term
+  with the same coefficient (`x(246 − x) = 246x − x^3`): an expansion slip, tentatively;
+- a later link of a chain (`A = B = C`), or a link followed by a closed form (`A = B = 25`):
+  both sides name one quantity, so any difference is a slip, tentatively;
+- both sides hold the same symbols and differ by a single term c·x^k (`2·15·n = 32n`): as an
+  equation it would only say x = 0, which nobody derives that way: a coefficient/sign slip;
+- anything else (`3x + 5 = x + 11`, `AB^2 + BC^2 = AC^2`): an equation, not flagged here.
+
+How the verdict is reached, and why it is cheap and bounded: polynomial sides are expanded
+exactly in pure Python (`to_poly`; exponents ≤ MAX_SYM_EXPONENT, ≤ MAX_TERMS terms, the
+arith guards on every coefficient), so `(x+1)^{10^6}` is cut off with a flag before any work.
+Rational functions (a symbol in a denominator) are compared by exact evaluation at random
+rational points (`random_points_equal`). False-positive bound (Schwartz–Zippel): if
+lhs − rhs ≠ 0, its numerator is a nonzero polynomial of total degree ≤ D, and a point drawn
+uniformly from {1..N}^n is a root with probability ≤ D/N; with k independent points the
+chance that a non-identity passes all of them is ≤ (D/N)^k. Here N = 2^20, k = 3 and the
+parser's guards keep D ≤ MAX_SYM_EXPONENT·MAX_TERMS… in practice D ≤ 64, so the bound is
+≤ (2^-14)^3 = 2^-42. Sides with √, π or functions of a symbol go to SymPy in the bounded
+worker (symbolic.identity_values), which evaluates them at random points the same way
+(30 significant digits).
+"""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from typing import Optional
+
+__all__ = [
+    "NotPolynomial",
+    "to_poly",
+    "poly_sub",
+    "degree",
+    "is_homogeneous",
+    "fmt_poly",
+    "classify",
+    "random_points_equal",
+    "linear_solution",
+    "MAX_SYM_EXPONENT",
+    "MAX_TERMS",
+]
+
+MAX_SYM_EXPONENT = 64  # (x+1)^65 and beyond: not expanded (flagged "cut off")
+MAX_TERMS = 2000  # a product with more terms than this is not expanded
+MAX_MONOMIAL_EXPONENT = 10_000  # x^{120}: a single term raised to a power is one multiplication
+POINT_RANGE = 2**20
+POINTS = 3
+
+Mono = tuple  # sorted ((var, exp), ...)
+Poly = dict  # Mono -> Fraction, no zero coefficients
+
+
+class NotPolynomial(Exception):
+    """A symbol under a root, in a denominator, an exponent or a function."""
+
+
+def _arith():
+    from . import arith  # late: arith imports this module
+
+    return arith
+
+
+COMPLEX = {"on": False}  # set by arith.analyse_step for steps about complex numbers: `i` is √−1
+
+
+def _mono_mul(a: Mono, b: Mono) -> Mono:
+    if not a:
+        return b
+    if not b:
+        return a
+    d = dict(a)
+    for v, e in b:
+        d[v] = d.get(v, 0) + e
+    return tuple(sorted(d.items()))
+
+
+def _reduce_i(p: Poly) -> Poly:
+    """i^2 = −1 when `i` is the imaginary unit."""
+    out: Poly = {}
+    for m, c in p.items():
+        e = dict(m).get("i", 0)
+        if e >= 2:
+            sign = -1 if (e // 2) % 2 else 1
+            m = tuple((v, k) for v, k in m if v != "i") + ((("i", 1),) if e % 2 else ())
+            m = tuple(sorted(m))
+            c = c * sign
+        v = out.get(m, 0) + c
+        if v:
+            out[m] = v
+        else:
+            out.pop(m, None)
+    return out
+
+
+def _add(p: Poly, q: Poly, sign: int = 1) -> Poly:
+    out = dict(p)
+    for m, c in q.items():
+        v = out.get(m, 0) + sign * c
+        if v:
+            out[m] = v
+        else:
+            out.pop(m, None)
+    return out
+
+
+def _mul(p: Poly, q: Poly) -> Poly:
+    if len(p) * len(q) > MAX_TERMS * 4:
+        raise _arith().TooLarge("expression too large for a symbolic check")
+    out: Poly = {}
+    check = _arith()._check_size
+    for m1, c1 in p.items():
+        for m2, c2 in q.items():
+            m = _mono_mul(m1, m2)
+            v = out.get(m, 0) + c1 * c2
+            if v:
+                out[m] = check(v)
+            else:
+                out.pop(m, None)
+    if len(out) > MAX_TERMS:
+        raise _arith().TooLarge("expression too large for a symbolic check")
+    return _reduce_i(out) if COMPLEX["on"] else out
+
+
+def _const(p: Poly) -> Optional[Fraction]:
+    if not p:
+        return Fraction(0)
+    if len(p) == 1 and () in p:
+        return p[()]
+    return None
+
+
+def to_poly(node) -> Poly:
+    """Exact expansion of an arith AST into a polynomial (see module docstring for limits)."""
+    a = _arith()
+    kind = node[0]
+    if kind == "num":
+        return {(): node[1]} if node[1] else {}
+    if kind == "var":
+        return {((node[1], 1),): Fraction(1)}
+    if kind == "neg":
+        return {m: -c for m, c in to_poly(node[1]).items()}
+    if kind == "bin":
+        op = node[1]
+        if op in "+-":
+            return _add(to_poly(node[2]), to_poly(node[3]), 1 if op == "+" else -1)
+        if op == "*":
+            return _mul(to_poly(node[2]), to_poly(node[3]))
+        if op == "/":
+            den = _const(to_poly(node[3]))
+            if den is None:
+                raise NotPolynomial("symbol in a denominator")
+            if den == 0:
+                raise ZeroDivisionError
+            return {m: c / den for m, c in to_poly(node[2]).items()}
+        if op == "^":
+            if a.has_var(node[3]):
+                raise NotPolynomial("symbol in an exponent")
+            e = a.eval_exact(node[3])
+            base = to_poly(node[2])
+            c = _const(base)
+            if c is not None:
+                return {(): a.eval_exact(("bin", "^", ("num", c, None), ("num", e, None)))} if c else {}
+            if e.denominator != 1 or e < 0:
+                raise NotPolynomial("fractional or negative power of a symbol")
+            k = int(e)
+            if len(base) == 1 and k <= MAX_MONOMIAL_EXPONENT:
+                (m, c), = base.items()  # a monomial: x^{120} costs nothing to raise
+                out1 = {tuple((v, ex * k) for v, ex in m if ex * k): a._check_size(c**k)}
+                return _reduce_i(out1) if COMPLEX["on"] else out1
+            if k > MAX_SYM_EXPONENT:
+                raise a.TooLarge(f"exponent {k} too large for a symbolic check")
+            out: Poly = {(): Fraction(1)}
+            for _ in range(k):
+                out = _mul(out, base)
+            return out
+    if kind in ("sqrt", "fact", "const", "func"):
+        if a.has_var(node):
+            raise NotPolynomial(f"symbol inside {kind}")
+        try:
+            v = a.eval_exact(node)
+        except a._NeedsSymbolic:
+            raise NotPolynomial("irrational constant")
+        return {(): v} if v else {}
+    raise NotPolynomial(kind)
+
+
+def poly_sub(p: Poly, q: Poly) -> Poly:
+    return _add(p, q, -1)
+
+
+def degree(p: Poly) -> int:
+    return max((sum(e for _, e in m) for m in p), default=0)
+
+
+def is_homogeneous(p: Poly) -> bool:
+    return len({sum(e for _, e in m) for m in p}) <= 1
+
+
+def symbols(p: Poly) -> set:
+    return {v for m in p for v, _ in m}
+
+
+def _fmt_coef(c: Fraction) -> str:
+    return _arith().fmt_number(c) if c.denominator == 1 or len(str(c)) > 12 else f"{c.numerator}/{c.denominator}"
+
+
+def fmt_poly(p: Poly, max_terms: int = 8) -> str:
+    """`x^2 + 2x + 1`, highest degree first (readable reasons on the step flags)."""
+    if not p:
+        return "0"
+    items = sorted(p.items(), key=lambda mc: (-sum(e for _, e in mc[0]), tuple((v, -e) for v, e in mc[0])))
+    parts = []
+    for k, (m, c) in enumerate(items[:max_terms]):
+        mono = "".join(v if e == 1 else f"{v}^{e}" for v, e in m)
+        mag = abs(c)
+        coef = "" if (mono and mag == 1) else _fmt_coef(mag)
+        term = f"{coef}{mono}" if mono else coef
+        sign = "-" if c < 0 else "+"
+        parts.append(("-" + term) if k == 0 and c < 0 else term if k == 0 else f" {sign} {term}")
+    if len(items) > max_terms:
+        parts.append(" + …")
+    return "".join(parts)
+
+
+def _unexpanded(node) -> bool:
+    """A product or power with a sum inside that holds a symbol: `(a-b)^2`, `2(x+3)`."""
+    a = _arith()
+    kind = node[0]
+    if kind == "bin" and node[1] in ("*", "^"):
+        for child in (node[2],) if node[1] == "^" else (node[2], node[3]):
+            inner = child[1] if child[0] == "neg" else child
+            if inner[0] == "bin" and inner[1] in "+-" and a.has_var(inner):
+                return True
+    return any(_unexpanded(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _numeric_op(node) -> bool:
+    """Does the expression hold an operation between two numbers (`4·4`, `37^2`, `(-5)^2`)?"""
+    a = _arith()
+    if node[0] == "bin" and not a.has_var(node[2]) and not a.has_var(node[3]):
+        return node[2][0] in ("num", "neg", "bin") and node[3][0] in ("num", "neg", "bin")
+    return any(_numeric_op(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text):
+    """Both sides are complex numbers (`i` the imaginary unit): they must be equal."""
+    a = _arith()
+    try:
+        pl, pr = to_poly(lhs_node), to_poly(rhs_node)
+    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+        return "equation", None, None, None, False
+    diff = poly_sub(pl, pr)
+    if not diff:
+        return "ok", "algebra", None, diff, False
+    note = f"arithmetic slip (complex numbers): {lhs_text} is {fmt_poly(pl)}, not {fmt_poly(pr)}"
+    return "mismatch", "algebra", note, diff, False
+
+
+def _share_terms(p: Poly, q: Poly) -> bool:
+    """An expansion that went wrong keeps some terms right: the two sides have a non-constant
+    term in common (an equation such as 3(x − 2) = 2x + 5 would have it cancelled)."""
+    return any(m and q.get(m) == c for m, c in p.items())
+
+
+def linear_solution(diff: Poly) -> Optional[tuple[str, Fraction]]:
+    """(x, v) when diff = c1·x + c0 with c1 ≠ 0 in one symbol x: the equation's solution."""
+    syms = symbols(diff)
+    if len(syms) != 1 or degree(diff) != 1:
+        return None
+    (x,) = syms
+    c1 = diff.get(((x, 1),), Fraction(0))
+    if not c1:
+        return None
+    return x, -diff.get((), Fraction(0)) / c1
+
+
+def _reason(lhs_node, rhs_node, pl: Poly, pr: Poly, diff: Poly, lhs_text: str, rhs_text: str) -> str:
+    c = _const(diff)
+    if c is not None:
+        return f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by {_fmt_coef(c)} for every value)"
+    # a single term whose sign was flipped: diff = ±2·t for a term t of one side
+    if len(diff) == 1:
+        (m, dc), = diff.items()
+        for side in (pl, pr):
+            t = side.get(m)
+            if t is not None and abs(dc) == 2 * abs(t):
+                term = fmt_poly({m: abs(t)})
+                return f"algebra slip (sign): in {lhs_text} = {rhs_text} the term {term} has the wrong sign"
+    lu, ru = _unexpanded(lhs_node), _unexpanded(rhs_node)
+    if lu and not ru:
+        return f"algebra slip (expansion): {lhs_text} expands to {fmt_poly(pl)}, not {fmt_poly(pr)}"
+    if ru and not lu:
+        return f"algebra slip (factoring): {rhs_text} expands to {fmt_poly(pr)}, not {fmt_poly(pl)}"
+    return f"algebra slip: {lhs_text} = {rhs_text} is not an identity ({lhs_text} − ({rhs_text}) = {fmt_poly(diff)})"
+
+
+def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=False):
+    """Verdict for a link with free symbols.
+
+    Returns (status, kind, note, diff, tentative):
+    status ok | mismatch | equation | assign | symbolic (needs SymPy) | unchecked;
+    kind "algebra" for a slip; diff the polynomial lhs − rhs (None when not polynomial).
+    `equation_context`: the step speaks of solving/testing an equation (arith.EQUATION_CUE),
+    so the degree rules (leading terms agree, homogeneous forms) do not apply there; a tuple
+    (equation_context, no_solution, middle): no_solution — the step says the equation has no
+    solution ("impossible", "≠"), so a constant difference is intended; middle — a later link
+    of a chain `A = B = C`, which rewrites one quantity, so any difference is a slip."""
+    no_solution = middle = False
+    if isinstance(equation_context, tuple):
+        equation_context, no_solution, middle = (tuple(equation_context) + (False,))[:3]
+    a = _arith()
+    lv, rv = a.has_var(lhs_node), a.has_var(rhs_node)
+    if COMPLEX["on"]:
+        lv, rv = bool(_vars(lhs_node) - {"i"}), bool(_vars(rhs_node) - {"i"})
+        if not lv and not rv:
+            return _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text)
+    if (lhs_node[0] == "var" and lhs_node[1] != "i") or (rhs_node[0] == "var" and rhs_node[1] != "i"):
+        diff = None
+        try:
+            diff = poly_sub(to_poly(lhs_node), to_poly(rhs_node))
+        except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+            pass
+        if diff is not None and not diff:
+            return "ok", "algebra", None, diff, False
+        return "assign", None, None, diff, False
+    try:
+        pl, pr = to_poly(lhs_node), to_poly(rhs_node)
+    except a.TooLarge as exc:
+        return "unchecked", None, f"unchecked: {exc}", None, False
+    except ZeroDivisionError:
+        return "unchecked", None, "unchecked: division by zero", None, False
+    except (NotPolynomial, a._NeedsSymbolic, a._ParseError):
+        cleared = _cleared(lhs_node, rhs_node)
+        if cleared is not None:
+            # rational functions: compare N1·D2 with N2·D1 by the same rules
+            pl, pr = cleared
+            lhs_node, rhs_node = lhs_node, rhs_node
+            return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+        same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
+        return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
+    return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+
+
+def _to_frac(node):
+    """(numerator, denominator) polynomials of a rational expression (NotPolynomial otherwise)."""
+    a = _arith()
+    kind = node[0]
+    one = {(): Fraction(1)}
+    if kind == "neg":
+        n, d = _to_frac(node[1])
+        return {m: -c for m, c in n.items()}, d
+    if kind == "bin" and node[1] in "+-*/":
+        n1, d1 = _to_frac(node[2])
+        n2, d2 = _to_frac(node[3])
+        if node[1] == "*":
+            return _mul(n1, n2), _mul(d1, d2)
+        if node[1] == "/":
+            if not n2:
+                raise ZeroDivisionError
+            return _mul(n1, d2), _mul(d1, n2)
+        return _add(_mul(n1, d2), _mul(n2, d1), 1 if node[1] == "+" else -1), _mul(d1, d2)
+    if kind == "bin" and node[1] == "^" and not a.has_var(node[3]):
+        e = a.eval_exact(node[3])
+        if e.denominator == 1 and -MAX_SYM_EXPONENT <= e < 0:
+            n, d = _to_frac(node[2])
+            k = -int(e)
+            pn, pd = dict(one), dict(one)
+            for _ in range(k):
+                pn, pd = _mul(pn, d), _mul(pd, n)
+            return pn, pd
+    return to_poly(node), one
+
+
+def _cleared(lhs_node, rhs_node):
+    a = _arith()
+    try:
+        n1, d1 = _to_frac(lhs_node)
+        n2, d2 = _to_frac(rhs_node)
+        return _mul(n1, d2), _mul(n2, d1)
+    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+        return None
+
+
+def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle):
+    diff = poly_sub(pl, pr)
+    if not diff:
+        return "ok", "algebra", None, diff, False
+    if not (lv and rv):
+        return "equation", None, None, diff, False
+    if _const(diff) is not None:
+        if no_solution:
+            return "equation", None, None, diff, False
+        return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    sl, sr = symbols(pl), symbols(pr)
+    if sl == sr and len(diff) == 1 and not no_solution:
+        # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
+        # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
+        return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if sl == sr and not no_solution:
+        top = max(degree(pl), degree(pr))
+        lower = top >= 2 and degree(diff) < top  # the leading terms agree: a wrong expansion
+        forms = (
+            len(sl) >= 2 and is_homogeneous(pl) and is_homogeneous(pr) and degree(pl) == degree(pr) >= 2
+            and _unexpanded(lhs_node) != _unexpanded(rhs_node)
+        )
+        shared = _unexpanded(lhs_node) != _unexpanded(rhs_node) and _share_terms(pl, pr)
+        # one side still holds arithmetic on numbers (`b^2 − 4·4`) that the other has done: a simplification
+        numeric = _numeric_op(lhs_node) != _numeric_op(rhs_node)
+        # in a rewrite (a later link of a chain) the structural rules apply even where the step
+        # speaks of an equation; a chain can still switch to an equation (`... = z^2 + w^2 = 9 − 2zw`),
+        # so a difference alone is not enough
+        if (lower or forms or shared or numeric) and (middle or not equation_context):
+            # *tentatively* (checks.equation_checks withdraws it when the solution's own values
+            # satisfy it, or it is stated as a condition)
+            return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
+    return "equation", None, None, diff, False
+
+
+def random_points_equal(lhs_node, rhs_node, seed_text: str):
+    """Exact comparison at POINTS random rational points (Schwartz–Zippel, see docstring).
+
+    Returns ("ok" | "const" | "differs" | "symbolic" | "unchecked", constant difference or None)."""
+    a = _arith()
+    names = sorted(_vars(lhs_node) | _vars(rhs_node))
+    rng = random.Random(seed_text)
+    diffs = []
+    tries = 0
+    while len(diffs) < POINTS and tries < POINTS * 3:
+        tries += 1
+        env = {v: Fraction(rng.randint(1, POINT_RANGE), rng.randint(1, 97)) for v in names}
+        try:
+            L = a.eval_exact(lhs_node, env)
+            R = a.eval_exact(rhs_node, env)
+        except ZeroDivisionError:
+            continue  # a pole of the rational function: draw another point
+        except a._NeedsSymbolic:
+            return "symbolic", None
+        except (a.TooLarge, a._ParseError, a._FreeSymbol):
+            return "unchecked", None
+        diffs.append(L - R)
+    if len(diffs) < POINTS:
+        return "unchecked", None
+    if all(d == 0 for d in diffs):
+        return "ok", None
+    if all(d == diffs[0] for d in diffs):
+        return "const", diffs[0]
+    return "differs", None
+
+
+def _by_points(lhs_node, rhs_node, lhs_text, rhs_text, both_sides, no_solution=False, rewrite=False):
+    verdict, c = random_points_equal(lhs_node, rhs_node, f"{lhs_text}={rhs_text}")
+    if verdict == "ok":
+        return "ok", "algebra", None, None, False
+    if verdict == "const" and both_sides and not no_solution:
+        note = f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by {_fmt_coef(c)} for every value)"
+        return "mismatch", "algebra", note, None, False
+    if verdict == "symbolic":
+        return "symbolic", None, None, None, False
+    if verdict == "unchecked":
+        return "unchecked", None, "unchecked: not evaluable at sample points", None, False
+    return "equation", None, None, None, False
+
+
+def _has_root(node) -> bool:
+    """√ and |·| make rewrites depend on signs (√((c−a)^2) = c − a when c > a): not checked by points."""
+    if node[0] in ("sqrt", "func") or (node[0] == "bin" and node[1] == "^" and node[3][0] != "num"):
+        return True
+    return any(_has_root(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _vars(node) -> set:
+    if node[0] == "var":
+        return {node[1]}
+    out = set()
+    for c in node[1:]:
+        if isinstance(c, tuple) and c and isinstance(c[0], str):
+            out |= _vars(c)
+    return out
