@@ -22,8 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = library_parser()
     parser.description = "Verifier-guided hard negatives and weighted DPO: verify, grade, run the pipeline (docs/SPEC.md §5)."
-    if not any("--version" in a.option_strings for a in parser._actions):
-        parser.add_argument("--version", action="version", version=f"hardneg {_version()}")
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # argparse has no public accessor
     run = sub.add_parser(
         "run",
@@ -57,41 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("hardneg")
-    except PackageNotFoundError:  # running from a checkout that was never installed
-        return "unknown (not installed)"
-
-
-def preflight(name: str | None, partition: str | None, overrides: list[str]) -> tuple[str, int]:
-    """Load and validate the profile and the partition (and, where the library can, the models): (family, seed)."""
-    from hardneg import profiles
-
-    if hasattr(profiles, "preflight"):  # the library's check (profile, partition, model availability; issue 15)
-        _, family, seed = profiles.preflight(name, partition, overrides)
-        return family, seed
-    # Until the library has preflight: the same checks short of the model availability probe.
-    from hardneg.configuration import ConfigError
-
-    profile = profiles.load_profile(name, overrides=overrides) if overrides else profiles.load_profile(name)
-    key = partition or profile.default_partition
-    family, _, seed = key.partition("|")
-    if family not in {f.name for f in profile.families} or not seed.isdigit() or int(seed) not in profile.seeds:
-        raise ConfigError(
-            f"--partition {key!r}: expected family|seed with family in {[f.name for f in profile.families]} "
-            f"and seed in {profile.seeds} (profile {profile.name})"
-        )
-    return family, int(seed)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from hardneg.configuration import ConfigError
+    from hardneg.profiles import preflight  # profile, overrides, partition and model availability, no Dagster
 
     try:
-        family, seed = preflight(args.profile, args.partition, args.overrides)
+        _, family, seed = preflight(args.profile, args.partition, args.overrides)
     except ConfigError as exc:
         print(f"hardneg run: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -318,6 +318,7 @@ def run_pipeline(
 
 
 def print_summary(family: str, seed: int) -> None:
+    from hardneg.paths import artifacts_dir
     from hardneg.report import table1_markdown
     from hardneg.warehouse import Warehouse
 
@@ -326,8 +327,14 @@ def print_summary(family: str, seed: int) -> None:
     runs = wh.query("SELECT stage, strategy, artifact_path FROM training_runs WHERE family = ? ORDER BY stage, strategy", [family])
     print("\nFunnel", f"({family}|{seed})")
     print(funnel.to_markdown(index=False))
-    print("\nTable 1")
-    print(table1_markdown(wh.query("SELECT * FROM eval_summary")))
+    # The report asset's own table1.md (intervals, paired tests, held-out DPO metrics): one source.
+    report = artifacts_dir() / "report" / "table1.md"
+    if report.exists():
+        print("\n" + report.read_text())
+        print(f"(report: {report})")
+    else:
+        print("\nTable 1")
+        print(table1_markdown(wh.query("SELECT * FROM eval_summary")))
     print("\nArtifacts")
     print(runs.to_markdown(index=False))
     print(f"\nDuckDB warehouse: {warehouse_path()}")
