@@ -19,8 +19,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only for the annotation: `hardneg --help` and `hardneg run`'s checks stay fast
+    import pandas as pd
 
 STRATEGIES = ("hardneg", "random")
 
