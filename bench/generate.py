@@ -23,7 +23,6 @@ random stream), so throughput is compared as tokens per second.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -37,16 +36,6 @@ if str(ROOT) not in sys.path:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def read_jsonl(path: Path, n: int) -> list[dict]:
-    rows = []
-    with open(path) as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if len(rows) >= n:
-                break
-    return rows
 
 
 def loadavg() -> str:
@@ -105,13 +94,13 @@ def main() -> None:
         else:
             sys.exit(f"unknown path {name!r}")
 
-    train = read_jsonl(ROOT / "data" / "gsm8k" / "train.jsonl", 64 + args.problems)[64:]  # the pool skips SFT's 64
-    pool_prompts = [training_prompt(tokenizer, r["question"]) for r in train]
-    gsm = read_jsonl(ROOT / "data" / "gsm8k" / "test.jsonl", args.eval_items)
-    m500 = read_jsonl(ROOT / "data" / "math" / "math500_test.jsonl", args.eval_items)
-    eval_prompts = [eval_prompt(r["question"]) for r in gsm] + [
-        eval_prompt(r.get("problem") or r.get("question")) for r in m500
-    ]
+    from hardneg.data import load_problems
+
+    train = load_problems("gsm8k", "train", limit=64 + args.problems)[0]["question"].tolist()[64:]  # the pool skips SFT's 64
+    pool_prompts = [training_prompt(tokenizer, q) for q in train]
+    gsm = load_problems("gsm8k", "test", limit=args.eval_items)[0]["question"].tolist()
+    m500 = load_problems("math500", "test", limit=args.eval_items)[0]["question"].tolist()
+    eval_prompts = [eval_prompt(q) for q in gsm + m500]
 
     def sampling(name: str):
         p = SamplingParams(

@@ -18,7 +18,6 @@ runs first.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -31,16 +30,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def read_jsonl(path: Path, n: int) -> list[dict]:
-    rows = []
-    with open(path) as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if len(rows) >= n:
-                break
-    return rows
 
 
 def main() -> None:
@@ -81,10 +70,12 @@ def main() -> None:
     else:
         why_no_vllm = f"vllm is not installed here ({VLLM_INSTALL} needs network + CUDA)"
 
-    train = read_jsonl(ROOT / "data" / "gsm8k" / "train.jsonl", args.problems)
-    test = read_jsonl(ROOT / "data" / "gsm8k" / "test.jsonl", args.eval_items)
-    pool_prompts = [training_prompt(tokenizer, r["question"]) for r in train]
-    eval_prompts = [eval_prompt(r["question"]) for r in test]
+    from hardneg.data import load_problems
+
+    train = load_problems("gsm8k", "train", limit=args.problems)[0]["question"]
+    test = load_problems("gsm8k", "test", limit=args.eval_items)[0]["question"]
+    pool_prompts = [training_prompt(tokenizer, q) for q in train]
+    eval_prompts = [eval_prompt(q) for q in test]
     sampling = SamplingParams(
         max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95, n=args.k, seed=0, batch_size=args.batch_size
     )

@@ -27,7 +27,6 @@ MLP) is refused at construction with the reason, so callers fall back to `HFBack
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from hardneg.generation import (

@@ -196,7 +196,7 @@ def hub_availability(repo_id: str, repo_type: str = "model", timeout: float = 5.
     if hub_cached(repo_id, repo_type):
         return None
     if hub_offline():
-        return f"not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        return "not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 

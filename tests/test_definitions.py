@@ -11,7 +11,6 @@ import json
 
 import dagster as dg
 import pandas as pd
-import pytest
 import yaml
 
 from pipeline_support import definitions_for, materialize, tiny_profile

@@ -28,7 +28,6 @@ from hardneg.dpo import (
     train_dpo,
 )
 from hardneg.prompts import SFT_SYSTEM_PROMPT
-from hardneg.weighting import WeightingConfig
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

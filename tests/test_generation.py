@@ -239,8 +239,6 @@ def test_native_greedy_n_copies(native):
 def test_native_refuses_what_it_does_not_implement(tiny_model_dir):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from tiny_model import build_tiny_model  # noqa: F401  (same tokenizer family)
-
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64))
     _, tokenizer = sharpened(tiny_model_dir)
     with pytest.raises(UnsupportedModelError, match="model_type 'gpt2'"):

@@ -395,7 +395,7 @@ def equation_checks(
     ("so", "we get", "⇒": _DERIVATION_RE) and not as a condition, and E1 is not a sibling
     alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
     from .arith import EQUATION_CUE
-    from .algebra import linear_solution, symbols
+    from .algebra import linear_solution
 
     bindings: dict[str, list[Fraction]] = {}
     eqs = []

@@ -498,17 +498,13 @@ class MathVerifier:
         pending = [(i, link) for i, sm in enumerate(w.maths) for link in sm.links if link.status == "symbolic"]
         if not pending:
             return
-        cfg = self.config
         try:
-            warm = call_bounded(symbolic.warm, timeout=cfg.sympy_warmup_timeout)
-            if warm is TIMEOUT:
-                raise BoundedCallError("worker did not start")
-            res = call_bounded(symbolic.evaluate_pairs, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending], timeout=cfg.sympy_timeout)
+            res = self._in_sympy_worker(symbolic.evaluate_pairs, [link for _, link in pending])
         except BoundedCallError as exc:
             res = None
             reason = f"symbolic check failed ({str(exc)[:80]})"
         else:
-            reason = f"symbolic check timed out after {cfg.sympy_timeout:g} s"
+            reason = f"symbolic check timed out after {self.config.sympy_timeout:g} s"
         # Step analyses are cached and shared: verdicts go to this candidate, not the links.
         if res is TIMEOUT or res is None:
             if "symbolic:timeout" not in w.channels:
@@ -532,17 +528,21 @@ class MathVerifier:
                 continue
             w.verdicts[id(link)] = ("ok" if ok else "mismatch", Lf, Rf)
 
+    def _in_sympy_worker(self, fn, links) -> Any:
+        """`fn` over the links' (lhs, rhs) SymPy sources in the bounded worker (started first, under
+        its own time limit); BoundedCallError when the worker cannot run, TIMEOUT when it overran."""
+        warm = call_bounded(symbolic.warm, timeout=self.config.sympy_warmup_timeout)
+        if warm is TIMEOUT:
+            raise BoundedCallError("worker did not start")
+        return call_bounded(fn, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in links], timeout=self.config.sympy_timeout)
+
     def _symbolic_identities(self, w: _Work) -> None:
         """Links with free symbols and √/π/functions: SymPy at random points (algebra.py)."""
         pending = [(i, link) for i, sm in enumerate(w.maths) for link in sm.links if link.status == "symbolic-id"]
         if not pending:
             return
-        cfg = self.config
         try:
-            warm = call_bounded(symbolic.warm, timeout=cfg.sympy_warmup_timeout)
-            if warm is TIMEOUT:
-                raise BoundedCallError("worker did not start")
-            res = call_bounded(symbolic.identity_values, [(l.lhs.sympy_src, l.rhs.sympy_src) for _, l in pending], timeout=cfg.sympy_timeout)
+            res = self._in_sympy_worker(symbolic.identity_values, [link for _, link in pending])
         except BoundedCallError:
             res = None
         for k, (i, link) in enumerate(pending):
