@@ -134,6 +134,38 @@ SCHEMA: dict[str, dict[str, str]] = {
         "accuracy": "DOUBLE",
         "accuracy_math_verify": "DOUBLE",
     },
+    "verifier_shards": {  # one row per verified shard: what a resumed verification skips
+        "family": "VARCHAR",
+        "seed": "INTEGER",
+        "shard": "INTEGER",
+        "run_key": "VARCHAR",
+        "n": "INTEGER",
+        "first_id": "VARCHAR",
+        "last_id": "VARCHAR",
+        "seconds": "DOUBLE",
+        "encoded": "INTEGER",
+        "cache_hits": "INTEGER",
+        "worker": "VARCHAR",
+        "finished_at": "TIMESTAMP",
+    },
+    "injected_labels": {  # the error-injection pool's labels (hardneg/inject.py), one row per candidate
+        "candidate_id": "VARCHAR",
+        "family": "VARCHAR",
+        "seed": "INTEGER",
+        "source": "VARCHAR",
+        "error_type": "VARCHAR",
+        "error_step": "INTEGER",
+        "variant": "INTEGER",
+    },
+    "pair_checks": {  # outcome of the blocking checks on a pair set: DPO refuses pairs that failed
+        "family": "VARCHAR",
+        "seed": "INTEGER",
+        "strategy": "VARCHAR",
+        "check_name": "VARCHAR",
+        "passed": "BOOLEAN",
+        "detail": "VARCHAR",
+        "checked_at": "TIMESTAMP",
+    },
     "quarantine": {
         "source": "VARCHAR",
         "line_no": "INTEGER",
@@ -279,20 +311,22 @@ class Warehouse:
     def replace_where(self, table: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]], where: str, params: Sequence[Any]) -> int:
         """Delete the rows matching `where` and insert `rows`, in one transaction."""
         df = to_table_frame(table, rows)
+        with self.transaction() as con:
+            con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
+            insert_frame(con, table, df)
+        return len(df)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction: everything in the block lands, or nothing."""
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
-                if len(df):
-                    con.register("_incoming", df)
-                    cols = ", ".join(SCHEMA[table])
-                    con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
-                    con.unregister("_incoming")
+                yield con
                 con.execute("COMMIT")
-            except Exception:
+            except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return len(df)
 
     def append(self, table: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> int:
         """Insert rows (for logs such as `quarantine` that have no natural partition)."""
@@ -300,10 +334,7 @@ class Warehouse:
         if not len(df):
             return 0
         with self.connect() as con:
-            con.register("_incoming", df)
-            cols = ", ".join(SCHEMA[table])
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
-            con.unregister("_incoming")
+            insert_frame(con, table, df)
         return len(df)
 
     def count(self, table: str, **where: Any) -> int:
@@ -321,6 +352,19 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         for name, dtype in columns.items():
             if name not in existing:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {dtype}")
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> int:
+    """Insert rows (aligned with `to_table_frame`) on an open connection, e.g. inside `Warehouse.transaction`."""
+    df = to_table_frame(table, rows)
+    if len(df):
+        con.register("_incoming", df)
+        try:
+            cols = ", ".join(SCHEMA[table])
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+        finally:
+            con.unregister("_incoming")
+    return len(df)
 
 
 def to_table_frame(table: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:

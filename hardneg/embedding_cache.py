@@ -1,0 +1,124 @@
+"""A persistent embedding cache: sentence vectors kept across runs, keyed by encoder and text hash.
+
+Why: at paper scale the MiniLM encoder is most of the verifier's time. Changing a wrongness
+weight or a funnel threshold re-verifies every candidate; with the vectors on disk that costs
+analysis time only. Injected variants that share steps with their reference hit the same keys,
+so within a shard only the changed steps are encoded (the in-process LRU of
+`SentenceEmbedder` handles that; this store makes it survive the process).
+
+Layout: `<root>/<encoder slug>/<segment>.parquet`, two columns: `key` (the 16-byte blake2b of
+the text, `hardneg.verifier.embedding.text_key`) and `vector` (float32, L2-normalized as the
+encoder returned it). One segment holds the vectors one shard of one partition used. The
+process that verifies a shard reads its segment first and rewrites it afterwards (write to a
+temporary name, then rename), so readers never see half a file and no two writers share a
+segment (shards are disjoint). A cluster without a shared `$HARDNEG_HOME` still works: the
+driver reads the segment, ships it with the shard, and writes back what the worker returns.
+The price of per-shard segments is that a text used in two shards is stored twice; in return a
+lookup reads one small file, never a global index.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from hardneg.verifier.embedding import Embedder, text_key
+
+__all__ = ["EmbeddingStore", "CachingEmbedder", "encoder_slug"]
+
+
+def encoder_slug(encoder_id: str) -> str:
+    """A folder name for an encoder id (hub id or path): `sentence-transformers/all-MiniLM-L6-v2`
+    -> `sentence-transformers--all-MiniLM-L6-v2`."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", str(encoder_id).strip("/")).strip("-.")
+    return slug[-120:] or "encoder"
+
+
+class EmbeddingStore:
+    """Parquet segments of (text hash -> vector) for one encoder."""
+
+    def __init__(self, root: str | Path, encoder_id: str):
+        self.encoder_id = encoder_id
+        self.dir = Path(root) / encoder_slug(encoder_id)
+
+    def path(self, segment: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9._|=-]+", segment) or segment.startswith("."):
+            raise ValueError(f"embedding cache segment {segment!r}: use letters, digits, '.', '_', '-', '|', '='")
+        return self.dir / f"{segment.replace('|', '=')}.parquet"
+
+    def load(self, segment: str) -> dict[bytes, np.ndarray]:
+        """The segment's vectors; {} when it does not exist or cannot be read (a cache miss, never an error)."""
+        import pyarrow.parquet as pq
+
+        path = self.path(segment)
+        if not path.is_file():
+            return {}
+        try:
+            table = pq.read_table(path)
+            keys = table.column("key").to_pylist()
+            flat = table.column("vector").combine_chunks()
+            dim = flat.type.list_size
+            mat = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+        except Exception:  # noqa: BLE001 - a damaged cache file costs encoding time, not the run
+            return {}
+        return dict(zip(keys, mat))
+
+    def save(self, segment: str, vectors: Mapping[bytes, np.ndarray]) -> int:
+        """Replace the segment with `vectors` (atomic rename); returns the number stored."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not vectors:
+            return 0
+        path = self.path(segment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(vectors)
+        mat = np.stack([np.asarray(vectors[k], dtype=np.float32) for k in keys])
+        vec = pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            pq.write_table(pa.table({"key": pa.array(keys, pa.binary(16)), "vector": vec}), tmp, compression="zstd")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return len(keys)
+
+    def segments(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("*.parquet")) if self.dir.is_dir() else []
+
+
+class CachingEmbedder:
+    """An `Embedder` that answers from `known` (text hash -> vector) before asking `inner`.
+
+    Every vector it hands out is also kept in `used`, so the caller can store exactly what a
+    shard needed (hits and new encodings) as that shard's segment.
+    """
+
+    def __init__(self, inner: Embedder, known: Optional[Mapping[bytes, np.ndarray]] = None):
+        self.inner = inner
+        self.known = dict(known or {})
+        self.used: dict[bytes, np.ndarray] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [text_key(t) for t in texts]
+        missing: dict[bytes, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in self.known and k not in missing:
+                missing[k] = t
+        self.hits += len(set(keys)) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            fresh = np.asarray(self.inner.encode(list(missing.values())), dtype=np.float32)
+            self.known.update(zip(missing, fresh))
+        for k in keys:
+            self.used[k] = self.known[k]
+        if not keys:
+            return np.asarray(self.inner.encode([]), dtype=np.float32)
+        return np.stack([self.known[k] for k in keys])
