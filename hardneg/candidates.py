@@ -441,11 +441,12 @@ class ExternalPoolConfig:
             raise ValueError(f"ExternalPoolConfig.split must be a non-empty string, got {self.split!r}")
         if self.scores not in SCORE_MODES:
             raise ValueError(f"ExternalPoolConfig.scores must be one of {SCORE_MODES}, got {self.scores!r}")
-        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 0):
+        limit = self.limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"ExternalPoolConfig.limit must be an integer >= 0 or None, got {self.limit!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ExternalShard:
     """One shard of an external pool: the candidates of `records` consecutive source records."""
 
@@ -477,7 +478,9 @@ def pool_source_kind(path: str) -> str:
 
 def _quarantine_row(source: str, line_no: int, raw: Any, reason: str) -> dict:
     raw = raw if isinstance(raw, str) else json.dumps(raw, default=str, ensure_ascii=False)
-    return {"source": safe_text(source), "line_no": line_no, "raw": safe_text(raw[:10_000]), "reason": safe_text(reason)}
+    return {
+        "source": safe_text(source), "line_no": line_no, "raw": safe_text(raw[:10_000]), "reason": safe_text(reason)
+    }
 
 
 def _first(obj: dict, fields: Sequence[str]) -> tuple[str | None, Any]:
@@ -490,6 +493,13 @@ def _first(obj: dict, fields: Sequence[str]) -> tuple[str | None, Any]:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite_positive(v: Any) -> bool:
+    try:
+        return _is_number(v) and math.isfinite(float(v)) and v > 0
+    except OverflowError:  # a 400-digit JSON integer
+        return False
 
 
 def _per_completion(obj: dict, field: str, n: int) -> tuple[bool, list[Any] | None]:
@@ -517,12 +527,12 @@ def _file_scores(obj: dict, n: int) -> tuple[list[str], list[tuple[float | None,
         problems.append(f"confidence ({shape} in [0, 1] or null)")
     if not has_ppl:
         problems.append("perplexity (missing; a finite number > 0)")
-    elif ppls is None or not all(_is_number(p) and math.isfinite(p) and p > 0 for p in ppls):
+    elif ppls is None or not all(_finite_positive(p) for p in ppls):
         problems.append(f"perplexity ({shape}, finite and > 0)")
     if not has_toks:
         toks = [None] * n
-    elif toks is None or not all(t is None or (isinstance(t, int) and not isinstance(t, bool) and t >= 0) for t in toks):
-        problems.append("n_tokens (an integer >= 0 or null)")
+    elif toks is None or not all(t is None or (_is_number(t) and isinstance(t, int) and 0 <= t < 2**31) for t in toks):
+        problems.append("n_tokens (an integer >= 0 or null)")  # < 2**31: the table's INTEGER
     if problems:
         return problems, []
     return [], [(None if c is None else float(c), float(p), t) for c, p, t in zip(confs, ppls, toks)]
@@ -640,9 +650,13 @@ def _iter_records(config: ExternalPoolConfig, kind: str) -> Iterator[_Record]:
 
 
 def _record_problem(obj: Any, scores: str) -> str | None:
+    """The quarantine reason of a Parquet or hub record (JSONL lines: `jsonl_line_problem`)."""
     if not isinstance(obj, dict):
         return "record is not an object"
-    problems = _pool_line_problems(obj, scores)
+    try:
+        problems = _pool_line_problems(obj, scores)
+    except Exception as exc:  # noqa: BLE001 - odd data rejects the record, not the pool
+        problems = [f"{type(exc).__name__}: {exc}"]
     return "missing or invalid field(s): " + ", ".join(problems) if problems else None
 
 
@@ -774,15 +788,30 @@ def iter_external_pool(
     if isinstance(start_shard, bool) or not isinstance(start_shard, int) or start_shard < 0:
         raise ValueError(f"start_shard must be an integer >= 0, got {start_shard!r}")
     if config.scores == "policy" and (model is None or tokenizer is None):
-        raise ValueError("scores='policy' re-scores under the policy: pass model= and tokenizer= (or use scores='file')")
+        raise ValueError("scores='policy' re-scores under the policy: pass model= and tokenizer= "
+                         "(or use scores='file')")
     kind = pool_source_kind(config.path)
     refs: dict[str, Any] = {}
     if problems is not None and len(problems):
-        refs = {p: r for p, r in zip(problems["problem_id"].astype(str), problems["reference_answer"]) if not _is_missing(r)}
-    return _shards(config, kind, family, seed, shard_size, start_shard, refs, model, tokenizer, prompt_for, batch_size, sharpness, center)
+        pairs = zip(problems["problem_id"].astype(str), problems["reference_answer"])
+        refs = {p: r for p, r in pairs if not _is_missing(r)}
+
+    def score(rows: list[dict]) -> pd.DataFrame:
+        return _score_shard(rows, family, seed, config.scores, model, tokenizer, prompt_for, batch_size, sharpness, center)
+
+    return _shards(config, kind, family, seed, shard_size, start_shard, refs, score)
 
 
-def _shards(config, kind, family, seed, shard_size, start_shard, refs, model, tokenizer, prompt_for, batch_size, sharpness, center):
+def _shards(
+    config: ExternalPoolConfig,
+    kind: str,
+    family: str,
+    seed: int,
+    shard_size: int,
+    start_shard: int,
+    refs: dict[str, Any],
+    score: Callable[[list[dict]], pd.DataFrame],
+) -> Iterator[ExternalShard]:
     # A generator of its own, so iter_external_pool's argument checks raise at the call, not at the first next().
     counts: dict[str, int] = {}  # completions seen per problem_id: the j of the next id
     taken = 0
@@ -814,9 +843,8 @@ def _shards(config, kind, family, seed, shard_size, start_shard, refs, model, to
         if n_records == 0:
             return
         if full:
-            candidates = _score_shard(rows, family, seed, config.scores, model, tokenizer, prompt_for, batch_size, sharpness, center)
             quarantine = pd.DataFrame(bad, columns=QUARANTINE_COLUMNS)
-            yield ExternalShard(index, candidates, quarantine, n_records, config.scores)
+            yield ExternalShard(index, score(rows), quarantine, n_records, config.scores)
         index += 1
 
 
