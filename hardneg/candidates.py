@@ -11,21 +11,30 @@ come without ids, comparable with our own.
 - perplexity = exp(mean NLL of the completion tokens given the prompt);
 - confidence c = sigmoid(10·(p̄ − 0.5)), p̄ = mean probability of the tokens covering the
   final-answer span; None when no answer was found (or its text could not be located).
+
+External pools (the paper's ~600K numina trajectories, §3.3) are read as a stream of shards
+(`iter_external_pool`): a JSONL file line by line, Parquet batch by batch, a hub dataset with
+`streaming=True`, so memory stays O(shard size) and a killed run resumes at a shard. Their
+confidence and perplexity come from one of two places, `ExternalPoolConfig.scores`, which every
+`ExternalShard.scores` repeats: `policy` re-scores the text as above (comparable with sampled
+candidates), `file` takes the record's own `confidence` / `perplexity` fields (no model needed;
+only as comparable as whoever computed them).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
-from hardneg.data import read_jsonl
+from hardneg.data import iter_jsonl, jsonl_line_problem, safe_text
 from hardneg.generation import SamplingParams
 from hardneg.grading import GradingConfig, extract_answer, grade_batch, math_reference_answer
 from hardneg.prompts import training_prompt
@@ -393,143 +402,328 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
 # ---------------------------------------------------------------- external pools
 
 QUESTION_FIELDS = ("question", "problem", "query")
-COMPLETION_FIELDS = ("completion", "generation", "response")
+"""Where a record's question is looked for, in order (the first non-empty string wins)."""
+COMPLETION_FIELDS = ("completion", "generation", "generations", "response")
+"""Where a record's completion(s) are looked for, in order: a string or a list of strings."""
+EXTERNAL_COLUMNS = CANDIDATE_COLUMNS + ["question", "reference_answer", "reference_solution"]
+"""Columns of an external shard's candidates: the `candidates` table's, plus what the caller
+needs to register the pool's own problems."""
+QUARANTINE_COLUMNS = ["source", "line_no", "raw", "reason"]
+SCORE_MODES = ("policy", "file")
+FINISH_REASONS = ("eos", "length", "stop")
+
+
+@dataclass
+class ExternalPoolConfig:
+    """An external candidate pool (SPEC §2.3; the paper's numina pool, §3.3) and how it is scored."""
+
+    path: str | None = None
+    """A JSONL file (`.jsonl`/`.json`, or any existing file), Parquet (a `.parquet` file, or a
+    folder whose `*.parquet` parts, searched recursively, are read in path order) or a hub dataset
+    id (e.g. `HuggingFaceH4/numina-deepseek-r1-qwen-7b`, streamed). None: no external pool."""
+    split: str = "train"
+    """The split of a hub dataset (ignored for files)."""
+    scores: str = "policy"
+    """`policy`: confidence and perplexity re-scored under the policy by teacher forcing, in
+    batches, on the model's device (a GPU when there). `file`: taken from each record's own
+    `confidence` (in [0, 1], or null for "no answer found") and `perplexity` (finite, > 0) fields,
+    `n_tokens` too when present; no model is needed, and a record without valid scores is
+    quarantined naming the field."""
+    limit: int | None = None
+    """Keep the first N completions (valid ones, in source order); None: all."""
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            self.path = str(self.path)
+            if not self.path.strip():
+                raise ValueError("ExternalPoolConfig.path must be a file, folder or hub dataset id, or None; got ''")
+        if not isinstance(self.split, str) or not self.split.strip():
+            raise ValueError(f"ExternalPoolConfig.split must be a non-empty string, got {self.split!r}")
+        if self.scores not in SCORE_MODES:
+            raise ValueError(f"ExternalPoolConfig.scores must be one of {SCORE_MODES}, got {self.scores!r}")
+        limit = self.limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"ExternalPoolConfig.limit must be an integer >= 0 or None, got {self.limit!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class ExternalShard:
+    """One shard of an external pool: the candidates of `records` consecutive source records."""
+
+    index: int
+    """0-based; shard i covers source records i·shard_size+1 … (i+1)·shard_size."""
+    candidates: pd.DataFrame
+    """EXTERNAL_COLUMNS rows, scored and graded."""
+    quarantine: pd.DataFrame
+    """(source, line_no, raw, reason) of this shard's rejected records."""
+    records: int
+    """Source records this shard read (shard_size, fewer for the last shard or at the limit)."""
+    scores: str
+    """Where confidence and perplexity came from: `policy` (re-scored) or `file`."""
+
+
+def pool_source_kind(path: str) -> str:
+    """`jsonl`, `parquet` or `hub`: how `ExternalPoolConfig.path` is read."""
+    p = Path(path)
+    if p.is_dir():
+        if not any(p.rglob("*.parquet")):
+            raise ValueError(f"external pool folder {path!r} holds no .parquet files")
+        return "parquet"
+    if p.suffix in (".parquet", ".jsonl", ".json"):
+        if not p.exists():
+            raise FileNotFoundError(f"external pool {path!r} does not exist")
+        return "parquet" if p.suffix == ".parquet" else "jsonl"
+    return "jsonl" if p.exists() else "hub"
 
 
 def _quarantine_row(source: str, line_no: int, raw: Any, reason: str) -> dict:
-    raw = raw if isinstance(raw, str) else json.dumps(raw, default=str)
-    return {"source": source, "line_no": line_no, "raw": raw[:10_000], "reason": reason}
+    raw = raw if isinstance(raw, str) else json.dumps(raw, default=str, ensure_ascii=False)
+    return {
+        "source": safe_text(source), "line_no": line_no, "raw": safe_text(raw[:10_000]), "reason": safe_text(reason)
+    }
 
 
-def _pool_line_problems(obj: dict) -> list[str]:
+def _first(obj: dict, fields: Sequence[str]) -> tuple[str | None, Any]:
+    """(field, value) of the first of `fields` present with a non-null value."""
+    for f in fields:
+        if obj.get(f) is not None:
+            return f, obj[f]
+    return None, None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite_positive(v: Any) -> bool:
+    try:
+        return _is_number(v) and math.isfinite(float(v)) and v > 0
+    except OverflowError:  # a 400-digit JSON integer
+        return False
+
+
+def _per_completion(obj: dict, field: str, n: int) -> tuple[bool, list[Any] | None]:
+    """(present, one value per completion) of a record's `field`: a scalar for a record with one
+    completion, a list of `n` for a record with `n`; values None when the shape is wrong."""
+    if field not in obj:
+        return False, None
+    v = obj[field]
+    if isinstance(v, list):
+        return True, (v if len(v) == n else None)
+    return True, ([v] if n == 1 else None)
+
+
+def _file_scores(obj: dict, n: int) -> tuple[list[str], list[tuple[float | None, float, int | None]]]:
+    """Problems with a record's own scores (scores: file), and the (confidence, perplexity,
+    n_tokens) of each of its `n` completions when there are none."""
     problems = []
-    pid = obj.get("problem_id")
-    if isinstance(pid, bool) or not isinstance(pid, (str, int)) or str(pid).strip() == "":
-        problems.append("problem_id (string or integer)")
-    for key in ("question", "completion"):
-        if not isinstance(obj.get(key), str) or (key == "question" and not obj[key].strip()):
-            problems.append(f"{key} (string)")
-    ref = obj.get("reference_answer")
-    if ref is not None and not isinstance(ref, (str, int, float)):
-        problems.append("reference_answer (string, number or null)")
+    shape = "a number" if n == 1 else f"a list of {n} numbers"
+    has_conf, confs = _per_completion(obj, "confidence", n)
+    has_ppl, ppls = _per_completion(obj, "perplexity", n)
+    has_toks, toks = _per_completion(obj, "n_tokens", n)
+    if not has_conf:
+        problems.append("confidence (missing; a number in [0, 1] or null)")
+    elif confs is None or not all(c is None or (_is_number(c) and 0.0 <= c <= 1.0) for c in confs):
+        problems.append(f"confidence ({shape} in [0, 1] or null)")
+    if not has_ppl:
+        problems.append("perplexity (missing; a finite number > 0)")
+    elif ppls is None or not all(_finite_positive(p) for p in ppls):
+        problems.append(f"perplexity ({shape}, finite and > 0)")
+    if not has_toks:
+        toks = [None] * n
+    elif toks is None or not all(t is None or (_is_number(t) and isinstance(t, int) and 0 <= t < 2**31) for t in toks):
+        problems.append("n_tokens (an integer >= 0 or null)")  # < 2**31: the table's INTEGER
+    if problems:
+        return problems, []
+    return [], [(None if c is None else float(c), float(p), t) for c, p, t in zip(confs, ppls, toks)]
+
+
+def _pool_line_problems(obj: dict, scores: str = "policy") -> list[str]:
+    """What is wrong with one external record (empty: nothing). The per-record check of every
+    source (JSONL line, Parquet row, hub record); `_record_rows` reads the same fields."""
+    problems = []
+    for key in ("problem_id", "id"):
+        if key in obj and obj[key] is not None:
+            pid = obj[key]
+            if isinstance(pid, bool) or not isinstance(pid, (str, int)) or str(pid).strip() == "":
+                problems.append(f"{key} (string or integer)")
+            break
+    _, q = _first(obj, QUESTION_FIELDS)
+    if not isinstance(q, str) or not q.strip():
+        problems.append("question/problem/query (non-empty string)")
+    _, comp = _first(obj, COMPLETION_FIELDS)
+    comps = comp if isinstance(comp, list) else [comp]
+    if comp is None or not comps or not all(isinstance(c, str) for c in comps):
+        problems.append("completion/generation/generations/response (string or non-empty list of strings)")
+    for key in ("reference_answer", "answer"):
+        ref = obj.get(key)
+        if isinstance(ref, bool) or (ref is not None and not isinstance(ref, (str, int, float))):
+            problems.append(f"{key} (string, number or null)")
+    for key in ("reference_solution", "solution"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            problems.append(f"{key} (string or null)")
+    if scores == "file" and comp is not None and comps and all(isinstance(c, str) for c in comps):
+        problems += _file_scores(obj, len(comps))[0]
     return problems
 
 
-def _read_pool_jsonl(path: Path) -> tuple[list[dict], list[dict]]:
-    """JSONL rows {problem_id, question, completion, reference_answer?, finish_reason?}."""
-    objs, bad = read_jsonl(path, (), str(path), validate=_pool_line_problems)
-    rows = [
+def _record_rows(obj: dict, scores: str, content: bool) -> list[dict]:
+    """The completions of one valid record (checked by `_pool_line_problems`), one row each.
+
+    problem_id: the record's `problem_id`, else its `id`, else "h" + 12 hex digits of the
+    question's SHA-1 (hub datasets such as numina have no ids). The reference answer: the
+    record's `reference_answer`, else `answer`, else the last \\boxed{} of `reference_solution` /
+    `solution` (a solution without one leaves the candidate ungraded, not rejected).
+    `content=False` (a skipped shard) fills only problem_id: the rest is not needed to count ids.
+    """
+    _, q = _first(obj, QUESTION_FIELDS)
+    _, pid = _first(obj, ("problem_id", "id"))
+    pid = str(pid) if pid is not None else "h" + hashlib.sha1(q.encode("utf-8")).hexdigest()[:12]
+    _, comp = _first(obj, COMPLETION_FIELDS)
+    comps = comp if isinstance(comp, list) else [comp]
+    if not content:
+        return [{"problem_id": pid} for _ in comps]
+    _, solution = _first(obj, ("reference_solution", "solution"))
+    _, ref = _first(obj, ("reference_answer", "answer"))
+    if _is_missing(ref):  # a Parquet float column holds NaN for "none"
+        ref = None
+    if ref is None and solution is not None:
+        try:
+            ref = math_reference_answer(solution)
+        except ValueError:
+            ref = None
+    finish = obj.get("finish_reason") if obj.get("finish_reason") in FINISH_REASONS else None
+    file_scores = _file_scores(obj, len(comps))[1] if scores == "file" else [None] * len(comps)
+    return [
         {
-            "problem_id": str(obj["problem_id"]),
-            "question": obj["question"],
-            "completion": obj["completion"],
-            "reference_answer": None if obj.get("reference_answer") is None else str(obj["reference_answer"]),
-            "reference_solution": obj.get("reference_solution"),
-            "finish_reason": obj.get("finish_reason") if obj.get("finish_reason") in ("eos", "length", "stop") else None,
-            "line_no": obj["_line_no"],
+            "problem_id": pid,
+            "question": q,
+            "completion": c,
+            "reference_answer": None if ref is None else str(ref),
+            "reference_solution": solution,
+            "finish_reason": finish,
+            "file_scores": fs,
         }
-        for obj in objs
+        for c, fs in zip(comps, file_scores)
     ]
-    return rows, bad
 
 
-def _read_pool_hf(dataset_id: str, split: str) -> tuple[list[dict], list[dict]]:
-    """A hub dataset such as HuggingFaceH4/numina-deepseek-r1-qwen-7b (fields: problem,
-    solution, messages, generation, distilabel_metadata, model_name). `generation` may
-    hold one string or a list; the reference answer is the last \\boxed{} of `solution`."""
-    try:
-        from datasets import load_dataset
+class _Record:
+    """One source record: its 1-based number, the parsed object (None when it could not be
+    parsed) and the quarantine reason so far. `raw` is built only when the record is rejected."""
 
-        ds = load_dataset(dataset_id, split=split)
-    except Exception as exc:  # offline, unknown id, auth: all mean "cannot ingest here"
-        raise RuntimeError(
-            f"could not load the hub dataset {dataset_id!r} (split {split!r}): {type(exc).__name__}: {exc}. "
-            "External hub pools need network access; use a JSONL pool offline."
-        ) from exc
-    rows, bad = [], []
-    for idx, rec in enumerate(ds):
-        line_no = idx + 1
-        q = next((rec[f] for f in QUESTION_FIELDS if isinstance(rec.get(f), str) and rec[f].strip()), None)
-        comp = next((rec[f] for f in COMPLETION_FIELDS if rec.get(f) is not None), None)
-        comps = comp if isinstance(comp, list) else [comp]
-        if q is None or comp is None or not all(isinstance(c, str) for c in comps):
-            bad.append(_quarantine_row(f"{dataset_id}:{split}", line_no, rec, "no question/problem or no string completion/generation"))
-            continue
-        solution = rec.get("solution") if isinstance(rec.get("solution"), str) else None
-        ref = rec.get("answer") if isinstance(rec.get("answer"), str) else None
-        if ref is None and solution:
+    __slots__ = ("no", "obj", "reason", "_raw")
+
+    def __init__(self, no: int, obj: Any, reason: str | None, raw: str | None = None) -> None:
+        self.no, self.obj, self.reason, self._raw = no, obj, reason, raw
+
+    @property
+    def raw(self) -> str:
+        return self._raw if self._raw is not None else json.dumps(self.obj, default=str, ensure_ascii=False)
+
+
+def _iter_records(config: ExternalPoolConfig, kind: str) -> Iterator[_Record]:
+    """Every source record in order, one at a time (never the whole source in memory)."""
+    if kind == "jsonl":
+        validate = lambda obj: _pool_line_problems(obj, config.scores)  # noqa: E731
+        for line in iter_jsonl(config.path):
+            yield _Record(line.line_no, line.value, jsonl_line_problem(line, (), validate), line.raw)
+        return
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        root = Path(config.path)
+        parts = sorted(root.rglob("*.parquet")) if root.is_dir() else [root]
+        no = 0
+        for part in parts:
             try:
-                ref = math_reference_answer(solution)
-            except ValueError:
-                ref = None  # kept: the candidate is still a candidate, just ungraded
-        pid = rec.get("problem_id") or rec.get("id") or "h" + hashlib.sha1(q.encode("utf-8")).hexdigest()[:12]
-        for c in comps:
-            rows.append(
-                {
-                    "problem_id": str(pid),
-                    "question": q,
-                    "completion": c,
-                    "reference_answer": ref,
-                    "reference_solution": solution,
-                    "finish_reason": None,
-                    "line_no": line_no,
-                }
-            )
-    return rows, bad
+                reader = pq.ParquetFile(part)
+            except Exception as exc:  # a corrupt or truncated part: nothing in it can be read row by row
+                raise ValueError(f"external pool part {str(part)!r} is not readable Parquet: {exc}") from exc
+            # Batches well under a shard keep the Arrow buffers small; rows become dicts one batch at a time.
+            for batch in reader.iter_batches(batch_size=1024):
+                for obj in batch.to_pylist():
+                    no += 1
+                    yield _Record(no, obj, _record_problem(obj, config.scores))
+        return
+    yield from _iter_hub_records(config)
 
 
-def ingest_external_pool(
-    source: str,
-    model: Any,
-    tokenizer: Any,
+def _record_problem(obj: Any, scores: str) -> str | None:
+    """The quarantine reason of a Parquet or hub record (JSONL lines: `jsonl_line_problem`)."""
+    if not isinstance(obj, dict):
+        return "record is not an object"
+    try:
+        problems = _pool_line_problems(obj, scores)
+    except Exception as exc:  # noqa: BLE001 - odd data rejects the record, not the pool
+        problems = [f"{type(exc).__name__}: {exc}"]
+    return "missing or invalid field(s): " + ", ".join(problems) if problems else None
+
+
+def _iter_hub_records(config: ExternalPoolConfig) -> Iterator[_Record]:
+    """A hub dataset, streamed (`datasets.load_dataset(..., streaming=True)`): records arrive as
+    they are downloaded, none is kept. Record numbers count from 1 in the split's order."""
+
+    def unreachable(exc: Exception) -> RuntimeError:
+        return RuntimeError(
+            f"could not load the hub dataset {config.path!r} (split {config.split!r}): {type(exc).__name__}: {exc}. "
+            "External hub pools need network access; use a JSONL or Parquet pool offline."
+        )
+
+    try:
+        import datasets
+
+        stream = iter(datasets.load_dataset(config.path, split=config.split, streaming=True))
+    except Exception as exc:  # offline, unknown id, auth: all mean "cannot ingest here"
+        raise unreachable(exc) from exc
+    no = 0
+    while True:
+        try:
+            obj = next(stream)
+        except StopIteration:
+            return
+        except Exception as exc:  # a streamed dataset fails while reading, not while opening
+            raise unreachable(exc) from exc
+        no += 1
+        yield _Record(no, obj, _record_problem(obj, config.scores))
+
+
+def _external_frame(rows: list[dict]) -> pd.DataFrame:
+    """EXTERNAL_COLUMNS with one dtype per column whatever the shard holds (so shards
+    concatenate to what one pass gives): float scores, nullable integer n_tokens."""
+    df = _frame(rows, EXTERNAL_COLUMNS)
+    for col in ("confidence", "perplexity"):
+        df[col] = pd.Series([float("nan") if v is None else float(v) for v in df[col]], index=df.index, dtype="float64")
+    df["n_tokens"] = pd.array([None if _is_missing(v) else int(v) for v in df["n_tokens"]], dtype="Int64")
+    df["seed"] = df["seed"].astype("int64")
+    df["correct"] = pd.Series(list(df["correct"]), index=df.index, dtype=object)
+    return df
+
+
+def _score_shard(
+    rows: list[dict],
     family: str,
     seed: int,
-    problems: pd.DataFrame | None = None,
-    prompt_for: Callable[[Any, str], str] = training_prompt,
-    batch_size: int = 4,
-    split: str = "train",
-    limit: int | None = None,
-    sharpness: float = 10.0,
-    center: float = 0.5,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Candidate rows from an external pool, re-scored under the policy `model`.
-
-    source: a JSONL path (fields problem_id, question, completion, optional
-    reference_answer / reference_solution / finish_reason) or a hub dataset id.
-    A malformed line becomes a quarantine row (source, line_no, raw, reason); the rest
-    still loads. A missing reference_answer is looked up in `problems` by problem_id.
-    Returns (candidates, quarantine). Candidate ids are f"{family}:{seed}:{problem_id}:ext{j}",
-    j counting that problem's completions in file order; rows also carry question,
-    reference_answer and reference_solution so the caller can register the problems.
-    finish_reason is the line's own (eos/length/stop) or 'external' when it gave none.
-    """
-    path = Path(source)
-    if path.suffix in (".jsonl", ".json") or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"external pool {source!r} does not exist")
-        rows, bad = _read_pool_jsonl(path)
+    scores: str,
+    model: Any,
+    tokenizer: Any,
+    prompt_for: Callable[[Any, str], str],
+    batch_size: int,
+    sharpness: float,
+    center: float,
+) -> pd.DataFrame:
+    """Candidate rows of one shard: answers extracted, scored (policy or file), graded."""
+    completions = [r["completion"] for r in rows]
+    answers = [extract_answer(c) for c in completions]
+    if scores == "policy":
+        prompts = [prompt_for(tokenizer, r["question"]) for r in rows]
+        spans = [answer_char_span(c, a) for c, a in zip(completions, answers)]
+        details = _score_details(model, tokenizer, prompts, completions, spans, batch_size, sharpness, center, None)
     else:
-        rows, bad = _read_pool_hf(source, split)
-    if limit is not None:
-        rows = rows[:limit]
-    refs = {}
-    if problems is not None and len(problems):
-        refs = dict(zip(problems["problem_id"].astype(str), problems["reference_answer"]))
-    counts: dict[str, int] = {}
-    prompts, answers, spans = [], [], []
-    for r in rows:
-        if r["reference_answer"] is None and r["problem_id"] in refs and not _is_missing(refs[r["problem_id"]]):
-            r["reference_answer"] = str(refs[r["problem_id"]])
-        j = counts.get(r["problem_id"], 0)
-        counts[r["problem_id"]] = j + 1
-        r["candidate_id"] = f"{family}:{seed}:{r['problem_id']}:ext{j}"
-        prompts.append(prompt_for(tokenizer, r["question"]))
-        answers.append(extract_answer(r["completion"]))
-        spans.append(answer_char_span(r["completion"], answers[-1]))
-    scores = _score_details(model, tokenizer, prompts, [r["completion"] for r in rows], spans, batch_size, sharpness, center, None)
-    correct = _correct_batch([r["completion"] for r in rows], [r["reference_answer"] for r in rows])
+        details = [r["file_scores"] for r in rows]
+    correct = _correct_batch(completions, [r["reference_answer"] for r in rows])
     out = []
-    for r, answer, (conf, ppl, n), ok in zip(rows, answers, scores, correct):
+    for r, answer, (conf, ppl, n), ok in zip(rows, answers, details, correct):
         out.append(
             {
                 "candidate_id": r["candidate_id"],
@@ -548,6 +742,145 @@ def ingest_external_pool(
                 "reference_solution": r["reference_solution"],
             }
         )
-    columns = CANDIDATE_COLUMNS + ["question", "reference_answer", "reference_solution"]
-    quarantine = pd.DataFrame(bad, columns=["source", "line_no", "raw", "reason"])
-    return _frame(out, columns), quarantine
+    return _external_frame(out)
+
+
+def iter_external_pool(
+    config: ExternalPoolConfig,
+    family: str,
+    seed: int,
+    *,
+    shard_size: int,
+    model: Any = None,
+    tokenizer: Any = None,
+    problems: pd.DataFrame | None = None,
+    prompt_for: Callable[[Any, str], str] = training_prompt,
+    batch_size: int = 4,
+    sharpness: float = 10.0,
+    center: float = 0.5,
+    start_shard: int = 0,
+) -> Iterator[ExternalShard]:
+    """Yields one ExternalShard(index, candidates, quarantine, records, scores) per `shard_size`
+    source records, reading the source as a stream: memory is O(shard_size) (plus one counter per
+    problem_id), never the whole pool.
+
+    Shard boundaries count source records — JSONL non-blank lines, Parquet rows, hub records —
+    valid or not, so they depend only on the source and `shard_size`; one record may hold several
+    completions (a hub `generation` list), so a shard has at most shard_size candidates only when
+    each record holds one. A record that cannot be used becomes a quarantine row (source = config.path,
+    line_no = its record number, raw, reason naming the field); the rest still load.
+
+    candidate_id = f"{family}:{seed}:{problem_id}:ext{j}", j counting that problem's valid
+    completions in source order. `start_shard=k` resumes after k finished shards: their records are
+    read and checked only to count j and the limit (no prompt, scoring or grading), so a resumed run
+    yields exactly the shards k, k+1, … of a full run, with the same ids. A shard with no valid
+    record is still yielded (empty candidates), so indices are contiguous; the stream ends at the
+    source's end or at `config.limit` completions.
+
+    scores="policy" needs `model` and `tokenizer` (teacher forcing, `batch_size` sequences per
+    pass, on the model's device); scores="file" needs neither. A missing reference answer is
+    looked up in `problems` (problem_id, reference_answer) when given.
+    """
+    if config.path is None:
+        raise ValueError("ExternalPoolConfig.path is not set: there is no external pool to read")
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be an integer >= 1, got {shard_size!r}")
+    if isinstance(start_shard, bool) or not isinstance(start_shard, int) or start_shard < 0:
+        raise ValueError(f"start_shard must be an integer >= 0, got {start_shard!r}")
+    if config.scores == "policy" and (model is None or tokenizer is None):
+        raise ValueError("scores='policy' re-scores under the policy: pass model= and tokenizer= "
+                         "(or use scores='file')")
+    kind = pool_source_kind(config.path)
+    refs: dict[str, Any] = {}
+    if problems is not None and len(problems):
+        pairs = zip(problems["problem_id"].astype(str), problems["reference_answer"])
+        refs = {p: r for p, r in pairs if not _is_missing(r)}
+
+    def score(rows: list[dict]) -> pd.DataFrame:
+        return _score_shard(rows, family, seed, config.scores, model, tokenizer, prompt_for, batch_size, sharpness, center)
+
+    return _shards(config, kind, family, seed, shard_size, start_shard, refs, score)
+
+
+def _shards(
+    config: ExternalPoolConfig,
+    kind: str,
+    family: str,
+    seed: int,
+    shard_size: int,
+    start_shard: int,
+    refs: dict[str, Any],
+    score: Callable[[list[dict]], pd.DataFrame],
+) -> Iterator[ExternalShard]:
+    # A generator of its own, so iter_external_pool's argument checks raise at the call, not at the first next().
+    counts: dict[str, int] = {}  # completions seen per problem_id: the j of the next id
+    taken = 0
+    records = _iter_records(config, kind)
+    index = 0
+    while config.limit is None or taken < config.limit:
+        full = index >= start_shard
+        rows, bad, n_records = [], [], 0
+        for rec in itertools.islice(records, shard_size):
+            n_records += 1
+            if rec.reason is not None:
+                if full:
+                    bad.append(_quarantine_row(config.path, rec.no, rec.raw, rec.reason))
+                continue
+            for row in _record_rows(rec.obj, config.scores, content=full):
+                pid = row["problem_id"]
+                j = counts.get(pid, 0)
+                counts[pid] = j + 1
+                taken += 1
+                if full:
+                    row["candidate_id"] = f"{family}:{seed}:{pid}:ext{j}"
+                    if row["reference_answer"] is None and pid in refs:
+                        row["reference_answer"] = str(refs[pid])
+                    rows.append(row)
+                if config.limit is not None and taken >= config.limit:
+                    break
+            if config.limit is not None and taken >= config.limit:
+                break
+        if n_records == 0:
+            return
+        if full:
+            quarantine = pd.DataFrame(bad, columns=QUARANTINE_COLUMNS)
+            yield ExternalShard(index, score(rows), quarantine, n_records, config.scores)
+        index += 1
+
+
+def ingest_external_pool(
+    source: str,
+    model: Any,
+    tokenizer: Any,
+    family: str,
+    seed: int,
+    problems: pd.DataFrame | None = None,
+    prompt_for: Callable[[Any, str], str] = training_prompt,
+    batch_size: int = 4,
+    split: str = "train",
+    limit: int | None = None,
+    sharpness: float = 10.0,
+    center: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The whole external pool at once, re-scored under the policy `model`: (candidates, quarantine).
+
+    The shards of `iter_external_pool` (scores="policy") concatenated; see there for the record
+    fields, ids and quarantine rows. Holds the whole pool in memory: at scale, iterate the shards.
+    """
+    config = ExternalPoolConfig(path=source, split=split, scores="policy", limit=limit)
+    shards = list(
+        iter_external_pool(
+            config, family, seed, shard_size=4096, model=model, tokenizer=tokenizer, problems=problems,
+            prompt_for=prompt_for, batch_size=batch_size, sharpness=sharpness, center=center,
+        )
+    )
+    return concat_shards(shards)
+
+
+def concat_shards(shards: Sequence[ExternalShard]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candidates, quarantine) of several shards, in shard order, with the shards' dtypes."""
+    cands = [s.candidates for s in shards if len(s.candidates)]
+    bad = [s.quarantine for s in shards if len(s.quarantine)]
+    candidates = pd.concat(cands, ignore_index=True) if cands else _external_frame([])
+    quarantine = pd.concat(bad, ignore_index=True) if bad else pd.DataFrame([], columns=QUARANTINE_COLUMNS)
+    return candidates, quarantine

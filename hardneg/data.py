@@ -139,41 +139,51 @@ def iter_jsonl(path: str | Path) -> Iterator[JsonlLine]:
             yield parse_jsonl_line(data, line_no)
 
 
+def jsonl_line_problem(
+    line: JsonlLine, required: Iterable[str] = (), validate: Callable[[dict], list[str]] | None = None
+) -> str | None:
+    """Why `line` cannot be used as a record (the quarantine reason), or None when it can.
+
+    Malformed JSON, a value that is not an object, invalid Unicode (a lone surrogate, which no
+    model or table can store), a missing or empty required string field, or what `validate`
+    finds (it returns descriptions of the problems) each reject the line. The one per-line check
+    behind `read_jsonl` and the streamed external pool (`hardneg.candidates`)."""
+    obj = line.value
+    if line.error:
+        return line.error
+    if not isinstance(obj, dict):
+        return "line is not a JSON object"
+    if has_lone_surrogate(obj):
+        return "invalid Unicode: a lone surrogate (\\ud800-\\udfff)"
+    missing = [k for k in required if not isinstance(obj.get(k), str) or not obj.get(k).strip()]
+    if missing:
+        return f"missing or empty field(s): {', '.join(missing)}"
+    try:
+        problems = validate(obj) if validate else []
+    except Exception as exc:  # noqa: BLE001 - a validator tripping on odd data rejects the line, not the file
+        problems = [f"{type(exc).__name__}: {exc}"]
+    if problems:
+        return "missing or invalid field(s): " + ", ".join(problems)
+    return None
+
+
 def read_jsonl(
     path: str | Path,
     required: Iterable[str],
     source: str | None = None,
     validate: Callable[[dict], list[str]] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """Parse JSON lines; a malformed line, one missing a required (non-empty string) field,
-    one holding invalid Unicode (a lone surrogate, which no model or table can store), or one
-    that `validate` finds problems with (it returns their descriptions) is quarantined."""
+    """Parse JSON lines; a line `jsonl_line_problem` rejects is quarantined with its reason."""
     rows, rejected = [], []
     source = source or str(path)
     required = list(required)
     for line in iter_jsonl(path):
-        line_no, raw, obj = line.line_no, line.raw, line.value
-        if line.error:
-            rejected.append(_quarantine(source, line_no, raw, line.error))
+        reason = jsonl_line_problem(line, required, validate)
+        if reason is not None:
+            rejected.append(_quarantine(source, line.line_no, line.raw, reason))
             continue
-        if not isinstance(obj, dict):
-            rejected.append(_quarantine(source, line_no, raw, "line is not a JSON object"))
-            continue
-        if has_lone_surrogate(obj):
-            rejected.append(_quarantine(source, line_no, raw, "invalid Unicode: a lone surrogate (\\ud800-\\udfff)"))
-            continue
-        missing = [k for k in required if not isinstance(obj.get(k), str) or not obj.get(k).strip()]
-        if missing:
-            rejected.append(_quarantine(source, line_no, raw, f"missing or empty field(s): {', '.join(missing)}"))
-            continue
-        try:
-            problems = validate(obj) if validate else []
-        except Exception as exc:  # noqa: BLE001 - a validator tripping on odd data rejects the line, not the file
-            problems = [f"{type(exc).__name__}: {exc}"]
-        if problems:
-            rejected.append(_quarantine(source, line_no, raw, "missing or invalid field(s): " + ", ".join(problems)))
-            continue
-        obj["_line_no"] = line_no
+        obj = line.value
+        obj["_line_no"] = line.line_no
         rows.append(obj)
     return rows, rejected
 
