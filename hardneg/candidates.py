@@ -28,7 +28,7 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -37,6 +37,7 @@ import pandas as pd
 from hardneg.data import iter_jsonl, jsonl_line_problem, safe_text
 from hardneg.generation import SamplingParams
 from hardneg.grading import GradingConfig, extract_answer, grade_batch, math_reference_answer
+from hardneg.inject import InjectPoolConfig
 from hardneg.prompts import training_prompt
 
 PROBLEM_COLUMNS = ("problem_id", "question", "reference_answer", "source")
@@ -57,10 +58,25 @@ FINISH_EXTERNAL = "external"
 """finish_reason of an ingested completion whose source did not say how it ended."""
 
 
+POOL_SOURCES = ("policy", "inject", "external")
+
+
 @dataclass
 class PoolConfig:
-    """How the candidate pool is sampled and scored (defaults: SPEC §2.3)."""
+    """Where the candidate pool comes from, and how it is sampled and scored (defaults: SPEC §2.3)."""
 
+    source: str = "policy"
+    """`policy`: K samples per problem from the family's policy (the fields below).
+    `inject`: the offline error-injection pool built from the GSM8K and MATH train references
+    (`inject`; labelled, no policy scores). `external`: a pool of completions from a file or the
+    hub (`external`; the paper's numina pool), scored as `external.scores` says."""
+    shard_size: int = 10_000
+    """Rows per pool shard for the `inject` and `external` sources: the unit of progress and of a
+    resumed build (finished shards are kept as Parquet parts until the pool is stored)."""
+    inject: InjectPoolConfig = field(default_factory=InjectPoolConfig)
+    """The `inject` source: variants per reference, how many references, seed."""
+    external: "ExternalPoolConfig" = field(default_factory=lambda: ExternalPoolConfig())
+    """The `external` source: path or hub id, split, where confidence and perplexity come from."""
     k: int = 8
     """Sampled candidates per problem."""
     temperature: float = 0.7
@@ -83,6 +99,12 @@ class PoolConfig:
     """The 0.5 in c = sigmoid(10·(p̄ − 0.5))."""
 
     def __post_init__(self) -> None:
+        if self.source not in POOL_SOURCES:
+            raise ValueError(f"PoolConfig.source must be one of {POOL_SOURCES}, got {self.source!r}")
+        if self.source == "external" and self.external.path is None:
+            raise ValueError("PoolConfig.source is 'external' but pool.external.path is not set")
+        if self.shard_size < 1:
+            raise ValueError(f"PoolConfig.shard_size must be >= 1, got {self.shard_size}")
         if self.k < 1:
             raise ValueError(f"PoolConfig.k must be >= 1, got {self.k}")
         if self.num_problems is not None and self.num_problems < 0:

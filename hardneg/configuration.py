@@ -68,7 +68,14 @@ RANGE_RULES: dict[str, dict[str, tuple[str, Any]]] = {
     "PoolConfig": {
         "k": _GE1, "num_problems": _GE1, "temperature": _GE0, "top_p": ("unit_gt0", None),
         "max_new_tokens_gsm8k": _GE1, "max_new_tokens_math": _GE1, "batch_size": _GE1,
-        "score_batch_size": _GE1, "confidence_sharpness": _GT0,
+        "score_batch_size": _GE1, "confidence_sharpness": _GT0, "shard_size": _GE1,
+        "source": ("choices", ("policy", "inject", "external")),
+    },
+    "InjectPoolConfig": {"variants_per_reference": _GE1, "max_references": _GE1},
+    "ExternalPoolConfig": {"scores": ("choices", ("policy", "file")), "limit": _GE0},
+    "VerificationConfig": {
+        "engine": ("choices", ("local", "ray")), "shard_size": _GE1, "workers": _GE1, "cpus_per_worker": _GT0,
+        "gpus_per_worker": _GE0, "inflight_per_worker": _GE1, "torch_threads": _GE1,
     },
     "SFTRunConfig": {
         "learning_rate": _GT0, "warmup_ratio": _UNIT, "max_grad_norm": _GT0, "per_device_batch_size": _GE1,

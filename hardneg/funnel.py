@@ -124,7 +124,13 @@ class FunnelConfig:
             "(SPEC §2.2: formula-level errors score 1.0, arithmetic slips 0.4)."
         },
     )
-    min_confidence: float = field(default=0.5, metadata={"help": "Hard negative: confidence >= this."})
+    min_confidence: float | None = field(
+        default=0.5,
+        metadata={
+            "help": "Hard negative: confidence >= this. None: no confidence rule, for pools without policy "
+            "scores (the offline `inject` source on CPU); say so where the pairs are used."
+        },
+    )
     max_relative_answer_error: float = field(
         default=0.5,
         metadata={
@@ -524,7 +530,7 @@ def _build_scored(con, cfg: FunnelConfig, pool: str, scored: str, params: dict) 
                    coalesce(v.wrongness > $tw_w AND v.absurdity > $tw_a, false) AS trivially_wrong,
                    coalesce(v.wrongness BETWEEN $hn_lo AND $hn_hi, false) AS ok_range,
                    ({structural}) AS ok_struct,
-                   coalesce(p.confidence >= $cmin, false) AS ok_conf
+                   (CAST($cmin AS DOUBLE) IS NULL OR coalesce(p.confidence >= CAST($cmin AS DOUBLE), false)) AS ok_conf
             FROM {pool} p
             LEFT JOIN (SELECT * FROM verifier_profiles WHERE family = $family AND seed = $seed {vfilter}) v
                 USING (candidate_id)
@@ -555,7 +561,7 @@ def _build_scored(con, cfg: FunnelConfig, pool: str, scored: str, params: dict) 
             "hn_lo": float(cfg.hard_min_wrongness),
             "hn_hi": float(cfg.hard_max_wrongness),
             "struct_min": float(cfg.structural_min_dim),
-            "cmin": float(cfg.min_confidence),
+            "cmin": None if cfg.min_confidence is None else float(cfg.min_confidence),
             "rel_max": float(cfg.max_relative_answer_error),
             "d1_max": float(cfg.max_semantic_distance),
             **({"formula_min": float(cfg.formula_numeric_min)} if cfg.formula_level_counts else {}),

@@ -39,7 +39,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 import duckdb
 import numpy as np
@@ -71,16 +71,25 @@ class PairsConfig:
             Share of the pairs DPO does not train on (whole problems, chosen by `heldout_mask`); the DPO
             stage reports reward margin and preference accuracy on them before and after training. 0
             trains on every pair (no held-out metrics).
+        missing_scores (`str`, defaults to `"error"`):
+            What a hard negative without confidence or perplexity does to its raw weight. `error`: the pair
+            set is refused, naming the candidate (the paper's weight needs all three terms). `omit_terms`:
+            the missing term counts 0, so an unscored pool (the offline `inject` source, whose
+            confidence and perplexity would need the policy's forward pass over every candidate)
+            weights by W alone; the pairs' dataset card and the DPO metadata repeat the setting.
     """
 
     perplexity_z: float = field(default=DEFAULT_PERPLEXITY_Z, metadata={"help": "Z in w = W + (1 - c) + PPL / Z."})
     heldout_fraction: float = field(default=0.05, metadata={"help": "Share of pairs held out of DPO training."})
+    missing_scores: str = field(default="error", metadata={"help": "error | omit_terms: a hard negative without c or PPL."})
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.perplexity_z) and self.perplexity_z > 0):
             raise ValueError(f"pairs.perplexity_z must be a finite number > 0, got {self.perplexity_z!r}")
         if not (0.0 <= self.heldout_fraction < 1.0):
             raise ValueError(f"pairs.heldout_fraction must lie in [0, 1), got {self.heldout_fraction!r}")
+        if self.missing_scores not in ("error", "omit_terms"):
+            raise ValueError(f"pairs.missing_scores must be 'error' or 'omit_terms', got {self.missing_scores!r}")
 
 
 def heldout_mask(pairs: pd.DataFrame, fraction: float) -> np.ndarray:
@@ -173,18 +182,28 @@ def _pair_id(strategy: str, family: str, seed: int, rejected_ids: pd.Series) -> 
 
 
 def build_hardneg_pairs(
-    result: FunnelResult, prompt_for: PromptFn | None = None, z: float = DEFAULT_PERPLEXITY_Z
+    result: FunnelResult, prompt_for: PromptFn | None = None, z: float = DEFAULT_PERPLEXITY_Z,
+    missing_scores: str = "error",
 ) -> pd.DataFrame:
     """`preference_pairs` rows (strategy 'hardneg') for the funnel's selected hard negatives.
 
     Rows are ordered by problem, hardest negative first. raw_weight uses the rejected
     solution's wrongness, confidence and perplexity; a missing or non-finite one is an
-    error naming the candidate (a silent NaN weight would poison a whole DPO batch).
+    error naming the candidate (a silent NaN weight would poison a whole DPO batch), unless
+    `missing_scores="omit_terms"` (see `PairsConfig`), where a missing c or PPL term counts 0.
     """
     sel = result.selected
     if len(sel) == 0:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in PAIR_COLUMNS})
-    for col in ("wrongness", "confidence", "perplexity"):
+    confidence = pd.to_numeric(sel["confidence"], errors="coerce").astype(float)
+    perplexity = pd.to_numeric(sel["perplexity"], errors="coerce").astype(float)
+    required = ("wrongness", "confidence", "perplexity")
+    if missing_scores == "omit_terms":
+        required = ("wrongness",)
+        # 1 - c = 0 and PPL / Z = 0 for the missing terms
+        confidence = confidence.where(np.isfinite(confidence), 1.0)
+        perplexity = perplexity.where(np.isfinite(perplexity), 0.0)
+    for col in required:
         bad = sel[~np.isfinite(pd.to_numeric(sel[col], errors="coerce").astype(float))]
         if len(bad):
             value = pd.to_numeric(pd.Series([bad[col].iloc[0]]), errors="coerce").iloc[0]
@@ -192,7 +211,7 @@ def build_hardneg_pairs(
             raise ValueError(
                 f"hard negative {bad['candidate_id'].iloc[0]!r}: {col} is {shown}; the raw weight needs a finite value"
             )
-    weights = raw_weight(sel["wrongness"], sel["confidence"], sel["perplexity"], z)
+    weights = raw_weight(sel["wrongness"], confidence, perplexity, z)
     out = pd.DataFrame(
         {
             "pair_id": _pair_id("hardneg", result.family, result.seed, sel["candidate_id"]),
@@ -593,3 +612,35 @@ def export_pairs_trl(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return str(out)
+
+
+# ---------------------------------------------------------------- the gate before DPO
+GATED_BY = {"hardneg": ("funnel", "preference_pairs_hardneg"), "random": ("funnel", "preference_pairs_random")}
+"""The assets whose blocking checks must have passed before DPO may train on a strategy's pairs."""
+
+
+def record_checks(wh, family: str, seed: int, asset: str, failures: Mapping[str, Sequence[str]]) -> None:
+    """Store the outcome of an asset's blocking checks (check name -> failure lines, [] = passed)."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    rows = [
+        {"family": family, "seed": seed, "asset": asset, "check_name": name, "passed": not lines,
+         "detail": "; ".join(lines)[:4000], "checked_at": now}
+        for name, lines in failures.items()
+    ]
+    wh.replace_where("blocking_checks", rows, "family = ? AND seed = ? AND asset = ?", [family, seed, asset])
+
+
+def dpo_gate(wh, family: str, seed: int, strategy: str) -> list[str]:
+    """Why DPO must not train on this partition's `strategy` pairs ([] = it may).
+
+    The gate reads the warehouse, not a Dagster run, so a DPO launched by hand later (another
+    run, the CLI, a notebook) is refused too while the funnel or the pairs stand failed."""
+    assets = GATED_BY[strategy]
+    rows = wh.query(
+        f"SELECT asset, check_name, passed, detail FROM blocking_checks WHERE family = ? AND seed = ? "
+        f"AND asset IN ({', '.join('?' * len(assets))}) ORDER BY asset, check_name",
+        [family, seed, *assets],
+    )
+    reasons = [f"{a}: no check result stored (materialize it first)" for a in assets if a not in set(rows["asset"])]
+    reasons += [f"{r.asset} check {r.check_name} failed: {r.detail}" for r in rows.itertuples() if not r.passed]
+    return reasons

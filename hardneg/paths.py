@@ -61,6 +61,11 @@ def artifacts_dir() -> Path:
     return _sub("artifacts")
 
 
+def embeddings_dir() -> Path:
+    """The persistent embedding cache (`hardneg.embedding_cache`): survives re-runs, safe to delete."""
+    return _sub("embeddings")
+
+
 def models_dir() -> Path:
     return _sub("models")
 

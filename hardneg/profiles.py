@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from hardneg.candidates import PoolConfig
+from hardneg.candidates import PoolConfig, pool_source_kind
 from hardneg.configuration import ConfigError, apply_overrides, from_dict, merge
 from hardneg.dpo_config import DPORunConfig
 from hardneg.evaluation import EvalConfig
@@ -32,6 +32,7 @@ from hardneg.pairs import PairsConfig
 from hardneg.paths import REPO_ROOT, safe_component
 from hardneg.registry import MODELS, FamilySpec, ModelSpec, hub_availability, model_availability
 from hardneg.sft import SFTRunConfig
+from hardneg.verification import VerificationConfig
 from hardneg.verifier import VerifierConfig
 
 PROFILES_DIR = REPO_ROOT / "profiles"
@@ -46,9 +47,6 @@ class ProblemsConfig:
     """Benchmark whose train split is sampled for candidates."""
     pool_offset: int = 0
     """Skip the first N train problems (e.g. those used for SFT)."""
-    external_pool: str | None = None
-    """JSONL path or hub dataset id of an external candidate pool (paper: numina-deepseek-r1-qwen-7b);
-    its solutions are re-scored under the policy instead of sampling. None: sample from the policy."""
 
     def __post_init__(self) -> None:
         from hardneg.data import BENCHMARK_FILES
@@ -80,6 +78,8 @@ class Profile:
     sft: SFTRunConfig = field(default_factory=SFTRunConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
+    """How the verifier runs (engine local | ray, shard size, workers, embedding cache); never what it computes."""
     funnel: FunnelConfig = field(default_factory=FunnelConfig)
     funnel_expected: dict[int, StageRange] = field(default_factory=dict)
     """Expected `n_out` per funnel stage (1..4); the asset checks fail outside these ranges."""
@@ -328,14 +328,17 @@ def check_resources(profile: Profile, family: str | None = None) -> None:
         checks.append(("sft.data.path", profile.sft.data.path or "", "dataset"))
     if profile.sft.data.kind == "jsonl" and any(f.sft for _, f in families):
         checks.append(("sft.data.path", profile.sft.data.path or "", "file"))
-    if profile.problems.external_pool:
-        pool = profile.problems.external_pool
-        is_file = pool.endswith((".jsonl", ".json")) or Path(pool).exists()
-        checks.append(("problems.external_pool", pool, "file" if is_file else "dataset"))
+    if profile.pool.source == "external":
+        pool = profile.pool.external.path
+        try:
+            kind = "path" if pool_source_kind(pool) != "hub" else "dataset"
+        except (OSError, ValueError) as exc:
+            raise ConfigError(str(exc), key="pool.external.path", source=profile.source) from None
+        checks.append(("pool.external.path", pool, kind))
     for key, ident, kind in checks:
-        if kind == "file":
-            if not ident or not Path(ident).is_file():
-                raise ConfigError(f"no such file {ident!r}", key=key, source=profile.source)
+        if kind in ("file", "path"):
+            if not ident or not (Path(ident).is_file() or (kind == "path" and Path(ident).is_dir())):
+                raise ConfigError(f"no such {'file' if kind == 'file' else 'file or folder'} {ident!r}", key=key, source=profile.source)
             continue
         if not ident:
             raise ConfigError(f"a hub {kind} id is required", key=key, source=profile.source)

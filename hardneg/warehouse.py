@@ -157,10 +157,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "error_step": "INTEGER",
         "variant": "INTEGER",
     },
-    "pair_checks": {  # outcome of the blocking checks on a pair set: DPO refuses pairs that failed
+    "blocking_checks": {  # last outcome of each blocking check on funnel and pairs: DPO refuses failed pairs
         "family": "VARCHAR",
         "seed": "INTEGER",
-        "strategy": "VARCHAR",
+        "asset": "VARCHAR",
         "check_name": "VARCHAR",
         "passed": "BOOLEAN",
         "detail": "VARCHAR",
@@ -315,6 +315,30 @@ class Warehouse:
             con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
             insert_frame(con, table, df)
         return len(df)
+
+    def replace_partition_from_files(self, table: str, files: Sequence[str | Path], **partition: Any) -> int:
+        """`replace_partition` with the new rows read by DuckDB from Parquet files (never whole in Python).
+
+        One transaction: the old rows go and the new ones arrive together, or nothing changes. A
+        row outside the partition is refused, naming the file's first such row."""
+        for key in partition:
+            if key not in SCHEMA[table]:
+                raise WarehouseError(f"{table} has no partition column {key!r}")
+        where = " AND ".join(f"{k} = ?" for k in partition) or "TRUE"
+        params = list(partition.values())
+        with self.transaction() as con:
+            con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            if not files:
+                return 0
+            listed = ", ".join(f"'{_sql_str(Path(f))}'" for f in files)
+            cols = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in SCHEMA[table].items())
+            source = f"(SELECT {cols} FROM read_parquet([{listed}], union_by_name = true))"
+            outside = con.execute(f"SELECT {', '.join(partition) or '1'} FROM {source} WHERE NOT ({where}) LIMIT 1", params).fetchone()
+            if outside is not None:
+                raise WarehouseError(f"{table}: a row has {dict(zip(partition, outside))}, outside partition {partition}")
+            before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            con.execute(f"INSERT INTO {table} ({', '.join(SCHEMA[table])}) SELECT * FROM {source}")
+            return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -52,8 +52,7 @@ def e2e_profile(home: Path, tiny_model_dir: Path) -> str:
     return tiny_profile(
         home,
         tiny_model_dir,
-        problems={"external_pool": pool},
-        pool={"num_problems": None},
+        pool={"source": "external", "external": {"path": pool}, "num_problems": None},
         funnel={"min_confidence": 0.0},
         funnel_expected={1: {"min": 1, "max": 100}, 2: {"min": 1, "max": 100}, 3: {"min": 1, "max": 100}, 4: {"min": 1, "max": 50}},
     )
@@ -81,7 +80,8 @@ def test_smoke_graph_end_to_end(hardneg_home, tiny_model_dir):
     }
     checks = [c for r in results for c in r.get_asset_check_evaluations()]
     blocking = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in checks if c.severity == dg.AssetCheckSeverity.ERROR}
-    assert len(blocking) == 3 and all(blocking.values()), blocking
+    assert len(blocking) == 4 and all(blocking.values()), blocking
+    assert ("verifier_profiles", "one_profile_per_candidate") in blocking
     warned = {(c.asset_key.to_user_string(), c.check_name) for c in checks if c.severity == dg.AssetCheckSeverity.WARN}
     assert warned == {
         *((f"eval_{s}", n) for s in ("base", "random", "hardneg") for n in ("truncation_rate", "item_counts")),
@@ -94,7 +94,7 @@ def test_smoke_graph_end_to_end(hardneg_home, tiny_model_dir):
     [verified] = [m for r in results for m in r.get_asset_materialization_events()
                   if m.asset_key.to_user_string() == "verifier_profiles"]
     meta = verified.materialization.metadata
-    assert meta["embedding"].value == "packed rows" and meta["texts_encoded"].value > 0
+    assert meta["engine"].value.startswith("local") and meta["texts_encoded"].value > 0
     assert meta["dagster/row_count"].value == meta["profiles"].value > 0  # the catalog's row count
 
     wh = Warehouse(hardneg_home / "warehouse.duckdb")
@@ -117,6 +117,37 @@ def test_smoke_graph_end_to_end(hardneg_home, tiny_model_dir):
     assert runs.values.tolist() == [["dpo", "hardneg"], ["dpo", "random"], ["sft", "sft"]]
     report = (hardneg_home / "artifacts" / "report" / "table1.md").read_text()
     assert "hard-neg DPO" in report and "GSM8K" in report
+
+
+def test_failed_funnel_check_stops_dpo_in_the_run_and_in_a_later_manual_run(hardneg_home, tiny_model_dir):
+    """An unreachable stage-4 range: the funnel check fails, no DPO trains (in the run, nor when asked for later)."""
+    from hardneg.warehouse import Warehouse
+    from hardneg_assets.partitions import family_seed_key
+    from jobs.selections import RUN_STEPS
+
+    profile = e2e_profile(hardneg_home, tiny_model_dir)
+    defs = definitions_for(profile, ("funnel_expected.4.min=100000", "funnel_expected.4.max=200000"))
+    keys = {"none": None, "family": "smollm2-135m-sft", "family_seed": family_seed_key("smollm2-135m-sft", 0)}
+    results = [materialize(defs, sel, keys[parts], raise_on_error=False) for _, sel, parts in RUN_STEPS]
+    checks = {(c.asset_key.to_user_string(), c.check_name): c for r in results for c in r.get_asset_check_evaluations()}
+    failed = checks[("funnel", "funnel_counts_in_range")]
+    assert not failed.passed and "stage 4" in failed.metadata["failures"].value
+    materialized = {m.asset_key.to_user_string() for r in results for m in r.get_asset_materialization_events()}
+    assert {"funnel", "preference_pairs_hardneg"} <= materialized
+    assert not materialized & {"dpo_hardneg", "dpo_random", "eval_hardneg", "eval_random"}
+
+    wh = Warehouse(hardneg_home / "warehouse.duckdb")
+    assert wh.count("training_runs", stage="dpo") == 0
+    gate = wh.query("SELECT asset, check_name, passed FROM blocking_checks ORDER BY asset, check_name")
+    assert gate.values.tolist()[0] == ["funnel", "funnel_counts_in_range", False]
+
+    # A later, explicit DPO run is refused by the stored check outcome, naming the check.
+    manual = materialize(defs, ["dpo_hardneg"], keys["family_seed"], raise_on_error=False)
+    assert not manual.success
+    [failure] = [e for e in manual.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.step_failure_data.user_failure_data
+    assert "funnel check funnel_counts_in_range failed" in error.metadata["failed_checks"].value
+    assert wh.count("training_runs", stage="dpo") == 0
 
 
 def _snapshot(wh):

@@ -1,12 +1,22 @@
-"""`candidate_pool`: K sampled chain-of-thought solutions per training problem (SPEC §2.3)."""
+"""`candidate_pool`: the candidates of a family × seed, from the profile's pool source (SPEC §2.3).
+
+`policy`: K sampled chain-of-thought solutions per training problem. `inject` (offline, labelled)
+and `external` (a file or hub pool) are built shard by shard through `hardneg.pool.PoolParts`,
+so a killed build resumes at its next shard and memory stays one shard's worth.
+"""
 
 import time
+from pathlib import Path
 
 import dagster as dg
 
-from hardneg.candidates import ingest_external_pool, sample_candidates
+from hardneg.candidates import iter_external_pool, sample_candidates
+from hardneg.configuration import to_dict
 from hardneg.data import assert_trainable, load_problems
 from hardneg.generation import build_backend
+from hardneg.inject import inject_shards
+from hardneg.pool import PoolParts, pool_key
+from hardneg.progress import ProgressReporter
 from hardneg.policy import load_merged_policy
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import generation_progress, md_table, row_count, table_metadata
@@ -16,13 +26,96 @@ from hardneg_assets.versions import rows_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
 
 
-def register_external_problems(wh, rows, source: str) -> None:
-    """External pools bring their own problems: store the ones `problems` lacks (as train split)."""
-    tag = f"external:{source}"
-    bundled = set(wh.query("SELECT problem_id FROM problems WHERE source <> ?", [tag])["problem_id"])
-    own = rows[~rows["problem_id"].isin(bundled)].drop_duplicates("problem_id")
-    frame = own[["problem_id", "question", "reference_solution", "reference_answer"]].assign(source=tag, split="train")
-    wh.replace_partition("problems", frame, source=tag, split="train")
+def register_pool_problems(wh, files) -> int:
+    """Problems an `inject`/`external` pool brings (its references) that the `problems` table lacks.
+
+    Only missing ids are added, never replaced: two partitions registering the same pool
+    slice is a no-op, and a bundled problem keeps its own row."""
+    if not files:
+        return 0
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    with wh.transaction() as con:
+        before = con.execute("SELECT count(*) FROM problems").fetchone()[0]
+        con.execute(
+            f"""INSERT INTO problems (problem_id, source, split, question, reference_solution, reference_answer)
+            SELECT problem_id, any_value(source), 'train', any_value(question), any_value(reference_solution),
+                   any_value(reference_answer)
+            FROM read_parquet([{listed}], union_by_name = true)
+            WHERE problem_id NOT IN (SELECT problem_id FROM problems)
+            GROUP BY problem_id"""
+        )
+        return con.execute("SELECT count(*) FROM problems").fetchone()[0] - before
+
+
+def policy_fingerprint(base_path: str, adapters) -> list:
+    """What a policy-scored pool depends on: the weight files' names, sizes and times (cheap, no hashing)."""
+    files = [p for root in [base_path, *map(str, adapters)] for p in sorted(Path(root).glob("*.safetensors"))]
+    return [base_path, *[(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
+
+
+def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, compute) -> tuple[int, dict]:
+    """The `inject` / `external` sources: shards to Parquet parts (resumable), then one load per table."""
+    cfg = prof.pool
+    model = tokenizer = None
+    needs_policy = cfg.source == "external" and cfg.external.scores == "policy"
+    fingerprint = None
+    if needs_policy:
+        base_path, adapters = family_policy(prof, family, artifacts)
+        model, tokenizer = load_merged_policy(base_path, adapters, compute.resolved_device())
+        fingerprint = policy_fingerprint(base_path, adapters)
+    source_cfg = to_dict(cfg.inject if cfg.source == "inject" else cfg.external)
+    parts = PoolParts(
+        artifacts.work_dir("candidate_pool", f"{family}-{seed}"),
+        pool_key(cfg.source, source_cfg, cfg.shard_size, family, seed, fingerprint, INJECT_VERSION),
+    )
+    start = parts.next_shard()
+    if start:
+        context.log.info(f"resuming the {cfg.source} pool at shard {start} ({parts.rows('candidates')} rows already built)")
+    if cfg.source == "inject":
+        shards = inject_shards(cfg.inject, family, seed, shard_size=cfg.shard_size, start_shard=start)
+    else:
+        problems, _ = load_problems(prof.problems.pool_benchmark, "train")
+        shards = iter_external_pool(
+            cfg.external, family, seed, shard_size=cfg.shard_size, model=model, tokenizer=tokenizer, problems=problems,
+            batch_size=cfg.score_batch_size, sharpness=cfg.confidence_sharpness, center=cfg.confidence_center,
+            start_shard=start,
+        )
+    report = ProgressReporter(f"{cfg.source} pool", log=context.log.info, unit="rows")
+    report.update(done=parts.rows("candidates"))
+    for shard in shards:
+        rows = shard.candidates
+        if cfg.source == "inject":
+            tables = {"candidates": rows, "injected_labels": shard.labels, "problems": shard.problems}
+        else:
+            own = rows[["problem_id", "question", "reference_solution", "reference_answer"]].assign(
+                source=f"external:{cfg.external.path}", split="train")
+            tables = {"candidates": rows, "quarantine": shard.quarantine, "problems": own}
+        parts.write(shard.index, tables)
+        report.update(advance=len(rows))
+    report.close()
+
+    shards = len(parts.done())
+    written = wh.replace_partition_from_files("candidates", parts.files("candidates"), family=family, seed=seed)
+    wh.replace_partition_from_files("injected_labels", parts.files("injected_labels"), family=family, seed=seed)
+    if cfg.source == "external":
+        wh.replace_partition_from_files("quarantine", parts.files("quarantine"), source=cfg.external.path)
+    added = register_pool_problems(wh, parts.files("problems"))
+    quarantined = parts.rows("quarantine")
+    parts.clear()
+    return written, {
+        "source": cfg.source,
+        "scores": "none: confidence and perplexity null (no policy pass)" if cfg.source == "inject" else cfg.external.scores,
+        "shards": dg.MetadataValue.int(shards),
+        "problems_registered": dg.MetadataValue.int(added),
+        "quarantined": dg.MetadataValue.int(quarantined),
+    }
+
+
+INJECT_VERSION = "1"  # bump when hardneg/inject.py changes the rows it makes
+POOL_STATS_SQL = """
+SELECT avg(CAST(correct AS INTEGER)) AS accuracy, count(DISTINCT problem_id) AS problems
+FROM candidates WHERE family = ? AND seed = ?
+"""
 
 
 @asset(
@@ -46,6 +139,20 @@ def candidate_pool(
     family, seed = family_seed(context)
     wh = warehouse.get()
     cfg = prof.pool
+    started = time.time()
+    if cfg.source != "policy":
+        written, extra = build_sharded_pool(context, prof, family, seed, wh, artifacts, compute)
+        seconds = time.time() - started
+        stats = wh.query(POOL_STATS_SQL, [family, seed]).iloc[0]
+        return dg.MaterializeResult(
+            data_version=rows_version(wh, "candidates", family=family, seed=seed),
+            metadata={
+                "candidates": written, **row_count(written), "problems": int(stats["problems"]),
+                "accuracy": dg.MetadataValue.float(float(stats["accuracy"] or 0.0)),
+                "rows_per_s": dg.MetadataValue.float(written / max(seconds, 1e-9)),
+                **extra,
+            },
+        )
     problems, _ = load_problems(prof.problems.pool_benchmark, "train")
     start = prof.problems.pool_offset
     problems = problems.iloc[start : start + cfg.num_problems if cfg.num_problems is not None else None]
@@ -54,23 +161,15 @@ def candidate_pool(
     base_path, adapters = family_policy(prof, family, artifacts)
     device = compute.resolved_device()
     model, tokenizer = load_merged_policy(base_path, adapters, device)
-    started = time.time()
-    if prof.problems.external_pool:
-        rows, rejected = ingest_external_pool(
-            prof.problems.external_pool, model, tokenizer, family, seed, problems=problems,
-            batch_size=cfg.score_batch_size, limit=cfg.num_problems and cfg.num_problems * cfg.k,
-        )
-        register_external_problems(wh, rows, prof.problems.external_pool)
-        wh.replace_partition("quarantine", rejected, source=prof.problems.external_pool)
-    else:
-        backend = build_backend(
-            prof.generation, model, tokenizer, device, base_path=base_path, adapters=adapters,
-            workdir=artifacts.work_dir("candidate_pool", f"{family}-{seed}"), log=context.log.info,
-        )
-        context.log.info(f"sampling {cfg.k} × {len(problems)} problems for {family} seed {seed} on {device}")
-        rows = sample_candidates(problems, backend, tokenizer, family, seed, cfg, progress=generation_progress(context, "candidates"))
+    backend = build_backend(
+        prof.generation, model, tokenizer, device, base_path=base_path, adapters=adapters,
+        workdir=artifacts.work_dir("candidate_pool", f"{family}-{seed}"), log=context.log.info,
+    )
+    context.log.info(f"sampling {cfg.k} × {len(problems)} problems for {family} seed {seed} on {device}")
+    rows = sample_candidates(problems, backend, tokenizer, family, seed, cfg, progress=generation_progress(context, "candidates"))
     seconds = time.time() - started
     written = wh.replace_partition("candidates", rows, family=family, seed=seed)
+    wh.replace_partition("injected_labels", [], family=family, seed=seed)
     by_finish = rows.groupby("finish_reason").size().rename("n").reset_index()
     return dg.MaterializeResult(
         data_version=rows_version(wh, "candidates", family=family, seed=seed),
@@ -78,6 +177,7 @@ def candidate_pool(
             "candidates": written,
             **row_count(written),
             "problems": len(problems),
+            "source": "policy",
             "accuracy": dg.MetadataValue.float(float(rows["correct"].fillna(False).mean()) if len(rows) else 0.0),
             "mean_confidence": dg.MetadataValue.float(float(rows["confidence"].mean(skipna=True) or 0.0)),
             "mean_perplexity": dg.MetadataValue.float(float(rows["perplexity"].mean())),

@@ -11,6 +11,7 @@ import dagster as dg
 
 from hardneg.configuration import to_dict
 from hardneg.dpo import train_dpo
+from hardneg.pairs import dpo_gate
 from hardneg.paths import artifacts_dir
 from hardneg.training import portable_path
 from hardneg_assets.checks import DPO_CHECKS, dpo_check_results, dpo_check_specs, skipped_results
@@ -35,7 +36,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
         metadata=table_metadata("training_runs"),
         check_specs=dpo_check_specs(f"dpo_{strategy}"),
         partitions_def=FAMILY_SEED,
-        deps=[f"preference_pairs_{strategy}", dg.AssetDep("sft_adapter", partition_mapping=FROM_FAMILY)],
+        deps=["funnel", f"preference_pairs_{strategy}", dg.AssetDep("sft_adapter", partition_mapping=FROM_FAMILY)],
         group_name="dpo",
         kinds={"pytorch", "duckdb"},
         pool="gpu",
@@ -58,6 +59,12 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
             return dg.MaterializeResult(
                 data_version=text_version("skipped", reason),
                 metadata={"skipped": reason}, check_results=skipped_results(f"dpo_{strategy}", DPO_CHECKS, reason)
+            )
+        refused = dpo_gate(wh, family, seed, strategy)
+        if refused:  # a checkpoint trained earlier on passing pairs stays where it is (and so does its row)
+            raise dg.Failure(
+                description=f"DPO {strategy} {family}|{seed} refused: a blocking check failed on its funnel or pairs",
+                metadata={"failed_checks": dg.MetadataValue.md("\n".join(f"- {r}" for r in refused))},
             )
         pairs = wh.query(PAIRS_SQL, [family, seed, strategy])
         if pairs.empty:

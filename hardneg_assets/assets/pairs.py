@@ -14,6 +14,7 @@ from hardneg.pairs import (
     build_hardneg_pairs,
     build_random_pairs,
     check_pairs,
+    record_checks,
     export_pairs,
     export_pairs_trl,
     pairs_for_export,
@@ -39,9 +40,10 @@ def _prompt_for(profile, family: str, artifacts: ArtifactStore):
     return lambda question: training_prompt(tokenizer, question, profile.sft.system_prompt)
 
 
-def _pairs_check(wh, pairs, asset_key: str) -> dg.AssetCheckResult:
+def _pairs_check(wh, pairs, asset_key: str, family: str, seed: int) -> dg.AssetCheckResult:
     test_ids = wh.query(TEST_IDS_SQL)["problem_id"]
     failures = check_pairs(pairs, test_problem_ids=test_ids)
+    record_checks(wh, family, seed, asset_key, {"pairs_fit_for_dpo": failures})
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name="pairs_fit_for_dpo",
@@ -107,13 +109,16 @@ def funnel_and_hardneg_pairs(
     wh = warehouse.get()
     with wh.connect() as con:
         result = run_funnel(con, family, seed, prof.funnel)
-    pairs = build_hardneg_pairs(result, prompt_for=_prompt_for(prof, family, artifacts), z=prof.pairs.perplexity_z)
+    pairs = build_hardneg_pairs(
+        result, prompt_for=_prompt_for(prof, family, artifacts), z=prof.pairs.perplexity_z, missing_scores=prof.pairs.missing_scores
+    )
     counts = result.counts
     wh.replace_partition("funnel_counts", counts, family=family, seed=seed)
     wh.replace_partition("preference_pairs", pairs, family=family, seed=seed, strategy="hardneg")
     context.log.info("funnel " + " → ".join([str(int(counts["n_in"].iloc[0]))] + [str(int(n)) for n in counts["n_out"]]))
 
     failures = check_funnel_counts(counts, prof.funnel_expected)
+    record_checks(wh, family, seed, "funnel", {"funnel_counts_in_range": failures})
     png = funnel_png(counts, artifacts.work_dir("plots", family, str(seed)) / "funnel.png", f"funnel {family}|{seed}")
     hardest = result.selected.head(3)
     examples = "\n\n".join(
@@ -148,7 +153,7 @@ def funnel_and_hardneg_pairs(
             **_pairs_metadata(pairs, artifacts, family, seed, "hardneg", wh, prof),
             "hardest_negatives": dg.MetadataValue.md(examples or "_none_"),
         },
-        check_results=[_pairs_check(wh, pairs, "preference_pairs_hardneg")],
+        check_results=[_pairs_check(wh, pairs, "preference_pairs_hardneg", family, seed)],
     )
 
 
@@ -178,5 +183,5 @@ def preference_pairs_random(
     return dg.MaterializeResult(
         data_version=rows_version(wh, "preference_pairs", family=family, seed=seed, strategy="random"),
         metadata={**_pairs_metadata(pairs, artifacts, family, seed, "random", wh, prof), "matched_hardneg_count": n_pairs},
-        check_results=[_pairs_check(wh, pairs, "preference_pairs_random")],
+        check_results=[_pairs_check(wh, pairs, "preference_pairs_random", family, seed)],
     )

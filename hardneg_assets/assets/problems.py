@@ -29,7 +29,7 @@ def problems(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         context.log.info(f"{benchmark}/{split}: {len(rows)} problems, {len(rejected)} quarantined")
     table = pd.DataFrame({"set": list(counts), "problems": list(counts.values())})
     return dg.MaterializeResult(
-        data_version=rows_version(wh, "problems", "source NOT LIKE 'external:%'"),  # external pools add their own
+        data_version=rows_version(wh, "problems", "source NOT LIKE 'external:%' AND source NOT LIKE 'inject:%'"),  # external pools add their own
         metadata={
             "rows": dg.MetadataValue.int(sum(counts.values())),
             **row_count(wh.count("problems")),

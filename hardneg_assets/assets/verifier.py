@@ -6,14 +6,14 @@ shows every profile (and everything downstream) as stale in the UI, and the
 re-verification automation (`jobs/automation.py`) re-scores the existing partitions.
 """
 
-import time
+import json
 
 import dagster as dg
-import pandas as pd
 
+from hardneg.paths import embeddings_dir
 from hardneg.plots import histograms_png
-from hardneg.verifier import DIMENSIONS, VERIFIER_VERSION, MathVerifier, VerifyInput
-from hardneg.progress import ProgressReporter
+from hardneg.verification import verify_partition
+from hardneg.verifier import DIMENSIONS, VERIFIER_VERSION
 from hardneg_assets.assets.candidates import candidate_pool
 from hardneg_assets.deferred import asset
 from hardneg_assets.metadata import image_metadata, md_table, row_count, table_metadata
@@ -23,13 +23,20 @@ from jobs import REVERIFY_CONDITION
 from resources import ArtifactStore, ProfileResource, WarehouseResource
 
 SUMMARY_COLUMNS = [*DIMENSIONS, "wrongness", "absurdity"]
-VERIFY_CHUNK = 1024  # candidates per progress line; large enough that packing stays efficient
 
-CANDIDATES_SQL = """
-SELECT c.candidate_id, p.question, c.text, p.reference_solution, p.reference_answer
-FROM candidates c LEFT JOIN problems p USING (problem_id)
-WHERE c.family = ? AND c.seed = ?
-ORDER BY c.candidate_id
+PROFILE_SUMMARY_SQL = f"""
+SELECT {", ".join(SUMMARY_COLUMNS)} FROM verifier_profiles WHERE family = ? AND seed = ?
+"""
+CHANNELS_SQL = "SELECT DISTINCT CAST(channels AS VARCHAR) AS channels FROM verifier_profiles WHERE family = ? AND seed = ?"
+FLAGGED_SQL = """
+SELECT candidate_id, first_error_step, steps FROM verifier_profiles
+WHERE family = ? AND seed = ? AND first_error_step IS NOT NULL ORDER BY candidate_id LIMIT 3
+"""
+COVERAGE_SQL = """
+SELECT (SELECT count(*) FROM candidates WHERE family = $f AND seed = $s) AS candidates,
+       count(*) AS profiles, count(DISTINCT candidate_id) AS distinct_ids,
+       count(*) FILTER (WHERE candidate_id NOT IN (SELECT candidate_id FROM candidates WHERE family = $f AND seed = $s)) AS orphans
+FROM verifier_profiles WHERE family = $f AND seed = $s
 """
 
 
@@ -41,6 +48,8 @@ ORDER BY c.candidate_id
     group_name="verifier",
     kinds={"pytorch", "duckdb"},
     code_version=stage_version(VERIFIER_VERSION, "verifier"),
+    check_specs=[dg.AssetCheckSpec("one_profile_per_candidate", asset="verifier_profiles", blocking=True,
+                                   description="Exactly one profile per candidate: none missing, none twice, none orphaned.")],
     description="Six-dimensional error profile, wrongness, absurdity and first error step of every candidate.",
 )
 def verifier_profiles(
@@ -49,41 +58,25 @@ def verifier_profiles(
     prof = profile.load()
     family, seed = family_seed(context)
     wh = warehouse.get()
-    rows = wh.query(CANDIDATES_SQL, [family, seed])
-    if rows.empty:
+    if not wh.count("candidates", family=family, seed=seed):
         raise dg.Failure(f"no candidates for {family}|{seed}: materialize candidate_pool first")
-    items = [
-        VerifyInput(
-            id=r.candidate_id,
-            question=r.question or "",
-            candidate=r.text or "",
-            reference_solution=r.reference_solution,
-            reference_answer=r.reference_answer,
-        )
-        for r in rows.itertuples()
-    ]
-    verifier = MathVerifier.from_config(prof.verifier)
-    started = time.time()
-    # Chunks only so the run log shows done / total, rate and ETA while a large pool verifies;
-    # each chunk is still one batched (packed, cached) encoder pass.
-    report = ProgressReporter("verify", total=len(items), log=context.log.info, unit="cand")
-    profiles = []
-    for i in range(0, len(items), VERIFY_CHUNK):
-        profiles += verifier.verify_batch(items[i : i + VERIFY_CHUNK])
-        report.update(advance=len(items[i : i + VERIFY_CHUNK]))
-    seconds = time.time() - started
-    context.log.info(f"verified {len(items)} candidates in {seconds:.1f}s ({len(items) / max(seconds, 1e-9):.1f}/s)")
-
-    out = pd.DataFrame([p.to_dict() for p in profiles]).rename(columns={"id": "candidate_id"})
-    out["family"], out["seed"], out["verifier_version"] = family, seed, VERIFIER_VERSION
-    written = wh.replace_partition("verifier_profiles", out, family=family, seed=seed)
-
+    run = verify_partition(
+        wh, family, seed, prof.verifier, prof.verification,
+        cache_root=embeddings_dir(), log=context.log.info,
+    )
+    context.log.info(
+        f"verified {run.verified} of {run.candidates} candidates in {run.shards_run} shards "
+        f"({run.shards_skipped} already stored) in {run.seconds:.1f}s ({run.rate:.1f}/s); "
+        f"{run.encoded} texts encoded, {run.cache_hits} from the embedding cache"
+    )
+    out = wh.query(PROFILE_SUMMARY_SQL, [family, seed])
+    written = len(out)
     summary = out[SUMMARY_COLUMNS].describe().T[["count", "mean", "50%", "max"]].round(3).reset_index(names="dimension")
     png = histograms_png(out[["wrongness", "absurdity"]], artifacts.work_dir("plots", family, str(seed)) / "verifier_hist.png", "verifier scores")
-    flagged = out[out["first_error_step"].notna()].head(3)
+    flagged = wh.query(FLAGGED_SQL, [family, seed])
     examples = "\n\n".join(
         f"**{r.candidate_id}** first error at step {int(r.first_error_step)}: "
-        + "; ".join(f for s in r.steps for f in s["flags"])[:400]
+        + "; ".join(f for s in json.loads(r.steps) for f in s["flags"])[:400]
         for r in flagged.itertuples()
     )
     return dg.MaterializeResult(
@@ -92,13 +85,26 @@ def verifier_profiles(
             "profiles": written,
             **row_count(written),
             "verifier_version": VERIFIER_VERSION,
-            "channels": ", ".join(sorted({c for cs in out["channels"] for c in cs})),
-            "candidates_per_s": dg.MetadataValue.float(len(items) / max(seconds, 1e-9)),
-            # the embedding encoder is most of the verifier's time: what it did, and how
-            "embedding": "packed rows" if getattr(verifier.embedder, "packer", None) is not None else "padded batches",
-            "texts_encoded": int(getattr(verifier.embedder, "encoded_texts", 0)),
+            "channels": ", ".join(sorted({c for cs in wh.query(CHANNELS_SQL, [family, seed])["channels"] for c in json.loads(cs)})),
+            "engine": prof.verification.describe(),
+            "shards": f"{run.shards_run} run, {run.shards_skipped} already stored, {run.shards} in all",
+            "candidates_per_s": dg.MetadataValue.float(run.rate),
+            "texts_encoded": dg.MetadataValue.int(run.encoded),
+            "embedding_cache_hits": dg.MetadataValue.int(run.cache_hits),
             "summary": md_table(summary),
             "examples": dg.MetadataValue.md(examples or "_no step flagged_"),
             **image_metadata("histograms", png),
-        }
+        },
+        check_results=[coverage_check(wh, family, seed)],
+    )
+
+
+def coverage_check(wh, family: str, seed: int) -> dg.AssetCheckResult:
+    c = wh.query(COVERAGE_SQL, {"f": family, "s": seed}).iloc[0]
+    counts = {k: int(c[k]) for k in ("candidates", "profiles", "distinct_ids", "orphans")}
+    return dg.AssetCheckResult(
+        check_name="one_profile_per_candidate",
+        passed=counts["candidates"] == counts["profiles"] == counts["distinct_ids"] and counts["orphans"] == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata=counts,
     )
