@@ -37,6 +37,7 @@ import pandas as pd
 from hardneg.data import iter_jsonl, jsonl_line_problem, safe_text
 from hardneg.generation import SamplingParams
 from hardneg.grading import GradingConfig, extract_answer, grade_batch, math_reference_answer
+from hardneg.engines import EngineConfig
 from hardneg.inject import InjectPoolConfig
 from hardneg.prompts import training_prompt
 
@@ -77,6 +78,9 @@ class PoolConfig:
     """The `inject` source: variants per reference, how many references, seed."""
     external: "ExternalPoolConfig" = field(default_factory=lambda: ExternalPoolConfig())
     """The `external` source: path or hub id, split, where confidence and perplexity come from."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """Where `external.scores: policy` re-scores the pool: `local` (this step's device) or Ray actors
+    (e.g. `{engine: ray, workers: 8, gpus_per_worker: 1}` on an 8-GPU node), shard by shard."""
     k: int = 8
     """Sampled candidates per problem."""
     temperature: float = 0.7
@@ -821,7 +825,56 @@ def iter_external_pool(
     def score(rows: list[dict]) -> pd.DataFrame:
         return _score_shard(rows, family, seed, config.scores, model, tokenizer, prompt_for, batch_size, sharpness, center)
 
-    return _shards(config, kind, family, seed, shard_size, start_shard, refs, score)
+    return (ExternalShard(t.index, score(t.rows), t.quarantine, t.records, config.scores)
+            for t in _shards(config, kind, family, seed, shard_size, start_shard, refs))
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreTask:
+    """One external shard read and checked but not yet scored: what an engine worker receives."""
+
+    index: int
+    rows: list
+    quarantine: pd.DataFrame
+    records: int
+
+
+def iter_external_tasks(
+    config: ExternalPoolConfig, family: str, seed: int, *, shard_size: int,
+    problems: pd.DataFrame | None = None, start_shard: int = 0,
+) -> Iterator[ScoreTask]:
+    """`iter_external_pool`'s shards before scoring, for `PolicyScorer` on an engine
+    (`hardneg.engines`: in-process, or Ray actors with a GPU each). Same boundaries and ids."""
+    if config.path is None:
+        raise ValueError("ExternalPoolConfig.path is not set: there is no external pool to read")
+    refs: dict[str, Any] = {}
+    if problems is not None and len(problems):
+        refs = {p: r for p, r in zip(problems["problem_id"].astype(str), problems["reference_answer"]) if not _is_missing(r)}
+    return _shards(config, pool_source_kind(config.path), family, seed, shard_size, start_shard, refs)
+
+
+class PolicyScorer:
+    """Engine worker for `scores: policy`: loads the policy once, then scores shard after shard.
+
+    The same worker runs in-process (`local`) or in Ray actors (`ray`, `gpus_per_worker: 1` for one
+    GPU each), so re-scoring a 600K pool spreads over a cluster's GPUs like verification does."""
+
+    def __init__(self, base_path: str, adapters: Sequence[str], device: str, family: str, seed: int,
+                 batch_size: int = 4, sharpness: float = 10.0, center: float = 0.5):
+        from hardneg.policy import load_merged_policy
+
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model, self.tokenizer = load_merged_policy(base_path, list(adapters), device)
+        self.family, self.seed = family, seed
+        self.batch_size, self.sharpness, self.center = batch_size, sharpness, center
+
+    def __call__(self, task: ScoreTask) -> ExternalShard:
+        scored = _score_shard(task.rows, self.family, self.seed, "policy", self.model, self.tokenizer, training_prompt,
+                              self.batch_size, self.sharpness, self.center)
+        return ExternalShard(task.index, scored, task.quarantine, task.records, "policy")
 
 
 def _shards(
@@ -832,8 +885,7 @@ def _shards(
     shard_size: int,
     start_shard: int,
     refs: dict[str, Any],
-    score: Callable[[list[dict]], pd.DataFrame],
-) -> Iterator[ExternalShard]:
+) -> Iterator[ScoreTask]:
     # A generator of its own, so iter_external_pool's argument checks raise at the call, not at the first next().
     counts: dict[str, int] = {}  # completions seen per problem_id: the j of the next id
     taken = 0
@@ -866,7 +918,7 @@ def _shards(
             return
         if full:
             quarantine = pd.DataFrame(bad, columns=QUARANTINE_COLUMNS)
-            yield ExternalShard(index, score(rows), quarantine, n_records, config.scores)
+            yield ScoreTask(index, rows, quarantine, n_records)
         index += 1
 
 

@@ -73,6 +73,10 @@ RANGE_RULES: dict[str, dict[str, tuple[str, Any]]] = {
     },
     "InjectPoolConfig": {"variants_per_reference": _GE1, "max_references": _GE1},
     "ExternalPoolConfig": {"scores": ("choices", ("policy", "file")), "limit": _GE0},
+    "EngineConfig": {
+        "engine": ("choices", ("local", "ray")), "workers": _GE1, "cpus_per_worker": _GT0,
+        "gpus_per_worker": _GE0, "inflight_per_worker": _GE1, "torch_threads": _GE1,
+    },
     "VerificationConfig": {
         "engine": ("choices", ("local", "ray")), "shard_size": _GE1, "workers": _GE1, "cpus_per_worker": _GT0,
         "gpus_per_worker": _GE0, "inflight_per_worker": _GE1, "torch_threads": _GE1,

@@ -31,9 +31,6 @@ class EngineConfig:
     engine: str = "local"
     """`local`: in the calling process (the default; nothing to install or start). `ray`: a pool of
     Ray actors, one model copy each, on a local Ray started for the run or on an existing cluster."""
-    shard_size: int = 10_000
-    """Items per shard: the unit of progress, of the persistent embedding cache and of resumption
-    (a kill loses at most the shards in flight)."""
     workers: int = 2
     """Ray actors (ignored by `local`)."""
     ray_address: Optional[str] = None
@@ -51,8 +48,6 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"EngineConfig.engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.shard_size < 1:
-            raise ValueError(f"EngineConfig.shard_size must be >= 1, got {self.shard_size}")
         if self.workers < 1 or self.inflight_per_worker < 1:
             raise ValueError("EngineConfig.workers and inflight_per_worker must be >= 1")
         if not self.cpus_per_worker > 0 or self.gpus_per_worker < 0:

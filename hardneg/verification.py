@@ -49,6 +49,14 @@ class VerificationConfig(EngineConfig):
 
     None of these changes a profile, so none is part of the asset's code version."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.shard_size < 1:
+            raise ValueError(f"VerificationConfig.shard_size must be >= 1, got {self.shard_size}")
+
+    shard_size: int = 10_000
+    """Candidates per shard: the unit of progress, of the persistent embedding cache and of resumption
+    (a kill loses at most the shards in flight)."""
     embedding_cache: bool = True
     """Keep sentence vectors under `$HARDNEG_HOME/embeddings/` (keyed by encoder and text hash) for re-verification."""
 

@@ -271,7 +271,10 @@ def run_incremental(
             done |= {k.to_user_string() for k in selected}
             for check in result.get_asset_check_evaluations():
                 if not check.passed:
-                    print(f"check {check.severity.value}: {check.asset_key.to_user_string()} {check.check_name}", file=sys.stderr)
+                    why = check.metadata.get("failures")
+                    detail = f": {' '.join(str(why.value).split())}" if why is not None else ""
+                    print(f"check {check.severity.value}: {check.asset_key.to_user_string()} {check.check_name} failed{detail}",
+                          file=sys.stderr)
             if not result.success:
                 print(f"step '{label}' failed (run {result.run_id}); see `make ui` for the logs", file=sys.stderr)
                 outcome.code = 1

@@ -288,3 +288,20 @@ def test_trl_conversational_export_round_trips_into_plain_trl_dpo(tmp_path, tiny
     assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
     # the heldout mask is deterministic and order-free
     assert (heldout_mask(rows.iloc[::-1].reset_index(drop=True), 0.3)[::-1] == held).all()
+
+
+def test_unscored_pool_needs_both_the_funnel_and_the_weight_to_be_told(tmp_path):
+    """An `inject` pool has no confidence or perplexity: the default rules refuse it loudly;
+    min_confidence=None and missing_scores='omit_terms' use what is there (w = W)."""
+    problems = [problem("a")]
+    cands = [correct_cand("a-good", "a", W=0.02), cand("a-h1", "a", W=0.7, confidence=None, perplexity=None),
+             cand("a-h2", "a", W=0.5, confidence=None, perplexity=None)]
+    wh = write_pool(tmp_path / "w.duckdb", problems, cands)
+    strict = funnel(wh)
+    assert strict.selected.empty  # confidence >= 0.5 cannot hold for a null confidence
+    relaxed = funnel(wh, min_confidence=None)
+    assert relaxed.selected["candidate_id"].tolist() == ["a-h1", "a-h2"]
+    with pytest.raises(ValueError, match="'a-h1': confidence is missing"):
+        build_hardneg_pairs(relaxed)
+    pairs = build_hardneg_pairs(relaxed, missing_scores="omit_terms")
+    assert pairs["raw_weight"].tolist() == pytest.approx([0.7, 0.5])

@@ -6,13 +6,15 @@ so a killed build resumes at its next shard and memory stays one shard's worth.
 """
 
 import time
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
 
-from hardneg.candidates import iter_external_pool, sample_candidates
+from hardneg.candidates import PolicyScorer, iter_external_pool, iter_external_tasks, sample_candidates
 from hardneg.configuration import to_dict
 from hardneg.data import assert_trainable, load_problems
+from hardneg.engines import build_engine
 from hardneg.generation import build_backend
 from hardneg.inject import inject_shards
 from hardneg.pool import PoolParts, pool_key
@@ -56,12 +58,9 @@ def policy_fingerprint(base_path: str, adapters) -> list:
 def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, compute) -> tuple[int, dict]:
     """The `inject` / `external` sources: shards to Parquet parts (resumable), then one load per table."""
     cfg = prof.pool
-    model = tokenizer = None
-    needs_policy = cfg.source == "external" and cfg.external.scores == "policy"
     fingerprint = None
-    if needs_policy:
+    if cfg.source == "external" and cfg.external.scores == "policy":
         base_path, adapters = family_policy(prof, family, artifacts)
-        model, tokenizer = load_merged_policy(base_path, adapters, compute.resolved_device())
         fingerprint = policy_fingerprint(base_path, adapters)
     source_cfg = to_dict(cfg.inject if cfg.source == "inject" else cfg.external)
     parts = PoolParts(
@@ -73,13 +72,17 @@ def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, com
         context.log.info(f"resuming the {cfg.source} pool at shard {start} ({parts.rows('candidates')} rows already built)")
     if cfg.source == "inject":
         shards = inject_shards(cfg.inject, family, seed, shard_size=cfg.shard_size, start_shard=start)
-    else:
-        problems, _ = load_problems(prof.problems.pool_benchmark, "train")
-        shards = iter_external_pool(
-            cfg.external, family, seed, shard_size=cfg.shard_size, model=model, tokenizer=tokenizer, problems=problems,
-            batch_size=cfg.score_batch_size, sharpness=cfg.confidence_sharpness, center=cfg.confidence_center,
-            start_shard=start,
-        )
+    elif cfg.external.scores == "file":
+        shards = iter_external_pool(cfg.external, family, seed, shard_size=cfg.shard_size, start_shard=start,
+                                    problems=load_problems(prof.problems.pool_benchmark, "train")[0])
+    else:  # re-scored under the policy, shard by shard, on the pool's engine (this step's device, or Ray actors)
+        tasks = iter_external_tasks(cfg.external, family, seed, shard_size=cfg.shard_size, start_shard=start,
+                                    problems=load_problems(prof.problems.pool_benchmark, "train")[0])
+        device = compute.resolved_device() if cfg.engine.engine == "local" else "auto"  # an actor finds its own GPU
+        scorer = partial(PolicyScorer, base_path, [str(a) for a in adapters], device, family, seed,
+                         cfg.score_batch_size, cfg.confidence_sharpness, cfg.confidence_center)
+        context.log.info(f"re-scoring the external pool under {base_path} on {cfg.engine.describe()}")
+        shards = sorted_by_index(build_engine(cfg.engine).map(scorer, tasks), start)
     report = ProgressReporter(f"{cfg.source} pool", log=context.log.info, unit="rows")
     report.update(done=parts.rows("candidates"))
     for shard in shards:
