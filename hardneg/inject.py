@@ -86,6 +86,10 @@ class InjectConfig:
     """Use only the first N references of each source (None: all)."""
     chunk_size: int = 10_000
     """Rows per DataFrame from iter_frames."""
+    propagate: float = 0.0
+    """Share of GSM8K arithmetic slips, wrong operators and carried errors whose wrong value flows on:
+    every later computation that uses it is recomputed and the final answer follows, as when a model
+    carries on from its own slip (the label stays the first wrong step). 0: only the erring step changes."""
     sympy_timeout: float = 10.0
     """Seconds for the SymPy identity checks of one reference (bounded worker; a timeout only drops algebra sites)."""
 
@@ -98,6 +102,8 @@ class InjectConfig:
         bad = set(self.sources) - {"gsm8k", "math"}
         if bad:
             raise ValueError(f"InjectConfig.sources: unknown {sorted(bad)} (use 'gsm8k', 'math')")
+        if not 0.0 <= self.propagate <= 1.0:
+            raise ValueError(f"InjectConfig.propagate must lie in [0, 1], got {self.propagate}")
         if self.variants_per_reference < 1 or self.chunk_size < 1:
             raise ValueError("InjectConfig.variants_per_reference and chunk_size must be >= 1")
         self.data_dir = Path(self.data_dir)
@@ -447,6 +453,47 @@ def _build(ref: Reference, steps: list[str], error_type: str, error_step: Option
     return text, error_type, error_step, finish
 
 
+def _flow(ref: Reference, steps: list[str], step: int, old: Fraction, new: Fraction) -> list[str]:
+    """Carry a changed result on: recompute every later GSM8K computation that uses a changed value
+    (its operand and its result rewritten), and the final answer when it was one of them."""
+    changed = {_fmt(old): new}
+    comps = ref.sites.setdefault("arith", _gsm8k_computations(ref))
+    by_step: dict[int, list[dict]] = {}
+    for c in comps:
+        if c["step"] > step:
+            by_step.setdefault(c["step"], []).append(c)
+    for k in sorted(by_step):
+        text, edits = steps[k], []
+        window = 0
+        for c in sorted(by_step[k], key=lambda c: c["res_start"]):
+            expr, uses = c["expr"], []
+            for old_text, value in changed.items():
+                token = r"(?<![\d.])" + re.escape(old_text) + r"(?![\d.])"
+                if re.search(token, expr):
+                    expr = re.sub(token, _fmt(value), expr)
+                    uses.append((old_text, value))
+            if uses:
+                val = _eval(expr)
+                if val is None or val < 0:
+                    return steps  # the new value breaks the arithmetic (a negative count, a division by 0): stop here
+                for old_text, value in uses:  # the operand as written, between the previous result and this one
+                    for m in re.finditer(r"(?<![\d.,])" + re.escape(old_text) + r"(?![\d.,])", text[window : c["res_start"]]):
+                        edits.append((window + m.start(), window + m.end(), _fmt(value)))
+                edits.append((c["res_start"], c["res_end"], _fmt(val)))
+                changed[_fmt(c["value"])] = val
+            window = c["res_end"]
+        for a, b, new_text in sorted(edits, reverse=True):
+            text = text[:a] + new_text + text[b:]
+        steps[k] = text
+    ans = _answer_step(ref)
+    m = _last_answer_number(steps[ans], ref) if ans > step else None
+    if m is not None:
+        shown = steps[ans][m[0] : m[1]].replace(",", "")
+        if shown in changed:
+            steps[ans] = steps[ans][: m[0]] + _fmt(changed[shown]) + steps[ans][m[1] :]
+    return steps
+
+
 def _answer_step(ref: Reference) -> int:
     for k in range(len(ref.steps) - 1, -1, -1):
         if "\\boxed" in ref.steps[k] or ref.steps[k].startswith("The answer is"):
@@ -466,7 +513,10 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
         s = rng.choice(sites)
         st = steps[s["step"]]
         old = st[s["res_start"] : s["res_end"]]
-        steps[s["step"]] = st[: s["res_start"]] + _confusable(old, rng) + st[s["res_end"] :]
+        wrong = _confusable(old, rng)
+        steps[s["step"]] = st[: s["res_start"]] + wrong + st[s["res_end"] :]
+        if ref.source == "gsm8k" and rng.random() < cfg.propagate:
+            steps = _flow(ref, steps, s["step"], s["value"], Fraction(wrong))
         return _build(ref, steps, etype, s["step"])
     if etype == "wrong_operator":
         if ref.source != "gsm8k":
@@ -488,6 +538,8 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
             k = vis.start(1)
             st2 = st[:k] + sym + st[k + 1 : s["res_start"]] + _fmt(val) + st[s["res_end"] :]
             steps[s["step"]] = st2
+            if rng.random() < cfg.propagate:
+                steps = _flow(ref, steps, s["step"], s["value"], val)
             return _build(ref, steps, etype, s["step"])
         return None
     if etype == "algebra_slip":
@@ -525,6 +577,8 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
                 continue
             st2 = st[: m.start()] + wrong + st[m.end() : c2["res_start"]] + _fmt(val) + st[c2["res_end"] :]
             steps[c2["step"]] = st2
+            if rng.random() < cfg.propagate:
+                steps = _flow(ref, steps, c2["step"], c2["value"], val)
             return _build(ref, steps, etype, c2["step"])
         return None
     ans = _answer_step(ref)
@@ -774,6 +828,10 @@ class InjectPoolConfig:
     """Train sets to draw references from ('gsm8k', 'math'); never a test set."""
     seed: Optional[int] = None
     """Seed of the injected errors; None: the partition's seed (each seed its own pool)."""
+    propagate: float = 0.8
+    """`InjectConfig.propagate`: share of GSM8K slips whose wrong value flows on to the final answer, as a
+    model's usually does (0.8: most, not all; a pool where no slip reaches the answer has almost no
+    hard negatives, because a correct final answer keeps W below the funnel's 0.3)."""
 
     def __post_init__(self) -> None:
         self.inject_config(0)  # one set of rules: InjectConfig's own checks, with this section's names
@@ -787,6 +845,7 @@ class InjectPoolConfig:
                 variants_per_reference=self.variants_per_reference,
                 sources=tuple(self.sources),
                 max_references=self.max_references,
+                propagate=self.propagate,
             )
         except ValueError as exc:
             raise ValueError(str(exc).replace("InjectConfig.", "InjectPoolConfig.")) from None

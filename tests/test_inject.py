@@ -165,3 +165,36 @@ def test_capacity_reaches_600k():
     assert n_refs * cfg.variants_per_reference >= 600_000
     for ref in itertools.islice(iter_references(InjectConfig(max_references=10)), 0, 20, 3):
         assert len(inject_reference(ref, cfg)) == cfg.variants_per_reference
+
+
+def test_propagated_slips_carry_the_wrong_value_to_the_answer_and_keep_the_first_error_step():
+    from fractions import Fraction
+
+    from hardneg.inject import InjectConfig, iter_rows
+
+    def slips(propagate):
+        cfg = InjectConfig(seed=0, variants_per_reference=30, sources=("gsm8k",), max_references=25, propagate=propagate)
+        rows = list(iter_rows(cfg))
+        refs = {r["problem_id"]: r["text"].split("\n") for r in rows if r["variant"] == 0}
+        return [(r, refs[r["problem_id"]]) for r in rows if r["error_type"] in ("arithmetic_slip", "wrong_operator", "carry_error")]
+
+    kept = slips(0.0)
+    assert kept and all(r["answer"] == r["reference_answer"] for r, _ in kept)  # only the erring step changes
+    flowed = slips(1.0)
+    moved = [(r, ref) for r, ref in flowed if r["answer"] != r["reference_answer"]]
+    assert len(moved) >= len(flowed) // 2
+    for r, ref in moved:
+        lines = r["text"].split("\n")
+        assert lines[: r["error_step"]] == ref[: r["error_step"]]  # nothing before the first error changes
+        assert lines[r["error_step"]] != ref[r["error_step"]]
+        assert Fraction(r["answer"].replace(",", "")) >= 0
+    # the arithmetic after the slip is redone with the wrong value: every later "a op b = c" still holds
+    import re
+
+    for r, _ in moved:
+        for line in r["text"].split("\n")[r["error_step"] + 1 :]:
+            for a, op, b, c in re.findall(r"(?<![\d.*/+\-])(?<![*/+\-]\s)(\d+(?:\.\d+)?)\s*([-+*/])\s*(\d+(?:\.\d+)?)\s*=\s*(\d+(?:\.\d+)?)(?![\d.])", line):
+                want = {"+": Fraction(a) + Fraction(b), "-": Fraction(a) - Fraction(b), "*": Fraction(a) * Fraction(b),
+                        "/": Fraction(a) / Fraction(b) if Fraction(b) else None}[op]
+                if want is not None and want.denominator == 1:
+                    assert Fraction(c) == want, line
