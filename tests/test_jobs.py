@@ -25,7 +25,7 @@ def _job_assets(defs, name):
 def test_jobs_select_by_group_and_partitions_tag(defs):
     graph = defs.resolve_asset_graph()
     upstream = {k.to_user_string() for k in graph.get(dg.AssetKey("dpo_hardneg")).parent_keys}
-    assert upstream == {"preference_pairs_hardneg", "sft_adapter"}
+    assert upstream == {"funnel", "preference_pairs_hardneg", "sft_adapter"}  # funnel: its blocking check gates DPO
     # The per-partition step is every family × seed asset: derived from the partitions, never listed.
     assert _job_assets(defs, "pipeline_job") == PARTITION_STAGES
     family_seed = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None
