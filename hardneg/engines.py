@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-__all__ = ["EngineConfig", "LocalEngine", "RayEngine", "build_engine", "ENGINES"]
+__all__ = ["EngineConfig", "LocalEngine", "RayEngine", "build_engine", "in_order", "ENGINES"]
 
 ENGINES = ("local", "ray")
 
@@ -156,3 +156,14 @@ class RayEngine:
 
 def build_engine(config: EngineConfig):
     return RayEngine(config) if config.engine == "ray" else LocalEngine(config)
+
+
+def in_order(results: Iterable[Any], start: int = 0) -> Iterator[Any]:
+    """Results that carry an `index` (shard number), back in index order from `start`: Ray yields
+    them as they complete; a consumer writing resumable parts needs them as a prefix."""
+    waiting, following = {}, start
+    for result in results:
+        waiting[result.index] = result
+        while following in waiting:
+            yield waiting.pop(following)
+            following += 1

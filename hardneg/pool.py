@@ -24,7 +24,7 @@ import pandas as pd
 
 from hardneg.warehouse import to_table_frame
 
-__all__ = ["PoolParts", "pool_key"]
+__all__ = ["PoolParts", "pool_key", "policy_fingerprint", "register_pool_problems"]
 
 
 def pool_key(*parts: Any) -> str:
@@ -76,3 +76,30 @@ class PoolParts:
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def register_pool_problems(wh, files) -> int:
+    """Problems an `inject`/`external` pool brings (its references) that the `problems` table lacks.
+
+    Only missing ids are added, never replaced: two partitions registering the same pool
+    slice is a no-op, and a bundled problem keeps its own row."""
+    if not files:
+        return 0
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    with wh.transaction() as con:
+        before = con.execute("SELECT count(*) FROM problems").fetchone()[0]
+        con.execute(
+            f"""INSERT INTO problems (problem_id, source, split, question, reference_solution, reference_answer)
+            SELECT problem_id, any_value(source), 'train', any_value(question), any_value(reference_solution),
+                   any_value(reference_answer)
+            FROM read_parquet([{listed}], union_by_name = true)
+            WHERE problem_id NOT IN (SELECT problem_id FROM problems)
+            GROUP BY problem_id"""
+        )
+        return con.execute("SELECT count(*) FROM problems").fetchone()[0] - before
+
+
+def policy_fingerprint(base_path: str, adapters) -> list:
+    """What a policy-scored pool depends on: the weight files' names, sizes and times (cheap, no hashing)."""
+    files = [p for root in [base_path, *map(str, adapters)] for p in sorted(Path(root).glob("*.safetensors"))]
+    return [base_path, *[(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]]

@@ -7,7 +7,7 @@ import pytest
 
 from hardneg.configuration import ConfigError
 from hardneg.inject import InjectPoolConfig, inject_shards
-from hardneg.pool import PoolParts, pool_key
+from hardneg.pool import PoolParts, pool_key, register_pool_problems
 from hardneg.warehouse import Warehouse, WarehouseError
 
 SMALL = InjectPoolConfig(variants_per_reference=4, max_references=6, sources=["gsm8k"])
@@ -80,8 +80,6 @@ def test_replace_partition_from_files_is_one_transaction_and_refuses_foreign_row
 
 
 def test_register_pool_problems_adds_only_missing_ids(tmp_path):
-    from hardneg_assets.assets.candidates import register_pool_problems
-
     wh = Warehouse(tmp_path / "wh.duckdb")
     wh.replace_partition("problems", [{"problem_id": "gsm8k-train-0", "source": "gsm8k", "split": "train",
                                         "question": "bundled", "reference_answer": "1"}], source="gsm8k")
@@ -130,3 +128,13 @@ def test_profiles_choose_pool_sources_and_engines_with_one_line_errors(tmp_path)
     missing = tmp_path / "nope.jsonl"
     with pytest.raises(ConfigError, match="pool.external.path"):
         preflight("smoke", None, ["pool.source=external", f"pool.external.path={missing}"])
+
+
+def test_in_order_puts_completion_order_back_into_shard_order():
+    from types import SimpleNamespace
+
+    from hardneg.engines import in_order
+
+    done = [SimpleNamespace(index=i) for i in (3, 1, 2, 5, 4)]
+    assert [r.index for r in in_order(done, start=1)] == [1, 2, 3, 4, 5]
+    assert [r.index for r in in_order(done[:2], start=1)] == [1]  # 3 waits for 2, which never came

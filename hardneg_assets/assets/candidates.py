@@ -7,17 +7,16 @@ so a killed build resumes at its next shard and memory stays one shard's worth.
 
 import time
 from functools import partial
-from pathlib import Path
 
 import dagster as dg
 
 from hardneg.candidates import PolicyScorer, iter_external_pool, iter_external_tasks, sample_candidates
 from hardneg.configuration import to_dict
 from hardneg.data import assert_trainable, load_problems
-from hardneg.engines import build_engine
+from hardneg.engines import build_engine, in_order
 from hardneg.generation import build_backend
 from hardneg.inject import inject_shards
-from hardneg.pool import PoolParts, pool_key
+from hardneg.pool import PoolParts, policy_fingerprint, pool_key, register_pool_problems
 from hardneg.progress import ProgressReporter
 from hardneg.policy import load_merged_policy
 from hardneg_assets.deferred import asset
@@ -26,33 +25,6 @@ from hardneg_assets.partitions import FAMILY_SEED, FROM_FAMILY, family_seed, sta
 from hardneg_assets.policies import family_policy
 from hardneg_assets.versions import rows_version
 from resources import ArtifactStore, ComputeResource, ProfileResource, WarehouseResource
-
-
-def register_pool_problems(wh, files) -> int:
-    """Problems an `inject`/`external` pool brings (its references) that the `problems` table lacks.
-
-    Only missing ids are added, never replaced: two partitions registering the same pool
-    slice is a no-op, and a bundled problem keeps its own row."""
-    if not files:
-        return 0
-    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    with wh.transaction() as con:
-        before = con.execute("SELECT count(*) FROM problems").fetchone()[0]
-        con.execute(
-            f"""INSERT INTO problems (problem_id, source, split, question, reference_solution, reference_answer)
-            SELECT problem_id, any_value(source), 'train', any_value(question), any_value(reference_solution),
-                   any_value(reference_answer)
-            FROM read_parquet([{listed}], union_by_name = true)
-            WHERE problem_id NOT IN (SELECT problem_id FROM problems)
-            GROUP BY problem_id"""
-        )
-        return con.execute("SELECT count(*) FROM problems").fetchone()[0] - before
-
-
-def policy_fingerprint(base_path: str, adapters) -> list:
-    """What a policy-scored pool depends on: the weight files' names, sizes and times (cheap, no hashing)."""
-    files = [p for root in [base_path, *map(str, adapters)] for p in sorted(Path(root).glob("*.safetensors"))]
-    return [base_path, *[(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
 
 
 def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, compute) -> tuple[int, dict]:
@@ -82,7 +54,7 @@ def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, com
         scorer = partial(PolicyScorer, base_path, [str(a) for a in adapters], device, family, seed,
                          cfg.score_batch_size, cfg.confidence_sharpness, cfg.confidence_center)
         context.log.info(f"re-scoring the external pool under {base_path} on {cfg.engine.describe()}")
-        shards = sorted_by_index(build_engine(cfg.engine).map(scorer, tasks), start)
+        shards = in_order(build_engine(cfg.engine).map(scorer, tasks), start)
     report = ProgressReporter(f"{cfg.source} pool", log=context.log.info, unit="rows")
     report.update(done=parts.rows("candidates"))
     for shard in shards:
