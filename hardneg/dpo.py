@@ -437,6 +437,7 @@ def train_dpo(
     progress_callback: Callable[[int, int, dict], Any] | None = None,
     heldout_fraction: float = 0.0,
     artifact_root: str | None = None,
+    other_runs: str = "error",
 ) -> DPOResult:
     """Train one DPO adapter on `pairs` and return where it went and how it went.
 
@@ -447,7 +448,7 @@ def train_dpo(
             (``problem_id``, when present, makes the held-out split by whole problems).
         output_dir: run directory: checkpoints (``checkpoint-N``), ``adapter/``, ``loss_curve.png``.
             A complete checkpoint of the same run (same fingerprint) is resumed from; one of another
-            run is an error.
+            run is an error, or deleted with `other_runs="discard"` (`training.check_resume_fingerprint`).
         config: hyper-parameters, shared by both strategies.
         weighted: True = verifier-weighted DPO (raw weights normalised per optimizer batch); False =
             the random-uniform baseline, the same trainer with every weight 1 (exactly TRL's loss).
@@ -499,7 +500,7 @@ def train_dpo(
     pairs_sha = pairs_sha256(pairs)
 
     fingerprint = _run_fingerprint(policy_path, sft_adapter_path, config, weighted, pairs_sha, heldout_fraction, root)
-    resume_from = check_resume_fingerprint(out, fingerprint)
+    resume_from = check_resume_fingerprint(out, fingerprint, other_runs)
 
     model, precision = load_policy(policy_path, sft_adapter_path, device, use_qlora, out)
     base_dir = prepare_base(policy_path, sft_adapter_path, device, out)  # merged by load_policy already

@@ -158,10 +158,12 @@ def train_sft(
     use_4bit: bool = False,
     callbacks: list | None = None,
     artifact_root: str | Path | None = None,
+    other_runs: str = "error",
 ) -> SFTResult:
     """Train a LoRA/QLoRA adapter on `examples`; save it in PEFT format under `output_dir/adapter`
     and the merged model under `output_dir/merged`. Paths inside the artifacts are written
-    relative to `artifact_root` (default: `output_dir`)."""
+    relative to `artifact_root` (default: `output_dir`). Checkpoints of another run in `output_dir`:
+    see `training.check_resume_fingerprint` (`other_runs`)."""
     from trl import SFTConfig, SFTTrainer
 
     from hardneg.registry import load_causal_lm, load_tokenizer
@@ -170,7 +172,7 @@ def train_sft(
     root = Path(artifact_root) if artifact_root else output_dir
     mode = precision_mode(device, use_4bit)
     fingerprint = sft_fingerprint(model_path, examples, config, mode, root)
-    resume = check_resume_fingerprint(output_dir, fingerprint)  # before loading anything: fail fast
+    resume = check_resume_fingerprint(output_dir, fingerprint, other_runs)  # before loading anything: fail fast
     on_cuda = device.startswith("cuda")
     tokenizer = load_tokenizer(model_path)
     model = load_causal_lm(model_path, device=device, dtype="bfloat16" if on_cuda else "float32", quantize_4bit=mode.startswith("qlora"))

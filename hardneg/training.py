@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -114,13 +116,15 @@ def device_arguments(on_cuda: bool, quantized: bool, bf16: bool, gradient_checkp
 RUN_CONFIG_FILE = "hardneg_run_config.json"
 
 
-def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict) -> str | None:
-    """The checkpoint to resume from, only if it belongs to the same run; else an error.
+def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict, other_runs: str = "error") -> str | None:
+    """The checkpoint to resume from, only if it belongs to the same run.
 
     A killed run leaves `checkpoint-N` folders and the run's fingerprint (`hardneg_run_config.json`);
     resuming a checkpoint of a run with other data or hyper-parameters would silently mix two
-    runs, so a differing fingerprint is a `ValueError` naming the keys that differ. Checkpoints
-    without a fingerprint file (written by an older version) are not trusted either.
+    runs. Checkpoints without a fingerprint file (written by an older version) are not trusted
+    either. `other_runs="error"` (for a folder a person chose): a `ValueError` naming the keys that
+    differ. `other_runs="discard"` (for a folder the pipeline owns, e.g. a DPO asset whose pairs
+    changed after a killed run): those checkpoints are deleted, with a warning, and training starts fresh.
     """
     out = Path(output_dir)
     resume = last_checkpoint(out)
@@ -128,15 +132,20 @@ def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict) -> str |
         return None
     fp_path = out / RUN_CONFIG_FILE
     if not fp_path.exists():
-        raise ValueError(f"{out} holds checkpoints but no {RUN_CONFIG_FILE}: cannot tell which run wrote them; "
-                         "delete them or use another output_dir")
-    previous = json.loads(fp_path.read_text())
-    current = json.loads(json.dumps(fingerprint, default=str))
-    diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-    if diff:
-        raise ValueError(f"{out} holds checkpoints of a different run (differs in {diff}); "
-                         "use another output_dir or delete it")
-    return resume
+        problem = f"{out} holds checkpoints but no {RUN_CONFIG_FILE}: cannot tell which run wrote them"
+    else:
+        previous = json.loads(fp_path.read_text())
+        current = json.loads(json.dumps(fingerprint, default=str))
+        diff = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+        if not diff:
+            return resume
+        problem = f"{out} holds checkpoints of a different run (differs in {diff})"
+    if other_runs != "discard":
+        raise ValueError(f"{problem}; use another output_dir or delete it")
+    warnings.warn(f"{problem}: deleting them and starting afresh", stacklevel=2)
+    for ckpt in out.glob("checkpoint-*"):
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return None
 
 
 def write_fingerprint(output_dir: str | Path, fingerprint: dict) -> None:

@@ -184,7 +184,40 @@ def plan_step(
             reason = why_stale(resolver, key, partition)
         if reason:
             planned.append(Planned(name, str(partition) if partition is not None else None, reason))
-    return planned
+    return close_gaps(graph, planned, keys, partition, done)
+
+
+def close_gaps(graph, planned: list[Planned], keys, partition, done=frozenset()) -> list[Planned]:
+    """Add every asset of the step that lies between two planned ones.
+
+    Staleness is judged before the run: an asset whose upstream is about to be re-materialized
+    still looks up to date. Left out, it would be skipped while an asset below it runs on its old
+    rows (a new pool, old verifier profiles). Assets only below the planned ones are left to the
+    next wave, which sees whether their upstream's data really changed."""
+    names = {p.asset for p in planned}
+    below: dict[dg.AssetKey, str] = {}
+    frontier = [dg.AssetKey.from_user_string(n) for n in names]
+    while frontier:
+        key = frontier.pop()
+        for child in graph.get(key).child_keys:
+            if child not in below:
+                below[child] = below.get(key, key.to_user_string())
+                frontier.append(child)
+    above: set[dg.AssetKey] = set()
+    frontier = [dg.AssetKey.from_user_string(n) for n in names]
+    while frontier:
+        for parent in graph.get(frontier.pop()).parent_keys:
+            if parent not in above:
+                above.add(parent)
+                frontier.append(parent)
+    gaps = {k for k in below if k in above and k in keys and k.to_user_string() not in names | set(done)}
+    if not gaps:
+        return planned
+    part = str(partition) if partition is not None else None
+    extra = {k.to_user_string(): Planned(k.to_user_string(), part, f"upstream {below[k]} runs first") for k in gaps}
+    order = [k.to_user_string() for k in graph.toposorted_asset_keys]
+    merged = {p.asset: p for p in planned} | extra
+    return [merged[n] for n in order if n in merged]
 
 
 def _executable(defs: dg.Definitions, planned: list[Planned]) -> list[dg.AssetKey]:

@@ -162,3 +162,18 @@ def test_export_writes_a_merged_model_with_a_model_card(trained_root, tmp_path, 
     assert main(["export", "dagster-run-1", str(tmp_path / "export2")]) == 0
     assert main(["export", "fam|3|hardneg", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_a_pipeline_owned_folder_discards_checkpoints_of_another_run(tmp_path):
+    from hardneg.training import RUN_CONFIG_FILE, check_resume_fingerprint, write_fingerprint
+
+    run = tmp_path / "dpo"
+    (run / "checkpoint-2").mkdir(parents=True)
+    (run / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    write_fingerprint(run, {"pairs_sha256": "old"})
+    with pytest.raises(ValueError, match=r"different run.*pairs_sha256"):
+        check_resume_fingerprint(run, {"pairs_sha256": "new"})
+    assert (run / "checkpoint-2").is_dir()  # the default refuses and deletes nothing
+    with pytest.warns(UserWarning, match="deleting them"):
+        assert check_resume_fingerprint(run, {"pairs_sha256": "new"}, other_runs="discard") is None
+    assert not list(run.glob("checkpoint-*")) and (run / RUN_CONFIG_FILE).exists()

@@ -201,3 +201,21 @@ def test_force_names_an_existing_asset():
     assert check_force(defs, ["dpo_hardneg"]) == {"dpo_hardneg"}
     with pytest.raises(UnknownAsset, match="dpo_hardnge"):
         check_force(defs, ["dpo_hardnge"])
+
+
+def test_an_asset_between_two_planned_ones_is_planned_too():
+    """A new pool and a changed funnel setting: verifier_profiles looks up to date before the run,
+    but skipping it would run the funnel on the old pool's profiles."""
+    from hardneg_assets.definitions import build_definitions
+    from hardneg_assets.run import Planned, close_gaps
+
+    graph = build_definitions("smoke").resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    planned = [Planned("candidate_pool", "f|0", "code changed"), Planned("funnel", "f|0", "code changed")]
+    closed = close_gaps(graph, planned, keys, "f|0")
+    assert [p.asset for p in closed] == ["candidate_pool", "verifier_profiles", "funnel"]
+    assert closed[1].reason == "upstream candidate_pool runs first"
+    # only below: left to the next wave, which knows whether the data really changed
+    assert [p.asset for p in close_gaps(graph, planned[:1], keys, "f|0")] == ["candidate_pool"]
+    # an asset this step already materialized is not planned again
+    assert [p.asset for p in close_gaps(graph, planned, keys, "f|0", done={"verifier_profiles"})] == ["candidate_pool", "funnel"]

@@ -86,6 +86,7 @@ def build_dpo_asset(strategy: str) -> dg.AssetsDefinition:
             progress_callback=lambda step, total, logs: context.log.info(f"DPO {strategy} step {step}/{total}: {logs}"),
             heldout_fraction=prof.pairs.heldout_fraction,
             artifact_root=str(artifacts_dir()),
+            other_runs="discard",  # the asset owns the folder: a killed run on other pairs is not resumed
         )
         # Checkpoints exist to survive a kill; once the adapter is saved they only go stale.
         for ckpt in work.glob("checkpoint-*"):

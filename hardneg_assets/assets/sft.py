@@ -55,7 +55,7 @@ def sft_adapter(
     context.log.info(f"SFT {family.name}: {len(examples)} examples on {device} ({'QLoRA' if use_4bit else 'LoRA fp32'})")
     result = train_sft(
         base_path, examples, work, prof.sft, device=device, use_4bit=use_4bit, callbacks=[log_progress_callback(context, "SFT")],
-        artifact_root=artifacts_dir(),
+        artifact_root=artifacts_dir(), other_runs="discard",  # the asset owns the folder (see train_sft)
     )
     location = artifacts.publish(work / "adapter", "sft", family.name, "adapter")
     artifacts.publish(work / "merged", "sft", family.name, "merged")  # the base DPO adapters name
