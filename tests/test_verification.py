@@ -1,6 +1,6 @@
 """Sharded, resumable verification (hardneg.verification) with the real MiniLM verifier.
 
-What is proven here, on a real DuckDB warehouse and real error-injected GSM8K candidates
+What is proven here, on a real DuckDB warehouse and real error-injected GSM8K and MATH candidates
 (hardneg.inject): a SIGKILL in the middle of a sharded run loses nothing and redoes nothing;
 a Ray run with two actors gives the local run's profiles; the run key reuses, resumes or
 starts over exactly when it should, and after a changed weight the persistent embedding
@@ -38,29 +38,34 @@ from hardneg.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY, SEED = "smollm2-135m", 0
-SHARD = 25  # 150 candidates -> 6 shards
+SHARD = 25  # 190 candidates -> 8 shards
 FLOATS = ["d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer", "wrongness", "absurdity"]
 VCFG = VerifierConfig(use_nli=False)
 
 
 # ----------------------------------------------------------------------------- helpers
 def build_pool() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """15 GSM8K train references × 10 injected variants: problems and candidates frames."""
-    cfg = InjectConfig(seed=0, variants_per_reference=10, max_references=15, sources=("gsm8k",))
+    """15 GSM8K and 4 MATH train references × 10 injected variants: problems and candidates frames.
+
+    The MATH rows make the workers run the symbolic checks (a SymPy worker process per verifier)."""
     problems, candidates = [], []
-    for ref in iter_references(cfg):
-        problems.append(dict(problem_id=ref.problem_id, source=ref.source, split="train", question=ref.question,
-                             reference_solution=gsm8k_as_metamath(ref.raw), reference_answer=ref.answer))
-        for r in inject_reference(ref, cfg):
-            candidates.append(dict(candidate_id=r["candidate_id"], problem_id=r["problem_id"], family=FAMILY,
-                                   seed=SEED, text=r["text"], answer=r["answer"], finish_reason=r["finish_reason"]))
+    for source, n in (("gsm8k", 15), ("math", 4)):
+        cfg = InjectConfig(seed=0, variants_per_reference=10, max_references=n, sources=(source,))
+        for ref in iter_references(cfg):
+            solution = gsm8k_as_metamath(ref.raw) if source == "gsm8k" else ref.raw
+            problems.append(dict(problem_id=ref.problem_id, source=ref.source, split="train", question=ref.question,
+                                 reference_solution=solution, reference_answer=ref.answer))
+            for r in inject_reference(ref, cfg):
+                candidates.append(dict(candidate_id=r["candidate_id"], problem_id=r["problem_id"], family=FAMILY,
+                                       seed=SEED, text=r["text"], answer=r["answer"], finish_reason=r["finish_reason"]))
     return pd.DataFrame(problems), pd.DataFrame(candidates)
 
 
 def make_warehouse(path: Path, pool) -> Warehouse:
     problems, candidates = pool
     wh = Warehouse(path)
-    wh.replace_partition("problems", problems, source="gsm8k")
+    for source, part in problems.groupby("source"):
+        wh.replace_partition("problems", part, source=source)
     wh.replace_partition("candidates", candidates, family=FAMILY, seed=SEED)
     return wh
 
@@ -93,6 +98,9 @@ def decisions(p: pd.DataFrame) -> pd.DataFrame:
 
 def assert_same_profiles(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> None:
     assert list(got.index) == list(want.index)
+    failed = got.index[got["steps"].str.contains("analysis failed", regex=False)]
+    assert failed.empty, f"the verifier failed on {list(failed)[:5]}"
+    pd.testing.assert_series_equal(got["steps"], want["steps"])  # every step's flags, symbolic checks included
     for col in FLOATS:
         g, w = got[col].astype(float).to_numpy(), want[col].astype(float).to_numpy()
         assert (np.isnan(g) == np.isnan(w)).all(), f"{col}: null in one run only"
@@ -126,7 +134,7 @@ class CountingWorker:
 @pytest.fixture(scope="module")
 def pool():
     problems, candidates = build_pool()
-    assert len(candidates) == 150 and candidates["candidate_id"].is_unique
+    assert len(candidates) == 190 and candidates["candidate_id"].is_unique
     return problems, candidates
 
 
