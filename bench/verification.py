@@ -126,7 +126,8 @@ def one(args) -> None:
     vcfg = VerifierConfig(use_nli=False)
     if args.changed_weight:  # what a user re-tuning the aggregate does: the run key changes
         vcfg = replace(vcfg, wrongness_weights=dict(vcfg.wrongness_weights, d_answer=0.30, d_logic=0.30))
-    config = VerificationConfig(engine=args.engine, workers=args.workers, shard_size=args.shard_size)
+    config = VerificationConfig(engine=args.engine, workers=args.workers, shard_size=args.shard_size,
+                                torch_threads=args.torch_threads)
     results: list = []
 
     # verify_partition keeps only its own totals; the bench also wants each shard's encoder
@@ -136,16 +137,16 @@ def one(args) -> None:
     real_store = verification._store_shard
 
     def store(wh, family, seed, key, ids, result):
-        results.append({"encode_seconds": getattr(result, "encode_seconds", 0.0),
+        results.append({"arrived": time.perf_counter() - started, "encode_seconds": getattr(result, "encode_seconds", 0.0),
                         "peak_rss_mb": getattr(result, "peak_rss_mb", 0.0), "worker": result.worker,
                         "seconds": result.seconds})
         real_store(wh, family, seed, key, ids, result)
 
     verification._store_shard = store
+    started = time.perf_counter()
     stop, tree = threading.Event(), {}
     sampler = threading.Thread(target=tree_rss_sampler, args=(stop, tree), daemon=True)
     sampler.start()
-    started = time.perf_counter()
     summary = verify_partition(Warehouse(args.warehouse), FAMILY, SEED, vcfg, config, cache_root=Path(args.cache),
                                make_worker=partial(BenchWorker, to_dict(vcfg)))
     wall = time.perf_counter() - started
@@ -155,6 +156,8 @@ def one(args) -> None:
         "wall": wall, "candidates": summary.candidates, "verified": summary.verified, "shards_run": summary.shards_run,
         "restarted": summary.restarted, "encoded": summary.encoded, "cache_hits": summary.cache_hits,
         "workers": len(summary.workers), "shard_seconds": sum(r["seconds"] for r in results),
+        # before the first shard could start: reading the run key, loading the models (and starting Ray)
+        "startup": min((r["arrived"] - r["seconds"] for r in results), default=0.0),
         "encode_seconds": sum(r["encode_seconds"] for r in results),
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "actor_peak_rss_mb": max((r["peak_rss_mb"] for r in results), default=0.0) if args.engine == "ray" else None,
@@ -164,9 +167,11 @@ def one(args) -> None:
 
 
 # ----------------------------------------------------------------------------- driver
-def measure(label: str, engine: str, workers: int, warehouse: Path, cache: Path, shard_size: int, changed: bool) -> dict:
+def measure(label: str, engine: str, workers: int, warehouse: Path, cache: Path, shard_size: int, changed: bool,
+            threads: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--one", "--engine", engine, "--workers", str(workers), "--warehouse", str(warehouse),
-           "--cache", str(cache), "--shard-size", str(shard_size)] + (["--changed-weight"] if changed else [])
+           "--cache", str(cache), "--shard-size", str(shard_size)] + (["--changed-weight"] if changed else []) + (
+           ["--torch-threads", str(threads)] if threads else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p))
     print(f"== {label}", flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -184,12 +189,14 @@ def fmt_mb(x) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| run | wall s | cand/s | shard s (sum) | encode s | analysis s | encoded texts | cache hits | "
+    head = ("| run | wall s | cand/s | startup s | cand/s after startup | shard s (sum) | encode s | analysis s | "
+            "encoded texts | cache hits | "
             "driver peak RSS MB | actor peak RSS MB | tree peak RSS MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['label']} | {r['wall']:.1f} | {r['candidates'] / r['wall']:.1f} | {r['shard_seconds']:.1f} | "
+            f"| {r['label']} | {r['wall']:.1f} | {r['candidates'] / r['wall']:.1f} | {r['startup']:.1f} | "
+            f"{r['candidates'] / (r['wall'] - r['startup']):.1f} | {r['shard_seconds']:.1f} | "
             f"{r['encode_seconds']:.1f} | {r['shard_seconds'] - r['encode_seconds']:.1f} | {r['encoded']:,} | "
             f"{r['cache_hits']:,} | {fmt_mb(r['driver_peak_rss_mb'])} | {fmt_mb(r['actor_peak_rss_mb'])} | "
             f"{fmt_mb(r.get('tree_peak_rss_mb'))} |"
@@ -203,7 +210,8 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=10, help="inject variants per reference")
     ap.add_argument("--shard-size", type=int, default=250)
     ap.add_argument("--repeat", type=int, default=1, help="rounds of the four measurements (order alternates)")
-    ap.add_argument("--engines", default="local,ray1,ray2", help="cold runs to measure: local, ray1, ray2")
+    ap.add_argument("--engines", default="local,local1,ray1,ray2",
+                    help="cold runs to measure: local (torch's default threads), local1 (1 torch thread), ray1, ray2")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one, removed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "verification.md"))
     # --one: a single measurement in this process (used by the driver)
@@ -213,6 +221,7 @@ def main() -> None:
     ap.add_argument("--warehouse", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     ap.add_argument("--changed-weight", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-threads", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         return one(args)
@@ -225,20 +234,21 @@ def main() -> None:
     base.unlink(missing_ok=True)
     data = build_warehouse(base, args.references, args.variants)
     print(f"pool: {data} built in {time.perf_counter() - t0:.1f}s", flush=True)
-    engines = {"local": ("local", 1), "ray1": ("ray", 1), "ray2": ("ray", 2)}
+    engines = {"local": ("local", 1, None), "local1": ("local", 1, 1), "ray1": ("ray", 1, None), "ray2": ("ray", 2, None)}
     rows: list[dict] = []
     for rnd in range(args.repeat):
         order = [e.strip() for e in args.engines.split(",") if e.strip()]
         if rnd % 2:
             order = order[::-1]
         for name in order:
-            engine, workers = engines[name]
+            engine, workers, threads = engines[name]
             wh = work / f"{name}-{rnd}.duckdb"
             cache = work / f"emb-{name}-{rnd}"
             shutil.copy(base, wh)
             shutil.rmtree(cache, ignore_errors=True)
-            label = f"{engine} {workers if engine == 'ray' else ''} cold".replace("  ", " ") + (f" (round {rnd + 1})" if args.repeat > 1 else "")
-            rows.append(measure(label, engine, workers, wh, cache, args.shard_size, changed=False))
+            kind = {"local": "local", "local1": "local 1 thread", "ray1": "ray 1", "ray2": "ray 2"}[name]
+            label = f"{kind} cold" + (f" (round {rnd + 1})" if args.repeat > 1 else "")
+            rows.append(measure(label, engine, workers, wh, cache, args.shard_size, changed=False, threads=threads))
             if name == "local":
                 # warm: the same warehouse and cache, a changed weight -> new run key, every shard re-runs
                 rows.append(measure(label.replace("cold", "warm (changed weight)"), "local", 1, wh, cache,
@@ -251,15 +261,17 @@ def main() -> None:
     for c, w in zip(cold, warm):
         assert w["restarted"] and w["shards_run"] == c["shards_run"], "warm run did not re-run every shard"
         ratio_lines.append(
-            f"- cold / warm (local): wall {c['wall'] / w['wall']:.2f}×, shard time {c['shard_seconds'] / w['shard_seconds']:.2f}×; "
+            f"- cold / warm (local): wall {c['wall'] / w['wall']:.2f}×, after startup "
+            f"{(c['wall'] - c['startup']) / (w['wall'] - w['startup']):.2f}×, shard time {c['shard_seconds'] / w['shard_seconds']:.2f}×; "
             f"encoding was {c['encode_seconds']:.1f} s of {c['shard_seconds']:.1f} s shard time cold "
             f"({100 * c['encode_seconds'] / c['shard_seconds']:.0f} %), {w['encode_seconds']:.1f} s warm "
             f"({w['encoded']} texts encoded, {w['cache_hits']:,} cache hits)."
         )
-    local = cold[0]
     for r in rows:
-        if r["label"].startswith("ray"):
-            ratio_lines.append(f"- {r['label']} / local cold rate: {local['wall'] / r['wall']:.2f}× "
+        if not r["label"].startswith(("local cold", "local warm")):
+            local = next(c for c in cold if c["label"].endswith(r["label"][-len(" (round 1)"):]) or args.repeat == 1)
+            ratio_lines.append(f"- {r['label']} / {local['label']} rate: wall {local['wall'] / r['wall']:.2f}×, after startup "
+                               f"{(local['wall'] - local['startup']) / (r['wall'] - r['startup']):.2f}× "
                                f"({r['workers']} worker(s) used)")
     text = "\n".join([
         f"Pool: {data['candidates']:,} inject candidates ({data['gsm8k']:,} GSM8K, {data['math']:,} MATH; "
