@@ -11,7 +11,6 @@ sharding code.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
