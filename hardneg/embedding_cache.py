@@ -19,6 +19,7 @@ lookup reads one small file, never a global index.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -29,7 +30,7 @@ import numpy as np
 
 from hardneg.verifier.embedding import Embedder, text_key
 
-__all__ = ["EmbeddingStore", "CachingEmbedder", "encoder_slug"]
+__all__ = ["EmbeddingStore", "CachingEmbedder", "LazyEmbedder", "encoder_slug", "segment_name"]
 
 
 def encoder_slug(encoder_id: str) -> str:
@@ -37,6 +38,35 @@ def encoder_slug(encoder_id: str) -> str:
     -> `sentence-transformers--all-MiniLM-L6-v2`."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", str(encoder_id).strip("/")).strip("-.")
     return slug[-120:] or "encoder"
+
+
+def segment_name(family: str, seed: int, shard: int) -> str:
+    """A file-safe segment name for one shard of a partition, unique for any family name."""
+    digest = hashlib.sha1(f"{family}\x00{seed}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", family).strip("._")[:60] or "family"
+    return f"{readable}-{digest}-{int(seed)}-{int(shard):05d}"
+
+
+class LazyEmbedder:
+    """Loads the real encoder on the first `encode` call: a re-verification the cache fully
+    answers never pays the ~10 s of importing sentence-transformers and loading MiniLM."""
+
+    def __init__(self, load):
+        self._load = load
+        self._inner = None
+
+    @property
+    def inner(self):
+        if self._inner is None:
+            self._inner = self._load()
+        return self._inner
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.encode(texts)
 
 
 class EmbeddingStore:
@@ -47,9 +77,9 @@ class EmbeddingStore:
         self.dir = Path(root) / encoder_slug(encoder_id)
 
     def path(self, segment: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9._|=-]+", segment) or segment.startswith("."):
-            raise ValueError(f"embedding cache segment {segment!r}: use letters, digits, '.', '_', '-', '|', '='")
-        return self.dir / f"{segment.replace('|', '=')}.parquet"
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", segment) or segment.startswith("."):
+            raise ValueError(f"embedding cache segment {segment!r}: use letters, digits, '.', '_', '-'")
+        return self.dir / f"{segment}.parquet"
 
     def load(self, segment: str) -> dict[bytes, np.ndarray]:
         """The segment's vectors; {} when it does not exist or cannot be read (a cache miss, never an error)."""
@@ -120,5 +150,5 @@ class CachingEmbedder:
         for k in keys:
             self.used[k] = self.known[k]
         if not keys:
-            return np.asarray(self.inner.encode([]), dtype=np.float32)
+            return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self.known[k] for k in keys])

@@ -32,10 +32,11 @@ from typing import Callable, Iterator, Optional
 import pandas as pd
 
 from hardneg.configuration import from_dict, to_dict
-from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore
+from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, LazyEmbedder, segment_name
 from hardneg.engines import EngineConfig, build_engine
 from hardneg.progress import ProgressReporter
 from hardneg.verifier import VERIFIER_VERSION, MathVerifier, VerifierConfig
+from hardneg.verifier.embedding import embedder_from_config
 from hardneg.warehouse import Warehouse, insert_frame
 
 __all__ = ["VerificationConfig", "ShardTask", "ShardResult", "ShardVerifier", "VerificationSummary", "verify_partition"]
@@ -84,8 +85,9 @@ class ShardVerifier:
     """The worker both engines run: one MathVerifier (models loaded once), a shard per call."""
 
     def __init__(self, verifier_config: dict):
-        self.verifier = MathVerifier.from_config(from_dict(VerifierConfig, verifier_config))
-        self.encoder = self.verifier.embedder
+        config = from_dict(VerifierConfig, verifier_config)
+        self.encoder = LazyEmbedder(partial(embedder_from_config, config))
+        self.verifier = MathVerifier(config, embedder=self.encoder)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, task: ShardTask) -> ShardResult:
@@ -224,7 +226,7 @@ def verify_partition(
     store = EmbeddingStore(cache_root, verifier_config.embedding_model) if (config.embedding_cache and cache_root) else None
 
     def segment(i: int) -> str:
-        return f"{family}|{seed}|{i:05d}"
+        return segment_name(family, seed, i)
 
     def tasks() -> Iterator[ShardTask]:
         for i in todo:
@@ -238,7 +240,8 @@ def verify_partition(
     workers: set[str] = set()
     log(f"verify {family}|{seed}: {len(ids)} candidates in {len(shards)} shards of {config.shard_size}; "
         f"{len(todo)} to run on {config.describe()}")
-    for result in build_engine(config).map(factory, tasks()):
+    results = build_engine(config).map(factory, tasks()) if todo else ()  # nothing to do: no model, no Ray
+    for result in results:
         _store_shard(wh, family, seed, key, shards[result.index], result)
         if store is not None:
             store.save(segment(result.index), result.vectors)

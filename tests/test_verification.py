@@ -320,21 +320,21 @@ def vectors(n: int, dim: int = 8, seed: int = 0) -> dict[bytes, np.ndarray]:
 def test_embedding_store_round_trip(tmp_path):
     store = EmbeddingStore(tmp_path, "sentence-transformers/all-MiniLM-L6-v2")
     data = vectors(50)
-    assert store.save("fam|0|00003", data) == 50
+    assert store.save("fam-0-00003", data) == 50
     assert store.dir == tmp_path / "sentence-transformers--all-MiniLM-L6-v2"
-    assert store.path("fam|0|00003").name == "fam=0=00003.parquet"
-    back = store.load("fam|0|00003")
+    assert store.path("fam-0-00003").name == "fam-0-00003.parquet"
+    back = store.load("fam-0-00003")
     assert set(back) == set(data)
     for k, v in data.items():
         assert back[k].dtype == np.float32 and np.array_equal(back[k], v)
-    assert store.load("fam|0|00004") == {}  # never written: a miss
-    assert store.save("fam|0|00005", {}) == 0 and not store.path("fam|0|00005").exists()
-    assert store.segments() == ["fam=0=00003"]
+    assert store.load("fam-0-00004") == {}  # never written: a miss
+    assert store.save("fam-0-00005", {}) == 0 and not store.path("fam-0-00005").exists()
+    assert store.segments() == ["fam-0-00003"]
     # another encoder never sees these vectors
-    assert EmbeddingStore(tmp_path, "other-encoder").load("fam|0|00003") == {}
+    assert EmbeddingStore(tmp_path, "other-encoder").load("fam-0-00003") == {}
     # a rewrite replaces the segment
-    store.save("fam|0|00003", vectors(3, seed=1))
-    assert set(store.load("fam|0|00003")) == set(vectors(3, seed=1))
+    store.save("fam-0-00003", vectors(3, seed=1))
+    assert set(store.load("fam-0-00003")) == set(vectors(3, seed=1))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "wrong_columns"])
@@ -376,7 +376,7 @@ def test_embedding_store_write_is_atomic(tmp_path, monkeypatch):
     assert set(store.load("s")) == set(vectors(10))  # the old segment is intact
 
 
-@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "x y", "fam|0|\n", "a\\b"])
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden", "x y", "fam-0-\n", "a\\b"])
 def test_segment_names_are_validated(tmp_path, name):
     store = EmbeddingStore(tmp_path, "enc")
     with pytest.raises(ValueError, match="segment"):
@@ -415,3 +415,13 @@ def test_caching_embedder_encodes_only_unknown_texts():
     assert np.array_equal(b[0], a[1])
     assert set(second.used) == {text_key("two steps"), text_key("three steps")}
     assert second.encode([]).shape[0] == 0
+
+
+def test_segment_names_are_file_safe_and_distinct_for_any_family_name():
+    from hardneg.embedding_cache import segment_name
+
+    names = {segment_name(f, s, i) for f in ("org/model v2", "org_model_v2", "a|b", "a=b", "") for s in (0, 1) for i in (0, 7)}
+    assert len(names) == 5 * 2 * 2
+    store = EmbeddingStore("/tmp", "enc")
+    for name in names:
+        assert store.path(name).parent == store.dir  # valid, and never leaves the encoder's folder

@@ -326,3 +326,17 @@ class SentenceEmbedder:
             dim = self.model.get_sentence_embedding_dimension() or 384
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack(out)
+
+
+def embedder_from_config(cfg) -> SentenceEmbedder:
+    """The sentence encoder a `VerifierConfig` names, with its batching, cache and packing settings."""
+    return SentenceEmbedder.from_pretrained(
+        cfg.embedding_model,
+        device=cfg.device,
+        batch_size=cfg.embedding_batch_size,
+        cache_size=cfg.embedding_cache_size,
+        local_files_only=cfg.local_files_only,
+        packing=cfg.embedding_packing,
+        pack_tokens=cfg.embedding_pack_tokens,
+        batch_tokens=cfg.embedding_batch_tokens,
+    )
