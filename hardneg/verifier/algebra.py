@@ -323,9 +323,11 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     (equation_context, no_solution, middle): no_solution — the step says the equation has no
     solution ("impossible", "≠"), so a constant difference is intended; middle — a later link
     of a chain `A = B = C`, which rewrites one quantity, so any difference is a slip."""
-    no_solution = middle = False
+    no_solution = middle = identity = False
     if isinstance(equation_context, tuple):
-        equation_context, no_solution, middle = (tuple(equation_context) + (False,))[:3]
+        equation_context, no_solution, middle, identity = (tuple(equation_context) + (False, False))[:4]
+    if identity:
+        middle = "identity"  # announced as a rewrite ("Factoring, we have"): see _poly_rules
     a = _arith()
     lv, rv = a.has_var(lhs_node), a.has_var(rhs_node)
     if COMPLEX["on"]:
@@ -414,6 +416,18 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
         # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if sl & sr and not no_solution and len(diff) > 1:
+        k = _proportional(pl, pr)
+        if k is not None:
+            # `4x + 4y = 5(x + y)`: one side is k times the other; as an equation it would only say
+            # x + y = 0, which a solution writes that way, not as two multiples of it
+            note = (f"algebra slip (coefficient): {lhs_text} = {rhs_text} is not an identity "
+                    f"(the left side is {_fmt_coef(k)} times the right side)")
+            return "mismatch", "algebra", note, diff, True
+        if middle == "identity" and sl == sr and _unexpanded(lhs_node) != _unexpanded(rhs_node):
+            # the step announced a rewrite ("Factoring, we have", "expanding gives") of one side
+            # into the other: a difference is a slip whatever its shape
+            return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     if sl == sr and not no_solution:
         top = max(degree(pl), degree(pr))
         lower = top >= 2 and degree(diff) < top  # the leading terms agree: a wrong expansion
@@ -432,6 +446,18 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
             # satisfy it, or it is stated as a condition)
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     return "equation", None, None, diff, False
+
+
+def _proportional(p: Poly, q: Poly) -> Optional[Fraction]:
+    """k when p = k·q (k ≠ 0, 1) and both are non-constant with the same monomials."""
+    if set(p) != set(q) or not p or _const(p) is not None:
+        return None
+    ratios = {c / q[m] for m, c in p.items()}
+    if len(ratios) != 1:
+        return None
+    (k,) = ratios
+    # k = −1 is left alone: `1 − iz = −(1 − iz)` is how an equation X = −X is written out
+    return k if k not in (0, 1, -1) else None
 
 
 def random_points_equal(lhs_node, rhs_node, seed_text: str):
