@@ -334,6 +334,13 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
         lv, rv = bool(_vars(lhs_node) - {"i"}), bool(_vars(rhs_node) - {"i"})
         if not lv and not rv:
             return _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text)
+    if lhs_node[0] == "sqrt" and rhs_node[0] == "sqrt" and lhs_node[2] == rhs_node[2] and lv and rv:
+        # `√(3^2 + w^2 + 12^2) = √(153 − w^2)`: equal roots of the same index have equal radicands
+        # (both sides are the principal root), so the radicands are compared by the same rules
+        verdict = classify(lhs_node[1], rhs_node[1], lhs_text, rhs_text,
+                           (equation_context, no_solution, middle, False) if middle != "identity" else (equation_context, no_solution, False, True))
+        if verdict[0] in ("ok", "mismatch"):
+            return verdict
     if (lhs_node[0] == "var" and lhs_node[1] != "i") or (rhs_node[0] == "var" and rhs_node[1] != "i"):
         diff = None
         try:
