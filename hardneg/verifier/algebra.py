@@ -436,6 +436,18 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
             # into the other: a difference is a slip whatever its shape
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     if sl == sr and not no_solution:
+        fix = _one_edit(lhs_node, rhs_node, pl, pr)
+        if fix is not None:
+            # the sides are the same polynomial but for one written number or sign: a slip in
+            # that token (`(x+3)^3` for `(x+3)^2`, `7(x^2−4x)` for `5(x^2−4x)`); a genuine equation
+            # is almost never one token away from an identity. Tentative: the solution's own values
+            # satisfying it still make it an equation (checks.equation_checks)
+            note = f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {fix}"
+            return "mismatch", "algebra", note, diff, True
+        lonely = _lone_factor(lhs_text, rhs_text, pl, pr)
+        if lonely is not None:
+            return "mismatch", "algebra", f"algebra slip (factoring): {lonely}", diff, True
+    if sl == sr and not no_solution:
         top = max(degree(pl), degree(pr))
         lower = top >= 2 and degree(diff) < top  # the leading terms agree: a wrong expansion
         forms = (
@@ -453,6 +465,105 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
             # satisfy it, or it is stated as a condition)
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     return "equation", None, None, diff, False
+
+
+MAX_EDITS = 80  # single-token edits tried per link (each one polynomial expansion)
+
+
+def _edits(node, where: str):
+    """(edited node, description) for every single-token edit of an expression: a number
+    (coefficient or exponent) changed by ±1 or ±2, an operator + / − flipped, a leading minus dropped."""
+    a = _arith()
+    kind = node[0]
+    if kind == "num":
+        v = node[1]
+        if v.denominator == 1 and 0 < v <= 1000:
+            for d in (1, -1, 2, -2):
+                w = v + d
+                if w > 0:
+                    yield ("num", w, None), f"{a.fmt_number(w)} in place of {a.fmt_number(v)} on the {where}"
+        return
+    if kind == "neg":
+        yield node[1], f"no minus sign before the {where}'s {fmt_node(node[1])}"
+        for e, dsc in _edits(node[1], where):
+            yield ("neg", e), dsc
+        return
+    if kind == "bin":
+        op = node[1]
+        if op in "+-":
+            yield ("bin", "-" if op == "+" else "+", node[2], node[3]), (
+                f"{'−' if op == '+' else '+'} in place of {'+' if op == '+' else '−'} before {fmt_node(node[3])} on the {where}")
+        for e, dsc in _edits(node[2], where):
+            yield ("bin", op, e, node[3]), dsc
+        for e, dsc in _edits(node[3], where):
+            if op == "^" and node[3][0] == "num":
+                dsc = "the exponent " + dsc
+            yield ("bin", op, node[2], e), dsc
+        return
+    if kind == "sqrt":
+        for e, dsc in _edits(node[1], where):
+            yield ("sqrt", e, node[2]), dsc
+
+
+def fmt_node(node) -> str:
+    try:
+        return fmt_poly(to_poly(node), 4)
+    except Exception:  # noqa: BLE001 - only for the message
+        return "a term"
+
+
+def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly) -> Optional[str]:
+    """The single-token edit of one side (see _edits) that makes the link an identity, if any."""
+    a = _arith()
+    if len(pl) + len(pr) > 40:
+        return None
+    if len(pl) == 1 and len(pr) == 1 and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2:
+        # `x^2 = x^3`, `12A^2 = 12A`: two monomials set equal is an equation to solve; a product
+        # still to be multiplied out (`54x^3 · 3x = 162x^5`) is a computation
+        return None
+    tried = 0
+    for node, other, where in ((rhs_node, pl, "right side"), (lhs_node, pr, "left side")):
+        for edited, dsc in _edits(node, where):
+            tried += 1
+            if tried > MAX_EDITS:
+                return None
+            try:
+                q = to_poly(edited)
+            except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+                continue
+            if q and not poly_sub(q, other):
+                return dsc
+    return None
+
+
+def _symbol_factors(node) -> int:
+    """Factors holding a symbol in a product `54x^3 · 3x` (2), `12A^2` (1)."""
+    a = _arith()
+    if node[0] == "bin" and node[1] == "*":
+        return _symbol_factors(node[2]) + _symbol_factors(node[3])
+    return 1 if a.has_var(node) else 0
+
+
+def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[str]:
+    """`x^2 − 16x + 60 = (x − 6)`: one side is a single bracketed sum — the way a product of
+    factors is written — of lower degree than the other side, which it does not equal: a
+    factorization with a factor missing."""
+    for text, p, other, otext in ((rhs_text, pr, pl, lhs_text), (lhs_text, pl, pr, rhs_text)):
+        t = text.strip().strip("{}").strip()
+        if not (t.startswith("(") and t.endswith(")")) or len(p) < 2:
+            continue
+        depth = 0
+        closed_early = False
+        for k, ch in enumerate(t):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(t) - 1:
+                closed_early = True
+                break
+        if closed_early or degree(p) >= degree(other) or len(other) < 2:
+            continue
+        return f"{otext} is {fmt_poly(other)}, not {text.strip()} (a factor is missing?)"
+    return None
 
 
 def _proportional(p: Poly, q: Poly) -> Optional[Fraction]:
