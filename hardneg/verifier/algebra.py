@@ -436,7 +436,7 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
             # into the other: a difference is a slip whatever its shape
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     if sl == sr and not no_solution:
-        fix = _one_edit(lhs_node, rhs_node, pl, pr)
+        fix = _one_edit(lhs_node, rhs_node, pl, pr) if (middle or not equation_context) else None
         if fix is not None:
             # the sides are the same polynomial but for one written number or sign: a slip in
             # that token (`(x+3)^3` for `(x+3)^2`, `7(x^2−4x)` for `5(x^2−4x)`); a genuine equation
@@ -562,7 +562,8 @@ def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[s
                 break
         if closed_early or degree(p) >= degree(other) or len(other) < 2:
             continue
-        return f"{otext} is {fmt_poly(other)}, not {text.strip()} (a factor is missing?)"
+        return (f"{text.strip()} has lower degree than {otext} ({fmt_poly(other)}), so they are not equal "
+                f"for every value: a factor seems to be missing")
     return None
 
 

@@ -1161,16 +1161,20 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
 
 
 def _identity_cue(text: str, start: int) -> bool:
-    """Does the sentence before a chain announce a rewrite (IDENTITY_CUE) with no equation cue
-    after it? ("Setting the expansion equal to 5, we get ..." stays an equation.)"""
+    """Does the sentence before a chain announce a rewrite (IDENTITY_CUE) and no equation
+    (EQUATION_CUE, "equal")? ("Setting the expansion equal to 5, we get ..." stays an equation.)"""
     before = text[max(0, start - 80) : start]
     cut = max(before.rfind(". "), before.rfind(".$"), before.rfind("\n"))
     before = before[cut + 1 :]
-    last_id = [m.end() for m in IDENTITY_CUE.finditer(before)]
-    if not last_id:
+    # any equation cue in the same sentence ("Setting the factored form equal") wins; so does an
+    # equation written before the chain ("Expanding $f(f(x)) = f(x)$ gives ...": the cue expands an
+    # equation) or one that the text right after goes on to solve ("... from both sides")
+    if not IDENTITY_CUE.search(before) or EQUATION_CUE.search(before) or "equal" in before.lower() or "=" in before:
         return False
-    last_eq = [m.end() for m in EQUATION_CUE.finditer(before)]
-    return not last_eq or last_eq[-1] < last_id[-1]
+    return not _SOLVED_AFTER.search(text[start : start + 300])
+
+
+_SOLVED_AFTER = re.compile(r"both sides|solv|\\implies|\\Rightarrow", re.IGNORECASE)
 
 
 _UNIT_OPS = {"*": "*", "x": "*", "×": "*", "/": "/", "÷": "/", "+": "+", "-": "-", "−": "-", "–": "-"}  # noqa: RUF001
