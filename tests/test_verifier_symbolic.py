@@ -308,3 +308,15 @@ def test_one_token_slip_found_at_its_step_and_withdrawn_when_the_solution_satisf
     solved = "We have $x^2 + 6x + 9 = (x+3)^3$.\nSo $x = -2$.\nThe answer is $\\boxed{-2}$."
     p2 = verifier.verify_batch([VerifyInput("b", q, solved, None, "-2")])[0]
     assert p2.first_error_step is None
+
+
+def test_question_echo_is_redundant_for_d2_and_flagged(verifier):
+    q = "Tom has 3 apples and buys 5 more apples at the store. How many apples does he have now?"
+    ref = "Tom has 3 + 5 = 8 apples.\nThe answer is 8"
+    echo = "Tom has 3 apples and buys 5 more apples at the store.\nHow many apples does he have now?"
+    good = "He has 3 + 5 = 8 apples.\nThe answer is 8"
+    pe, pg = verifier.verify_batch([VerifyInput("e", q, echo, ref, "8"), VerifyInput("g", q, good, ref, "8")])
+    assert any("question echo" in f for s in pe.steps for f in s.flags)
+    assert pe.d_structure == pytest.approx(1.0)  # both reference steps missing, both steps redundant
+    assert not any("question echo" in f for s in pg.steps for f in s.flags)
+    assert pe.first_error_step is None  # redundancy is structure (d2), not an error step
