@@ -320,3 +320,11 @@ def test_question_echo_is_redundant_for_d2_and_flagged(verifier):
     assert pe.d_structure == pytest.approx(1.0)  # both reference steps missing, both steps redundant
     assert not any("question echo" in f for s in pg.steps for f in s.flags)
     assert pe.first_error_step is None  # redundancy is structure (d2), not an error step
+
+
+def test_one_token_rule_covers_rational_functions_but_not_a_negated_side():
+    link = _only("$\\frac{2}{x + 1} - x = \\frac{2 - x^3 - x}{x + 1}$")
+    assert link.status == "mismatch" and "the exponent 2 in place of 3 on the right side" in link.note
+    # X = −X: an equation shown to have no solution (MATH test), not a slip in the minus sign
+    step = "$\\frac{3(x + 1)(x - 7)}{(x - 1)(x + 1)(x - 7)} = -\\frac{3}{x - 1}$"
+    assert all(l.status != "mismatch" for l in analyse_step(step).links)

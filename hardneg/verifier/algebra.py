@@ -470,7 +470,7 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
 MAX_EDITS = 80  # single-token edits tried per link (each one polynomial expansion)
 
 
-def _edits(node, where: str):
+def _edits(node, where: str, top: bool = True):
     """(edited node, description) for every single-token edit of an expression: a number
     (coefficient or exponent) changed by ±1 or ±2, an operator + / − flipped, a leading minus dropped."""
     a = _arith()
@@ -484,8 +484,9 @@ def _edits(node, where: str):
                     yield ("num", w, None), f"{a.fmt_number(w)} in place of {a.fmt_number(v)} on the {where}"
         return
     if kind == "neg":
-        yield node[1], f"no minus sign before the {where}'s {fmt_node(node[1])}"
-        for e, dsc in _edits(node[1], where):
+        if not top:  # a whole side negated (`X = −X`) is how an equation with no solution is shown
+            yield node[1], f"no minus sign before {fmt_node(node[1])} on the {where}"
+        for e, dsc in _edits(node[1], where, False):
             yield ("neg", e), dsc
         return
     if kind == "bin":
@@ -493,15 +494,15 @@ def _edits(node, where: str):
         if op in "+-":
             yield ("bin", "-" if op == "+" else "+", node[2], node[3]), (
                 f"{'−' if op == '+' else '+'} in place of {'+' if op == '+' else '−'} before {fmt_node(node[3])} on the {where}")
-        for e, dsc in _edits(node[2], where):
+        for e, dsc in _edits(node[2], where, False):
             yield ("bin", op, e, node[3]), dsc
-        for e, dsc in _edits(node[3], where):
+        for e, dsc in _edits(node[3], where, False):
             if op == "^" and node[3][0] == "num":
                 dsc = "the exponent " + dsc
             yield ("bin", op, node[2], e), dsc
         return
     if kind == "sqrt":
-        for e, dsc in _edits(node[1], where):
+        for e, dsc in _edits(node[1], where, False):
             yield ("sqrt", e, node[2]), dsc
 
 
@@ -514,7 +515,6 @@ def fmt_node(node) -> str:
 
 def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly) -> Optional[str]:
     """The single-token edit of one side (see _edits) that makes the link an identity, if any."""
-    a = _arith()
     if len(pl) + len(pr) > 40:
         return None
     if len(pl) == 1 and len(pr) == 1 and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2:
@@ -527,11 +527,9 @@ def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly) -> Optional[str]:
             tried += 1
             if tried > MAX_EDITS:
                 return None
-            try:
-                q = to_poly(edited)
-            except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
-                continue
-            if q and not poly_sub(q, other):
+            # cross-multiplied, so rational functions count too (`2/(x+1) − x = (2 − x^3 − x)/(x+1)`)
+            pair = _cleared(edited, rhs_node) if where == "left side" else _cleared(lhs_node, edited)
+            if pair is not None and pair[0] and not poly_sub(*pair):
                 return dsc
     return None
 
