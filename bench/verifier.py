@@ -260,8 +260,12 @@ def _detected(p, etype: str) -> bool:
     return (p.wrongness or 0) > 0.3
 
 
-def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_rows: int, untouched: int, seed: int = 0) -> None:
-    """Validation on the error-injection pool (hardneg.inject; GSM8K and MATH *train* only)."""
+def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_rows: int, untouched: int, seed: int = 0,
+                skip: int = 0) -> None:
+    """Validation on the error-injection pool (hardneg.inject; GSM8K and MATH *train* only).
+
+    `skip`: leave out the first `skip` references of each train set (a held-out slice: develop
+    with seed 0 on the first references, report with another seed on references ≥ skip)."""
     from collections import Counter, defaultdict
 
     import numpy as np
@@ -271,7 +275,11 @@ def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_r
 
     def run(cfg: InjectConfig, want=None, limit_rows=None, only_variant0=False):
         items, rows = [], []
+        seen_refs = Counter()
         for ref in iter_references(cfg):
+            seen_refs[ref.source] += 1
+            if seen_refs[ref.source] <= skip:
+                continue
             if only_variant0:
                 new = [dict(candidate_id=f"u-{ref.problem_id}", problem_id=ref.problem_id, source=ref.source, text=ref.text,
                             error_type="correct", error_step=None, variant=0)]
@@ -288,7 +296,7 @@ def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_r
 
     t_all = time.perf_counter()
     # A: the default error mix over the first n_refs references of each source
-    mix_rows, mix_prof, mix_s = run(InjectConfig(seed=seed, variants_per_reference=variants, max_references=n_refs))
+    mix_rows, mix_prof, mix_s = run(InjectConfig(seed=seed, variants_per_reference=variants, max_references=skip + n_refs))
     # B: MATH algebra slips until algebra_rows of them; C: arithmetic slips of both sources
     alg_rows, alg_prof, alg_s = run(InjectConfig(seed=seed, variants_per_reference=8, sources=("math",), max_references=7499,
                                                  error_mix={"algebra_slip": 1.0}), want={"algebra_slip"}, limit_rows=algebra_rows)
@@ -302,7 +310,7 @@ def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_r
     # D: untouched MATH and GSM8K references (false alarms)
     un_rows, un_prof, un_s = [], [], 0.0
     for src in ("math", "gsm8k"):
-        r_, p_, s_ = run(InjectConfig(seed=seed, sources=(src,), max_references=untouched), only_variant0=True)
+        r_, p_, s_ = run(InjectConfig(seed=seed, sources=(src,), max_references=skip + untouched), only_variant0=True)
         un_rows += r_
         un_prof += p_
         un_s += s_
@@ -310,7 +318,7 @@ def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_r
     verify_s = mix_s + alg_s + ar_s + un_s
 
     print(f"### Verifier on the error-injection pool (bench/verifier.py --inject {n_refs})\n")
-    print(f"- pool: hardneg.inject, seed {seed}; A = default error mix, {variants} variants × first {n_refs} references of "
+    print(f"- pool: hardneg.inject, seed {seed}, references from index {skip} of each train set; A = default error mix, {variants} variants × first {n_refs} references of "
           f"GSM8K train and of MATH train; B = MATH train algebra slips (8 per reference with a symbolic identity) until "
           f"{algebra_rows} rows; C = arithmetic slips (3 per reference) until {arith_rows // 2} rows per source; D = the first "
           f"{untouched} untouched references of each train set")
@@ -319,8 +327,9 @@ def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_r
           f"load average {os.getloadavg()[0]:.1f}\n")
 
     def table(title, rows, profs):
-        print(f"| {title} | source | n | detected | exact first-error step | first error earlier | later / other step | d_logic mean | d_numeric mean |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(f"| {title} | source | n | detected | exact first-error step | first error earlier | later / other step | d_logic mean | d_numeric mean "
+              f"| W mean | A mean | stage 3 (W > 0.8 and A > 0.8) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         groups = defaultdict(list)
         for r, p in zip(rows, profs):
             groups[(r["error_type"], r["source"])].append((r, p))
@@ -340,7 +349,10 @@ def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_r
                 ex, el = "—", "—"
             dl = np.mean([p.d_logic or 0 for r, p in rp])
             dn = np.mean([p.d_numeric or 0 for r, p in rp])
-            print(f"| {etype} | {src} | {n} | {det / n:.3f} | {ex} | {el} | {dl:.3f} | {dn:.3f} |")
+            wm = np.mean([p.wrongness or 0 for r, p in rp])
+            am = np.mean([p.absurdity or 0 for r, p in rp])
+            s3 = sum((p.wrongness or 0) > 0.8 and (p.absurdity or 0) > 0.8 for r, p in rp)
+            print(f"| {etype} | {src} | {n} | {det / n:.3f} | {ex} | {el} | {dl:.3f} | {dn:.3f} | {wm:.3f} | {am:.3f} | {s3} |")
         print()
 
     table("A: error type (default mix)", mix_rows, mix_prof)
@@ -397,6 +409,9 @@ def main() -> None:
     ap.add_argument("--algebra-rows", type=int, default=1000, help="injected MATH algebra slips to verify")
     ap.add_argument("--arith-rows", type=int, default=1000, help="injected arithmetic slips to verify (half per source)")
     ap.add_argument("--untouched", type=int, default=2000, help="untouched references per train set (false alarms)")
+    ap.add_argument("--inject-seed", type=int, default=0, help="InjectConfig.seed of the validation pool")
+    ap.add_argument("--inject-skip", type=int, default=0, help="leave out the first N references of each train set "
+                    "(held-out slice; the rules were developed on seed 0, MATH train references < 3000)")
     ap.add_argument("--inject-only", action="store_true", help="run only the --inject validation (no throughput runs)")
     args = ap.parse_args()
 
@@ -420,7 +435,8 @@ def main() -> None:
     warm_items, _ = workload(5000, 3, seed=1)  # different problems: warms torch/tokenizer, not the cache
     verifier.verify_batch(warm_items)
     if args.inject_only:
-        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched)
+        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched,
+                    seed=args.inject_seed, skip=args.inject_skip)
         return
 
     if args.warehouse:
@@ -555,7 +571,8 @@ def main() -> None:
     if args.audit:
         audit(args.audit)
     if args.inject:
-        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched)
+        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched,
+                    seed=args.inject_seed, skip=args.inject_skip)
     if args.warehouse:
         return
     print("| perturbation | n | d_semantic | d_structure | d_order | d_logic | d_numeric | d_answer | wrongness | flagged |")

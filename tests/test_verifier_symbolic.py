@@ -230,3 +230,101 @@ def test_solution_substituted_into_the_questions_equation(verifier):
     assert ps[0].first_error_step == 1
     assert any("does not satisfy the question's 3x + 5 = 20" in f or "gives x = 5" in f for f in ps[0].steps[1].flags)
     assert ps[1].first_error_step is None
+
+
+# ------------------------------------------------------------------ issue 12, session 4: evidence that a link is a claimed identity
+def _only(step):
+    [link] = analyse_step(step).links
+    return link
+
+
+def test_rewrite_cue_makes_a_factoring_a_claimed_identity():
+    link = _only("Factoring, we have $x^2 - 16x + 60 = (x-6)(x-11)$.")
+    assert link.status == "mismatch" and link.kind == "algebra"
+    assert "(x-6)(x-11) expands to x^2 - 17x + 66" in link.note
+
+
+def test_rewrite_cue_is_overridden_by_an_equation_in_the_sentence():
+    # "Simplifying, we have 18(x+y) = xy, so ..." and "Expanding f(f(x)) = f(x) gives ...": equations
+    assert [l.status for l in analyse_step("Simplifying, we have $18(x+y)=xy$, so $xy - 18x - 18y = 0$").links] == [
+        "equation", "equation"]
+    step = "Expanding $f(f(x)) = f(x)$ gives us $$(x^2-3x)^2-3(x^2-3x)=x^2-3x.$$ Then subtract from both sides."
+    assert all(l.status != "mismatch" for l in analyse_step(step).links)
+
+
+def test_proportional_sides_are_a_coefficient_slip_but_minus_one_is_an_equation():
+    link = _only("$4x+4y = 5(x+y)$")
+    assert link.status == "mismatch" and "4/5 times the right side" in link.note
+    assert _only("$1 - iz = -1 + iz$").status == "equation"  # X = −X: an equation being solved
+
+
+def test_equal_square_roots_compare_radicands():
+    link = _only("$\\sqrt{3^2 + w^2 + 12^2} = \\sqrt{153 - w^2}$")
+    assert link.status == "mismatch" and "wrong sign" in link.note
+    assert _only("$\\sqrt{3^2 + w^2 + 12^2} = \\sqrt{153 + w^2}$").status == "ok"
+
+
+@pytest.mark.parametrize(
+    "step, fix",
+    [
+        ("$x^2 + 6x + 9 = (x+3)^3$", "the exponent 2 in place of 3 on the right side"),
+        ("$x^2 - 16x + 60 = (x-6)(x-11)$", "10 in place of 11 on the right side"),
+        ("$54x^3 \\cdot 3x = 162x^5$", "the exponent 4 in place of 5"),
+        ("$5x^2-20x+1357 = 7(x^2-4x)+1357$", "5 in place of 7"),
+    ],
+)
+def test_one_token_away_from_an_identity_is_a_slip_naming_the_token(step, fix):
+    link = _only(step)
+    assert link.status == "mismatch" and link.tentative
+    assert fix in link.note
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "$x^2 = x^3$",  # two monomials set equal: an equation to solve
+        "$2x + 3 = 5x - 9$",
+        "$x^2+5x+6 = 2x+10$",
+        "Setting the factored form equal, we get $x^2 - 16x + 60 = (x-6)(x-11)$",  # said to be an equation
+        "$x^2 - 16x + 60 = x - 6$",
+    ],
+)
+def test_genuine_equations_are_not_one_token_slips(step):
+    assert all(l.status != "mismatch" for l in analyse_step(step).links)
+
+
+def test_a_lone_bracketed_factor_of_lower_degree_is_a_missing_factor():
+    link = _only("$x^2 - 16x + 60 = (x - 6)$")
+    assert link.status == "mismatch" and "factor seems to be missing" in link.note
+    assert _only("$(x+1) = 77$").status == "equation"
+
+
+def test_one_token_slip_found_at_its_step_and_withdrawn_when_the_solution_satisfies_it(verifier):
+    q = "Expand the square."
+    bad = "We have $x^2 + 6x + 9 = (x+3)^3$.\nSo the answer is $\\boxed{1}$."
+    p = verifier.verify_batch([VerifyInput("a", q, bad, None, "1")])[0]
+    assert p.first_error_step == 0 and any("exponent 2 in place of 3" in f for f in p.steps[0].flags)
+    # solved as an equation: x = -3 and x = -2 satisfy (x+3)^2 = (x+3)^3, so it is withdrawn
+    solved = "We have $x^2 + 6x + 9 = (x+3)^3$.\nSo $x = -2$.\nThe answer is $\\boxed{-2}$."
+    p2 = verifier.verify_batch([VerifyInput("b", q, solved, None, "-2")])[0]
+    assert p2.first_error_step is None
+
+
+def test_question_echo_is_redundant_for_d2_and_flagged(verifier):
+    q = "Tom has 3 apples and buys 5 more apples at the store. How many apples does he have now?"
+    ref = "Tom has 3 + 5 = 8 apples.\nThe answer is 8"
+    echo = "Tom has 3 apples and buys 5 more apples at the store.\nHow many apples does he have now?"
+    good = "He has 3 + 5 = 8 apples.\nThe answer is 8"
+    pe, pg = verifier.verify_batch([VerifyInput("e", q, echo, ref, "8"), VerifyInput("g", q, good, ref, "8")])
+    assert any("question echo" in f for s in pe.steps for f in s.flags)
+    assert pe.d_structure == pytest.approx(1.0)  # both reference steps missing, both steps redundant
+    assert not any("question echo" in f for s in pg.steps for f in s.flags)
+    assert pe.first_error_step is None  # redundancy is structure (d2), not an error step
+
+
+def test_one_token_rule_covers_rational_functions_but_not_a_negated_side():
+    link = _only("$\\frac{2}{x + 1} - x = \\frac{2 - x^3 - x}{x + 1}$")
+    assert link.status == "mismatch" and "the exponent 2 in place of 3 on the right side" in link.note
+    # X = −X: an equation shown to have no solution (MATH test), not a slip in the minus sign
+    step = "$\\frac{3(x + 1)(x - 7)}{(x - 1)(x + 1)(x - 7)} = -\\frac{3}{x - 1}$"
+    assert all(l.status != "mismatch" for l in analyse_step(step).links)

@@ -323,15 +323,24 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     (equation_context, no_solution, middle): no_solution — the step says the equation has no
     solution ("impossible", "≠"), so a constant difference is intended; middle — a later link
     of a chain `A = B = C`, which rewrites one quantity, so any difference is a slip."""
-    no_solution = middle = False
+    no_solution = middle = identity = False
     if isinstance(equation_context, tuple):
-        equation_context, no_solution, middle = (tuple(equation_context) + (False,))[:3]
+        equation_context, no_solution, middle, identity = (tuple(equation_context) + (False, False))[:4]
+    if identity:
+        middle = "identity"  # announced as a rewrite ("Factoring, we have"): see _poly_rules
     a = _arith()
     lv, rv = a.has_var(lhs_node), a.has_var(rhs_node)
     if COMPLEX["on"]:
         lv, rv = bool(_vars(lhs_node) - {"i"}), bool(_vars(rhs_node) - {"i"})
         if not lv and not rv:
             return _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text)
+    if lhs_node[0] == "sqrt" and rhs_node[0] == "sqrt" and lhs_node[2] == rhs_node[2] and lv and rv:
+        # `√(3^2 + w^2 + 12^2) = √(153 − w^2)`: equal roots of the same index have equal radicands
+        # (both sides are the principal root), so the radicands are compared by the same rules
+        verdict = classify(lhs_node[1], rhs_node[1], lhs_text, rhs_text,
+                           (equation_context, no_solution, middle, False) if middle != "identity" else (equation_context, no_solution, False, True))
+        if verdict[0] in ("ok", "mismatch"):
+            return verdict
     if (lhs_node[0] == "var" and lhs_node[1] != "i") or (rhs_node[0] == "var" and rhs_node[1] != "i"):
         diff = None
         try:
@@ -414,6 +423,30 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
         # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if sl & sr and not no_solution and len(diff) > 1:
+        k = _proportional(pl, pr)
+        if k is not None:
+            # `4x + 4y = 5(x + y)`: one side is k times the other; as an equation it would only say
+            # x + y = 0, which a solution writes that way, not as two multiples of it
+            note = (f"algebra slip (coefficient): {lhs_text} = {rhs_text} is not an identity "
+                    f"(the left side is {_fmt_coef(k)} times the right side)")
+            return "mismatch", "algebra", note, diff, True
+        if middle == "identity" and sl == sr and _unexpanded(lhs_node) != _unexpanded(rhs_node):
+            # the step announced a rewrite ("Factoring, we have", "expanding gives") of one side
+            # into the other: a difference is a slip whatever its shape
+            return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
+    if sl == sr and not no_solution:
+        fix = _one_edit(lhs_node, rhs_node, pl, pr) if (middle or not equation_context) else None
+        if fix is not None:
+            # the sides are the same polynomial but for one written number or sign: a slip in
+            # that token (`(x+3)^3` for `(x+3)^2`, `7(x^2−4x)` for `5(x^2−4x)`); a genuine equation
+            # is almost never one token away from an identity. Tentative: the solution's own values
+            # satisfying it still make it an equation (checks.equation_checks)
+            note = f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {fix}"
+            return "mismatch", "algebra", note, diff, True
+        lonely = _lone_factor(lhs_text, rhs_text, pl, pr)
+        if lonely is not None:
+            return "mismatch", "algebra", f"algebra slip (factoring): {lonely}", diff, True
     if sl == sr and not no_solution:
         top = max(degree(pl), degree(pr))
         lower = top >= 2 and degree(diff) < top  # the leading terms agree: a wrong expansion
@@ -432,6 +465,116 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
             # satisfy it, or it is stated as a condition)
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     return "equation", None, None, diff, False
+
+
+MAX_EDITS = 80  # single-token edits tried per link (each one polynomial expansion)
+
+
+def _edits(node, where: str, top: bool = True):
+    """(edited node, description) for every single-token edit of an expression: a number
+    (coefficient or exponent) changed by ±1 or ±2, an operator + / − flipped, a leading minus dropped."""
+    a = _arith()
+    kind = node[0]
+    if kind == "num":
+        v = node[1]
+        if v.denominator == 1 and 0 < v <= 1000:
+            for d in (1, -1, 2, -2):
+                w = v + d
+                if w > 0:
+                    yield ("num", w, None), f"{a.fmt_number(w)} in place of {a.fmt_number(v)} on the {where}"
+        return
+    if kind == "neg":
+        if not top:  # a whole side negated (`X = −X`) is how an equation with no solution is shown
+            yield node[1], f"no minus sign before {fmt_node(node[1])} on the {where}"
+        for e, dsc in _edits(node[1], where, False):
+            yield ("neg", e), dsc
+        return
+    if kind == "bin":
+        op = node[1]
+        if op in "+-":
+            yield ("bin", "-" if op == "+" else "+", node[2], node[3]), (
+                f"{'−' if op == '+' else '+'} in place of {'+' if op == '+' else '−'} before {fmt_node(node[3])} on the {where}")
+        for e, dsc in _edits(node[2], where, False):
+            yield ("bin", op, e, node[3]), dsc
+        for e, dsc in _edits(node[3], where, False):
+            if op == "^" and node[3][0] == "num":
+                dsc = "the exponent " + dsc
+            yield ("bin", op, node[2], e), dsc
+        return
+    if kind == "sqrt":
+        for e, dsc in _edits(node[1], where, False):
+            yield ("sqrt", e, node[2]), dsc
+
+
+def fmt_node(node) -> str:
+    try:
+        return fmt_poly(to_poly(node), 4)
+    except Exception:  # noqa: BLE001 - only for the message
+        return "a term"
+
+
+def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly) -> Optional[str]:
+    """The single-token edit of one side (see _edits) that makes the link an identity, if any."""
+    if len(pl) + len(pr) > 40:
+        return None
+    if len(pl) == 1 and len(pr) == 1 and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2:
+        # `x^2 = x^3`, `12A^2 = 12A`: two monomials set equal is an equation to solve; a product
+        # still to be multiplied out (`54x^3 · 3x = 162x^5`) is a computation
+        return None
+    tried = 0
+    for node, other, where in ((rhs_node, pl, "right side"), (lhs_node, pr, "left side")):
+        for edited, dsc in _edits(node, where):
+            tried += 1
+            if tried > MAX_EDITS:
+                return None
+            # cross-multiplied, so rational functions count too (`2/(x+1) − x = (2 − x^3 − x)/(x+1)`)
+            pair = _cleared(edited, rhs_node) if where == "left side" else _cleared(lhs_node, edited)
+            if pair is not None and pair[0] and not poly_sub(*pair):
+                return dsc
+    return None
+
+
+def _symbol_factors(node) -> int:
+    """Factors holding a symbol in a product `54x^3 · 3x` (2), `12A^2` (1)."""
+    a = _arith()
+    if node[0] == "bin" and node[1] == "*":
+        return _symbol_factors(node[2]) + _symbol_factors(node[3])
+    return 1 if a.has_var(node) else 0
+
+
+def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[str]:
+    """`x^2 − 16x + 60 = (x − 6)`: one side is a single bracketed sum — the way a product of
+    factors is written — of lower degree than the other side, which it does not equal: a
+    factorization with a factor missing."""
+    for text, p, other, otext in ((rhs_text, pr, pl, lhs_text), (lhs_text, pl, pr, rhs_text)):
+        t = text.strip().strip("{}").strip()
+        if not (t.startswith("(") and t.endswith(")")) or len(p) < 2:
+            continue
+        depth = 0
+        closed_early = False
+        for k, ch in enumerate(t):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(t) - 1:
+                closed_early = True
+                break
+        if closed_early or degree(p) >= degree(other) or len(other) < 2:
+            continue
+        return (f"{text.strip()} has lower degree than {otext} ({fmt_poly(other)}), so they are not equal "
+                f"for every value: a factor seems to be missing")
+    return None
+
+
+def _proportional(p: Poly, q: Poly) -> Optional[Fraction]:
+    """k when p = k·q (k ≠ 0, 1) and both are non-constant with the same monomials."""
+    if set(p) != set(q) or not p or _const(p) is not None:
+        return None
+    ratios = {c / q[m] for m, c in p.items()}
+    if len(ratios) != 1:
+        return None
+    (k,) = ratios
+    # k = −1 is left alone: `1 − iz = −(1 − iz)` is how an equation X = −X is written out
+    return k if k not in (0, 1, -1) else None
 
 
 def random_points_equal(lhs_node, rhs_node, seed_text: str):

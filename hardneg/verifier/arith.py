@@ -139,6 +139,15 @@ EQUATION_CUE = re.compile(
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
 NO_SOLUTION_CUE = re.compile(r"no solution|impossible|not possible|contradict|never|cannot|can't|absurd|extraneous|\bfalse\b|invalid|not valid|not work|doesn't work|not a solution|\\neq|\\ne\b|≠", re.IGNORECASE)
+# a step that announces a rewrite of one expression ("Factoring, we have", "expanding gives",
+# "which simplifies to", "we can write ... as"): the equality right after it is claimed for every
+# value, so a difference there is a slip even when it could be read as an equation (issue 12)
+IDENTITY_CUE = re.compile(
+    r"\b(?:factor\w*|expand\w*|distribut\w*|rewrit\w*|written as|write (?:this|it|the \w+) as|"
+    r"complet\w* the square|combin\w* like terms|multiply\w* out|foil\w*|difference of (?:two )?squares|"
+    r"sum of (?:two )?cubes|difference of (?:two )?cubes|identity)\b",
+    re.IGNORECASE,
+)
 _COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*i\b|complex|imaginary")
 CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
 MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
@@ -1143,12 +1152,29 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
         start = spans[0].toks[0].start if spans and spans[0].toks else 0
-        _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution))
+        _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution, False, _identity_cue(text, start)))
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
     if "$" not in text and "\\" not in text:
         _unit_links(text, toks, out, rounding)
     return out
+
+
+def _identity_cue(text: str, start: int) -> bool:
+    """Does the sentence before a chain announce a rewrite (IDENTITY_CUE) and no equation
+    (EQUATION_CUE, "equal")? ("Setting the expansion equal to 5, we get ..." stays an equation.)"""
+    before = text[max(0, start - 80) : start]
+    cut = max(before.rfind(". "), before.rfind(".$"), before.rfind("\n"))
+    before = before[cut + 1 :]
+    # any equation cue in the same sentence ("Setting the factored form equal") wins; so does an
+    # equation written before the chain ("Expanding $f(f(x)) = f(x)$ gives ...": the cue expands an
+    # equation) or one that the text right after goes on to solve ("... from both sides")
+    if not IDENTITY_CUE.search(before) or EQUATION_CUE.search(before) or "equal" in before.lower() or "=" in before:
+        return False
+    return not _SOLVED_AFTER.search(text[start : start + 300])
+
+
+_SOLVED_AFTER = re.compile(r"both sides|solv|\\implies|\\Rightarrow", re.IGNORECASE)
 
 
 _UNIT_OPS = {"*": "*", "x": "*", "×": "*", "/": "/", "÷": "/", "+": "+", "-": "-", "−": "-", "–": "-"}  # noqa: RUF001
@@ -1319,6 +1345,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         # `k = 2t/(s−3) = (3t+1)/(2s+2)` or `|n + 6| = n + 6 = 2 − n` the later links are equations too)
         rewrite = (k > 0 and prev_link is not None and prev_link.status in ("ok", "assign")) or then_closed
         ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
+        if isinstance(ctx, tuple) and k > 0 and len(ctx) > 3:
+            ctx = ctx[:3] + (False,)  # the cue announces the first link; later ones follow the chain rules
         link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
         if link is not None:
             link.rewrite = rewrite

@@ -398,7 +398,7 @@ class MathVerifier:
         )
         if w.fine:
             w.channels.append("fine")
-            self._fine(w, S_rp, S_pp, dups)
+            self._fine(w, S_rp, S_pp, dups, S_qp)
         else:
             w.flag(max(0, m - 1), "note", "note: fine channel skipped by the gate")
         self._answer(w)
@@ -422,12 +422,29 @@ class MathVerifier:
         )
         return float(min(1.0, max(0.0, scaled) + cfg.drift_weight * drift))
 
-    def _fine(self, w: _Work, S_rp: Optional[np.ndarray], S_pp: np.ndarray, dups: list[tuple[int, int]]) -> None:
+    def _fine(self, w: _Work, S_rp: Optional[np.ndarray], S_pp: np.ndarray, dups: list[tuple[int, int]],
+              S_qp: Optional[np.ndarray] = None) -> None:
         cfg = self.config
         m = len(w.steps)
+        # a step that repeats the question (near-identical, like a near-duplicate step) adds nothing:
+        # it is redundant for d2 whatever reference step it resembles (issue 12: a question echo
+        # used to align with the reference steps that restate the question's facts)
+        # (or that copies a sentence of it word for word: a question split into several steps)
+        echoes = [] if S_qp is None else [int(j) for j in np.nonzero(S_qp > cfg.duplicate_threshold)[0] if j < m]
+        q_norm = " ".join(w.question.split()).lower()
+        for j, st in enumerate(w.steps):
+            t = " ".join(st.split()).lower()
+            if j not in echoes and len(t) >= 20 and t in q_norm:
+                echoes.append(j)
         # d2 / d3: alignment against the reference
         if w.ref is not None and S_rp is not None:
             al = align_steps(S_rp, S_pp, cfg.match_threshold, cfg.duplicate_threshold)
+            if echoes:
+                al.pairs = [(i, j) for i, j in al.pairs if j not in echoes]
+                al.reordered = [(i, j) for i, j in al.reordered if j not in echoes]
+                used_r = {i for i, _ in al.matched}
+                al.missing = [i for i in range(S_rp.shape[0]) if i not in used_r]
+                al.extra = sorted(set(al.extra) | set(echoes))
             w.dims["d_structure"] = structure_score(al, len(w.ref.steps), m, cfg.missing_weight, cfg.extra_weight)
             d3, inversions = order_score(al, w.ref.depends, cfg.key_inversion_penalty, cfg.key_inversion_cap)
             w.dims["d_order"] = d3
@@ -436,6 +453,8 @@ class MathVerifier:
             w.signals.update(missing=len(al.missing), extra=len(al.extra), reordered=len(al.reordered))
         for k, j in dups:
             w.flag(j, "duplicate", f"duplicate step: near-identical to step {k}")
+        for j in echoes:
+            w.flag(j, "duplicate", "question echo: this step repeats the question")
         # d5: equations, exact then bounded SymPy; symbolic links: identities, then substitution
         self._symbolic(w)
         slips = algebra_slips = 0
