@@ -47,7 +47,7 @@ from .checks import (
     value_flow,
 )
 from .config import VERIFIER_VERSION, VerifierConfig
-from .embedding import Embedder, LRUCache, SentenceEmbedder, text_key
+from .embedding import Embedder, LRUCache, embedder_from_config, text_key
 from .nli import NLIScorer
 from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
 from .steps import embedding_text, split_steps
@@ -149,16 +149,7 @@ class MathVerifier:
             )
         self.nli = nli if cfg.use_nli else None
         if embedder is None:
-            embedder = SentenceEmbedder.from_pretrained(
-                cfg.embedding_model,
-                device=cfg.device,
-                batch_size=cfg.embedding_batch_size,
-                cache_size=cfg.embedding_cache_size,
-                local_files_only=cfg.local_files_only,
-                packing=cfg.embedding_packing,
-                pack_tokens=cfg.embedding_pack_tokens,
-                batch_tokens=cfg.embedding_batch_tokens,
-            )
+            embedder = embedder_from_config(cfg)
         self.embedder = embedder
         small = min(4096, cfg.analysis_cache_size)
         self._ref_cache = LRUCache(small)
