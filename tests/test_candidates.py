@@ -26,16 +26,9 @@ from hardneg.warehouse import SCHEMA, Warehouse
 
 @pytest.fixture(scope="module")
 def policy(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from tiny_model import sharpened_policy
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # larger weights: token probabilities far from uniform
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model.eval(), tokenizer
+    return sharpened_policy(tiny_model_dir, seed=1)
 
 
 def hand_logprobs(model, tokenizer, prompt: str, completion: str) -> tuple[list[int], torch.Tensor]:

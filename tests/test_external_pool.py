@@ -13,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 import hardneg.candidates as cand
 from hardneg.candidates import (
@@ -33,16 +32,9 @@ from hardneg.warehouse import Warehouse
 
 @pytest.fixture(scope="module")
 def policy(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from tiny_model import sharpened_policy
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # larger weights: scores far from uniform, so comparisons are not vacuous
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return model.eval(), tokenizer
+    return sharpened_policy(tiny_model_dir, seed=3)
 
 
 def pool_records(n: int = 11) -> list[dict]:

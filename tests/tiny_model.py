@@ -76,3 +76,19 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 512, hidden: int = 3
     model.generation_config.pad_token_id = hf_tok.pad_token_id
     model.save_pretrained(out)
     return out
+
+
+def sharpened_policy(model_dir, seed: int):
+    """The tiny model with large random weights, so token probabilities are far from uniform and
+    score comparisons are not vacuous: (model in eval mode, tokenizer)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return model.eval(), tokenizer
