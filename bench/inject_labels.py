@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
+
 from hardneg.paths import warehouse_path
 from hardneg.warehouse import Warehouse
 
@@ -38,7 +40,7 @@ def _bench_verifier():
 
 def _profile(row) -> SimpleNamespace:
     steps = [SimpleNamespace(flags=s.get("flags", [])) for s in json.loads(row.steps or "[]")]
-    return SimpleNamespace(first_error_step=None if row.first_error_step != row.first_error_step else row.first_error_step,
+    return SimpleNamespace(first_error_step=None if pd.isna(row.first_error_step) else int(row.first_error_step),
                            d_structure=row.d_structure, d_order=row.d_order, d_answer=row.d_answer,
                            wrongness=row.wrongness, steps=steps)
 
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
             print(f"| {etype} | {source} | {len(g)} | | | {alarms / len(g):.2%} ({alarms}) |")
             continue
         detected = sum(bench._detected(p, etype) for p in profiles)
-        located = [(p, int(r.error_step)) for p, r in zip(profiles, g.itertuples()) if r.error_step == r.error_step]
+        located = [(p, int(r.error_step)) for p, r in zip(profiles, g.itertuples()) if not pd.isna(r.error_step)]
         exact = sum(p.first_error_step is not None and int(p.first_error_step) == step for p, step in located)
         exact_text = f"{exact / len(located):.3f} ({exact}/{len(located)})" if etype in bench.STEP_TYPES and located else ""
         print(f"| {etype} | {source} | {len(g)} | {detected / len(g):.3f} | {exact_text} | |")
