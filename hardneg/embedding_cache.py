@@ -54,11 +54,18 @@ class LazyEmbedder:
     def __init__(self, load):
         self._load = load
         self._inner = None
+        self.error: Exception | None = None
+        """Why loading failed, kept because a caller may swallow encode errors (the verifier falls back
+        per candidate); whoever owns this embedder re-raises it (see `verification.ShardVerifier`)."""
 
     @property
     def inner(self):
         if self._inner is None:
-            self._inner = self._load()
+            try:
+                self._inner = self._load()
+            except Exception as exc:
+                self.error = exc
+                raise
         return self._inner
 
     @property

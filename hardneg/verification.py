@@ -98,6 +98,8 @@ class ShardVerifier:
             profiles = [p.to_dict() for p in self.verifier.verify_batch(task.items)]
         finally:
             self.verifier.embedder = self.encoder
+        if self.encoder.error is not None:  # a missing encoder is the run's problem, not one candidate's
+            raise self.encoder.error
         return ShardResult(
             index=task.index, profiles=profiles, vectors=embedder.used, seconds=time.perf_counter() - started,
             encoded=embedder.misses, cache_hits=embedder.hits, worker=self.name,

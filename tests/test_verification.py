@@ -425,3 +425,14 @@ def test_segment_names_are_file_safe_and_distinct_for_any_family_name():
     store = EmbeddingStore("/tmp", "enc")
     for name in names:
         assert store.path(name).parent == store.dir  # valid, and never leaves the encoder's folder
+
+
+def test_an_encoder_that_cannot_load_fails_the_shard_instead_of_scoring_it(tmp_path):
+    from hardneg.verification import ShardTask, ShardVerifier
+    from hardneg.verifier.embedding import ModelLoadError
+
+    worker = ShardVerifier({"use_nli": False, "embedding_model": str(tmp_path / "no-such-model")})
+    task = ShardTask(0, [{"id": "c", "question": "What is 2+3?", "candidate": "2+3=5\nThe answer is: 5",
+                          "reference_solution": None, "reference_answer": "5"}])
+    with pytest.raises(ModelLoadError):
+        worker(task)
