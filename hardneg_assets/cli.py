@@ -64,10 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"hardneg run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from hardneg_assets.run import UnknownAsset, run_pipeline  # Dagster and the asset graph load only now
+    from hardneg_assets.run import UnknownAsset, run_incremental  # Dagster and the asset graph load only now
 
     try:
-        return run_pipeline(args.profile, family, seed, args.overrides, force=args.force, dry_run=args.dry_run)
+        return run_incremental(args.profile, family, seed, args.overrides, force=args.force, dry_run=args.dry_run).code
     except UnknownAsset as exc:  # known only once the graph is built
         print(f"hardneg run: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -339,20 +339,6 @@ def _downstream_note(defs: dg.Definitions, plan: list[Planned]) -> str:
     return f"then, as far as those write new data (not known before they run), what depends on them: {names}"
 
 
-def run_pipeline(
-    profile_name: str | None,
-    family: str,
-    seed: int,
-    overrides: Sequence[str] = (),
-    skip_report: bool = False,
-    instance: dg.DagsterInstance | None = None,
-    force: Sequence[str] | None = None,
-    dry_run: bool = False,
-) -> int:
-    """`hardneg run`: 0 on success (or a printed dry run), 1 when a step failed."""
-    return run_incremental(profile_name, family, seed, overrides, skip_report, instance, force, dry_run).code
-
-
 def print_summary(family: str, seed: int) -> None:
     from hardneg.paths import artifacts_dir
     from hardneg.report import table1_markdown

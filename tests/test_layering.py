@@ -58,7 +58,7 @@ def test_no_upward_import(package):
 
 def test_the_checker_sees_lazy_and_from_imports(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("import os\ndef f():\n    from hardneg_assets.run import run_pipeline\n    import dagster as dg\nfrom . import x\n")
+    probe.write_text("import os\ndef f():\n    from hardneg_assets.run import run_incremental\n    import dagster as dg\nfrom . import x\n")
     assert imported_top_levels(probe) == {("os", 1), ("hardneg_assets", 3), ("dagster", 4)}
 
 
