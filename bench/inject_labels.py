@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pandas as pd
 
 from hardneg.paths import warehouse_path
-from hardneg.warehouse import Warehouse
+from hardneg.warehouse import open_read_only
 
 ROWS_SQL = """
 SELECT l.error_type, l.error_step, l.source, v.first_error_step, v.d_structure, v.d_order, v.d_answer,
@@ -51,8 +51,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warehouse", default=None, help="default: $HARDNEG_HOME/warehouse.duckdb")
     args = ap.parse_args(argv)
     family, seed = args.partition.split("|")
-    wh = Warehouse(args.warehouse or warehouse_path())
-    rows = wh.query(ROWS_SQL, [family, int(seed)])
+    # Read-only, so it can run beside a `hardneg run` that is still verifying (it waits for the lock).
+    con = open_read_only(args.warehouse or warehouse_path())
+    try:
+        rows = con.execute(ROWS_SQL, [family, int(seed)]).df()
+    finally:
+        con.close()
     if rows.empty:
         print("no labelled, verified candidates in this partition", file=sys.stderr)
         return 2

@@ -405,6 +405,12 @@ def to_table_frame(table: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]])
     return df[list(columns)].reset_index(drop=True)
 
 
+def open_read_only(path: str | Path, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a warehouse file another process may be writing (waits for its lock,
+    at most `timeout` s, default as `Warehouse`); creates and changes nothing. Close it when done."""
+    return _connect_with_retry(Path(path), True, lock_timeout_from_env() if timeout is None else timeout)
+
+
 def _sql_str(path: Path) -> str:
     return str(path).replace("'", "''")
 
