@@ -616,12 +616,10 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
         if ref.source == "gsm8k":
             del steps[ans]
             return _build(ref, steps, etype, len(steps) - 1)
-        box = st.find("\\boxed{")
-        if box < 0:
+        span = _boxed_span(st, first=True)
+        if span is None:
             return None
-        close = _matching_brace(st, box + 6)
-        if close is None:
-            return None
+        box, close = span
         steps[ans] = st[:box] + st[box + 7 : close] + st[close + 1 :]
         return _build(ref, steps, etype, ans)
     if etype == "truncated":
@@ -646,6 +644,15 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
     raise ValueError(f"unknown error type {etype!r}")
 
 
+def _boxed_span(st: str, first: bool = False) -> Optional[tuple[int, int]]:
+    """(start of `\\boxed{`, index of its closing brace) of the last (or first) box in `st`, or None."""
+    box = st.find("\\boxed{") if first else st.rfind("\\boxed{")
+    if box < 0:
+        return None
+    close = _matching_brace(st, box + 6)
+    return None if close is None else (box, close)
+
+
 def _matching_brace(s: str, open_idx: int) -> Optional[int]:
     depth = 0
     for k in range(open_idx, len(s)):
@@ -662,12 +669,10 @@ def _last_answer_number(st: str, ref: Reference) -> Optional[tuple[int, int]]:
     if ref.source == "gsm8k":
         m = re.search(r"(-?" + _NUM + r")\s*$", st)
         return (m.start(1), m.end(1)) if m else None
-    box = st.rfind("\\boxed{")
-    if box < 0:
+    span = _boxed_span(st)
+    if span is None:
         return None
-    close = _matching_brace(st, box + 6)
-    if close is None:
-        return None
+    box, close = span
     nums = list(re.finditer(r"\d+(?:\.\d+)?", st[box + 7 : close]))
     if not nums:
         return None
