@@ -72,6 +72,11 @@ class LazyEmbedder:
     def loaded(self) -> bool:
         return self._inner is not None
 
+    @property
+    def encode_seconds(self) -> float:
+        """Seconds spent encoding so far (0 while the encoder was never needed)."""
+        return getattr(self._inner, "encode_seconds", 0.0) if self._inner is not None else 0.0
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.inner.encode(texts)
 
