@@ -49,7 +49,7 @@ import pandas as pd
 
 from hardneg.verifier.config import DIMENSIONS
 
-DEGENERATE_REASONS = ("empty", "truncated", "repetitive", "no-math")
+DEGENERATE_REASONS = ("empty", "truncated", "repetitive", "no-math", "echo")
 STAGE_NAMES = {
     1: "degenerate-removal",
     2: "trivially-correct-removal",
@@ -273,14 +273,30 @@ def is_repetitive(text: str | None, config: FunnelConfig | None = None) -> bool:
     return _repetition_checker(config or _DEFAULT_CONFIG)(text)
 
 
+# An echo has at least this many non-whitespace characters (a stray "1." line is no echo).
+_ECHO_MIN_CHARS = 20
+
+
+def is_echo(text: str, question: str | None) -> bool:
+    """Every non-blank line of `text`, stripped, appears verbatim in `question` (and there is
+    something to echo): the candidate restates the question and adds nothing."""
+    if not question:
+        return False
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    return len(re.sub(_PY_WS_CLASS, "", text)) >= _ECHO_MIN_CHARS and all(line in question for line in lines)
+
+
 def is_degenerate(
-    text: str | None, finish_reason: str | None, answer: str | None, config: FunnelConfig | None = None
+    text: str | None, finish_reason: str | None, answer: str | None, config: FunnelConfig | None = None,
+    question: str | None = None,
 ) -> str | None:
-    """Stage 1's verdict for one candidate: 'empty', 'truncated', 'repetitive', 'no-math' or None.
+    """Stage 1's verdict for one candidate: 'empty', 'truncated', 'repetitive', 'no-math', 'echo' or None.
 
     'empty': no non-whitespace character. 'truncated': finish_reason 'length' and no
     (non-blank) final answer. 'repetitive': `is_repetitive`. 'no-math': nothing matches
-    `math_pattern`. The first that applies wins, in that order.
+    `math_pattern`. 'echo': `is_echo` against the problem's question (SPEC's "nonsensical":
+    a restated question is no solution, and as a rejected sample it would teach DPO nothing
+    about reasoning). The first that applies wins, in that order.
     """
     cfg = config or _DEFAULT_CONFIG
     if text is not None and not isinstance(text, str):
@@ -298,6 +314,8 @@ def is_degenerate(
         return "repetitive"
     if not re.search(cfg.math_pattern, text):
         return "no-math"
+    if is_echo(text, question if isinstance(question, str) else None):
+        return "echo"
     return None
 
 
@@ -336,18 +354,32 @@ def repetition_udf(con: duckdb.DuckDBPyConnection, config: FunnelConfig) -> Iter
         con.remove_function(name)
 
 
-def degenerate_sql(config: FunnelConfig, udf: str, text: str, finish_reason: str, answer: str) -> str:
+def degenerate_sql(
+    config: FunnelConfig, udf: str, text: str, finish_reason: str, answer: str, question: str = "NULL"
+) -> str:
     """SQL expression equal to `is_degenerate` (NULL when the candidate is fine).
 
-    `udf` is the name yielded by `repetition_udf`. Whitespace is Python's (`str.isspace`),
-    spelled out as a regex class so both sides agree on 'empty' and blank answers.
+    `udf` is the name yielded by `repetition_udf`; `question` an SQL expression for the problem's
+    question (`_question` after `QUESTION_JOIN`), NULL for no echo check. Whitespace is Python's (`str.isspace`),
+    spelled out as a regex class so both sides agree on 'empty', blank answers and echoes.
     """
+    ws = _PY_WS_CLASS
+    lines = f"list_filter(string_split({text}, chr(10)), lambda l: NOT regexp_full_match(l, {_sql_str(ws + '*')}))"
+    stripped = f"regexp_replace(l, {_sql_str('^' + ws + '+|' + ws + '+$')}, '', 'g')"
+    echo = (f"{question} IS NOT NULL AND length(regexp_replace({text}, {_sql_str(ws)}, '', 'g')) >= {_ECHO_MIN_CHARS} "
+            f"AND list_bool_and(list_transform({lines}, lambda l: contains({question}, {stripped})))")
     return f"""CASE
         WHEN {text} IS NULL OR {blank_sql(text)} THEN 'empty'
         WHEN {finish_reason} = 'length' AND ({answer} IS NULL OR {blank_sql(answer)}) THEN 'truncated'
         WHEN {udf}({text}) THEN 'repetitive'
         WHEN NOT regexp_matches({text}, {_sql_str(config.math_pattern)}) THEN 'no-math'
+        WHEN {echo} THEN 'echo'
     END"""
+
+
+# Joined onto `candidates` so `degenerate_sql(..., question="_question")` can check echoes (a
+# join, not a correlated subquery: DuckDB allows no subquery inside the echo check's lambdas).
+QUESTION_JOIN = "LEFT JOIN (SELECT problem_id, any_value(question) AS _question FROM problems GROUP BY problem_id) USING (problem_id)"
 
 
 # ----------------------------------------------------------------------------------------
@@ -445,9 +477,9 @@ def _build_pool(con, cfg: FunnelConfig, pool: str, params: dict) -> None:
             f"""
             CREATE TEMP TABLE {pool} AS
             SELECT candidate_id, problem_id, answer, confidence, perplexity, correct,
-                   {degenerate_sql(cfg, udf, 'text', 'finish_reason', 'answer')} AS degenerate,
+                   {degenerate_sql(cfg, udf, 'text', 'finish_reason', 'answer', '_question')} AS degenerate,
                    md5(text) AS text_key
-            FROM candidates WHERE family = $family AND seed = $seed
+            FROM candidates {QUESTION_JOIN} WHERE family = $family AND seed = $seed
             """,
             params,
         )
@@ -631,8 +663,9 @@ def _stage_counts(con, cfg: FunnelConfig, scored: str, hn: str, family: str, see
             FROM {scored}"""
     ).fetchall()[0]
     n0, n1, n2, n3 = (int(x) for x in row[:4])
-    deg = dict(zip(DEGENERATE_REASONS, (int(x) for x in row[4:8])))
-    fail = dict(zip(HARD_NEGATIVE_FAILURES, (int(x) for x in row[8:12])))
+    nd = len(DEGENERATE_REASONS)
+    deg = dict(zip(DEGENERATE_REASONS, (int(x) for x in row[4 : 4 + nd])))
+    fail = dict(zip(HARD_NEGATIVE_FAILURES, (int(x) for x in row[4 + nd : 4 + nd + len(HARD_NEGATIVE_FAILURES)])))
     hrow = con.execute(
         f"""SELECT count(*), {", ".join(f"count(*) FILTER (WHERE drop_reason = '{d}')" for d in PAIR_DROP_REASONS)},
                    count(*) FILTER (WHERE drop_reason IS NULL AND chosen_source = 'candidate'),

@@ -20,6 +20,7 @@ types that apply to it (a reference without a symbolic identity cannot get an al
 | wrong_answer | the final answer changed | the answer step |
 | missing_answer | the final answer statement removed | the last step |
 | truncated | cut off mid-way (finish_reason "length") | the last step |
+| wrong_problem | GSM8K: the solution of another train problem with every visible operation answered by another operation (`12 × 4 = 16`), its own final answer kept: what a weak policy writes when it loses the question (funnel stage 3's "trivially wrong") | 0 |
 | repetition / question_echo / empty | degenerate text | 0 (null for empty) |
 
 Labels are exact by construction: a variant is rebuilt as one step per line, re-split with
@@ -37,6 +38,7 @@ alone. Memory stays flat: `iter_rows` is a generator, `iter_frames` yields DataF
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import operator
 import random
@@ -54,17 +56,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ERROR_TYPES = (
     "correct", "arithmetic_slip", "wrong_operator", "algebra_slip", "carry_error", "dropped_step", "duplicated_step",
-    "swapped_steps", "wrong_answer", "missing_answer", "truncated", "repetition", "question_echo", "empty",
+    "swapped_steps", "wrong_answer", "missing_answer", "truncated", "wrong_problem", "repetition", "question_echo", "empty",
 )
 
 
 def default_error_mix() -> dict[str, float]:
     # why these weights: a sampled pool is mostly near-misses (slips, carried values, wrong
-    # answers) plus a fifth correct; degenerate text is rare but must exist for funnel stage 1
+    # answers) plus a fifth correct; degenerate text is rare but must exist for funnel stage 1,
+    # and a few trivially wrong solutions (another problem, garbled) for stage 3
     return {
         "correct": 0.20, "arithmetic_slip": 0.15, "wrong_operator": 0.05, "algebra_slip": 0.12, "carry_error": 0.07,
         "dropped_step": 0.07, "duplicated_step": 0.05, "swapped_steps": 0.05, "wrong_answer": 0.08, "missing_answer": 0.03,
-        "truncated": 0.07, "repetition": 0.03, "question_echo": 0.02, "empty": 0.01,
+        "truncated": 0.07, "wrong_problem": 0.03, "repetition": 0.03, "question_echo": 0.02, "empty": 0.01,
     }
 
 
@@ -494,6 +497,42 @@ def _flow(ref: Reference, steps: list[str], step: int, old: Fraction, new: Fract
     return steps
 
 
+@functools.lru_cache(maxsize=4)
+def _gsm8k_donors(data_dir: str) -> tuple[Reference, ...]:
+    """Every GSM8K train reference (whatever slice is being built), so a `wrong_problem` variant can
+    borrow another problem's solution and stay a pure function of (seed, problem_id, k)."""
+    with (Path(data_dir) / "gsm8k" / "train.jsonl").open() as f:
+        return tuple(_gsm8k_reference(idx, json.loads(line)) for idx, line in enumerate(f))
+
+
+def _garble_operations(ref: Reference, rng: random.Random) -> Optional[list[str]]:
+    """Steps of `ref` where every visible `a op b = c` shows what another operation gives (`12 × 4 = 16`);
+    None unless at least two computations could be garbled (one wrong result is a slip, not a lost thread)."""
+    steps = list(ref.steps)
+    comps = ref.sites.setdefault("arith", _gsm8k_computations(ref))
+    edits: dict[int, list[tuple[int, int, str]]] = {}
+    for c in comps:
+        m = re.fullmatch(r"\s*([\d.]+)\s*([-+*/])\s*([\d.]+)\s*", c["expr"])
+        if m is None:
+            continue
+        a, op, b = m.groups()
+        if re.search(re.escape(a) + r"\s*\$?\s*[-+*/x×÷]\s*\$?\s*" + re.escape(b) + r"\s*=\s*\$?\s*$", c["before"]) is None:
+            continue
+        others = [o for o in "+-*/" if o != op]
+        rng.shuffle(others)
+        for new_op in others:
+            val = _eval(f"{a}{new_op}{b}")
+            if val is not None and val >= 0 and val != c["value"] and (val * 100).denominator == 1:
+                edits.setdefault(c["step"], []).append((c["res_start"], c["res_end"], _fmt(val)))
+                break
+    if sum(len(e) for e in edits.values()) < 2:
+        return None
+    for k, es in edits.items():
+        for a, b, new in sorted(es, reverse=True):
+            steps[k] = steps[k][:a] + new + steps[k][b:]
+    return steps
+
+
 def _answer_step(ref: Reference) -> int:
     for k in range(len(ref.steps) - 1, -1, -1):
         if "\\boxed" in ref.steps[k] or ref.steps[k].startswith("The answer is"):
@@ -581,6 +620,15 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
                 steps = _flow(ref, steps, c2["step"], c2["value"], val)
             return _build(ref, steps, etype, c2["step"])
         return None
+    if etype == "wrong_problem":
+        if ref.source != "gsm8k":
+            return None
+        donors = _gsm8k_donors(str(cfg.data_dir))
+        donor = donors[rng.randrange(len(donors))]
+        if donor.problem_id == ref.problem_id:
+            return None
+        garbled = _garble_operations(donor, rng)
+        return None if garbled is None else _build(donor, garbled, etype, 0)
     ans = _answer_step(ref)
     if etype == "dropped_step":
         if n < 3:

@@ -45,7 +45,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from hardneg.funnel import FunnelConfig, FunnelResult, blank_sql, degenerate_sql, repetition_udf
+from hardneg.funnel import FunnelConfig, FunnelResult, blank_sql, degenerate_sql, QUESTION_JOIN, repetition_udf
 from hardneg.warehouse import SCHEMA
 from hardneg.weighting import raw_weight
 
@@ -275,7 +275,7 @@ def build_random_pairs(
             degenerate = "NULL"
         elif degenerate_ids is None:
             udf = stack.enter_context(repetition_udf(con, cfg))
-            degenerate = degenerate_sql(cfg, udf, "text", "finish_reason", "answer")
+            degenerate = degenerate_sql(cfg, udf, "text", "finish_reason", "answer", "_question")
         else:
             view = f"_hardneg_degenerate_{uuid.uuid4().hex[:12]}"
             ids = pd.DataFrame({"candidate_id": pd.Series(list(degenerate_ids), dtype=object)})
@@ -286,7 +286,7 @@ def build_random_pairs(
             f"""
             WITH e AS (
                 SELECT candidate_id, problem_id, correct, md5(text) AS text_key
-                FROM candidates
+                FROM candidates {QUESTION_JOIN if degenerate != "NULL" else ""}
                 WHERE family = $family AND seed = $seed AND correct IS NOT NULL
                   AND ({degenerate}) IS NULL
             ),

@@ -56,6 +56,12 @@ def test_is_degenerate_reasons_and_precedence():
     assert is_degenerate("We should think about it carefully and decide.", "eos", None) == "no-math"
     assert is_degenerate("Let \\alpha be the angle.", "eos", None) is None  # LaTeX counts as math
     assert is_degenerate("Twelve apples: 12 in total.", "eos", "12") is None
+    q = "Tom has 12 apples and buys 5 more.\nHow many apples does he have?"
+    assert is_degenerate(q, "eos", None, question=q) == "echo"
+    assert is_degenerate("How many apples does he have?\n  Tom has 12 apples and buys 5 more. ", "eos", None, question=q) == "echo"
+    assert is_degenerate(q, "eos", None) is None  # no question known: no echo check
+    assert is_degenerate(q + "\n12 + 5 = 17", "eos", "17", question=q) is None  # a solution after the restatement
+    assert is_degenerate("5 more.", "eos", None, question=q) is None  # too short to call an echo
     with pytest.raises(TypeError, match="text must be str"):
         is_degenerate(12, "eos", None)
 
@@ -77,22 +83,26 @@ def test_degenerate_sql_agrees_with_python():
         ("", "eos", None), (None, "eos", "1"), ("\u2003\u00a0\n", "eos", "1"), ("a\u00a0b 1", "eos", "1"),
         ("1 + 1 = 2", "length", None), ("1 + 1 = 2", "length", "\u3000"), ("1 + 1 = 2", "length", "2"),
         ("no digits here at all", "eos", None), ("x\\frac", "eos", None), ("π r", "eos", None),
+        ("Tom has 12 apples.\u00a0\nHow many?", "eos", None), ("How many?\n\nTom has 12 apples.", "eos", "3"),
+        ("Tom has 12 apples.\nHow many? 12", "eos", None), (" Tom has 12 apples. ", "length", "12"),
     ]
     for _ in range(150):  # loops of every density around the threshold, some with a natural prefix
         prefix = " ".join(f"t{rng.randrange(10**6)} = {rng.randrange(99)}" for _ in range(rng.randrange(0, 12)))
         text = (prefix + " " + loop_text(rng.randrange(1, 25), rng.randrange(20, 90))).strip()
         rows.append((text, rng.choice(["eos", "length"]), rng.choice([None, "5", ""])))
-    df = pd.DataFrame(rows, columns=["text", "finish_reason", "answer"])
+    question = "Tom has 12 apples.\nHow many? Each costs 2 = 2 dollars."
+    rows = [(t, f, a, question if i % 3 else None) for i, (t, f, a) in enumerate(rows)]
+    df = pd.DataFrame(rows, columns=["text", "finish_reason", "answer", "question"])
     con = duckdb.connect()
     con.register("t", df)
     cfg = FunnelConfig()
     with repetition_udf(con, cfg) as udf:
         sql = con.execute(
-            f"SELECT {degenerate_sql(cfg, udf, 'text', 'finish_reason', 'answer')} FROM t"
+            f"SELECT {degenerate_sql(cfg, udf, 'text', 'finish_reason', 'answer', 'question')} FROM t"
         ).fetchall()
-    py = [is_degenerate(t, f, a, cfg) for t, f, a in rows]
+    py = [is_degenerate(t, f, a, cfg, question=q) for t, f, a, q in rows]
     assert [r[0] for r in sql] == py
-    assert {"empty", "truncated", "repetitive", "no-math", None} <= set(py)
+    assert {"empty", "truncated", "repetitive", "no-math", "echo", None} <= set(py)
 
 
 def test_number_parsing_and_relative_error():
@@ -118,15 +128,17 @@ def test_stage_one_removes_exactly_the_degenerate(tmp_path):
         cand("trunc", "p1", finish="length", answer=None),
         cand("loop", "p1", text=loop_text(4, 80)),
         cand("prose", "p1", text="We should think about it carefully and decide."),
+        cand("echo", "p1", text="Tom has 12 apples and eats 3.\nHow many are left?", answer=None),
         cand("capped-ok", "p1", finish="length", answer="8"),
         cand("fine", "p1"),
     ]
-    r = funnel(write_pool(tmp_path / "w.duckdb", [problem("p1")], cands))
+    p1 = dict(problem("p1"), question="Tom has 12 apples and eats 3. How many are left?")
+    r = funnel(write_pool(tmp_path / "w.duckdb", [p1], cands))
     assert dict(zip(r.degenerate["candidate_id"], r.degenerate["reason"])) == {
-        "empty": "empty", "trunc": "truncated", "loop": "repetitive", "prose": "no-math"}
+        "empty": "empty", "trunc": "truncated", "loop": "repetitive", "prose": "no-math", "echo": "echo"}
     c1 = r.counts.set_index("stage").loc[1]
-    assert (c1.n_in, c1.n_out) == (6, 2)
-    assert c1.reason == "empty=1, truncated=1, repetitive=1, no-math=1"
+    assert (c1.n_in, c1.n_out) == (7, 2)
+    assert c1.reason == "empty=1, truncated=1, repetitive=1, no-math=1, echo=1"
 
 
 def test_stage_two_trivially_correct_boundary(tmp_path):

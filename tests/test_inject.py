@@ -198,3 +198,26 @@ def test_propagated_slips_carry_the_wrong_value_to_the_answer_and_keep_the_first
                         "/": Fraction(a) / Fraction(b) if Fraction(b) else None}[op]
                 if want is not None and want.denominator == 1:
                     assert Fraction(c) == want, line
+
+
+def test_wrong_problem_is_another_problems_solution_with_wrong_operations(sample):
+    from hardneg.inject import _eval
+
+    refs, rows = sample
+    own = {ref.problem_id: ref for ref in refs}
+    wrong = [(ref, r) for ref, r in rows if r["error_type"] == "wrong_problem"]
+    assert len(wrong) >= 20 and all(r["source"] == "gsm8k" and r["error_step"] == 0 for _, r in wrong)
+    num = r"(\d*\.?\d+)"
+    pattern = num + r"\s*\$?\s*([-+*/x×÷])\s*\$?\s*" + num + r"\s*=\s*\$?\s*" + num
+    for ref, r in wrong:
+        assert own[r["problem_id"]].question not in r["text"] and r["text"] != ref.text
+        # at least two computations show what another operation on the same operands gives
+        garbled = 0
+        for m in re.finditer(pattern, r["text"]):
+            if re.search(r"[\d.*/+\-x×÷]$", r["text"][: m.start()].rstrip(" $")):
+                continue  # part of a longer expression (`10 + 5 + 20 = 35`)
+            a, op, b, c = m.groups()
+            op = {"x": "*", "×": "*", "÷": "/"}.get(op, op)
+            if _eval(f"{a}{op}{b}") != Fraction(c) and any(_eval(f"{a}{o}{b}") == Fraction(c) for o in "+-*/" if o != op):
+                garbled += 1
+        assert garbled >= 2, r["text"]

@@ -506,7 +506,10 @@ def logic_checks(
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
-      earlier step mentions, while the step before it computed a different number."""
+      earlier step mentions, while the step before it computed a different number;
+    - "question ignored": the question gives at least two distinctive numbers and the solution
+      computes with numbers of its own without using any of them: it answers another question
+      (every condition of this one is contradicted by omission)."""
     out: list[tuple[int, str, str]] = []
     n = len(maths)
     mentioned_before: set = set()
@@ -556,4 +559,9 @@ def logic_checks(
                 r = prev_results[-1]
                 out.append((n - 1, "conclusion contradiction", f"conclusion contradiction: the final answer {fmt_number(final)} "
                                                                f"contradicts step {n - 2}, which computed {fmt_number(r)}"))
+    givens = sorted({x for x in q.numbers if x > 2})  # 0, 1, 2 are as often words ("a pair") as givens
+    n_comps = sum(len(sm.computations) for sm in maths)
+    if word_problem and len(givens) >= 2 and n_comps >= 2 and not any(_in(x, q_numbers) for sm in maths for x in sm.mentions):
+        shown = ", ".join(fmt_number(x) for x in givens[:4])
+        out.append((0, "question ignored", f"question ignored: the question gives {shown}, and no step uses any of them"))
     return out

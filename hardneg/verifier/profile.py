@@ -18,6 +18,7 @@ ERROR_KINDS = (
     "changed quantity",
     "question contradiction",
     "conclusion contradiction",
+    "question ignored",
     "NLI contradiction",
     "order inversion",
 )
