@@ -10,7 +10,7 @@ import pytest
 from hardneg.verifier import VerifierConfig, aggregate
 from hardneg.verifier.alignment import align_steps, needleman_wunsch, order_score, spearman, structure_score
 from hardneg.verifier.arith import analyse_step
-from hardneg.verifier.checks import answer_value, formula_errors, question_info, ref_dependencies, value_flow
+from hardneg.verifier.checks import answer_value, formula_errors, question_info, ref_dependencies, value_flow, wrong_operation
 from hardneg.verifier.steps import split_steps
 
 NOTEBOOKS_Q = (
@@ -102,6 +102,52 @@ def test_reference_operation_mismatch():
     assert flags and "different operation" in flags[0][1]
 
 
+def _wrong_op(step: str):
+    [link] = [l for l in analyse_step(step).links if l.status == "mismatch"]
+    return wrong_operation(link)
+
+
+@pytest.mark.parametrize(
+    "step, other",
+    [
+        ("So he buys 12 × 4 = 16 apples.", "16 is 12 + 4"),
+        ("There are 20 − 8 = 160 left.", "160 is 20 × 8"),
+        ("$12 \\times 4 = 16$.", "16 is 12 + 4"),
+        ("Each gets 10 / 5 = 50 cookies.", "50 is 10 × 5"),
+        ("He has 20 - 8 = 28 left", "28 is 20 + 8"),
+        ("He paid $83/necklace x 2 necklaces = $85 on necklaces.", "85 is 83 + 2"),
+    ],
+)
+def test_wrong_operation_is_named(step, other):
+    msg = _wrong_op(step)
+    assert msg is not None and other in msg and "the operation is wrong" in msg
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "3 × 2 = 5 boxes.",  # 5 is 3 + 2 but also a near miss of 6: a slip
+        "12 * 4 = 49",  # a near miss, no other operation gives 49
+        "12 * 4 = 84",  # digits swapped
+        "24 / 4 = 60",  # 10 × the right 6 (no other operation gives 60): a slip
+        "-3 + 5 = -8",  # signs: not plainly `a op b` of the written numbers
+        "(12) * 4 = 16",
+        "12 * 4 * 2 = 16",  # three operands
+        "70% * 90 kids = 160 kids",  # a percentage
+    ],
+)
+def test_wrong_operation_non_cases(step):
+    assert _wrong_op(step) is None
+
+
+def test_wrong_operation_is_a_formula_error_not_a_slip():
+    steps, ms = maths("She bakes 12 × 4 = 16 cookies.\nThe answer is: 16")
+    flags = formula_errors(ms, steps, question_info("She bakes 12 trays of 4 cookies. How many cookies?"), Fraction(16))
+    assert flags == [(0, "formula error: wrong operation: 12 × 4 = 16: 16 is 12 + 4, the operation is wrong (12 × 4 = 48)")]
+    steps, ms = maths("She bakes 12 × 4 = 49 cookies.\nThe answer is: 49")
+    assert formula_errors(ms, steps, question_info("She bakes 12 trays of 4 cookies. How many cookies?"), Fraction(49)) == []
+
+
 def test_question_info():
     info = question_info(NOTEBOOKS_Q)
     assert info.conditions == ["John buys 4 notebooks at $3 each and receives a 10% discount on the total.", "He pays with a $20 bill."]
@@ -165,3 +211,28 @@ def test_config_validation():
         VerifierConfig(fine_gate="sometimes")
     with pytest.raises(ValueError, match="unknown dimensions"):
         VerifierConfig(wrongness_weights={"d9": 1.0})
+
+
+def test_wrong_operation_end_to_end_scores_d5_one_without_a_slip_flag():
+    """Through MathVerifier: the step carries the wrong-operation reason (formula error, d5 = 1.0),
+    not also an arithmetic slip; a near miss stays a slip (0.4)."""
+    import torch
+
+    from hardneg.verifier import MathVerifier, SentenceEmbedder, VerifyInput, default_embedding_model
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        v = MathVerifier(VerifierConfig(use_nli=False, device="cpu"),
+                         embedder=SentenceEmbedder.from_pretrained(default_embedding_model(), device="cpu"))
+        q = "She bakes 12 trays of 4 cookies. How many cookies?"
+        op, slip = v.verify_batch([
+            VerifyInput("op", q, "She bakes 12 × 4 = 16 cookies.\nThe answer is: 16", None, "48"),
+            VerifyInput("slip", q, "She bakes 12 × 4 = 49 cookies.\nThe answer is: 49", None, "48"),
+        ])
+    finally:
+        torch.set_num_threads(before)
+    assert op.d_numeric == pytest.approx(1.0) and op.formula_error and op.first_error_step == 0
+    assert op.steps[0].flags == ["formula error: wrong operation: 12 × 4 = 16: 16 is 12 + 4, the operation is wrong (12 × 4 = 48)"]
+    assert slip.d_numeric == pytest.approx(0.4) and not slip.formula_error and slip.first_error_step == 0
+    assert slip.steps[0].flags[0].startswith("arithmetic slip")

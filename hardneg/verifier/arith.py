@@ -952,14 +952,23 @@ def _complete_left(span: Span) -> bool:
     return not (first.kind == "OP" and first.value in "*/^") and first.kind != "FACT"
 
 
-_BY_OPERATORS = {"divide", "divided", "dividing", "multiply", "multiplied", "multiplying", "split", "times", "share", "shared"}
+# words before "by" that make what follows the amount of a change ("higher by", "increased by",
+# "beat the record by"), not the second operand of "divide 12 by 3"
+_BY_CHANGE = {
+    "increase", "increases", "increased", "decrease", "decreases", "decreased", "reduce", "reduces", "reduced",
+    "rose", "rises", "grew", "grows", "up", "down", "dropped", "drops", "fell", "falls", "raised", "raises",
+    "exceeds", "exceeded", "record", "cut", "goes", "went", "differ", "differs",
+}
 
 
 def _by_starts(span: Span) -> bool:
-    """"increased by 10/100 * 600 = 60": after "by" a whole computation is the amount (it holds an
-    operator); "divided by 4 = 3" and "multiply 12 by 3 + 1" tie the number to one before "by"."""
+    """"increased by 10/100 * 600 = 60", "higher by 40 * 40/100 = 16": after a change word, the whole
+    computation after "by" is the amount (it holds an operator); "divided it by 2 + 1" is not."""
     b2 = span.before2
-    if b2 is None or b2.kind != "WORD" or b2.value in _BY_OPERATORS:
+    if b2 is None or b2.kind != "WORD":
+        return False
+    w = b2.value
+    if not (w in _BY_CHANGE or (w.endswith("er") and w not in ("other", "order", "number", "either", "after"))):
         return False
     return any(t.kind == "OP" and t.value in "+-*/" for t in span.toks)
 

@@ -22,7 +22,9 @@ to fire only on a specific pattern:
    answer or the step names the other quantity ("area", "perimeter");
 2. percentages: the question gives p% (p never appears as a plain number) and a step
    combines p itself with another quantity without /100 (10% of $12 computed as 12 × 10);
-3. reference operations: a correct computation uses exactly the operands of a reference
+3. wrong operation (`wrong_operation`): `a op b = c` is false but c is exactly another operation
+   on a and b (`12 × 4 = 16`), and not also a near miss of the right result;
+4. reference operations: a correct computation uses exactly the operands of a reference
    computation but a different operation and gets a result the reference never has
    (20 + 12 where the reference computes 20 − 12).
 """
@@ -39,7 +41,7 @@ from .steps import split_sentences
 
 __all__ = [
     "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
-    "equation_checks", "logic_checks",
+    "equation_checks", "logic_checks", "wrong_operation",
 ]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
@@ -207,6 +209,10 @@ def formula_errors(
         ref_index.setdefault(_signature(rc.operands), []).append(rc)
     for i, sm in enumerate(maths):
         low = steps[i].lower()
+        for link in sm.links:
+            msg = wrong_operation(link)
+            if msg is not None:
+                flags.append((i, f"formula error: {msg}"))
         for comp in sm.computations:
             r = abs(comp.result)
             is_answer = final is not None and _same(r, final)
@@ -219,6 +225,69 @@ def formula_errors(
                 flags.append((i, f"formula error: {msg}"))
             computed_before.append(r)
     return flags
+
+
+# the operators a two-operand computation is written with, read as + - * /
+_OP_NAMES = {"+": "+", "-": "-", "−": "-", "–": "-", "*": "*", "×": "*", "x": "*", "·": "*", "\\times": "*",
+             "\\cdot": "*", "/": "/", "÷": "/", "\\div": "/"}
+_OP_SHOW = {"+": "+", "-": "−", "*": "×", "/": "÷"}
+
+
+def _apply(op: str, a: Fraction, b: Fraction) -> Optional[Fraction]:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    return a / b if b != 0 else None
+
+
+def _near_miss(c: Fraction, v: Fraction) -> bool:
+    """Could c be a slip for the value v (one wrong digit, two digits swapped, off by 1, 2 or 10, a
+    factor of 10)? Then `3 × 2 = 5` stays an arithmetic slip although 3 + 2 = 5."""
+    d = abs(c - v)
+    if d <= 2 or d == 10 or c == v * 10 or c * 10 == v:
+        return True
+    sc, sv = fmt_number(abs(c)), fmt_number(abs(v))
+    if len(sc) != len(sv) or (c < 0) != (v < 0):
+        return False
+    diff = [k for k in range(len(sc)) if sc[k] != sv[k]]
+    if len(diff) == 1:
+        return True
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and sc[diff[0]] == sv[diff[1]] and sc[diff[1]] == sv[diff[0]]
+
+
+def wrong_operation(link) -> Optional[str]:
+    """`a op b = c` is false, but c is exactly what another operation gives on the same operands
+    (`12 × 4 = 16` is 12 + 4; `20 − 8 = 160` is 20 × 8): a wrong operation, a formula-level error
+    (d5 1.0), not a slip of the result. Only for two literal operands and one operator, when the
+    other operation's result differs from the written one's and c is not also a near miss of the
+    right result (`3 × 2 = 5` is a slip, 5 being both 3 + 2 and 6 − 1)."""
+    if link.kind != "arith" or link.status != "mismatch" or link.approx:
+        return None
+    lhs, rhs = link.lhs, link.rhs
+    if rhs.single_num is None or rhs.value is None or lhs.value is None or lhs.has_pct or rhs.has_pct:
+        return None
+    if len(lhs.operands) != 2 or len(lhs.ops) != 1:
+        return None
+    op = _OP_NAMES.get(next(iter(lhs.ops)))
+    if op is None or lhs.text.lstrip().startswith(("-", "−", "(")):
+        return None
+    a, b = lhs.operands
+    if _apply(op, a, b) != lhs.value:
+        return None  # not plainly `a op b` (brackets, signs, more terms): leave it a slip
+    right, c = lhs.value, rhs.value
+    if c == right or _near_miss(c, right):
+        return None
+    for other in ("+", "-", "*", "/"):
+        v = _apply(other, a, b)
+        if other == op or v is None or v == right or v != c:
+            continue
+        shown = f"{fmt_number(a)} {_OP_SHOW[other]} {fmt_number(b)}"
+        return (f"wrong operation: {link.text}: {rhs.text} is {shown}, the operation is wrong "
+                f"({lhs.text} = {fmt_number(right)})")
+    return None
 
 
 def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> Optional[str]:

@@ -45,6 +45,7 @@ from .checks import (
     question_info,
     ref_dependencies,
     value_flow,
+    wrong_operation,
 )
 from .config import VERIFIER_VERSION, VerifierConfig
 from .embedding import Embedder, LRUCache, embedder_from_config, text_key
@@ -460,6 +461,8 @@ class MathVerifier:
                         continue  # values assigned later satisfy it: an equation being solved
                     algebra_slips += 1
                     w.flag(i, "algebra slip", w.link_notes.get(id(link)) or link.note or f"algebra slip: {link.text}")
+                elif status == link.status and wrong_operation(link) is not None:
+                    continue  # a wrong operation (`12 × 4 = 16`): a formula error, flagged by formula_errors
                 else:
                     slips += 1
                     w.flag(i, "arithmetic slip", _slip_message(link, L, R))
