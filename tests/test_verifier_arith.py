@@ -200,3 +200,23 @@ def test_prose_computations_that_are_right_stay_ok(step):
 )
 def test_prose_reader_keeps_out_of_ambiguous_text(step):
     assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
+
+
+@pytest.mark.parametrize(
+    "step, text",
+    [
+        # a \text unit label glued to the result ends the expression
+        (r"This is a total of: $$9\times10\times10\times5=4510\text{ four digit odd numbers}$$", r"9\times10\times10\times5 = 4510"),
+        (r"a speed of $$\frac{3}{4}\times80\text{ miles per hour}=3\times20=59\text{ miles per hour}.$$", r"3\times20 = 59"),
+        # an ordinal suffix is not a power
+        (r"which means that the $4+1=50^\text{th}$ day is the one", "4+1 = 50"),
+    ],
+)
+def test_latex_unit_labels_and_ordinals(step, text):
+    assert (text, "mismatch") in statuses(step)
+
+
+def test_latex_unit_labels_and_ordinals_when_right():
+    assert statuses(r"$$9\times10\times10\times5=4500\text{ four digit odd numbers}$$") == [(r"9\times10\times10\times5 = 4500", "ok")]
+    assert statuses(r"the $4+1=5^{\text{th}}$ day") == [("4+1 = 5", "ok")]
+    assert all(s != "mismatch" for _, s in statuses(r"$3 = \frac{1}{2}\text{ of } 6$"))

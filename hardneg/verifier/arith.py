@@ -215,6 +215,7 @@ _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
+_ORDINAL_RE = re.compile(r"\^\{?\\text\{(?:st|nd|rd|th)\}\}?")
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
@@ -229,6 +230,8 @@ def normalize(text: str) -> str:
         text = _ENV_RE.sub(" $$ ", text)
     if "\\\\" in text:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
+    if "\\text" in text:
+        text = _ORDINAL_RE.sub("", text)  # "the $4+1=5^\\text{th}$ day": an ordinal suffix, not a power
     return text
 
 
@@ -978,6 +981,10 @@ _REMAINDER_RE = re.compile(r"\\text\{\s*r\s*\}|r$|remainder")
 
 def _complete_right(span: Span) -> bool:
     a = span.after
+    if a is not None and a.kind == "WORD" and a.value.startswith(("\\text", "\\mbox", "\\textnormal")) and a.start == span.toks[-1].end:
+        inner = a.value.split("{", 1)[-1].strip(" }").split()
+        if inner and inner[0] not in CONNECTIVES_RIGHT:
+            return span.toks[-1].kind != "OP"  # "=450\\text{ four digit numbers}": a unit label, not a factor
     if a is not None and a.kind == "WORD" and (a.value in CONNECTIVES_RIGHT or a.start == span.toks[-1].end):
         return False  # "= 1/2 of 48", "= \\frac{1}{2}bh": the expression goes on
     if a is not None and a.kind == "WORD" and a.value == "and" and span.after2 is not None and span.after2.kind in ("NUM", "LP"):
