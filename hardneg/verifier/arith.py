@@ -126,7 +126,7 @@ FUNCTION_LETTERS = {"f", "g", "h", "p", "q"} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 ROUNDING_CUE = re.compile(
     r"≈|\\approx|\\sim|\\lfloor|\\lceil|\b(?:about|around|approximately|approx|roughly|nearly|almost|"
     r"round\w*|nearest|whole|full|complete|floor|ceil\w*|truncat\w*|estimat\w*|at (?:least|most)|only|can't|cannot|"
-    r"can not|maximum|minimum|integer|remainder|left over|leftover)\b",
+    r"can not|maximum|minimum|integer|remainder|remaining|left over|leftover)\b",
     re.IGNORECASE,
 )
 # a step that is solving or testing an equation: there, `(1 - x^2)(1 - 4x^2) = (2x^2 + 3x)^2`
@@ -1280,12 +1280,13 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
                     break
                 # (read right to left) a unit of the number on its left: "30 snakes *", "= 90 birds",
                 # "4 hours of practice", "5 weeks", "$900 per iPad" (label words and "of"/"per" are
-                # harmless after a number; connectives such as "times", "half", "more" are not)
+                # harmless after a number; connectives such as "times", "half", "more" are not).
+                # At most two plain words: "29 + 24 decorations already up = 83" is no unit.
                 if low in _UNIT_STOP and low not in _UNIT_INNER_OK:
                     valid = False
                     break
-                words += 1
-                if words > 4:
+                words += low not in ("of", "per")
+                if words > 2:
                     valid = False
                     break
             else:
@@ -1322,8 +1323,10 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
         if res.kind != "NUM":
             continue
         lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v.rstrip("%"))) / (100 if v.endswith("%") else 1) for k2, v in seq if k2 == "NUM" and "/" not in v],
-                   ops=frozenset(v for k2, v in seq if k2 == "OP"))
+                   ops=frozenset(v for k2, v in seq if k2 == "OP"), has_pct=any(v.endswith("%") for _, v in seq))
         rhs = Side(res_text, value=res.value, single_num=res)
+        # "= 250 cents" for $2.50, "* 100% = 14.28" for 0.1428: the percent rules of close_enough
+        rhs.per_hundred = re.match(r"(?:cents?|percent)\b", after) is not None
         good = close_enough(lhs, rhs, value, res.value, False, rounding=rounding)
         out.links.append(Link(lhs, rhs, False, "ok" if good else "mismatch", None, "units", rounding=rounding))
         out.computations.append(Computation(lhs.operands, lhs.ops, res.value, f"{lhs.text} = {res_text}", result_text=res_text, ok=good))
