@@ -236,3 +236,23 @@ def test_wrong_operation_end_to_end_scores_d5_one_without_a_slip_flag():
     assert op.steps[0].flags == ["formula error: wrong operation: 12 × 4 = 16: 16 is 12 + 4, the operation is wrong (12 × 4 = 48)"]
     assert slip.d_numeric == pytest.approx(0.4) and not slip.formula_error and slip.first_error_step == 0
     assert slip.steps[0].flags[0].startswith("arithmetic slip")
+
+
+@pytest.mark.parametrize(
+    "question, step",
+    [
+        # GSM8K train references (untouched false alarms): a unit conversion, a number written as a word
+        ("Janet filmed a new movie that is 60% longer than her previous 2-hour long movie. How much?", "The first movie was 2*60=120 minutes"),
+        ("It vibrates 60% faster. Matt uses it for 5 minutes. How many vibrations?", "Matt uses it for 5 minutes so that is 5*60=300 seconds"),
+        ("The sales tax is 5%. Kevin wants to buy five jackets at $80. How much?", "And five jackets normally cost 5 x $80 = $400."),
+    ],
+)
+def test_percent_rule_leaves_conversions_and_number_words(question, step):
+    steps, ms = maths(step)
+    assert formula_errors(ms, steps, question_info(question), None) == []
+
+
+def test_percent_rule_still_fires_without_an_explanation():
+    steps, ms = maths("The discount is 12 * 10 = 120 dollars.")
+    flags = formula_errors(ms, steps, question_info("A $12 shirt has a 10% discount. How much is the discount?"), None)
+    assert flags and "10% used as the number 10" in flags[0][1]

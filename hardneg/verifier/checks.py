@@ -59,10 +59,21 @@ class QuestionInfo:
     target: str = ""
     numbers: set = field(default_factory=set)  # plain numbers given (abs values)
     percents: set = field(default_factory=set)  # p for every "p%" / "p percent" given
+    word_numbers: set = field(default_factory=set)  # numbers written as words ("five jackets"): percent check only
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
     word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
+
+
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+     "dozen": 12, "twice": 2, "double": 2, "triple": 3}
+_NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
 def question_info(question: str) -> QuestionInfo:
@@ -79,6 +90,8 @@ def question_info(question: str) -> QuestionInfo:
             info.percents.add(abs(tok.value * 100))
         else:
             info.numbers.add(abs(tok.value))
+    for m in _NUMBER_WORD_RE.finditer(q):  # "five jackets": a given 5 (not a 5% misused)
+        info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()]))
     for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE):
         info.percents.add(Fraction(m.group(1)))
         info.numbers.discard(Fraction(m.group(1)))
@@ -218,7 +231,7 @@ def formula_errors(
             is_answer = final is not None and _same(r, final)
             msg = _geometry(comp, q, low, is_answer)
             if msg is None:
-                msg = _percent(comp, q, computed_before)
+                msg = _percent(comp, q, computed_before, low)
             if msg is None and ref_comps:
                 msg = _reference_operation(comp, ref_comps, ref_index)
             if msg is not None:
@@ -312,14 +325,25 @@ def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> 
     return None
 
 
-def _percent(comp: Computation, q: QuestionInfo, computed_before: list[Fraction]) -> Optional[str]:
+# unit conversion factors and the unit words that explain them: "2*60 = 120 minutes" converts hours,
+# it does not misuse a "60% longer" of the question
+_CONVERSIONS = {
+    60: ("minute", "second", "hour", "min", "sec"), 24: ("hour", "day"), 7: ("day", "week"), 52: ("week", "year"),
+    12: ("month", "year", "dozen", "inch", "feet", "foot"), 365: ("day", "year"), 1000: ("gram", "meter", "ml", "liter", "litre"),
+    3: ("feet", "foot", "yard"), 16: ("ounce", "pound", "oz"), 4: ("quart", "gallon", "quarter"),
+}
+
+
+def _percent(comp: Computation, q: QuestionInfo, computed_before: list[Fraction], low: str = "") -> Optional[str]:
     if not q.percents or len(comp.operands) != 2 or "/" in comp.ops or not comp.ops:
         return None
     if any(_same(x, Fraction(100)) for x in comp.operands):
         return None
     for p in q.percents:
-        if p in (0, 100) or _in(p, q.numbers) or _in(p, computed_before):
+        if p in (0, 100) or _in(p, q.numbers) or _in(p, q.word_numbers) or _in(p, computed_before):
             continue
+        if p.denominator == 1 and any(u in low for u in _CONVERSIONS.get(int(p), ())):
+            continue  # a unit conversion named in the step ("5*60 = 300 seconds")
         if _in(p, comp.operands):
             other = [x for x in comp.operands if not _same(x, p)]
             if other and _in(other[0], q.numbers | set(computed_before)):
