@@ -239,3 +239,23 @@ def test_prose_reader_reference_regressions(step):
 
 def test_prose_cents_are_still_checked():
     assert statuses("Bea's sales amount to $0.25/glass x 10 glasses = 260 cents.") == [("0.25 * 10 = 260", "mismatch")]
+
+
+@pytest.mark.parametrize(
+    "step, text, status",
+    [
+        ("the number of times is 50/5 = 30 times.", "50/5 = 30", "mismatch"),  # "times" ends the sentence: a count
+        ("the number of times is 50/5 = 10 times.", "50/5 = 10", "ok"),
+        ("Bob saves 1/2 * $4/day = $4/day.", "1/2 * 4 = 4", "mismatch"),  # a rate as the result
+        ("Bob saves 1/2 * $4/day = $2/day.", "1/2 * 4 = 2", "ok"),
+        ("Every day 20+8+5 = 30 birds are lost", "20+8+5 = 30", "mismatch"),  # "every day", not a "Day 20" label
+        ("Every day 20+8+5 = 33 birds are lost", "20+8+5 = 33", "ok"),
+    ],
+)
+def test_counts_rates_and_time_phrases(step, text, status):
+    assert (text, status) in statuses(step)
+
+
+def test_times_and_labels_that_go_on_stay_unchecked():
+    assert statuses("50/5 = 10 times 3 = 30") == []
+    assert statuses("Day 1 + 2 = 5") == []

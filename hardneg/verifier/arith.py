@@ -944,6 +944,8 @@ def _complete_left(span: Span) -> bool:
             pass  # "And 12+3=15 seconds.": a sentence opening with "And" adds nothing to the sum
         elif b.value == "by" and _by_starts(span):
             pass  # "higher by 40 * 40/100 = 16", "beat the record by 372-300=72": the amount of a change
+        elif b.value in LABEL_WORDS and span.before2 is not None and span.before2.kind == "WORD" and span.before2.value in _EVERY:
+            pass  # "Every day 20+8+5 = 33 birds": a time phrase, not "Day 20" as a label
         elif b.value in CONNECTIVES_LEFT or b.value in LABEL_WORDS:
             return False
         if b.value == "of":
@@ -954,6 +956,8 @@ def _complete_left(span: Span) -> bool:
             return False  # "40 cupcakes - 18 = 22": the first operand sits before the unit word
     return not (first.kind == "OP" and first.value in "*/^") and first.kind != "FACT"
 
+
+_EVERY = {"every", "each", "per", "a", "one"}
 
 # words before "by" that make what follows the amount of a change ("higher by", "increased by",
 # "beat the record by"), not the second operand of "divide 12 by 3"
@@ -985,6 +989,9 @@ def _complete_right(span: Span) -> bool:
         inner = a.value.split("{", 1)[-1].strip(" }").split()
         if inner and inner[0] not in CONNECTIVES_RIGHT:
             return span.toks[-1].kind != "OP"  # "=450\\text{ four digit numbers}": a unit label, not a factor
+    ends = span.after2 is None or (span.after2.kind == "PUNCT" and span.after2.text in ".,;!?")
+    if a is not None and a.kind == "WORD" and a.value == "times" and a.start > span.toks[-1].end and ends:
+        return span.toks[-1].kind != "OP"  # "50/5 = 10 times.": a count, nothing is multiplied after it
     if a is not None and a.kind == "WORD" and (a.value in CONNECTIVES_RIGHT or a.start == span.toks[-1].end):
         return False  # "= 1/2 of 48", "= \\frac{1}{2}bh": the expression goes on
     if a is not None and a.kind == "WORD" and a.value == "and" and span.after2 is not None and span.after2.kind in ("NUM", "LP"):
@@ -1232,7 +1239,7 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
     clock times or leading zeros, and a result that ends the expression (not `= 3/4`, `= 16 + 20`)."""
     checked = {l.rhs.single_num.start for l in out.links if l.rhs.single_num is not None}
     checked |= {l.lhs.single_num.start for l in out.links if l.lhs.single_num is not None}
-    for m in re.finditer(r"=\s*\$?\s*(\d[\d,]*(?:\.\d+)?)(?=\s+[a-zA-Z]|[.,;!?]?\s*$|[.,;!?]\s)", text):
+    for m in re.finditer(r"=\s*\$?\s*(\d[\d,]*(?:\.\d+)?)(?=\s+[a-zA-Z]|[.,;!?]?\s*$|[.,;!?]\s|/[a-zA-Z])", text):
         if m.start(1) in checked or _LEADING_ZERO.fullmatch(m.group(1)):
             continue
         after = text[m.end(1) : m.end(1) + 12].strip().lower()
