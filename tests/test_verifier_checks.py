@@ -256,3 +256,10 @@ def test_percent_rule_still_fires_without_an_explanation():
     steps, ms = maths("The discount is 12 * 10 = 120 dollars.")
     flags = formula_errors(ms, steps, question_info("A $12 shirt has a 10% discount. How much is the discount?"), None)
     assert flags and "10% used as the number 10" in flags[0][1]
+
+
+def test_a_star_defined_by_an_equation_is_a_custom_operation():
+    assert question_info("If $a*b=a^2+ab-b^2$, find $3*2$.").opaque_star
+    assert question_info("Let $x \\star y = 2x + y$. What is $3 \\star 4$?").opaque_star
+    assert not question_info("Compute $3*2 + 4$.").opaque_star
+    assert not question_info("He buys 3*2 = 6 apples. How many?").opaque_star

@@ -46,6 +46,8 @@ __all__ = [
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
 _BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
+# "If $a*b=a^2+ab-b^2$, find $3*2$": the question defines `*` by an equation between letters
+_STAR_DEFINITION = re.compile(r"(?<![\w\\])[a-zA-Z]\s*(?:\*|\\star|\\ast)\s*[a-zA-Z](?!\w)\s*=")
 _CUSTOM_OP_RE = re.compile(r"\boperations?\b|\bdefined?\b|\bfor all\b", re.IGNORECASE)
 
 
@@ -103,7 +105,7 @@ def question_info(question: str) -> QuestionInfo:
         info.wants = "circumference" if circle and "perimeter" not in t else "perimeter"
     elif re.search(r"\barea\b", t) and "surface" not in t:
         info.wants = "circle_area" if circle else "area"
-    info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q))
+    info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q) or _STAR_DEFINITION.search(q))
     info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
     info.word_problem = not _MATH_QUESTION.search(q)
     return info
