@@ -263,3 +263,18 @@ def test_a_star_defined_by_an_equation_is_a_custom_operation():
     assert question_info("Let $x \\star y = 2x + y$. What is $3 \\star 4$?").opaque_star
     assert not question_info("Compute $3*2 + 4$.").opaque_star
     assert not question_info("He buys 3*2 = 6 apples. How many?").opaque_star
+
+
+def test_a_given_product_of_symbols_is_substituted_not_a_wrong_rewrite():
+    from hardneg.verifier.checks import equation_checks
+
+    text = ("We want to find $4x^2 + 9y^2$ and are given $xy = -5$.\n"
+            "So, $4x^2 + 9y^2 + 12xy = 4x^2 + 9y^2 + 12({v}) = 4$.")
+
+    def unexplained(v):
+        steps, ms = maths(text.format(v=v))
+        _, withdrawn = equation_checks(ms, steps)
+        return [l.text for m in ms for l in m.links if l.status == "mismatch" and id(l) not in withdrawn]
+
+    assert unexplained("-5") == []  # xy = -5 substituted (MATH test #144)
+    assert unexplained("-4") == ["4x^2 + 9y^2 + 12xy = 4x^2 + 9y^2 + 12(-4)"]  # a wrong value stays a slip

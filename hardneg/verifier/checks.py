@@ -431,6 +431,19 @@ def _holds_with_definitions(link, definitions: dict) -> bool:
     return True
 
 
+def _pair_definition(link) -> Optional[tuple[str, tuple]]:
+    """`xy = c` -> (y, c / x); `x + y = c` -> (y, c − x): one symbol in terms of the other."""
+    if link.kind != "algebra" or link.status not in ("equation", "assign") or link.lhs.node is None or link.rhs.node is None:
+        return None
+    node = link.lhs.node
+    if node[0] != "bin" or node[1] not in ("*", "+") or node[2][0] != "var" or node[3][0] != "var" or node[2][1] == node[3][1]:
+        return None
+    if _node_vars(link.rhs.node):
+        return None
+    inverse = "/" if node[1] == "*" else "-"
+    return node[3][1], ("bin", inverse, link.rhs.node, node[2])
+
+
 def _node_vars(node) -> set:
     if node is None:
         return set()
@@ -511,6 +524,13 @@ def equation_checks(
         for link in sm.links
         if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None
     }
+    # a given product or sum of two symbols (`xy = -5`, `a + b = 7`) pins one symbol to the other:
+    # `12xy = 12(-5)` substitutes it, it is no wrong rewrite
+    for sm in maths:
+        for link in sm.links:
+            pair = _pair_definition(link)
+            if pair is not None and pair[0] not in definitions:
+                definitions[pair[0]] = pair[1]
     withdrawn = set()
     for i, sm in enumerate(maths):
         for link in sm.links:
