@@ -278,3 +278,21 @@ def test_a_given_product_of_symbols_is_substituted_not_a_wrong_rewrite():
 
     assert unexplained("-5") == []  # xy = -5 substituted (MATH test #144)
     assert unexplained("-4") == ["4x^2 + 9y^2 + 12xy = 4x^2 + 9y^2 + 12(-4)"]  # a wrong value stays a slip
+
+
+def test_other_base_problems_check_equations_false_in_every_named_base():
+    from hardneg.verifier.checks import other_base_links
+
+    q = question_info("Convert $515_{10}$ to base 6.")
+    assert q.other_base and q.bases == {6}
+
+    def kept(step, question=q):
+        return [(l.text, l.status) for l in other_base_links(analyse_step(step), question).links]
+
+    assert kept("Now we're left with $83-72=10$.") == [("83-72 = 10", "mismatch")]  # an 8: not base 6
+    assert kept("Now we're left with $83-72=11$.") == [("83-72 = 11", "ok")]
+    assert kept("In the units column $5+4=13$.") == []  # 5 + 4 = 13 in base 6: no slip
+    assert kept("So $x + 1 = 13$.") == []  # symbols: not checked in base problems
+    # a base problem whose base the question does not name: nothing is checked, as before
+    assert kept("$83-72=10$", question_info("In which base $b$ is $23_b = 15$?")) == []
+    assert question_info("Express $84_{10}$ in base two.").bases == {2}

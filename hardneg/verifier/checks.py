@@ -41,11 +41,12 @@ from .steps import split_sentences
 
 __all__ = [
     "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
-    "equation_checks", "logic_checks", "wrong_operation",
+    "equation_checks", "logic_checks", "wrong_operation", "other_base_links",
 ]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
 _BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
+_BASE_NUMBER_RE = re.compile(r"\bbase[- ]?\$?\{?(\d{1,2}|[a-z]+)\b|_\{?(\d{1,2})\}?(?!\d)", re.IGNORECASE)
 # "If $a*b=a^2+ab-b^2$, find $3*2$": the question defines `*` by an equation between letters
 _STAR_DEFINITION = re.compile(r"(?<![\w\\])[a-zA-Z]\s*(?:\*|\\star|\\ast)\s*[a-zA-Z](?!\w)\s*=")
 _CUSTOM_OP_RE = re.compile(r"\boperations?\b|\bdefined?\b|\bfor all\b", re.IGNORECASE)
@@ -65,6 +66,7 @@ class QuestionInfo:
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
+    bases: set = field(default_factory=set)  # the number bases the question names ("base 7", "_6", "base six")
     word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
 
 
@@ -107,6 +109,12 @@ def question_info(question: str) -> QuestionInfo:
         info.wants = "circle_area" if circle else "area"
     info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q) or _STAR_DEFINITION.search(q))
     info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
+    if info.other_base:
+        for m in _BASE_NUMBER_RE.finditer(q):
+            b = m.group(1) or m.group(2)
+            b = int(b) if b.isdigit() else _NUMBER_WORDS.get(b.lower(), 0)
+            if 2 <= b <= 36 and b != 10:
+                info.bases.add(b)
     info.word_problem = not _MATH_QUESTION.search(q)
     return info
 
@@ -303,6 +311,53 @@ def wrong_operation(link) -> Optional[str]:
         return (f"wrong operation: {link.text}: {rhs.text} is {shown}, the operation is wrong "
                 f"({lhs.text} = {fmt_number(right)})")
     return None
+
+
+def other_base_links(sm: StepMath, q: QuestionInfo) -> StepMath:
+    """In a problem about other number bases, `1+6=10` may be base 7. Keep only the plain arithmetic
+    links (two literal sides, no symbols) and call one wrong only when it is false in base 10 and in
+    every base the question names (`83-72=10` has an 8: it cannot be base 6). Without a named base,
+    or for anything else (symbols, SymPy, units), nothing is checked, as before."""
+    if not q.bases:
+        kept = []
+    else:
+        kept = [link for link in sm.links if _base10_only(link, q.bases)]
+    if len(kept) < len(sm.links):
+        sm.notes.append("note: the problem uses another number base; arithmetic not checked"
+                        + (" except equations false in base 10 and in every base it names" if kept else ""))
+    sm.links = kept
+    sm.computations = []
+    return sm
+
+
+def _base10_only(link, bases: set) -> bool:
+    if link.kind != "arith" or link.status not in ("ok", "mismatch") or link.lhs.node is None or link.rhs.node is None:
+        return False
+    if link.status == "ok":
+        return True
+    for b in bases:
+        try:
+            lv, rv = _in_base(link.lhs.node, b), _in_base(link.rhs.node, b)
+        except ValueError:
+            continue  # a digit ≥ b, a decimal point: not a base-b numeral
+        try:
+            if eval_exact(lv) == eval_exact(rv):
+                return False  # true in base b: "1+6=10" in base 7
+        except Exception:  # noqa: BLE001 - not evaluable in base b: no evidence either way
+            return False
+    return True
+
+
+def _in_base(node, b: int):
+    """The AST with every integer literal read as a base-b numeral (ValueError if one cannot be)."""
+    if node[0] == "num":
+        text = node[2].text if len(node) > 2 and node[2] is not None else str(node[1])
+        if not text.isdigit():
+            raise ValueError(text)
+        return ("num", Fraction(int(text, b)), node[2] if len(node) > 2 else None)
+    if node[0] in ("var", "const"):
+        raise ValueError(node[0])
+    return (node[0],) + tuple(_in_base(c, b) if isinstance(c, tuple) and c and isinstance(c[0], str) else c for c in node[1:])
 
 
 def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> Optional[str]:

@@ -41,6 +41,7 @@ from .checks import (
     equation_checks,
     formula_errors,
     logic_checks,
+    other_base_links,
     question_equations,
     question_info,
     ref_dependencies,
@@ -290,9 +291,7 @@ class MathVerifier:
             return sm
         sm = analyse_step(step, opaque_star=q.opaque_star)
         if q.other_base and sm.links:
-            sm.links = []
-            sm.computations = []
-            sm.notes.append("note: the problem uses another number base; arithmetic not checked")
+            sm = other_base_links(sm, q)  # only equations false in base 10 and in the question's bases
         self._step_cache.put(key, sm)
         return sm
 
