@@ -285,7 +285,8 @@ class MathVerifier:
 
     def _step_math(self, step: str, q: QuestionInfo) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
-        key = text_key(step, "*" if q.opaque_star else "", "b" if q.other_base else "")
+        # the bases are part of the key: other_base_links reads the same step differently per base
+        key = text_key(step, "*" if q.opaque_star else "", "b" + ",".join(map(str, sorted(q.bases))) if q.other_base else "")
         sm = self._step_cache.get(key)
         if sm is not None:
             return sm
