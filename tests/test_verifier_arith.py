@@ -259,3 +259,10 @@ def test_counts_rates_and_time_phrases(step, text, status):
 def test_times_and_labels_that_go_on_stay_unchecked():
     assert statuses("50/5 = 10 times 3 = 30") == []
     assert statuses("Day 1 + 2 = 5") == []
+
+
+def test_a_result_the_expression_goes_on_from_is_not_checked():
+    # GSM8K train #3712: a proportion, not 3/15 = 8
+    step = "And we know Peter can rake 3 bags of leaves / 15 minutes = 8 bags of leaves / Y."
+    assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
+    assert statuses("He runs 3 miles * 4 days = 13 miles in total.") == [("3 * 4 = 13", "mismatch")]

@@ -1245,8 +1245,11 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
         after = text[m.end(1) : m.end(1) + 12].strip().lower()
         if after.startswith(("and ", "r ", "remainder", "%", "percent")):
             continue
-        if re.match(r"\s*(?:[a-zA-Z][\w'/-]*\s+){0,2}[-+*/×÷−–]\s*\$?\d", text[m.end(1) : m.end(1) + 60]):
-            continue  # "= 240 seconds + 30 seconds": a partial result, the chain goes on
+        rest = text[m.end(1) : m.end(1) + 80]
+        if re.match(r"\s*(?:[a-zA-Z][\w'/-]*\s+){0,2}[-+*/×÷−–]\s*\$?\d", rest) or re.match(
+            r"(?:\s+[a-zA-Z][\w'/-]*){0,4}\s+[-+*/×÷−–]\s*[A-Za-z(]", rest
+        ):
+            continue  # "= 240 seconds + 30 seconds", "= 8 bags of leaves / Y": a partial result, the chain goes on
         seq: list[tuple[str, str]] = []  # read right to left
         words = 0
         valid = True
