@@ -296,3 +296,14 @@ def test_other_base_problems_check_equations_false_in_every_named_base():
     # a base problem whose base the question does not name: nothing is checked, as before
     assert kept("$83-72=10$", question_info("In which base $b$ is $23_b = 15$?")) == []
     assert question_info("Express $84_{10}$ in base two.").bases == {2}
+
+
+def test_value_flow_a_power_is_a_new_quantity_not_an_update():
+    # MATH number theory: 12^2 = 144 is the largest square, then 12 squares are counted
+    text = ("The largest perfect square below 150 is $12^2 = 144$.\nThe largest cube is $5^3 = 125$.\n"
+            "The sixth powers are $1$ and $2^6 = 64$.\nSo there are $12+5-2=15$ numbers.")
+    _, ms = maths(text)
+    assert value_flow(ms, Fraction(15)) == []
+    # an update by subtraction is still a stale value when the old quantity flows on
+    _, ms = maths("She has 50 apples and gives away 20: 50 - 20 = 30.\nThen she buys 10 more: 50 + 10 = 60.\nThe answer is: 60")
+    assert [j for j, _ in value_flow(ms, Fraction(60))] == [1]

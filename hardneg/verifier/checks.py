@@ -179,6 +179,8 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[i
             r = abs(comp.result)
             if r == 0 or i + 1 >= n or comp.ok is False or not comp.operands:
                 continue  # a wrong result that is not reused is a slip (d5), not a stale value
+            if "^" in comp.ops or "!" in comp.ops:
+                continue  # 12^2 = 144 names a new quantity (a square, a count), it does not update 12
             kr = _key(r)
             if last_seen.get(kr, -1) > i or kr == final_key or first_seen.get(kr, n) < i:
                 continue  # used later, the answer, or used before it was computed (an order problem: d3)
