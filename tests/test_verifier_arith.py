@@ -138,3 +138,131 @@ def test_symbolic_links_are_decided_in_the_bounded_worker():
         R = Fraction(rv) if rv is not None else link.rhs.value
         verdicts.append(close_enough(link.lhs, link.rhs, L, R, link.approx))
     assert verdicts == [True, True, False]
+
+
+# ---------------------------------------------------------------- issue 12: slips written in word-problem prose
+@pytest.mark.parametrize(
+    "step, text",
+    [
+        # a currency sign anywhere used to switch the prose reader off
+        ("So, the discounted subscription amounts to 80 – 36 = $54", "80 - 36 = 54"),
+        ("Tara has to make a $1000 x 20/100 = $900 down payment.", "1000 * 20/100 = 900"),
+        ("Benny spent $20 / 5 candy bars = $3 for each candy bar.", "20 / 5 = 3"),
+        # "$30/small painting" is a rate (per painting), not a division
+        ("He also earned $30/small painting x 4 small paintings = $119 for the small paintings.", "30 * 4 = 119"),
+        # "a total of", "there are", "is" before the first number start the expression
+        ("Zola has a total of 48 hats + 16 hats = 66 hats.", "48 + 16 = 66"),
+        ("Since some stay, there are 50 blowfish – 26 blowfish = 42 blowfish in the display tank.", "50 - 26 = 42"),
+        ("3 dozen cookies is 3 *12 cookies = 63 cookies remaining.", "3 * 12 = 63"),
+        # unit words after a number: label words, "of", "per"
+        ("so 50 weeks x 5 days = 2500 days of practice each year.", "50 * 5 = 2500"),
+        ("He will spend 8 games x 4 hours of practice = 34 hours.", "8 * 4 = 34"),
+        ("The sales were 20 iPads * $900 per iPad = $28000", "20 * 900 = 28000"),
+        ("Then find how many are rejected: 70% * 90 kids = 36 kids", "70% * 90 = 36"),
+        # "by" + a whole computation, a sentence opening with "And"
+        ("He beat the old record by 372-300=27 points", "372-300 = 27"),
+        ("And 12+3=13 seconds.", "12+3 = 13"),
+        # a formula between dollars right before the period of the sentence
+        ("The length of the base along the $x$-axis is $3-(-2)=7$.", "3-(-2) = 7"),
+        ("That means that the sum of the solutions is $-7+4=-5$.", "-7+4 = -5"),
+    ],
+)
+def test_prose_slips_are_found(step, text):
+    assert (text, "mismatch") in statuses(step)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "He earned $30/small painting x 4 small paintings = $120 for the small paintings.",
+        "Zola has a total of 48 hats + 16 hats = 64 hats.",
+        "so 50 weeks x 5 days = 250 days of practice each year.",
+        "Then find how many are rejected: 70% * 90 kids = 63 kids",
+        "The sales were 20 iPads * $900 per iPad = $18000",
+        "The length of the base along the $x$-axis is $3-(-2)=5$.",
+    ],
+)
+def test_prose_computations_that_are_right_stay_ok(step):
+    links = statuses(step)
+    assert links and all(s == "ok" for _, s in links), links
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Divide 12 by 3 = 4 groups.",  # "by" ties 3 to 12
+        "She divided it by 2 + 1 = 7 pieces.",
+        "Half of 48 + 2 = 26 apples",  # "half of" is outside the expression
+        "Two thirds of 90 - 10 = 50 apples",
+        "It costs $5, so 3 more = 8 dollars.",
+        "He spent 2 times 4 + 1 = 9 dollars.",
+    ],
+)
+def test_prose_reader_keeps_out_of_ambiguous_text(step):
+    assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
+
+
+@pytest.mark.parametrize(
+    "step, text",
+    [
+        # a \text unit label glued to the result ends the expression
+        (r"This is a total of: $$9\times10\times10\times5=4510\text{ four digit odd numbers}$$", r"9\times10\times10\times5 = 4510"),
+        (r"a speed of $$\frac{3}{4}\times80\text{ miles per hour}=3\times20=59\text{ miles per hour}.$$", r"3\times20 = 59"),
+        # an ordinal suffix is not a power
+        (r"which means that the $4+1=50^\text{th}$ day is the one", "4+1 = 50"),
+    ],
+)
+def test_latex_unit_labels_and_ordinals(step, text):
+    assert (text, "mismatch") in statuses(step)
+
+
+def test_latex_unit_labels_and_ordinals_when_right():
+    assert statuses(r"$$9\times10\times10\times5=4500\text{ four digit odd numbers}$$") == [(r"9\times10\times10\times5 = 4500", "ok")]
+    assert statuses(r"the $4+1=5^{\text{th}}$ day") == [("4+1 = 5", "ok")]
+    assert all(s != "mismatch" for _, s in statuses(r"$3 = \frac{1}{2}\text{ of } 6$"))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        # GSM8K train references the wider prose reader first misread (audit): remainders, cents, percents
+        "so 100 stickers / 3 friends = 33 stickers for each friend, with 1 remaining.",
+        "Bea's sales amount to $0.25/glass x 10 glasses = 250 cents.",
+        "multiply by 100%: 3 bobby pins / 21 decorations * 100% = 14.28 which rounds down to 14%",
+        # three plain words after a number are no unit: "29 + 24" is not the whole sum
+        "Danai will also add 20 + 10 decorations to the 29 + 24 decorations already up = 83 total decorations.",
+    ],
+)
+def test_prose_reader_reference_regressions(step):
+    assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
+
+
+def test_prose_cents_are_still_checked():
+    assert statuses("Bea's sales amount to $0.25/glass x 10 glasses = 260 cents.") == [("0.25 * 10 = 260", "mismatch")]
+
+
+@pytest.mark.parametrize(
+    "step, text, status",
+    [
+        ("the number of times is 50/5 = 30 times.", "50/5 = 30", "mismatch"),  # "times" ends the sentence: a count
+        ("the number of times is 50/5 = 10 times.", "50/5 = 10", "ok"),
+        ("Bob saves 1/2 * $4/day = $4/day.", "1/2 * 4 = 4", "mismatch"),  # a rate as the result
+        ("Bob saves 1/2 * $4/day = $2/day.", "1/2 * 4 = 2", "ok"),
+        ("Every day 20+8+5 = 30 birds are lost", "20+8+5 = 30", "mismatch"),  # "every day", not a "Day 20" label
+        ("Every day 20+8+5 = 33 birds are lost", "20+8+5 = 33", "ok"),
+    ],
+)
+def test_counts_rates_and_time_phrases(step, text, status):
+    assert (text, status) in statuses(step)
+
+
+def test_times_and_labels_that_go_on_stay_unchecked():
+    assert statuses("50/5 = 10 times 3 = 30") == []
+    assert statuses("Day 1 + 2 = 5") == []
+
+
+def test_a_result_the_expression_goes_on_from_is_not_checked():
+    # GSM8K train #3712: a proportion, not 3/15 = 8
+    step = "And we know Peter can rake 3 bags of leaves / 15 minutes = 8 bags of leaves / Y."
+    assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
+    assert statuses("He runs 3 miles * 4 days = 13 miles in total.") == [("3 * 4 = 13", "mismatch")]

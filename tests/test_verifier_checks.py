@@ -10,7 +10,7 @@ import pytest
 from hardneg.verifier import VerifierConfig, aggregate
 from hardneg.verifier.alignment import align_steps, needleman_wunsch, order_score, spearman, structure_score
 from hardneg.verifier.arith import analyse_step
-from hardneg.verifier.checks import answer_value, formula_errors, question_info, ref_dependencies, value_flow
+from hardneg.verifier.checks import answer_value, formula_errors, question_info, ref_dependencies, value_flow, wrong_operation
 from hardneg.verifier.steps import split_steps
 
 NOTEBOOKS_Q = (
@@ -102,6 +102,52 @@ def test_reference_operation_mismatch():
     assert flags and "different operation" in flags[0][1]
 
 
+def _wrong_op(step: str):
+    [link] = [l for l in analyse_step(step).links if l.status == "mismatch"]
+    return wrong_operation(link)
+
+
+@pytest.mark.parametrize(
+    "step, other",
+    [
+        ("So he buys 12 × 4 = 16 apples.", "16 is 12 + 4"),
+        ("There are 20 − 8 = 160 left.", "160 is 20 × 8"),
+        ("$12 \\times 4 = 16$.", "16 is 12 + 4"),
+        ("Each gets 10 / 5 = 50 cookies.", "50 is 10 × 5"),
+        ("He has 20 - 8 = 28 left", "28 is 20 + 8"),
+        ("He paid $83/necklace x 2 necklaces = $85 on necklaces.", "85 is 83 + 2"),
+    ],
+)
+def test_wrong_operation_is_named(step, other):
+    msg = _wrong_op(step)
+    assert msg is not None and other in msg and "the operation is wrong" in msg
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "3 × 2 = 5 boxes.",  # 5 is 3 + 2 but also a near miss of 6: a slip
+        "12 * 4 = 49",  # a near miss, no other operation gives 49
+        "12 * 4 = 84",  # digits swapped
+        "24 / 4 = 60",  # 10 × the right 6 (no other operation gives 60): a slip
+        "-3 + 5 = -8",  # signs: not plainly `a op b` of the written numbers
+        "(12) * 4 = 16",
+        "12 * 4 * 2 = 16",  # three operands
+        "70% * 90 kids = 160 kids",  # a percentage
+    ],
+)
+def test_wrong_operation_non_cases(step):
+    assert _wrong_op(step) is None
+
+
+def test_wrong_operation_is_a_formula_error_not_a_slip():
+    steps, ms = maths("She bakes 12 × 4 = 16 cookies.\nThe answer is: 16")
+    flags = formula_errors(ms, steps, question_info("She bakes 12 trays of 4 cookies. How many cookies?"), Fraction(16))
+    assert flags == [(0, "formula error: wrong operation: 12 × 4 = 16: 16 is 12 + 4, the operation is wrong (12 × 4 = 48)")]
+    steps, ms = maths("She bakes 12 × 4 = 49 cookies.\nThe answer is: 49")
+    assert formula_errors(ms, steps, question_info("She bakes 12 trays of 4 cookies. How many cookies?"), Fraction(49)) == []
+
+
 def test_question_info():
     info = question_info(NOTEBOOKS_Q)
     assert info.conditions == ["John buys 4 notebooks at $3 each and receives a 10% discount on the total.", "He pays with a $20 bill."]
@@ -165,3 +211,99 @@ def test_config_validation():
         VerifierConfig(fine_gate="sometimes")
     with pytest.raises(ValueError, match="unknown dimensions"):
         VerifierConfig(wrongness_weights={"d9": 1.0})
+
+
+def test_wrong_operation_end_to_end_scores_d5_one_without_a_slip_flag():
+    """Through MathVerifier: the step carries the wrong-operation reason (formula error, d5 = 1.0),
+    not also an arithmetic slip; a near miss stays a slip (0.4)."""
+    import torch
+
+    from hardneg.verifier import MathVerifier, SentenceEmbedder, VerifyInput, default_embedding_model
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        v = MathVerifier(VerifierConfig(use_nli=False, device="cpu"),
+                         embedder=SentenceEmbedder.from_pretrained(default_embedding_model(), device="cpu"))
+        q = "She bakes 12 trays of 4 cookies. How many cookies?"
+        op, slip = v.verify_batch([
+            VerifyInput("op", q, "She bakes 12 × 4 = 16 cookies.\nThe answer is: 16", None, "48"),
+            VerifyInput("slip", q, "She bakes 12 × 4 = 49 cookies.\nThe answer is: 49", None, "48"),
+        ])
+    finally:
+        torch.set_num_threads(before)
+    assert op.d_numeric == pytest.approx(1.0) and op.formula_error and op.first_error_step == 0
+    assert op.steps[0].flags == ["formula error: wrong operation: 12 × 4 = 16: 16 is 12 + 4, the operation is wrong (12 × 4 = 48)"]
+    assert slip.d_numeric == pytest.approx(0.4) and not slip.formula_error and slip.first_error_step == 0
+    assert slip.steps[0].flags[0].startswith("arithmetic slip")
+
+
+@pytest.mark.parametrize(
+    "question, step",
+    [
+        # GSM8K train references (untouched false alarms): a unit conversion, a number written as a word
+        ("Janet filmed a new movie that is 60% longer than her previous 2-hour long movie. How much?", "The first movie was 2*60=120 minutes"),
+        ("It vibrates 60% faster. Matt uses it for 5 minutes. How many vibrations?", "Matt uses it for 5 minutes so that is 5*60=300 seconds"),
+        ("The sales tax is 5%. Kevin wants to buy five jackets at $80. How much?", "And five jackets normally cost 5 x $80 = $400."),
+    ],
+)
+def test_percent_rule_leaves_conversions_and_number_words(question, step):
+    steps, ms = maths(step)
+    assert formula_errors(ms, steps, question_info(question), None) == []
+
+
+def test_percent_rule_still_fires_without_an_explanation():
+    steps, ms = maths("The discount is 12 * 10 = 120 dollars.")
+    flags = formula_errors(ms, steps, question_info("A $12 shirt has a 10% discount. How much is the discount?"), None)
+    assert flags and "10% used as the number 10" in flags[0][1]
+
+
+def test_a_star_defined_by_an_equation_is_a_custom_operation():
+    assert question_info("If $a*b=a^2+ab-b^2$, find $3*2$.").opaque_star
+    assert question_info("Let $x \\star y = 2x + y$. What is $3 \\star 4$?").opaque_star
+    assert not question_info("Compute $3*2 + 4$.").opaque_star
+    assert not question_info("He buys 3*2 = 6 apples. How many?").opaque_star
+
+
+def test_a_given_product_of_symbols_is_substituted_not_a_wrong_rewrite():
+    from hardneg.verifier.checks import equation_checks
+
+    text = ("We want to find $4x^2 + 9y^2$ and are given $xy = -5$.\n"
+            "So, $4x^2 + 9y^2 + 12xy = 4x^2 + 9y^2 + 12({v}) = 4$.")
+
+    def unexplained(v):
+        steps, ms = maths(text.format(v=v))
+        _, withdrawn = equation_checks(ms, steps)
+        return [l.text for m in ms for l in m.links if l.status == "mismatch" and id(l) not in withdrawn]
+
+    assert unexplained("-5") == []  # xy = -5 substituted (MATH test #144)
+    assert unexplained("-4") == ["4x^2 + 9y^2 + 12xy = 4x^2 + 9y^2 + 12(-4)"]  # a wrong value stays a slip
+
+
+def test_other_base_problems_check_equations_false_in_every_named_base():
+    from hardneg.verifier.checks import other_base_links
+
+    q = question_info("Convert $515_{10}$ to base 6.")
+    assert q.other_base and q.bases == {6}
+
+    def kept(step, question=q):
+        return [(l.text, l.status) for l in other_base_links(analyse_step(step), question).links]
+
+    assert kept("Now we're left with $83-72=10$.") == [("83-72 = 10", "mismatch")]  # an 8: not base 6
+    assert kept("Now we're left with $83-72=11$.") == [("83-72 = 11", "ok")]
+    assert kept("In the units column $5+4=13$.") == []  # 5 + 4 = 13 in base 6: no slip
+    assert kept("So $x + 1 = 13$.") == []  # symbols: not checked in base problems
+    # a base problem whose base the question does not name: nothing is checked, as before
+    assert kept("$83-72=10$", question_info("In which base $b$ is $23_b = 15$?")) == []
+    assert question_info("Express $84_{10}$ in base two.").bases == {2}
+
+
+def test_value_flow_a_power_is_a_new_quantity_not_an_update():
+    # MATH number theory: 12^2 = 144 is the largest square, then 12 squares are counted
+    text = ("The largest perfect square below 150 is $12^2 = 144$.\nThe largest cube is $5^3 = 125$.\n"
+            "The sixth powers are $1$ and $2^6 = 64$.\nSo there are $12+5-2=15$ numbers.")
+    _, ms = maths(text)
+    assert value_flow(ms, Fraction(15)) == []
+    # an update by subtraction is still a stale value when the old quantity flows on
+    _, ms = maths("She has 50 apples and gives away 20: 50 - 20 = 30.\nThen she buys 10 more: 50 + 10 = 60.\nThe answer is: 60")
+    assert [j for j, _ in value_flow(ms, Fraction(60))] == [1]

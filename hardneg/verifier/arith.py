@@ -126,7 +126,7 @@ FUNCTION_LETTERS = {"f", "g", "h", "p", "q"} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 ROUNDING_CUE = re.compile(
     r"≈|\\approx|\\sim|\\lfloor|\\lceil|\b(?:about|around|approximately|approx|roughly|nearly|almost|"
     r"round\w*|nearest|whole|full|complete|floor|ceil\w*|truncat\w*|estimat\w*|at (?:least|most)|only|can't|cannot|"
-    r"can not|maximum|minimum|integer|remainder|left over|leftover)\b",
+    r"can not|maximum|minimum|integer|remainder|remaining|left over|leftover)\b",
     re.IGNORECASE,
 )
 # a step that is solving or testing an equation: there, `(1 - x^2)(1 - 4x^2) = (2x^2 + 3x)^2`
@@ -199,9 +199,10 @@ def _num_token(text: str, start: int, end: int) -> Tok:
 
 
 _LATEX_HINT = re.compile(r"\\[a-zA-Z(\[]|\$\$")
-# "$1+2+3 = 6$": a formula between dollars (the closing "$" right after a digit, letter or bracket,
-# unlike currency: "$12 - $1.20 = $10.80")
-_MATH_PAIR = re.compile(r"\$[^$\s][^$\n]{0,200}?[=+^*/][^$\n]{0,200}?[\w})]\$(?![\d.])")
+# "$1+2+3 = 6$": a formula between dollars (the closing "$" right after a digit, letter, bracket or
+# a comma/period ending the formula, unlike currency: "$12 - $1.20 = $10.80"; a sentence may end
+# right after it: "is $3-(-2)=5$.", but "$.50" is currency)
+_MATH_PAIR = re.compile(r"\$[^$\s][^$\n]{0,200}?[=+^*/][^$\n]{0,200}?[\w})\],.]\$(?!\d|\.\d)")
 # lower-case words that stay words inside math (everything else of 2-4 letters is a product of symbols)
 _MATH_WORDS = {
     "max", "min", "gcd", "lcm", "mod", "det", "log", "ln", "sin", "cos", "tan", "exp", "lim", "deg", "and", "or",
@@ -214,6 +215,7 @@ _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
+_ORDINAL_RE = re.compile(r"\^\{?\\text\{(?:st|nd|rd|th)\}\}?")
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
@@ -228,6 +230,8 @@ def normalize(text: str) -> str:
         text = _ENV_RE.sub(" $$ ", text)
     if "\\\\" in text:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
+    if "\\text" in text:
+        text = _ORDINAL_RE.sub("", text)  # "the $4+1=5^\\text{th}$ day": an ordinal suffix, not a power
     return text
 
 
@@ -936,7 +940,13 @@ def _complete_left(span: Span) -> bool:
     if b is not None and b.kind == "WORD" and b.end == first.start:
         return False  # "x2", "AB3": glued to a name
     if b is not None and b.kind == "WORD":
-        if b.value in CONNECTIVES_LEFT or b.value in LABEL_WORDS:
+        if b.value == "and" and b.text == "And":
+            pass  # "And 12+3=15 seconds.": a sentence opening with "And" adds nothing to the sum
+        elif b.value == "by" and _by_starts(span):
+            pass  # "higher by 40 * 40/100 = 16", "beat the record by 372-300=72": the amount of a change
+        elif b.value in LABEL_WORDS and span.before2 is not None and span.before2.kind == "WORD" and span.before2.value in _EVERY:
+            pass  # "Every day 20+8+5 = 33 birds": a time phrase, not "Day 20" as a label
+        elif b.value in CONNECTIVES_LEFT or b.value in LABEL_WORDS:
             return False
         if b.value == "of":
             b2 = span.before2
@@ -947,11 +957,41 @@ def _complete_left(span: Span) -> bool:
     return not (first.kind == "OP" and first.value in "*/^") and first.kind != "FACT"
 
 
+_EVERY = {"every", "each", "per", "a", "one"}
+
+# words before "by" that make what follows the amount of a change ("higher by", "increased by",
+# "beat the record by"), not the second operand of "divide 12 by 3"
+_BY_CHANGE = {
+    "increase", "increases", "increased", "decrease", "decreases", "decreased", "reduce", "reduces", "reduced",
+    "rose", "rises", "grew", "grows", "up", "down", "dropped", "drops", "fell", "falls", "raised", "raises",
+    "exceeds", "exceeded", "record", "cut", "goes", "went", "differ", "differs",
+}
+
+
+def _by_starts(span: Span) -> bool:
+    """"increased by 10/100 * 600 = 60", "higher by 40 * 40/100 = 16": after a change word, the whole
+    computation after "by" is the amount (it holds an operator); "divided it by 2 + 1" is not."""
+    b2 = span.before2
+    if b2 is None or b2.kind != "WORD":
+        return False
+    w = b2.value
+    if not (w in _BY_CHANGE or (w.endswith("er") and w not in ("other", "order", "number", "either", "after"))):
+        return False
+    return any(t.kind == "OP" and t.value in "+-*/" for t in span.toks)
+
+
 _REMAINDER_RE = re.compile(r"\\text\{\s*r\s*\}|r$|remainder")
 
 
 def _complete_right(span: Span) -> bool:
     a = span.after
+    if a is not None and a.kind == "WORD" and a.value.startswith(("\\text", "\\mbox", "\\textnormal")) and a.start == span.toks[-1].end:
+        inner = a.value.split("{", 1)[-1].strip(" }").split()
+        if inner and inner[0] not in CONNECTIVES_RIGHT:
+            return span.toks[-1].kind != "OP"  # "=450\\text{ four digit numbers}": a unit label, not a factor
+    ends = span.after2 is None or (span.after2.kind == "PUNCT" and span.after2.text in ".,;!?")
+    if a is not None and a.kind == "WORD" and a.value == "times" and a.start > span.toks[-1].end and ends:
+        return span.toks[-1].kind != "OP"  # "50/5 = 10 times.": a count, nothing is multiplied after it
     if a is not None and a.kind == "WORD" and (a.value in CONNECTIVES_RIGHT or a.start == span.toks[-1].end):
         return False  # "= 1/2 of 48", "= \\frac{1}{2}bh": the expression goes on
     if a is not None and a.kind == "WORD" and a.value == "and" and span.after2 is not None and span.after2.kind in ("NUM", "LP"):
@@ -1155,7 +1195,7 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
         _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution, False, _identity_cue(text, start)))
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
-    if "$" not in text and "\\" not in text:
+    if _plain_prose(text):
         _unit_links(text, toks, out, rounding)
     return out
 
@@ -1177,6 +1217,15 @@ def _identity_cue(text: str, start: int) -> bool:
 _SOLVED_AFTER = re.compile(r"both sides|solv|\\implies|\\Rightarrow", re.IGNORECASE)
 
 
+def _plain_prose(text: str) -> bool:
+    """No LaTeX, and every "$" is a currency sign ("$30/painting x 4 paintings = $120"): the
+    word-problem prose `_unit_links` reads. A "$" that opens or closes a formula ("$x$", "$3+4=7$.")
+    keeps the step out."""
+    if "\\" in text or _MATH_PAIR.search(text):
+        return False
+    return all(_CURRENCY_AFTER.match(text, m.end()) for m in re.finditer(r"\$", text))
+
+
 _UNIT_OPS = {"*": "*", "x": "*", "×": "*", "/": "/", "÷": "/", "+": "+", "-": "-", "−": "-", "–": "-"}  # noqa: RUF001
 _UNIT_STOP = CONNECTIVES_LEFT | FRACTION_WORDS | LABEL_WORDS | {"of", "per", "is", "are", "was", "and", "or", "then", "so"}
 
@@ -1190,14 +1239,17 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
     clock times or leading zeros, and a result that ends the expression (not `= 3/4`, `= 16 + 20`)."""
     checked = {l.rhs.single_num.start for l in out.links if l.rhs.single_num is not None}
     checked |= {l.lhs.single_num.start for l in out.links if l.lhs.single_num is not None}
-    for m in re.finditer(r"=\s*\$?\s*(\d[\d,]*(?:\.\d+)?)(?=\s+[a-zA-Z]|[.,;!?]?\s*$|[.,;!?]\s)", text):
+    for m in re.finditer(r"=\s*\$?\s*(\d[\d,]*(?:\.\d+)?)(?=\s+[a-zA-Z]|[.,;!?]?\s*$|[.,;!?]\s|/[a-zA-Z])", text):
         if m.start(1) in checked or _LEADING_ZERO.fullmatch(m.group(1)):
             continue
         after = text[m.end(1) : m.end(1) + 12].strip().lower()
         if after.startswith(("and ", "r ", "remainder", "%", "percent")):
             continue
-        if re.match(r"\s*(?:[a-zA-Z][\w'/-]*\s+){0,2}[-+*/×÷−–]\s*\$?\d", text[m.end(1) : m.end(1) + 60]):
-            continue  # "= 240 seconds + 30 seconds": a partial result, the chain goes on
+        rest = text[m.end(1) : m.end(1) + 80]
+        if re.match(r"\s*(?:[a-zA-Z][\w'/-]*\s+){0,2}[-+*/×÷−–]\s*\$?\d", rest) or re.match(
+            r"(?:\s+[a-zA-Z][\w'/-]*){0,4}\s+[-+*/×÷−–]\s*[A-Za-z(]", rest
+        ):
+            continue  # "= 240 seconds + 30 seconds", "= 8 bags of leaves / Y": a partial result, the chain goes on
         seq: list[tuple[str, str]] = []  # read right to left
         words = 0
         valid = True
@@ -1207,6 +1259,8 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
             if piece.lastgroup == "op" and g == "/" and a0 > 0 and text[a0 - 1].isalpha():
                 valid = False  # "minutes/100 meters": a rate written with a number, not a division
                 break
+            if piece.lastgroup == "op" and g == "/" and b0 < len(text) and text[b0].isalpha() and words > 0:
+                continue  # "$30/small painting x 4": "per small painting", a unit, not a division
             if piece.lastgroup == "num":
                 glued = (b0 < len(text) and text[b0].isalpha()) or (a0 > 0 and (text[a0 - 1].isalpha() or text[a0 - 1] in ":"))
                 if glued or (seq and seq[-1][0] == "NUM") or _LEADING_ZERO.fullmatch(g.lstrip("$")):
@@ -1225,12 +1279,23 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
                 seq.append(("OP", _UNIT_OPS[g]))
             elif piece.lastgroup == "word":
                 low = g.lower().split("/")[0]
-                if low in _UNIT_STOP:
+                if seq and seq[-1][0] == "NUM":
+                    # the word right before a number: the expression starts there ("Chad has 6 + ...",
+                    # "there are 50 fish - 26 fish", "a total of 4 houses * 3 gnomes"), unless the word
+                    # ties the number to something before it ("half of 48", "Week 1 + Week 2", "times 3")
+                    if low in _UNIT_START_OK or (low == "of" and _of_starts(text[:a0])):
+                        break
+                    if low in _UNIT_STOP:
+                        valid = False
+                    break
+                # (read right to left) a unit of the number on its left: "30 snakes *", "= 90 birds",
+                # "4 hours of practice", "5 weeks", "$900 per iPad" (label words and "of"/"per" are
+                # harmless after a number; connectives such as "times", "half", "more" are not).
+                # At most two plain words: "29 + 24 decorations already up = 83" is no unit.
+                if low in _UNIT_STOP and low not in _UNIT_INNER_OK:
                     valid = False
                     break
-                if seq and seq[-1][0] == "NUM":
-                    break  # words before the first number ("Chad has 6 + ..."): the expression starts there
-                words += 1  # (read right to left) a unit of the number on its left: "30 snakes *", "= 90 birds"
+                words += low not in ("of", "per")
                 if words > 2:
                     valid = False
                     break
@@ -1256,6 +1321,8 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
                     a1, b1 = v.split("/")
                     expr += [Tok("LP", "(", 0, 0), Tok("NUM", a1, 0, 0, Fraction(a1)), Tok("OP", "/", 0, 0, "/"),
                              Tok("NUM", b1, 0, 0, Fraction(b1)), Tok("RP", ")", 0, 0)]
+                elif v.endswith("%"):
+                    expr.append(Tok("NUM", v, 0, 0, Fraction(v[:-1]) / 100))  # "70% * 90 kids"
                 else:
                     expr.append(Tok("NUM", v, 0, 0, Fraction(v)))
             value = eval_exact(parse_span(expr))
@@ -1265,13 +1332,35 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
         res = _num_token(res_text, m.start(1), m.end(1))
         if res.kind != "NUM":
             continue
-        lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v)) for k2, v in seq if k2 == "NUM" and "/" not in v],
-                   ops=frozenset(v for k2, v in seq if k2 == "OP"))
+        lhs = Side(" ".join(v for _, v in seq), value=value, operands=[abs(Fraction(v.rstrip("%"))) / (100 if v.endswith("%") else 1) for k2, v in seq if k2 == "NUM" and "/" not in v],
+                   ops=frozenset(v for k2, v in seq if k2 == "OP"), has_pct=any(v.endswith("%") for _, v in seq))
         rhs = Side(res_text, value=res.value, single_num=res)
+        # "= 250 cents" for $2.50, "* 100% = 14.28" for 0.1428: the percent rules of close_enough
+        rhs.per_hundred = re.match(r"(?:cents?|percent)\b", after) is not None
         good = close_enough(lhs, rhs, value, res.value, False, rounding=rounding)
         out.links.append(Link(lhs, rhs, False, "ok" if good else "mismatch", None, "units", rounding=rounding))
         out.computations.append(Computation(lhs.operands, lhs.ops, res.value, f"{lhs.text} = {res_text}", result_text=res_text, ok=good))
 
+
+# before the first number of a prose computation these words end the sentence part that names it
+_UNIT_INNER_OK = LABEL_WORDS | {"of", "per", "each"}
+_UNIT_START_OK = {"is", "are", "was", "were", "then", "so", "be", "makes", "make", "gives", "equals"}
+
+
+def _of_starts(before: str) -> bool:
+    """"a total of 4 houses * 3 gnomes": "of" after a noun starts the expression; after a number,
+    a fraction word or a percentage ("half of 48", "2/3 of 90", "20% of 50") it is an operator."""
+    m = re.search(r"(\S+)\s*$", before)
+    if m is None:
+        return False
+    w = m.group(1).lower().strip(",;:")
+    return w.isalpha() and w not in FRACTION_WORDS and w not in CONNECTIVES_LEFT and w not in _NUMBER_WORDS
+
+
+_NUMBER_WORDS = {
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "dozen",
+    "dozens", "hundred", "hundreds", "thousand", "thousands", "million", "some", "all", "none", "each", "any",
+}
 
 _LEADING_ZERO = re.compile(r"0\d+")
 _UNIT_PIECES = re.compile(

@@ -22,7 +22,9 @@ to fire only on a specific pattern:
    answer or the step names the other quantity ("area", "perimeter");
 2. percentages: the question gives p% (p never appears as a plain number) and a step
    combines p itself with another quantity without /100 (10% of $12 computed as 12 × 10);
-3. reference operations: a correct computation uses exactly the operands of a reference
+3. wrong operation (`wrong_operation`): `a op b = c` is false but c is exactly another operation
+   on a and b (`12 × 4 = 16`), and not also a near miss of the right result;
+4. reference operations: a correct computation uses exactly the operands of a reference
    computation but a different operation and gets a result the reference never has
    (20 + 12 where the reference computes 20 − 12).
 """
@@ -39,11 +41,14 @@ from .steps import split_sentences
 
 __all__ = [
     "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
-    "equation_checks", "logic_checks",
+    "equation_checks", "logic_checks", "wrong_operation", "other_base_links",
 ]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
 _BASE_RE = re.compile(r"\bbase[- ]?\$?\{?\d|_\{?\d{1,2}\}?(?![\d])")
+_BASE_NUMBER_RE = re.compile(r"\bbase[- ]?\$?\{?(\d{1,2}|[a-z]+)\b|_\{?(\d{1,2})\}?(?!\d)", re.IGNORECASE)
+# "If $a*b=a^2+ab-b^2$, find $3*2$": the question defines `*` by an equation between letters
+_STAR_DEFINITION = re.compile(r"(?<![\w\\])[a-zA-Z]\s*(?:\*|\\star|\\ast)\s*[a-zA-Z](?!\w)\s*=")
 _CUSTOM_OP_RE = re.compile(r"\boperations?\b|\bdefined?\b|\bfor all\b", re.IGNORECASE)
 
 
@@ -57,10 +62,22 @@ class QuestionInfo:
     target: str = ""
     numbers: set = field(default_factory=set)  # plain numbers given (abs values)
     percents: set = field(default_factory=set)  # p for every "p%" / "p percent" given
+    word_numbers: set = field(default_factory=set)  # numbers written as words ("five jackets"): percent check only
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
+    bases: set = field(default_factory=set)  # the number bases the question names ("base 7", "_6", "base six")
     word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
+
+
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+     "dozen": 12, "twice": 2, "double": 2, "triple": 3}
+_NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
 def question_info(question: str) -> QuestionInfo:
@@ -77,6 +94,8 @@ def question_info(question: str) -> QuestionInfo:
             info.percents.add(abs(tok.value * 100))
         else:
             info.numbers.add(abs(tok.value))
+    for m in _NUMBER_WORD_RE.finditer(q):  # "five jackets": a given 5 (not a 5% misused)
+        info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()]))
     for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE):
         info.percents.add(Fraction(m.group(1)))
         info.numbers.discard(Fraction(m.group(1)))
@@ -88,8 +107,14 @@ def question_info(question: str) -> QuestionInfo:
         info.wants = "circumference" if circle and "perimeter" not in t else "perimeter"
     elif re.search(r"\barea\b", t) and "surface" not in t:
         info.wants = "circle_area" if circle else "area"
-    info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q))
+    info.opaque_star = ("*" in q or "\\star" in q or "\\ast" in q) and bool(_CUSTOM_OP_RE.search(q) or _STAR_DEFINITION.search(q))
     info.other_base = bool(_BASE_RE.search(q)) and "base" in q.lower()
+    if info.other_base:
+        for m in _BASE_NUMBER_RE.finditer(q):
+            b = m.group(1) or m.group(2)
+            b = int(b) if b.isdigit() else _NUMBER_WORDS.get(b.lower(), 0)
+            if 2 <= b <= 36 and b != 10:
+                info.bases.add(b)
     info.word_problem = not _MATH_QUESTION.search(q)
     return info
 
@@ -154,6 +179,8 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[i
             r = abs(comp.result)
             if r == 0 or i + 1 >= n or comp.ok is False or not comp.operands:
                 continue  # a wrong result that is not reused is a slip (d5), not a stale value
+            if "^" in comp.ops or "!" in comp.ops:
+                continue  # 12^2 = 144 names a new quantity (a square, a count), it does not update 12
             kr = _key(r)
             if last_seen.get(kr, -1) > i or kr == final_key or first_seen.get(kr, n) < i:
                 continue  # used later, the answer, or used before it was computed (an order problem: d3)
@@ -207,18 +234,132 @@ def formula_errors(
         ref_index.setdefault(_signature(rc.operands), []).append(rc)
     for i, sm in enumerate(maths):
         low = steps[i].lower()
+        for link in sm.links:
+            msg = wrong_operation(link)
+            if msg is not None:
+                flags.append((i, f"formula error: {msg}"))
         for comp in sm.computations:
             r = abs(comp.result)
             is_answer = final is not None and _same(r, final)
             msg = _geometry(comp, q, low, is_answer)
             if msg is None:
-                msg = _percent(comp, q, computed_before)
+                msg = _percent(comp, q, computed_before, low)
             if msg is None and ref_comps:
                 msg = _reference_operation(comp, ref_comps, ref_index)
             if msg is not None:
                 flags.append((i, f"formula error: {msg}"))
             computed_before.append(r)
     return flags
+
+
+# the operators a two-operand computation is written with, read as + - * /
+_OP_NAMES = {"+": "+", "-": "-", "−": "-", "–": "-", "*": "*", "×": "*", "x": "*", "·": "*", "\\times": "*",
+             "\\cdot": "*", "/": "/", "÷": "/", "\\div": "/"}
+_OP_SHOW = {"+": "+", "-": "−", "*": "×", "/": "÷"}
+
+
+def _apply(op: str, a: Fraction, b: Fraction) -> Optional[Fraction]:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    return a / b if b != 0 else None
+
+
+def _near_miss(c: Fraction, v: Fraction) -> bool:
+    """Could c be a slip for the value v (one wrong digit, two digits swapped, off by 1, 2 or 10, a
+    factor of 10)? Then `3 × 2 = 5` stays an arithmetic slip although 3 + 2 = 5."""
+    d = abs(c - v)
+    if d <= 2 or d == 10 or c == v * 10 or c * 10 == v:
+        return True
+    sc, sv = fmt_number(abs(c)), fmt_number(abs(v))
+    if len(sc) != len(sv) or (c < 0) != (v < 0):
+        return False
+    diff = [k for k in range(len(sc)) if sc[k] != sv[k]]
+    if len(diff) == 1:
+        return True
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and sc[diff[0]] == sv[diff[1]] and sc[diff[1]] == sv[diff[0]]
+
+
+def wrong_operation(link) -> Optional[str]:
+    """`a op b = c` is false, but c is exactly what another operation gives on the same operands
+    (`12 × 4 = 16` is 12 + 4; `20 − 8 = 160` is 20 × 8): a wrong operation, a formula-level error
+    (d5 1.0), not a slip of the result. Only for two literal operands and one operator, when the
+    other operation's result differs from the written one's and c is not also a near miss of the
+    right result (`3 × 2 = 5` is a slip, 5 being both 3 + 2 and 6 − 1)."""
+    if link.kind != "arith" or link.status != "mismatch" or link.approx:
+        return None
+    lhs, rhs = link.lhs, link.rhs
+    if rhs.single_num is None or rhs.value is None or lhs.value is None or lhs.has_pct or rhs.has_pct:
+        return None
+    if len(lhs.operands) != 2 or len(lhs.ops) != 1:
+        return None
+    op = _OP_NAMES.get(next(iter(lhs.ops)))
+    if op is None or lhs.text.lstrip().startswith(("-", "−", "(")):
+        return None
+    a, b = lhs.operands
+    if _apply(op, a, b) != lhs.value:
+        return None  # not plainly `a op b` (brackets, signs, more terms): leave it a slip
+    right, c = lhs.value, rhs.value
+    if c == right or _near_miss(c, right):
+        return None
+    for other in ("+", "-", "*", "/"):
+        v = _apply(other, a, b)
+        if other == op or v is None or v == right or v != c:
+            continue
+        shown = f"{fmt_number(a)} {_OP_SHOW[other]} {fmt_number(b)}"
+        return (f"wrong operation: {link.text}: {rhs.text} is {shown}, the operation is wrong "
+                f"({lhs.text} = {fmt_number(right)})")
+    return None
+
+
+def other_base_links(sm: StepMath, q: QuestionInfo) -> StepMath:
+    """In a problem about other number bases, `1+6=10` may be base 7. Keep only the plain arithmetic
+    links (two literal sides, no symbols) and call one wrong only when it is false in base 10 and in
+    every base the question names (`83-72=10` has an 8: it cannot be base 6). Without a named base,
+    or for anything else (symbols, SymPy, units), nothing is checked, as before."""
+    if not q.bases:
+        kept = []
+    else:
+        kept = [link for link in sm.links if _base10_only(link, q.bases)]
+    if len(kept) < len(sm.links):
+        sm.notes.append("note: the problem uses another number base; arithmetic not checked"
+                        + (" except equations false in base 10 and in every base it names" if kept else ""))
+    sm.links = kept
+    sm.computations = []
+    return sm
+
+
+def _base10_only(link, bases: set) -> bool:
+    if link.kind != "arith" or link.status not in ("ok", "mismatch") or link.lhs.node is None or link.rhs.node is None:
+        return False
+    if link.status == "ok":
+        return True
+    for b in bases:
+        try:
+            lv, rv = _in_base(link.lhs.node, b), _in_base(link.rhs.node, b)
+        except ValueError:
+            continue  # a digit ≥ b, a decimal point: not a base-b numeral
+        try:
+            if eval_exact(lv) == eval_exact(rv):
+                return False  # true in base b: "1+6=10" in base 7
+        except Exception:  # noqa: BLE001 - not evaluable in base b: no evidence either way
+            return False
+    return True
+
+
+def _in_base(node, b: int):
+    """The AST with every integer literal read as a base-b numeral (ValueError if one cannot be)."""
+    if node[0] == "num":
+        text = node[2].text if len(node) > 2 and node[2] is not None else str(node[1])
+        if not text.isdigit():
+            raise ValueError(text)
+        return ("num", Fraction(int(text, b)), node[2] if len(node) > 2 else None)
+    if node[0] in ("var", "const"):
+        raise ValueError(node[0])
+    return (node[0],) + tuple(_in_base(c, b) if isinstance(c, tuple) and c and isinstance(c[0], str) else c for c in node[1:])
 
 
 def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> Optional[str]:
@@ -243,14 +384,25 @@ def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> 
     return None
 
 
-def _percent(comp: Computation, q: QuestionInfo, computed_before: list[Fraction]) -> Optional[str]:
+# unit conversion factors and the unit words that explain them: "2*60 = 120 minutes" converts hours,
+# it does not misuse a "60% longer" of the question
+_CONVERSIONS = {
+    60: ("minute", "second", "hour", "min", "sec"), 24: ("hour", "day"), 7: ("day", "week"), 52: ("week", "year"),
+    12: ("month", "year", "dozen", "inch", "feet", "foot"), 365: ("day", "year"), 1000: ("gram", "meter", "ml", "liter", "litre"),
+    3: ("feet", "foot", "yard"), 16: ("ounce", "pound", "oz"), 4: ("quart", "gallon", "quarter"),
+}
+
+
+def _percent(comp: Computation, q: QuestionInfo, computed_before: list[Fraction], low: str = "") -> Optional[str]:
     if not q.percents or len(comp.operands) != 2 or "/" in comp.ops or not comp.ops:
         return None
     if any(_same(x, Fraction(100)) for x in comp.operands):
         return None
     for p in q.percents:
-        if p in (0, 100) or _in(p, q.numbers) or _in(p, computed_before):
+        if p in (0, 100) or _in(p, q.numbers) or _in(p, q.word_numbers) or _in(p, computed_before):
             continue
+        if p.denominator == 1 and any(u in low for u in _CONVERSIONS.get(int(p), ())):
+            continue  # a unit conversion named in the step ("5*60 = 300 seconds")
         if _in(p, comp.operands):
             other = [x for x in comp.operands if not _same(x, p)]
             if other and _in(other[0], q.numbers | set(computed_before)):
@@ -336,6 +488,19 @@ def _holds_with_definitions(link, definitions: dict) -> bool:
     return True
 
 
+def _pair_definition(link) -> Optional[tuple[str, tuple]]:
+    """`xy = c` -> (y, c / x); `x + y = c` -> (y, c − x): one symbol in terms of the other."""
+    if link.kind != "algebra" or link.status not in ("equation", "assign") or link.lhs.node is None or link.rhs.node is None:
+        return None
+    node = link.lhs.node
+    if node[0] != "bin" or node[1] not in ("*", "+") or node[2][0] != "var" or node[3][0] != "var" or node[2][1] == node[3][1]:
+        return None
+    if _node_vars(link.rhs.node):
+        return None
+    inverse = "/" if node[1] == "*" else "-"
+    return node[3][1], ("bin", inverse, link.rhs.node, node[2])
+
+
 def _node_vars(node) -> set:
     if node is None:
         return set()
@@ -416,6 +581,13 @@ def equation_checks(
         for link in sm.links
         if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None
     }
+    # a given product or sum of two symbols (`xy = -5`, `a + b = 7`) pins one symbol to the other:
+    # `12xy = 12(-5)` substitutes it, it is no wrong rewrite
+    for sm in maths:
+        for link in sm.links:
+            pair = _pair_definition(link)
+            if pair is not None and pair[0] not in definitions:
+                definitions[pair[0]] = pair[1]
     withdrawn = set()
     for i, sm in enumerate(maths):
         for link in sm.links:

@@ -41,10 +41,12 @@ from .checks import (
     equation_checks,
     formula_errors,
     logic_checks,
+    other_base_links,
     question_equations,
     question_info,
     ref_dependencies,
     value_flow,
+    wrong_operation,
 )
 from .config import VERIFIER_VERSION, VerifierConfig
 from .embedding import Embedder, LRUCache, embedder_from_config, text_key
@@ -283,15 +285,14 @@ class MathVerifier:
 
     def _step_math(self, step: str, q: QuestionInfo) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
-        key = text_key(step, "*" if q.opaque_star else "", "b" if q.other_base else "")
+        # the bases are part of the key: other_base_links reads the same step differently per base
+        key = text_key(step, "*" if q.opaque_star else "", "b" + ",".join(map(str, sorted(q.bases))) if q.other_base else "")
         sm = self._step_cache.get(key)
         if sm is not None:
             return sm
         sm = analyse_step(step, opaque_star=q.opaque_star)
         if q.other_base and sm.links:
-            sm.links = []
-            sm.computations = []
-            sm.notes.append("note: the problem uses another number base; arithmetic not checked")
+            sm = other_base_links(sm, q)  # only equations false in base 10 and in the question's bases
         self._step_cache.put(key, sm)
         return sm
 
@@ -460,6 +461,8 @@ class MathVerifier:
                         continue  # values assigned later satisfy it: an equation being solved
                     algebra_slips += 1
                     w.flag(i, "algebra slip", w.link_notes.get(id(link)) or link.note or f"algebra slip: {link.text}")
+                elif status == link.status and wrong_operation(link) is not None:
+                    continue  # a wrong operation (`12 × 4 = 16`): a formula error, flagged by formula_errors
                 else:
                     slips += 1
                     w.flag(i, "arithmetic slip", _slip_message(link, L, R))
