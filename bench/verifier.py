@@ -412,7 +412,7 @@ def main() -> None:
     ap.add_argument("--inject-seed", type=int, default=0, help="InjectConfig.seed of the validation pool")
     ap.add_argument("--inject-skip", type=int, default=0, help="leave out the first N references of each train set "
                     "(held-out slice; the rules were developed on seed 0, MATH train references < 3000)")
-    ap.add_argument("--inject-only", action="store_true", help="run only the --inject validation (no throughput runs)")
+    ap.add_argument("--inject-only", action="store_true", help="run only the --inject validation and the --audit (no throughput runs)")
     args = ap.parse_args()
 
     import numpy as np
@@ -435,8 +435,11 @@ def main() -> None:
     warm_items, _ = workload(5000, 3, seed=1)  # different problems: warms torch/tokenizer, not the cache
     verifier.verify_batch(warm_items)
     if args.inject_only:
-        inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched,
-                    seed=args.inject_seed, skip=args.inject_skip)
+        if args.inject:
+            inject_eval(verifier, args.inject, args.inject_variants, args.algebra_rows, args.arith_rows, args.untouched,
+                        seed=args.inject_seed, skip=args.inject_skip)
+        if args.audit:  # `--inject-only --audit N` (with or without --inject): the audit runs too
+            audit(args.audit)
         return
 
     if args.warehouse:
