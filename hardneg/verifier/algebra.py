@@ -359,10 +359,12 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     except (NotPolynomial, a._NeedsSymbolic, a._ParseError):
         cleared = _cleared(lhs_node, rhs_node)
         if cleared is not None:
-            # rational functions: compare N1·D2 with N2·D1 by the same rules
+            # rational functions: compare N1·D2 with N2·D1 (or N1 with N2 over one denominator) by the same rules
             pl, pr = cleared
-            lhs_node, rhs_node = lhs_node, rhs_node
-            return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+            verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+            if verdict[0] == "mismatch" and verdict[2] and "the sides differ by" in verdict[2] and _same_denominator(lhs_node, rhs_node):
+                verdict = (verdict[0], verdict[1], verdict[2].replace("the sides differ by", "over the same denominator the numerators differ by"), *verdict[3:])
+            return verdict
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
         return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
     return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
@@ -398,11 +400,27 @@ def _to_frac(node):
     return to_poly(node), one
 
 
+def _same_denominator(lhs_node, rhs_node) -> bool:
+    a = _arith()
+    try:
+        d1, d2 = _to_frac(lhs_node)[1], _to_frac(rhs_node)[1]
+    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+        return False
+    return _ratio(d1, d2) is not None and bool(symbols(d1))
+
+
 def _cleared(lhs_node, rhs_node):
     a = _arith()
     try:
         n1, d1 = _to_frac(lhs_node)
         n2, d2 = _to_frac(rhs_node)
+        k = _ratio(d1, d2)
+        if k is not None:
+            # the same denominator (up to a constant) on both sides: N1/D = N2/D holds exactly when
+            # N1 = N2 (poles aside), so the numerators are compared as they are written — cross-
+            # multiplying would turn a constant slip (`(5 − x)/(x − 3) = (−x − 5)/(x − 3)`) into a
+            # product that reads as an equation
+            return n1, {m: c * k for m, c in n2.items()}
         return _mul(n1, d2), _mul(n2, d1)
     except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
         return None
@@ -418,11 +436,29 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         if no_solution:
             return "equation", None, None, diff, False
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if COMPLEX["on"] and symbols(diff) <= {"i"}:
+        # `(x − 2 − i)(x − 2 + i) = (x − 2)^2 − i^3`: with i the imaginary unit the sides differ by
+        # a complex constant (1 − i) for every x, so no value satisfies it: not an equation anybody solves
+        if no_solution:
+            return "equation", None, None, diff, False
+        note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by "
+                f"{fmt_poly(diff)} for every value)")
+        return "mismatch", "algebra", note, diff, False
     sl, sr = symbols(pl), symbols(pr)
     if sl == sr and len(diff) == 1 and not no_solution:
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
         # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if (sl < sr or sr < sl) and len(diff) == 1 and not no_solution and len(pl) + len(pr) > 2:
+        # `x + y + z = x + z`, `\frac12(2u)(u − v) = u^2`: one side holds a symbol the other lacks and
+        # the sides differ by that single term; as an equation it would only say y = 0 (or uv = 0),
+        # which a solution states as such, not as two expressions. A term dropped or mis-multiplied.
+        # Tentative: a solution whose own values satisfy it (it does set y = 0) keeps it an equation
+        (m, _), = diff.items()
+        term = fmt_poly({m: Fraction(1)})
+        note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by the single "
+                f"term {fmt_poly(diff)}; a term with {term} seems dropped or wrong)")
+        return "mismatch", "algebra", note, diff, True
     if sl & sr and not no_solution and len(diff) > 1:
         k = _proportional(pl, pr)
         if k is not None:
@@ -565,6 +601,14 @@ def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[s
     return None
 
 
+def _ratio(p: Poly, q: Poly) -> Optional[Fraction]:
+    """k when p = k·q for a nonzero constant k (any k, including 1), both nonzero."""
+    if not p or set(p) != set(q):
+        return None
+    ratios = {c / q[m] for m, c in p.items()}
+    return next(iter(ratios)) if len(ratios) == 1 else None
+
+
 def _proportional(p: Poly, q: Poly) -> Optional[Fraction]:
     """k when p = k·q (k ≠ 0, 1) and both are non-constant with the same monomials."""
     if set(p) != set(q) or not p or _const(p) is not None:
@@ -637,3 +681,178 @@ def _vars(node) -> set:
         if isinstance(c, tuple) and c and isinstance(c[0], str):
             out |= _vars(c)
     return out
+
+
+# --------------------------------------------------------------------------- whole chains
+# A chain `S0 = S1 = … = Sn` names one quantity in every side. A link of it may still be an
+# equation (`|n + 6| = n + 6 = 2 − n`), so a single link that is not an identity proves nothing
+# on its own; but when the two neighbours of a side are the *same function* (S(k−1) ≡ S(k+1)) and
+# that side is not, the chain itself shows the slip: whatever S(k−1) = S(k) meant, S(k) = S(k+1)
+# would have to undo it exactly. Checked numerically (√, π, functions of a symbol included), so
+# it also covers the links SymPy only evaluates at points.
+
+NUM_POINTS = 3
+NUM_TOL = 1e-9
+MAX_NUM_DEPTH = 200  # a deeper AST is not evaluated (recursion guard)
+_FUNCS = {
+    "sin": "sin", "cos": "cos", "tan": "tan", "log": "log", "ln": "log", "exp": "exp",
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+}
+
+
+class _NoValue(Exception):
+    """Not evaluable numerically here (an unknown function, an overflow, a huge exponent)."""
+
+
+def num_eval(node, env: dict, depth: int = 0) -> complex:
+    """Floating (complex) value of an arith AST at `env` (symbol -> value). Principal branches;
+    raises _NoValue when the value is not a finite number or the expression is too deep."""
+    import cmath
+    import math
+
+    if depth > MAX_NUM_DEPTH:
+        raise _NoValue("too deep")
+    kind = node[0]
+    try:
+        if kind == "num":
+            return complex(float(node[1]))
+        if kind == "var":
+            if node[1] not in env:
+                raise _NoValue(node[1])
+            return env[node[1]]
+        if kind == "const":
+            if node[1] in ("pi", "\\pi", "π"):
+                return complex(math.pi)
+            if node[1] == "e":
+                return complex(math.e)
+            raise _NoValue(str(node[1]))
+        if kind == "neg":
+            return -num_eval(node[1], env, depth + 1)
+        if kind == "bin":
+            x = num_eval(node[2], env, depth + 1)
+            y = num_eval(node[3], env, depth + 1)
+            op = node[1]
+            if op == "+":
+                v = x + y
+            elif op == "-":
+                v = x - y
+            elif op == "*":
+                v = x * y
+            elif op == "/":
+                if y == 0:
+                    raise _NoValue("pole")
+                v = x / y
+            elif op == "^":
+                if abs(y) > MAX_SYM_EXPONENT or (x == 0 and y.real <= 0):
+                    raise _NoValue("power")
+                if y.imag == 0 and y.real == int(y.real):
+                    v = x ** int(y.real)
+                else:
+                    v = x**y
+            else:
+                raise _NoValue(op)
+        elif kind == "sqrt":
+            k = 2 if node[2] is None else num_eval(node[2], env, depth + 1)
+            if k == 0:
+                raise _NoValue("root")
+            x = num_eval(node[1], env, depth + 1)
+            v = x ** (1 / k)
+        elif kind == "fact":
+            x = num_eval(node[1], env, depth + 1)
+            if x.imag != 0 or x.real > 170 or x.real < 0:
+                raise _NoValue("factorial")
+            v = complex(math.gamma(x.real + 1))
+        elif kind == "func":
+            name = _FUNCS.get(str(node[1]).lstrip("\\"))
+            if name is None:
+                raise _NoValue(str(node[1]))
+            v = getattr(cmath, name)(num_eval(node[2], env, depth + 1))
+        else:
+            raise _NoValue(kind)
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError) as exc:
+        raise _NoValue(str(exc)) from None
+    if not (math.isfinite(v.real) and math.isfinite(v.imag)):
+        raise _NoValue("not finite")
+    return v
+
+
+def _points(names, seed_text: str, imaginary: bool):
+    rng = random.Random(seed_text)
+    for _ in range(NUM_POINTS * 3):
+        env = {v: complex(rng.uniform(0.6, 2.9)) for v in names}
+        if imaginary and "i" in env:
+            env["i"] = 1j
+        yield env
+
+
+def same_function(a_node, b_node, imaginary: bool = False) -> Optional[bool]:
+    """Are two expressions equal for every value of their symbols? Numerically at NUM_POINTS random
+    points (relative tolerance NUM_TOL): True / False, None when not evaluable at enough points."""
+    names = sorted(_vars(a_node) | _vars(b_node))
+    hits = []
+    for env in _points(names, f"{a_node!r}|{b_node!r}", imaginary):
+        try:
+            x, y = num_eval(a_node, env), num_eval(b_node, env)
+        except (_NoValue, RecursionError):
+            continue
+        hits.append(abs(x - y) <= NUM_TOL * max(1.0, abs(x), abs(y)))
+        if len(hits) == NUM_POINTS:
+            break
+    if len(hits) < NUM_POINTS:
+        return None
+    return all(hits)
+
+
+def _chains(sm) -> list[list]:
+    """The links of one step grouped into chains (link k's left side is link k−1's right side)."""
+    out: list[list] = []
+    for link in sm.links:
+        if out and out[-1][-1].rhs is link.lhs:
+            out[-1].append(link)
+        else:
+            out.append([link])
+    return [c for c in out if len(c) >= 2]
+
+
+def _side_node(side):
+    if side.node is not None:
+        return side.node
+    return ("num", side.value, None) if side.value is not None else None
+
+
+def chain_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for each chain side that breaks a chain whose neighbours agree (see above)."""
+    flags: list[tuple[int, str]] = []
+    for i, sm in enumerate(maths):
+        for chain in _chains(sm):
+            sides = [chain[0].lhs] + [link.rhs for link in chain]
+            for k in range(1, len(sides) - 1):
+                before, mid, after = sides[k - 1], sides[k], sides[k + 1]
+                nb, nm, na = _side_node(before), _side_node(mid), _side_node(after)
+                if nb is None or nm is None or na is None:
+                    continue
+                if not (_vars(nb) and _vars(na)):
+                    continue  # the agreeing neighbours must be expressions in a symbol, not numbers
+                verdict = _breaks(nb, nm, na)
+                if verdict:
+                    flags.append((i, f"algebra slip: {mid.text} breaks the chain {before.text} = {mid.text} = {after.text}: "
+                                     f"{before.text} and {after.text} are equal for every value, {mid.text} is not"))
+                    break
+    return flags
+
+
+def _breaks(before, mid, after) -> bool:
+    """S(k−1) ≡ S(k+1) but S(k) differs from them, under every reading of `i` (a symbol or √−1)."""
+    readings = (False, True) if "i" in (_vars(before) | _vars(mid) | _vars(after)) else (False,)
+    bracket = False
+    for imaginary in readings:
+        if same_function(before, after, imaginary):
+            bracket = True
+        if same_function(before, mid, imaginary) is not False:
+            return False
+    return bracket
+
+
+def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """Algebra slips that only the solution as a whole shows (core.py adds them to d5)."""
+    return chain_checks(maths, steps)
