@@ -365,9 +365,74 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
             if verdict[0] == "mismatch" and verdict[2] and "the sides differ by" in verdict[2] and _same_denominator(lhs_node, rhs_node):
                 verdict = (verdict[0], verdict[1], verdict[2].replace("the sides differ by", "over the same denominator the numerators differ by"), *verdict[3:])
             return verdict
+        if (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)) and lv and rv and not COMPLEX["on"]:
+            verdict = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution)
+            if verdict is not None:
+                return verdict
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
         return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
     return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+
+
+def _symbol_exponent(node) -> bool:
+    """Does a symbol stand in an exponent (`2^{3n}`, `(5^3)^x`)?"""
+    a = _arith()
+    if node[0] == "bin" and node[1] == "^" and a.has_var(node[3]):
+        return True
+    return any(_symbol_exponent(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution):
+    """Links with a symbol in an exponent (`4^n = 2^{2n}`), compared through logarithms.
+
+    Exact evaluation cannot reach them (2^{3n} at a random rational n), but at small real points
+    the logarithm of each side is cheap: D = ln(lhs) − ln(rhs). An identity has D ≡ 0. If D is a
+    nonzero constant (`2^{n−3} = 2^{n+3}`: the sides differ by a factor 2^6 for every n) no value
+    satisfies the link, so it is no equation anybody solves: a slip. If D is c·n in one symbol
+    (`(2^2)^x = 2^{3x}`, `2^{2n} = (2^n)^3`) it would only say n = 0, which no solution derives
+    that way: a slip too, tentatively (withdrawn when the solution's own values satisfy it).
+    `5^{x+4} = 5^{3x}` (D = (4 − 2x)·ln 5) is an equation being solved: not flagged.
+    None when the sides cannot be evaluated (then the caller's rules apply)."""
+    import cmath
+
+    names = sorted(_vars(lhs_node) | _vars(rhs_node))
+    rng = random.Random(f"{lhs_text}={rhs_text}")
+    pts = []
+    for _ in range(NUM_POINTS * 3):
+        env = {v: complex(rng.uniform(0.6, 2.9)) for v in names}
+        try:
+            lv_, rv_ = num_eval(lhs_node, env), num_eval(rhs_node, env)
+        except (_NoValue, RecursionError):
+            continue
+        if lv_ == 0 or rv_ == 0 or abs(lv_.imag) > 1e-12 * abs(lv_) or abs(rv_.imag) > 1e-12 * abs(rv_):
+            continue
+        if (lv_.real > 0) != (rv_.real > 0):
+            pts.append((env, None))  # opposite signs: not equal here, and not a power identity
+            continue
+        pts.append((env, (cmath.log(abs(lv_.real)) - cmath.log(abs(rv_.real))).real))
+        if len(pts) == NUM_POINTS + 1:
+            break
+    if len(pts) < NUM_POINTS + 1 or any(d is None for _, d in pts):
+        return None
+    ds = [d for _, d in pts]
+    tol = NUM_TOL * 100
+    if all(abs(d) <= tol for d in ds):
+        return "ok", "algebra", None, None, False
+    if no_solution:
+        return "equation", None, None, None, False
+    if all(abs(d - ds[0]) <= tol * max(1.0, abs(ds[0])) for d in ds):
+        factor = cmath.exp(ds[0]).real
+        note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the left side is "
+                f"{factor:.6g} times the right side for every value)")
+        return "mismatch", "algebra", note, None, False
+    if len(names) == 1:
+        (x,) = names
+        ratios = [d / env[x].real for env, d in pts]
+        if all(abs(r - ratios[0]) <= tol * max(1.0, abs(ratios[0])) for r in ratios):
+            note = (f"algebra slip (exponent): {lhs_text} = {rhs_text} is not an identity (the exponents "
+                    f"disagree; the sides are equal only at {x} = 0)")
+            return "mismatch", "algebra", note, None, True
+    return None
 
 
 def _to_frac(node):
@@ -831,8 +896,10 @@ def chain_checks(maths, steps=None) -> list[tuple[int, str]]:
                 nb, nm, na = _side_node(before), _side_node(mid), _side_node(after)
                 if nb is None or nm is None or na is None:
                     continue
-                if not (_vars(nb) and _vars(na)):
-                    continue  # the agreeing neighbours must be expressions in a symbol, not numbers
+                if not (_vars(nb) and _vars(na) and _vars(nm)):
+                    # all three must be expressions in a symbol: `(a+b)^2 = 9 = a^2 + 2ab + b^2` states an
+                    # equation and then rewrites its left side, which is how a number in the middle reads
+                    continue
                 verdict = _breaks(nb, nm, na)
                 if verdict:
                     flags.append((i, f"algebra slip: {mid.text} breaks the chain {before.text} = {mid.text} = {after.text}: "
