@@ -922,4 +922,196 @@ def _breaks(before, mid, after) -> bool:
 
 def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
     """Algebra slips that only the solution as a whole shows (core.py adds them to d5)."""
-    return chain_checks(maths, steps)
+    return chain_checks(maths, steps) + root_checks(maths, steps) + factor_root_checks(maths, steps)
+
+
+# --------------------------------------------------------------------------- solution sets
+# Equations being solved are checked by what they *mean*: the set of values that satisfy them.
+# In a chain `S0 = S1 = … = c` (or `c = S0 = S1 = …`) every side equals c at every solution, so
+# a rewrite S(k−1) = S(k) must keep the roots: S(k−1) − c and S(k) − c vanish at the same values.
+# A link such as `x^2 − x − 6 = (x + 3)(x + 2) = 0` (the roots 3, −2 against −3, −2) cannot be
+# rescued by reading it as an equation, whatever values the solution assigns afterwards.
+# (Univariate polynomials only, exact: the root sets are compared through the square-free parts,
+# rad(P) = P / gcd(P, P'), so multiplicities do not matter: `(x − 2)^2 = 0` and `x − 2 = 0` agree.)
+
+MAX_ROOT_DEGREE = 32
+
+
+def _univariate(p: Poly) -> Optional[tuple[str, list]]:
+    """(x, dense coefficients, lowest degree first) for a polynomial in one symbol (or a constant)."""
+    syms = symbols(p)
+    if len(syms) > 1 or (COMPLEX["on"] and "i" in syms):
+        return None
+    x = next(iter(syms)) if syms else ""
+    deg = degree(p)
+    if deg > MAX_ROOT_DEGREE:
+        return None
+    coeffs = [Fraction(0)] * (deg + 1)
+    for m, c in p.items():
+        coeffs[sum(e for _, e in m)] = Fraction(c)
+    return x, coeffs
+
+
+def _trim(a: list) -> list:
+    while a and a[-1] == 0:
+        a = a[:-1]
+    return a
+
+
+def _pmod(a: list, b: list) -> list:
+    a = _trim(list(a))
+    b = _trim(b)
+    while len(a) >= len(b) and a:
+        f = a[-1] / b[-1]
+        shift = len(a) - len(b)
+        for k, c in enumerate(b):
+            a[k + shift] -= f * c
+        a = _trim(a)
+    return a
+
+
+def _pdiv(a: list, b: list) -> list:
+    a = _trim(list(a))
+    b = _trim(b)
+    q = [Fraction(0)] * max(1, len(a) - len(b) + 1)
+    while len(a) >= len(b) and a:
+        f = a[-1] / b[-1]
+        shift = len(a) - len(b)
+        q[shift] = f
+        for k, c in enumerate(b):
+            a[k + shift] -= f * c
+        a = _trim(a)
+    return _trim(q)
+
+
+def _pgcd(a: list, b: list) -> list:
+    a, b = _trim(a), _trim(b)
+    while b:
+        a, b = b, _pmod(a, b)
+    return [c / a[-1] for c in a] if a else a
+
+
+def _radical(a: list) -> list:
+    """Square-free part, monic: the same roots, each once."""
+    a = _trim(a)
+    if len(a) <= 1:
+        return a
+    da = [k * c for k, c in enumerate(a)][1:]
+    g = _pgcd(a, da)
+    r = _pdiv(a, g) if len(g) > 1 else a
+    return [c / r[-1] for c in r]
+
+
+def same_roots(p: Poly, q: Poly) -> Optional[bool]:
+    """Do p = 0 and q = 0 have the same solutions (over ℂ)? None when not two univariate
+    polynomials in the same symbol of positive degree."""
+    up, uq = _univariate(p), _univariate(q)
+    if up is None or uq is None or not up[0] or up[0] != uq[0]:
+        return None
+    if len(_trim(up[1])) <= 1 or len(_trim(uq[1])) <= 1:
+        return None
+    return _radical(up[1]) == _radical(uq[1])
+
+
+def root_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a rewrite inside a chain that ends (or starts) in a number and changes
+    the roots (see above)."""
+    a = _arith()
+    flags: list[tuple[int, str]] = []
+    for i, sm in enumerate(maths):
+        for chain in _chains(sm):
+            sides = [chain[0].lhs] + [link.rhs for link in chain]
+            for ends, inner in ((sides[-1], sides[:-1]), (sides[0], sides[1:])):
+                if ends.free or ends.value is None or len(inner) < 2:
+                    continue
+                c = ends.value
+                polys = []
+                for side in inner:
+                    try:
+                        polys.append(poly_sub(to_poly(side.node), {(): c} if c else {}) if side.node is not None and side.free else None)
+                    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+                        polys.append(None)
+                for k in range(1, len(inner)):
+                    p, q = polys[k - 1], polys[k]
+                    if p is None or q is None or not poly_sub(p, q):
+                        continue
+                    if same_roots(p, q) is False:
+                        x = next(iter(symbols(p)))
+                        flags.append((i, f"algebra slip: {inner[k - 1].text} = {inner[k].text} = {ends.text} changes the "
+                                         f"solutions: {inner[k - 1].text} = {ends.text} and {inner[k].text} = {ends.text} "
+                                         f"do not have the same roots in {x}"))
+                        break
+                else:
+                    continue
+                break
+    return flags
+
+
+def _bindings(maths) -> dict:
+    """symbol -> values the solution assigns (`x = 3`) or solves a linear equation for."""
+    a = _arith()
+    out: dict = {}
+    for sm in maths:
+        for link in sm.links:
+            if link.kind != "algebra" or link.status not in ("assign", "equation"):
+                continue
+            if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and not link.rhs.free:
+                if link.rhs.value is not None:
+                    out.setdefault(link.lhs.node[1], []).append(link.rhs.value)
+                continue
+            sol = linear_solution(link.diff) if link.diff is not None else None
+            if sol is not None:
+                out.setdefault(sol[0], []).append(sol[1])
+    return out
+
+
+def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """A factorization or expansion that is wrong but keeps a root (`x^3 − 3x^2 − 3x − 4 =
+    (x − 4)(x^2 − x + 1)`, later x = 4): the solution's value satisfies it only because both sides
+    vanish there, which says nothing about it being an equation being solved. Such a tentative
+    slip is withdrawn elsewhere (checks.equation_checks: values satisfy it); here it stands when
+    every value the solution gives that symbol makes both sides zero and the link is not
+    introduced as a case or a condition."""
+    from .checks import _CASE_RE  # read only: the same case words as the withdrawal
+
+    a = _arith()
+    flags: list[tuple[int, str]] = []
+    bindings = None
+    for i, sm in enumerate(maths):
+        for link in sm.links:
+            if link.kind != "algebra" or link.status != "mismatch" or not link.tentative or link.diff is None:
+                continue
+            if link.lhs.node is None or link.rhs.node is None or _CASE_RE.search(link.pre):
+                continue
+            if _unexpanded(link.lhs.node) == _unexpanded(link.rhs.node):
+                continue  # a factorization / expansion: one side a product of sums, the other not
+            syms = _vars(link.lhs.node) | _vars(link.rhs.node)
+            if len(syms) != 1:
+                continue
+            if bindings is None:
+                bindings = _bindings(maths)
+            (x,) = syms
+            values = bindings.get(x, [])[:6]
+            if not values:
+                continue
+            zero_only = True
+            for v in values:
+                try:
+                    L, R = a.eval_exact(link.lhs.node, {x: v}), a.eval_exact(link.rhs.node, {x: v})
+                except Exception:  # noqa: BLE001 - not evaluable here: no evidence either way
+                    zero_only = False
+                    break
+                if L == R and L != 0:
+                    zero_only = False  # a value satisfies it with both sides nonzero: an equation being solved
+                    break
+            if zero_only and any(_safe_zero(a, link, x, v) for v in values):
+                flags.append((i, f"algebra slip: {link.text} is not an identity; {x} = {a.fmt_number(values[0]) if len(values) == 1 else 'the values found'} "
+                                 f"only makes both sides 0, which a wrong factorization keeps"))
+    return flags
+
+
+def _safe_zero(a, link, x, v) -> bool:
+    try:
+        return a.eval_exact(link.lhs.node, {x: v}) == 0 == a.eval_exact(link.rhs.node, {x: v})
+    except Exception:  # noqa: BLE001
+        return False
