@@ -853,7 +853,10 @@ def _points(names, seed_text: str, imaginary: bool):
 def same_function(a_node, b_node, imaginary: bool = False) -> Optional[bool]:
     """Are two expressions equal for every value of their symbols? Numerically at NUM_POINTS random
     points (relative tolerance NUM_TOL): True / False, None when not evaluable at enough points."""
-    names = sorted(_vars(a_node) | _vars(b_node))
+    try:
+        names = sorted(_vars(a_node) | _vars(b_node))
+    except RecursionError:
+        return None  # deeper than the parser ever builds: not evaluated
     hits = []
     for env in _points(names, f"{a_node!r}|{b_node!r}", imaginary):
         try:
@@ -921,8 +924,17 @@ def _breaks(before, mid, after) -> bool:
 
 
 def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
-    """Algebra slips that only the solution as a whole shows (core.py adds them to d5)."""
-    return chain_checks(maths, steps) + root_checks(maths, steps) + factor_root_checks(maths, steps)
+    """Algebra slips that only the solution as a whole shows (core.py adds them to d5).
+    Pure Python and bounded: numeric evaluation at a few points, exact polynomial arithmetic
+    within the to_poly guards, gcds of degree ≤ MAX_ROOT_DEGREE; an expression too deep to walk
+    is skipped, never a crash."""
+    out: list[tuple[int, str]] = []
+    for check in (chain_checks, root_checks, factor_root_checks):
+        try:
+            out += check(maths, steps)
+        except RecursionError:
+            continue
+    return out
 
 
 # --------------------------------------------------------------------------- solution sets
@@ -940,8 +952,8 @@ MAX_ROOT_DEGREE = 32
 def _univariate(p: Poly) -> Optional[tuple[str, list]]:
     """(x, dense coefficients, lowest degree first) for a polynomial in one symbol (or a constant)."""
     syms = symbols(p)
-    if len(syms) > 1 or (COMPLEX["on"] and "i" in syms):
-        return None
+    if len(syms) > 1 or "i" in syms:
+        return None  # `i` may be the imaginary unit (the step's reading is not known here)
     x = next(iter(syms)) if syms else ""
     deg = degree(p)
     if deg > MAX_ROOT_DEGREE:
@@ -1027,6 +1039,9 @@ def root_checks(maths, steps=None) -> list[tuple[int, str]]:
                 c = ends.value
                 polys = []
                 for side in inner:
+                    if side.node is not None and "i" in _vars(side.node):
+                        polys.append(None)  # `i` may be √−1: to_poly's reading depends on the step
+                        continue
                     try:
                         polys.append(poly_sub(to_poly(side.node), {(): c} if c else {}) if side.node is not None and side.free else None)
                     except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
@@ -1086,7 +1101,7 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
             if _unexpanded(link.lhs.node) == _unexpanded(link.rhs.node):
                 continue  # a factorization / expansion: one side a product of sums, the other not
             syms = _vars(link.lhs.node) | _vars(link.rhs.node)
-            if len(syms) != 1:
+            if len(syms) != 1 or "i" in syms:
                 continue
             if bindings is None:
                 bindings = _bindings(maths)
