@@ -514,10 +514,12 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
         # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
-    if (sl < sr or sr < sl) and len(diff) == 1 and not no_solution and len(pl) + len(pr) > 2:
+    if (sl < sr or sr < sl) and len(diff) == 1 and not no_solution and len(pl) + len(pr) > 2 and symbols(diff) <= (sl ^ sr):
         # `x + y + z = x + z`, `\frac12(2u)(u − v) = u^2`: one side holds a symbol the other lacks and
         # the sides differ by that single term; as an equation it would only say y = 0 (or uv = 0),
         # which a solution states as such, not as two expressions. A term dropped or mis-multiplied.
+        # Only when that term is made of the extra symbols alone: `(b − 3)x^3 = −3x^3` (b·x^3 apart)
+        # is how coefficients are matched ("which we solve to get b = 0").
         # Tentative: a solution whose own values satisfy it (it does set y = 0) keeps it an equation
         (m, _), = diff.items()
         term = fmt_poly({m: Fraction(1)})
@@ -947,6 +949,9 @@ def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
 # rad(P) = P / gcd(P, P'), so multiplicities do not matter: `(x − 2)^2 = 0` and `x − 2 = 0` agree.)
 
 MAX_ROOT_DEGREE = 32
+# a chain introduced as a case or a trial value is not a derivation
+_TRIAL_RE = __import__("re").compile(
+    r"\b(?:if|when|whenever|suppose|assum\w*|case|unless|plug\w*|substitut\w*|test\w*|try\w*|check\w*)\b", __import__("re").IGNORECASE)
 
 
 def _univariate(p: Poly) -> Optional[tuple[str, list]]:
@@ -1028,10 +1033,16 @@ def same_roots(p: Poly, q: Poly) -> Optional[bool]:
 def root_checks(maths, steps=None) -> list[tuple[int, str]]:
     """(step, reason) for a rewrite inside a chain that ends (or starts) in a number and changes
     the roots (see above)."""
+    from .arith import NO_SOLUTION_CUE
+
     a = _arith()
     flags: list[tuple[int, str]] = []
     for i, sm in enumerate(maths):
+        if steps is not None and i < len(steps) and NO_SOLUTION_CUE.search(steps[i]):
+            continue  # `2t = 3t + 1 = 4t + 2 = 0, which is not possible`: no common root, on purpose
         for chain in _chains(sm):
+            if _TRIAL_RE.search(chain[0].pre):
+                continue  # "if x = −1, then …": a case, not a derivation ("or" here means "equivalently")
             sides = [chain[0].lhs] + [link.rhs for link in chain]
             for ends, inner in ((sides[-1], sides[:-1]), (sides[0], sides[1:])):
                 if ends.free or ends.value is None or len(inner) < 2:
@@ -1050,6 +1061,11 @@ def root_checks(maths, steps=None) -> list[tuple[int, str]]:
                     p, q = polys[k - 1], polys[k]
                     if p is None or q is None or not poly_sub(p, q):
                         continue
+                    na, nb = inner[k - 1].node, inner[k].node
+                    if na[0] == "var" or nb[0] == "var" or max(degree(p), degree(q)) < 2:
+                        continue  # `x = x^3 = −1` evaluates at one value; linear sides are the equation rules' job
+                    if len(to_poly(na)) < 2 and len(to_poly(nb)) < 2:
+                        continue  # `z^6 = z·z^2 = 1`: monomials reduced by a relation (z^3 = 1), not a rewrite
                     if same_roots(p, q) is False:
                         x = next(iter(symbols(p)))
                         flags.append((i, f"algebra slip: {inner[k - 1].text} = {inner[k].text} = {ends.text} changes the "
