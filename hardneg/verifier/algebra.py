@@ -22,7 +22,18 @@ classified here:
   both sides name one quantity, so any difference is a slip, tentatively;
 - both sides hold the same symbols and differ by a single term c·x^k (`2·15·n = 32n`): as an
   equation it would only say x = 0, which nobody derives that way: a coefficient/sign slip;
+- one side holds a symbol the other lacks and the sides differ by a term made of it alone
+  (`x + y + z = x + z`): tentatively a dropped term; with i the imaginary unit, sides that differ
+  by a complex constant are a slip like a real constant; fractions over one denominator compare
+  their numerators; a symbol in an exponent (`(2^2)^x = 2^{3x}`) is compared through logarithms
+  (`_exponential`);
 - anything else (`3x + 5 = x + 11`, `AB^2 + BC^2 = AC^2`): an equation, not flagged here.
+
+Whole-solution checks (`solution_checks`, called by core.py next to checks.equation_checks):
+a chain side whose two neighbours are the same function while it is not (`chain_checks`); a
+rewrite in a chain ending in a number that changes the roots (`root_checks`); a wrong
+factorization that the solution's value satisfies only by making both sides 0
+(`factor_root_checks`). See the sections below for what each leaves alone.
 
 How the verdict is reached, and why it is cheap and bounded: polynomial sides are expanded
 exactly in pure Python (`to_poly`; exponents ≤ MAX_SYM_EXPONENT, ≤ MAX_TERMS terms, the
