@@ -22,7 +22,18 @@ classified here:
   both sides name one quantity, so any difference is a slip, tentatively;
 - both sides hold the same symbols and differ by a single term c·x^k (`2·15·n = 32n`): as an
   equation it would only say x = 0, which nobody derives that way: a coefficient/sign slip;
+- one side holds a symbol the other lacks and the sides differ by a term made of it alone
+  (`x + y + z = x + z`): tentatively a dropped term; with i the imaginary unit, sides that differ
+  by a complex constant are a slip like a real constant; fractions over one denominator compare
+  their numerators; a symbol in an exponent (`(2^2)^x = 2^{3x}`) is compared through logarithms
+  (`_exponential`);
 - anything else (`3x + 5 = x + 11`, `AB^2 + BC^2 = AC^2`): an equation, not flagged here.
+
+Whole-solution checks (`solution_checks`, called by core.py next to checks.equation_checks):
+a chain side whose two neighbours are the same function while it is not (`chain_checks`); a
+rewrite in a chain ending in a number that changes the roots (`root_checks`); a wrong
+factorization that the solution's value satisfies only by making both sides 0
+(`factor_root_checks`). See the sections below for what each leaves alone.
 
 How the verdict is reached, and why it is cheap and bounded: polynomial sides are expanded
 exactly in pure Python (`to_poly`; exponents ≤ MAX_SYM_EXPONENT, ≤ MAX_TERMS terms, the
@@ -359,13 +370,80 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     except (NotPolynomial, a._NeedsSymbolic, a._ParseError):
         cleared = _cleared(lhs_node, rhs_node)
         if cleared is not None:
-            # rational functions: compare N1·D2 with N2·D1 by the same rules
+            # rational functions: compare N1·D2 with N2·D1 (or N1 with N2 over one denominator) by the same rules
             pl, pr = cleared
-            lhs_node, rhs_node = lhs_node, rhs_node
-            return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+            verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+            if verdict[0] == "mismatch" and verdict[2] and "the sides differ by" in verdict[2] and _same_denominator(lhs_node, rhs_node):
+                verdict = (verdict[0], verdict[1], verdict[2].replace("the sides differ by", "over the same denominator the numerators differ by"), *verdict[3:])
+            return verdict
+        if (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)) and lv and rv and not COMPLEX["on"]:
+            verdict = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution)
+            if verdict is not None:
+                return verdict
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
         return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
     return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+
+
+def _symbol_exponent(node) -> bool:
+    """Does a symbol stand in an exponent (`2^{3n}`, `(5^3)^x`)?"""
+    a = _arith()
+    if node[0] == "bin" and node[1] == "^" and a.has_var(node[3]):
+        return True
+    return any(_symbol_exponent(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution):
+    """Links with a symbol in an exponent (`4^n = 2^{2n}`), compared through logarithms.
+
+    Exact evaluation cannot reach them (2^{3n} at a random rational n), but at small real points
+    the logarithm of each side is cheap: D = ln(lhs) − ln(rhs). An identity has D ≡ 0. If D is a
+    nonzero constant (`2^{n−3} = 2^{n+3}`: the sides differ by a factor 2^6 for every n) no value
+    satisfies the link, so it is no equation anybody solves: a slip. If D is c·n in one symbol
+    (`(2^2)^x = 2^{3x}`, `2^{2n} = (2^n)^3`) it would only say n = 0, which no solution derives
+    that way: a slip too, tentatively (withdrawn when the solution's own values satisfy it).
+    `5^{x+4} = 5^{3x}` (D = (4 − 2x)·ln 5) is an equation being solved: not flagged.
+    None when the sides cannot be evaluated (then the caller's rules apply)."""
+    import cmath
+
+    names = sorted(_vars(lhs_node) | _vars(rhs_node))
+    rng = random.Random(f"{lhs_text}={rhs_text}")
+    pts = []
+    for _ in range(NUM_POINTS * 3):
+        env = {v: complex(rng.uniform(0.6, 2.9)) for v in names}
+        try:
+            lv_, rv_ = num_eval(lhs_node, env), num_eval(rhs_node, env)
+        except (_NoValue, RecursionError):
+            continue
+        if lv_ == 0 or rv_ == 0 or abs(lv_.imag) > 1e-12 * abs(lv_) or abs(rv_.imag) > 1e-12 * abs(rv_):
+            continue
+        if (lv_.real > 0) != (rv_.real > 0):
+            pts.append((env, None))  # opposite signs: not equal here, and not a power identity
+            continue
+        pts.append((env, (cmath.log(abs(lv_.real)) - cmath.log(abs(rv_.real))).real))
+        if len(pts) == NUM_POINTS + 1:
+            break
+    if len(pts) < NUM_POINTS + 1 or any(d is None for _, d in pts):
+        return None
+    ds = [d for _, d in pts]
+    tol = NUM_TOL * 100
+    if all(abs(d) <= tol for d in ds):
+        return "ok", "algebra", None, None, False
+    if no_solution:
+        return "equation", None, None, None, False
+    if all(abs(d - ds[0]) <= tol * max(1.0, abs(ds[0])) for d in ds):
+        factor = cmath.exp(ds[0]).real
+        note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the left side is "
+                f"{factor:.6g} times the right side for every value)")
+        return "mismatch", "algebra", note, None, False
+    if len(names) == 1:
+        (x,) = names
+        ratios = [d / env[x].real for env, d in pts]
+        if all(abs(r - ratios[0]) <= tol * max(1.0, abs(ratios[0])) for r in ratios):
+            note = (f"algebra slip (exponent): {lhs_text} = {rhs_text} is not an identity (the exponents "
+                    f"disagree; the sides are equal only at {x} = 0)")
+            return "mismatch", "algebra", note, None, True
+    return None
 
 
 def _to_frac(node):
@@ -398,11 +476,27 @@ def _to_frac(node):
     return to_poly(node), one
 
 
+def _same_denominator(lhs_node, rhs_node) -> bool:
+    a = _arith()
+    try:
+        d1, d2 = _to_frac(lhs_node)[1], _to_frac(rhs_node)[1]
+    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+        return False
+    return _ratio(d1, d2) is not None and bool(symbols(d1))
+
+
 def _cleared(lhs_node, rhs_node):
     a = _arith()
     try:
         n1, d1 = _to_frac(lhs_node)
         n2, d2 = _to_frac(rhs_node)
+        k = _ratio(d1, d2)
+        if k is not None:
+            # the same denominator (up to a constant) on both sides: N1/D = N2/D holds exactly when
+            # N1 = N2 (poles aside), so the numerators are compared as they are written — cross-
+            # multiplying would turn a constant slip (`(5 − x)/(x − 3) = (−x − 5)/(x − 3)`) into a
+            # product that reads as an equation
+            return n1, {m: c * k for m, c in n2.items()}
         return _mul(n1, d2), _mul(n2, d1)
     except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
         return None
@@ -418,11 +512,31 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         if no_solution:
             return "equation", None, None, diff, False
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if COMPLEX["on"] and symbols(diff) <= {"i"}:
+        # `(x − 2 − i)(x − 2 + i) = (x − 2)^2 − i^3`: with i the imaginary unit the sides differ by
+        # a complex constant (1 − i) for every x, so no value satisfies it: not an equation anybody solves
+        if no_solution:
+            return "equation", None, None, diff, False
+        note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by "
+                f"{fmt_poly(diff)} for every value)")
+        return "mismatch", "algebra", note, diff, False
     sl, sr = symbols(pl), symbols(pr)
     if sl == sr and len(diff) == 1 and not no_solution:
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
         # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+    if (sl < sr or sr < sl) and len(diff) == 1 and not no_solution and len(pl) + len(pr) > 2 and symbols(diff) <= (sl ^ sr):
+        # `x + y + z = x + z`, `\frac12(2u)(u − v) = u^2`: one side holds a symbol the other lacks and
+        # the sides differ by that single term; as an equation it would only say y = 0 (or uv = 0),
+        # which a solution states as such, not as two expressions. A term dropped or mis-multiplied.
+        # Only when that term is made of the extra symbols alone: `(b − 3)x^3 = −3x^3` (b·x^3 apart)
+        # is how coefficients are matched ("which we solve to get b = 0").
+        # Tentative: a solution whose own values satisfy it (it does set y = 0) keeps it an equation
+        (m, _), = diff.items()
+        term = fmt_poly({m: Fraction(1)})
+        note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by the single "
+                f"term {fmt_poly(diff)}; a term with {term} seems dropped or wrong)")
+        return "mismatch", "algebra", note, diff, True
     if sl & sr and not no_solution and len(diff) > 1:
         k = _proportional(pl, pr)
         if k is not None:
@@ -565,6 +679,14 @@ def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[s
     return None
 
 
+def _ratio(p: Poly, q: Poly) -> Optional[Fraction]:
+    """k when p = k·q for a nonzero constant k (any k, including 1), both nonzero."""
+    if not p or set(p) != set(q):
+        return None
+    ratios = {c / q[m] for m, c in p.items()}
+    return next(iter(ratios)) if len(ratios) == 1 else None
+
+
 def _proportional(p: Poly, q: Poly) -> Optional[Fraction]:
     """k when p = k·q (k ≠ 0, 1) and both are non-constant with the same monomials."""
     if set(p) != set(q) or not p or _const(p) is not None:
@@ -637,3 +759,401 @@ def _vars(node) -> set:
         if isinstance(c, tuple) and c and isinstance(c[0], str):
             out |= _vars(c)
     return out
+
+
+# --------------------------------------------------------------------------- whole chains
+# A chain `S0 = S1 = … = Sn` names one quantity in every side. A link of it may still be an
+# equation (`|n + 6| = n + 6 = 2 − n`), so a single link that is not an identity proves nothing
+# on its own; but when the two neighbours of a side are the *same function* (S(k−1) ≡ S(k+1)) and
+# that side is not, the chain itself shows the slip: whatever S(k−1) = S(k) meant, S(k) = S(k+1)
+# would have to undo it exactly. Checked numerically (√, π, functions of a symbol included), so
+# it also covers the links SymPy only evaluates at points.
+
+NUM_POINTS = 3
+NUM_TOL = 1e-9
+MAX_NUM_DEPTH = 200  # a deeper AST is not evaluated (recursion guard)
+_FUNCS = {
+    "sin": "sin", "cos": "cos", "tan": "tan", "log": "log", "ln": "log", "exp": "exp",
+    "arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+}
+
+
+class _NoValue(Exception):
+    """Not evaluable numerically here (an unknown function, an overflow, a huge exponent)."""
+
+
+def num_eval(node, env: dict, depth: int = 0) -> complex:
+    """Floating (complex) value of an arith AST at `env` (symbol -> value). Principal branches;
+    raises _NoValue when the value is not a finite number or the expression is too deep."""
+    import cmath
+    import math
+
+    if depth > MAX_NUM_DEPTH:
+        raise _NoValue("too deep")
+    kind = node[0]
+    try:
+        if kind == "num":
+            return complex(float(node[1]))
+        if kind == "var":
+            if node[1] not in env:
+                raise _NoValue(node[1])
+            return env[node[1]]
+        if kind == "const":
+            if node[1] in ("pi", "\\pi", "π"):
+                return complex(math.pi)
+            if node[1] == "e":
+                return complex(math.e)
+            raise _NoValue(str(node[1]))
+        if kind == "neg":
+            return -num_eval(node[1], env, depth + 1)
+        if kind == "bin":
+            x = num_eval(node[2], env, depth + 1)
+            y = num_eval(node[3], env, depth + 1)
+            op = node[1]
+            if op == "+":
+                v = x + y
+            elif op == "-":
+                v = x - y
+            elif op == "*":
+                v = x * y
+            elif op == "/":
+                if y == 0:
+                    raise _NoValue("pole")
+                v = x / y
+            elif op == "^":
+                if abs(y) > MAX_SYM_EXPONENT or (x == 0 and y.real <= 0):
+                    raise _NoValue("power")
+                if y.imag == 0 and y.real == int(y.real):
+                    v = x ** int(y.real)
+                else:
+                    v = x**y
+            else:
+                raise _NoValue(op)
+        elif kind == "sqrt":
+            k = 2 if node[2] is None else num_eval(node[2], env, depth + 1)
+            if k == 0:
+                raise _NoValue("root")
+            x = num_eval(node[1], env, depth + 1)
+            v = x ** (1 / k)
+        elif kind == "fact":
+            x = num_eval(node[1], env, depth + 1)
+            if x.imag != 0 or x.real > 170 or x.real < 0:
+                raise _NoValue("factorial")
+            v = complex(math.gamma(x.real + 1))
+        elif kind == "func":
+            name = _FUNCS.get(str(node[1]).lstrip("\\"))
+            if name is None:
+                raise _NoValue(str(node[1]))
+            v = getattr(cmath, name)(num_eval(node[2], env, depth + 1))
+        else:
+            raise _NoValue(kind)
+    except (OverflowError, ZeroDivisionError, ValueError, TypeError) as exc:
+        raise _NoValue(str(exc)) from None
+    if not (math.isfinite(v.real) and math.isfinite(v.imag)):
+        raise _NoValue("not finite")
+    return v
+
+
+def _points(names, seed_text: str, imaginary: bool):
+    rng = random.Random(seed_text)
+    for _ in range(NUM_POINTS * 3):
+        env = {v: complex(rng.uniform(0.6, 2.9)) for v in names}
+        if imaginary and "i" in env:
+            env["i"] = 1j
+        yield env
+
+
+def same_function(a_node, b_node, imaginary: bool = False) -> Optional[bool]:
+    """Are two expressions equal for every value of their symbols? Numerically at NUM_POINTS random
+    points (relative tolerance NUM_TOL): True / False, None when not evaluable at enough points."""
+    try:
+        names = sorted(_vars(a_node) | _vars(b_node))
+    except RecursionError:
+        return None  # deeper than the parser ever builds: not evaluated
+    hits = []
+    for env in _points(names, f"{a_node!r}|{b_node!r}", imaginary):
+        try:
+            x, y = num_eval(a_node, env), num_eval(b_node, env)
+        except (_NoValue, RecursionError):
+            continue
+        hits.append(abs(x - y) <= NUM_TOL * max(1.0, abs(x), abs(y)))
+        if len(hits) == NUM_POINTS:
+            break
+    if len(hits) < NUM_POINTS:
+        return None
+    return all(hits)
+
+
+def _chains(sm) -> list[list]:
+    """The links of one step grouped into chains (link k's left side is link k−1's right side)."""
+    out: list[list] = []
+    for link in sm.links:
+        if out and out[-1][-1].rhs is link.lhs:
+            out[-1].append(link)
+        else:
+            out.append([link])
+    return [c for c in out if len(c) >= 2]
+
+
+def _side_node(side):
+    if side.node is not None:
+        return side.node
+    return ("num", side.value, None) if side.value is not None else None
+
+
+def chain_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for each chain side that breaks a chain whose neighbours agree (see above)."""
+    flags: list[tuple[int, str]] = []
+    for i, sm in enumerate(maths):
+        for chain in _chains(sm):
+            sides = [chain[0].lhs] + [link.rhs for link in chain]
+            for k in range(1, len(sides) - 1):
+                before, mid, after = sides[k - 1], sides[k], sides[k + 1]
+                nb, nm, na = _side_node(before), _side_node(mid), _side_node(after)
+                if nb is None or nm is None or na is None:
+                    continue
+                if not (_vars(nb) and _vars(na) and _vars(nm)):
+                    # all three must be expressions in a symbol: `(a+b)^2 = 9 = a^2 + 2ab + b^2` states an
+                    # equation and then rewrites its left side, which is how a number in the middle reads
+                    continue
+                verdict = _breaks(nb, nm, na)
+                if verdict:
+                    flags.append((i, f"algebra slip: {mid.text} breaks the chain {before.text} = {mid.text} = {after.text}: "
+                                     f"{before.text} and {after.text} are equal for every value, {mid.text} is not"))
+                    break
+    return flags
+
+
+def _breaks(before, mid, after) -> bool:
+    """S(k−1) ≡ S(k+1) but S(k) differs from them, under every reading of `i` (a symbol or √−1)."""
+    readings = (False, True) if "i" in (_vars(before) | _vars(mid) | _vars(after)) else (False,)
+    bracket = False
+    for imaginary in readings:
+        if same_function(before, after, imaginary):
+            bracket = True
+        if same_function(before, mid, imaginary) is not False:
+            return False
+    return bracket
+
+
+def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """Algebra slips that only the solution as a whole shows (core.py adds them to d5).
+    Pure Python and bounded: numeric evaluation at a few points, exact polynomial arithmetic
+    within the to_poly guards, gcds of degree ≤ MAX_ROOT_DEGREE; an expression too deep to walk
+    is skipped, never a crash."""
+    out: list[tuple[int, str]] = []
+    for check in (chain_checks, root_checks, factor_root_checks):
+        try:
+            out += check(maths, steps)
+        except RecursionError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------- solution sets
+# Equations being solved are checked by what they *mean*: the set of values that satisfy them.
+# In a chain `S0 = S1 = … = c` (or `c = S0 = S1 = …`) every side equals c at every solution, so
+# a rewrite S(k−1) = S(k) must keep the roots: S(k−1) − c and S(k) − c vanish at the same values.
+# A link such as `x^2 − x − 6 = (x + 3)(x + 2) = 0` (the roots 3, −2 against −3, −2) cannot be
+# rescued by reading it as an equation, whatever values the solution assigns afterwards.
+# (Univariate polynomials only, exact: the root sets are compared through the square-free parts,
+# rad(P) = P / gcd(P, P'), so multiplicities do not matter: `(x − 2)^2 = 0` and `x − 2 = 0` agree.)
+
+MAX_ROOT_DEGREE = 32
+# a chain introduced as a case or a trial value is not a derivation
+_TRIAL_RE = __import__("re").compile(
+    r"\b(?:if|when|whenever|suppose|assum\w*|case|unless|plug\w*|substitut\w*|test\w*|try\w*|check\w*)\b", __import__("re").IGNORECASE)
+
+
+def _univariate(p: Poly) -> Optional[tuple[str, list]]:
+    """(x, dense coefficients, lowest degree first) for a polynomial in one symbol (or a constant)."""
+    syms = symbols(p)
+    if len(syms) > 1 or "i" in syms:
+        return None  # `i` may be the imaginary unit (the step's reading is not known here)
+    x = next(iter(syms)) if syms else ""
+    deg = degree(p)
+    if deg > MAX_ROOT_DEGREE:
+        return None
+    coeffs = [Fraction(0)] * (deg + 1)
+    for m, c in p.items():
+        coeffs[sum(e for _, e in m)] = Fraction(c)
+    return x, coeffs
+
+
+def _trim(a: list) -> list:
+    while a and a[-1] == 0:
+        a = a[:-1]
+    return a
+
+
+def _pmod(a: list, b: list) -> list:
+    a = _trim(list(a))
+    b = _trim(b)
+    while len(a) >= len(b) and a:
+        f = a[-1] / b[-1]
+        shift = len(a) - len(b)
+        for k, c in enumerate(b):
+            a[k + shift] -= f * c
+        a = _trim(a)
+    return a
+
+
+def _pdiv(a: list, b: list) -> list:
+    a = _trim(list(a))
+    b = _trim(b)
+    q = [Fraction(0)] * max(1, len(a) - len(b) + 1)
+    while len(a) >= len(b) and a:
+        f = a[-1] / b[-1]
+        shift = len(a) - len(b)
+        q[shift] = f
+        for k, c in enumerate(b):
+            a[k + shift] -= f * c
+        a = _trim(a)
+    return _trim(q)
+
+
+def _pgcd(a: list, b: list) -> list:
+    a, b = _trim(a), _trim(b)
+    while b:
+        a, b = b, _pmod(a, b)
+    return [c / a[-1] for c in a] if a else a
+
+
+def _radical(a: list) -> list:
+    """Square-free part, monic: the same roots, each once."""
+    a = _trim(a)
+    if len(a) <= 1:
+        return a
+    da = [k * c for k, c in enumerate(a)][1:]
+    g = _pgcd(a, da)
+    r = _pdiv(a, g) if len(g) > 1 else a
+    return [c / r[-1] for c in r]
+
+
+def same_roots(p: Poly, q: Poly) -> Optional[bool]:
+    """Do p = 0 and q = 0 have the same solutions (over ℂ)? None when not two univariate
+    polynomials in the same symbol of positive degree."""
+    up, uq = _univariate(p), _univariate(q)
+    if up is None or uq is None or not up[0] or up[0] != uq[0]:
+        return None
+    if len(_trim(up[1])) <= 1 or len(_trim(uq[1])) <= 1:
+        return None
+    return _radical(up[1]) == _radical(uq[1])
+
+
+def root_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a rewrite inside a chain that ends (or starts) in a number and changes
+    the roots (see above)."""
+    from .arith import NO_SOLUTION_CUE
+
+    a = _arith()
+    flags: list[tuple[int, str]] = []
+    for i, sm in enumerate(maths):
+        if steps is not None and i < len(steps) and NO_SOLUTION_CUE.search(steps[i]):
+            continue  # `2t = 3t + 1 = 4t + 2 = 0, which is not possible`: no common root, on purpose
+        for chain in _chains(sm):
+            if _TRIAL_RE.search(chain[0].pre):
+                continue  # "if x = −1, then …": a case, not a derivation ("or" here means "equivalently")
+            sides = [chain[0].lhs] + [link.rhs for link in chain]
+            for ends, inner in ((sides[-1], sides[:-1]), (sides[0], sides[1:])):
+                if ends.free or ends.value is None or len(inner) < 2:
+                    continue
+                c = ends.value
+                polys = []
+                for side in inner:
+                    if side.node is not None and "i" in _vars(side.node):
+                        polys.append(None)  # `i` may be √−1: to_poly's reading depends on the step
+                        continue
+                    try:
+                        polys.append(poly_sub(to_poly(side.node), {(): c} if c else {}) if side.node is not None and side.free else None)
+                    except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
+                        polys.append(None)
+                for k in range(1, len(inner)):
+                    p, q = polys[k - 1], polys[k]
+                    if p is None or q is None or not poly_sub(p, q):
+                        continue
+                    na, nb = inner[k - 1].node, inner[k].node
+                    if na[0] == "var" or nb[0] == "var" or max(degree(p), degree(q)) < 2:
+                        continue  # `x = x^3 = −1` evaluates at one value; linear sides are the equation rules' job
+                    if len(to_poly(na)) < 2 and len(to_poly(nb)) < 2:
+                        continue  # `z^6 = z·z^2 = 1`: monomials reduced by a relation (z^3 = 1), not a rewrite
+                    if same_roots(p, q) is False:
+                        x = next(iter(symbols(p)))
+                        flags.append((i, f"algebra slip: {inner[k - 1].text} = {inner[k].text} = {ends.text} changes the "
+                                         f"solutions: {inner[k - 1].text} = {ends.text} and {inner[k].text} = {ends.text} "
+                                         f"do not have the same roots in {x}"))
+                        break
+                else:
+                    continue
+                break
+    return flags
+
+
+def _bindings(maths) -> dict:
+    """symbol -> values the solution assigns (`x = 3`) or solves a linear equation for."""
+    a = _arith()
+    out: dict = {}
+    for sm in maths:
+        for link in sm.links:
+            if link.kind != "algebra" or link.status not in ("assign", "equation"):
+                continue
+            if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and not link.rhs.free:
+                if link.rhs.value is not None:
+                    out.setdefault(link.lhs.node[1], []).append(link.rhs.value)
+                continue
+            sol = linear_solution(link.diff) if link.diff is not None else None
+            if sol is not None:
+                out.setdefault(sol[0], []).append(sol[1])
+    return out
+
+
+def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """A factorization or expansion that is wrong but keeps a root (`x^3 − 3x^2 − 3x − 4 =
+    (x − 4)(x^2 − x + 1)`, later x = 4): the solution's value satisfies it only because both sides
+    vanish there, which says nothing about it being an equation being solved. Such a tentative
+    slip is withdrawn elsewhere (checks.equation_checks: values satisfy it); here it stands when
+    every value the solution gives that symbol makes both sides zero and the link is not
+    introduced as a case or a condition."""
+    from .checks import _CASE_RE  # read only: the same case words as the withdrawal
+
+    a = _arith()
+    flags: list[tuple[int, str]] = []
+    bindings = None
+    for i, sm in enumerate(maths):
+        for link in sm.links:
+            if link.kind != "algebra" or link.status != "mismatch" or not link.tentative or link.diff is None:
+                continue
+            if link.lhs.node is None or link.rhs.node is None or _CASE_RE.search(link.pre):
+                continue
+            if _unexpanded(link.lhs.node) == _unexpanded(link.rhs.node):
+                continue  # a factorization / expansion: one side a product of sums, the other not
+            syms = _vars(link.lhs.node) | _vars(link.rhs.node)
+            if len(syms) != 1 or "i" in syms:
+                continue
+            if bindings is None:
+                bindings = _bindings(maths)
+            (x,) = syms
+            values = bindings.get(x, [])[:6]
+            if not values:
+                continue
+            zero_only = True
+            for v in values:
+                try:
+                    L, R = a.eval_exact(link.lhs.node, {x: v}), a.eval_exact(link.rhs.node, {x: v})
+                except Exception:  # noqa: BLE001 - not evaluable here: no evidence either way
+                    zero_only = False
+                    break
+                if L == R and L != 0:
+                    zero_only = False  # a value satisfies it with both sides nonzero: an equation being solved
+                    break
+            if zero_only and any(_safe_zero(a, link, x, v) for v in values):
+                flags.append((i, f"algebra slip: {link.text} is not an identity; {x} = {a.fmt_number(values[0]) if len(values) == 1 else 'the values found'} "
+                                 f"only makes both sides 0, which a wrong factorization keeps"))
+    return flags
+
+
+def _safe_zero(a, link, x, v) -> bool:
+    try:
+        return a.eval_exact(link.lhs.node, {x: v}) == 0 == a.eval_exact(link.rhs.node, {x: v})
+    except Exception:  # noqa: BLE001
+        return False

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from ..bounded import BoundedCallError, TIMEOUT, call_bounded
-from . import symbolic
+from . import algebra, symbolic
 from .alignment import align_steps, order_score, structure_score
 from .arith import Computation, StepMath, analyse_step, close_enough, fmt_number
 from .checks import (
@@ -451,6 +451,7 @@ class MathVerifier:
         self._symbolic(w)
         slips = algebra_slips = 0
         eq_flags, withdrawn = equation_checks(w.maths, w.steps, self._question_equations(w.question))
+        eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps)  # whole chains / derivations (algebra.py)
         for i, sm in enumerate(w.maths):
             for link in sm.links:
                 status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))

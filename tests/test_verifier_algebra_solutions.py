@@ -1,0 +1,153 @@
+"""Algebra slips judged by meaning (issue 12, session 5): whole chains, solution sets, exponents.
+
+Each rule has a case it must flag and genuine mathematics it must leave alone. Step-level
+cases go through `analyse_step` and `algebra.solution_checks`; profile-level ones through a
+MathVerifier with the deterministic hash embedder of test_verifier_symbolic.py."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hardneg.verifier import MathVerifier, VerifierConfig, VerifyInput, split_steps
+from hardneg.verifier import algebra
+from hardneg.verifier.arith import analyse_step, parse_span, tokenize
+
+from test_verifier_symbolic import HashEmbedder
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return MathVerifier(VerifierConfig(use_nli=False), embedder=HashEmbedder())
+
+
+def solution_flags(text: str):
+    steps = split_steps(text)
+    return algebra.solution_checks([analyse_step(s) for s in steps], steps)
+
+
+def statuses(step: str):
+    return [(l.text, l.status) for l in analyse_step(step).links]
+
+
+def profile_flags(verifier, text: str, question: str = "Solve it.", answer: str = "1"):
+    [p] = verifier.verify_batch([VerifyInput("t", question, text, None, answer)])
+    return p.first_error_step, [(i, f) for i, s in enumerate(p.steps) for f in s.flags if f.startswith("algebra slip")]
+
+
+# ------------------------------------------------------------------ a side that breaks its chain
+def test_a_middle_side_that_breaks_an_otherwise_equal_chain_is_flagged(verifier):
+    # p + q + 3 = … relates other symbols, so the later links are read as equations one by one;
+    # the chain still shows the slip: (3k+2)+(3k+4)+3 ≡ 3(2k+3) but 6k − 9 is neither
+    step = r"\[p + q + 3 = (3k + 2) + (3k + 4) + 3 = 6k - 9 = 3(2k + 3).\]Since this is divisible by 3, the perimeter cannot be prime."
+    flags = solution_flags("Let the sides be $3k+2$ and $3k+4$.\n" + step)
+    assert flags and flags[0][0] == 1 and "6k - 9 breaks the chain" in flags[0][1]
+    ok = step.replace("6k - 9", "6k + 9")
+    assert solution_flags("Let the sides be $3k+2$ and $3k+4$.\n" + ok) == []
+    first, _ = profile_flags(verifier, "Let the sides be $3k+2$ and $3k+4$.\n" + step)
+    assert first == 1
+
+
+def test_chain_bracketing_covers_square_roots():
+    bad = r"\[\frac{x^2 + 7}{\sqrt{x^2 + 3}} = \frac{x^2 + 3 + 4}{\sqrt{x^2 + 3}} = \frac{x^2 + 3}{\sqrt{x^2 - 3}} + \frac{4}{\sqrt{x^2 + 3}} = \sqrt{x^2 + 3} + \frac{4}{\sqrt{x^2 + 3}}.\]"
+    good = bad.replace(r"\sqrt{x^2 - 3}", r"\sqrt{x^2 + 3}")
+    assert solution_flags(bad) and solution_flags(good) == []
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "We know that $(a+b)^2 = 9 = a^2+2ab+b^2$.",  # an equation, then its left side rewritten
+        "$|n + 6| = n + 6 = 2 - n$",  # a chain that switches to an equation
+        "$x^2 + 2x + 1 = (x+1)^2 = 16$",
+    ],
+)
+def test_genuine_chains_are_not_broken(step):
+    assert solution_flags(step) == []
+
+
+# ------------------------------------------------------------------ single-term differences
+def test_a_dropped_term_that_only_one_side_holds_is_a_slip():
+    [(_, status)] = statuses("For example, $(a^2 + b^2) + (b^2 + c^2) = (a^2 + c^2)$.")
+    assert status == "mismatch"
+    # matching coefficients is an equation in the coefficient: b·x^3 apart, x on both sides
+    assert [s for _, s in statuses("Also $(b-3)x^3 = -3x^3$ which we can solve to get $b=0$.")][0] != "mismatch"
+    [link] = analyse_step("the sum of the degrees is $x+x+d+x+2d = 3x$").links
+    assert link.status == "mismatch" and link.tentative and "single term" in link.note
+    # a genuine equation in more than one symbol is not one term apart
+    assert statuses("$x^2 + y^2 = 25$") == [("x^2 + y^2 = 25", "equation")]
+    assert [s for _, s in statuses("$3x + y = x + 7$")] == ["equation"]
+
+
+# ------------------------------------------------------------------ complex constants
+def test_sides_that_differ_by_a_complex_constant_are_a_slip():
+    [link] = analyse_step("The product is $(x-2-i)(x-2+i) = (x-2)^2-i^3$.").links
+    assert link.status == "mismatch" and "for every value" in link.note
+    assert [s for _, s in statuses("The product is $(x-2-i)(x-2+i) = (x-2)^2-i^2$.")] == ["ok"]
+
+
+# ------------------------------------------------------------------ one denominator
+def test_fractions_over_one_denominator_compare_their_numerators():
+    [link] = analyse_step(r"$\frac{x-1 - 2(x-3)}{x-3} = \frac{-x-5}{x-3}$").links
+    assert link.status == "mismatch" and "numerators differ by 10" in link.note
+    assert [s for _, s in statuses(r"$\frac{x-1 - 2(x-3)}{x-3} = \frac{-x+5}{x-3}$")] == ["ok"]
+    # an equation in fractions over one denominator stays an equation
+    assert [s for _, s in statuses(r"$\frac{x+1}{x-2} = \frac{3}{x-2}$")] != ["mismatch"]
+
+
+# ------------------------------------------------------------------ symbols in exponents
+@pytest.mark.parametrize("step", ["We also have $(2^2)^x = 2^{3x}$.", "$2^{2n} = (2^n)^3$", "the term is $2^{n-1-2}=2^{n+3}$."])
+def test_exponent_slips_are_found_through_logarithms(step):
+    [link] = [l for l in analyse_step(step).links]
+    assert link.status == "mismatch" and link.note.startswith("algebra slip")
+
+
+@pytest.mark.parametrize("step, want", [("$4^{x} = 2^{2x}$", "ok"), ("$2^{x}\\cdot 2^{y} = 2^{x+y}$", "ok"),
+                                        ("so our equation is $5^{x + 4} = 5^{3x}$.", "not mismatch")])
+def test_exponent_identities_and_equations_are_not_slips(step, want):
+    [link] = analyse_step(step).links
+    assert (link.status == "ok") if want == "ok" else (link.status != "mismatch")
+
+
+# ------------------------------------------------------------------ solution sets
+def test_a_rewrite_that_changes_the_roots_of_a_chain_ending_in_zero_is_flagged(verifier):
+    text = ("We solve $f(x) = x$.\n"
+            "So $x + 6 = x^2,$ or $x^2 - x - 6 = (x + 3)(x + 2) = 0.$  Thus, the solutions are $x = 3$ and $x = -2.$")
+    # the solution's value x = −2 satisfies the wrong factorization, so a substitution alone withdraws it
+    flags = solution_flags(text)
+    assert flags and flags[0][0] == 1 and "same roots" in flags[0][1]
+    first, _ = profile_flags(verifier, text)
+    assert first == 1
+    good = text.replace("(x + 3)(x + 2)", "(x - 3)(x + 2)")
+    assert solution_flags(good) == []
+
+
+@pytest.mark.parametrize("step", ["so $x^2 - 4x + 4 = (x - 2)^2 = 0$", "$x + 1 = 2x - 4 = 6$", "$z^3 - 1 = (z - 1)(z^2 + z + 1) = 0$"])
+def test_chains_that_keep_their_roots_are_not_flagged(step):
+    assert solution_flags(step) == []
+
+
+def test_a_wrong_factorization_that_keeps_the_solutions_root_is_flagged():
+    bad = "We find that $x^3-3x^2-3x-4=(x-4)(x^2-x+1)$.\nSo $x = 4$."
+    flags = solution_flags(bad)
+    assert flags and flags[0][0] == 0 and "both sides 0" in flags[0][1]
+    assert solution_flags(bad.replace("x^2-x+1", "x^2+x+1")) == []
+    # an equation being solved: x = 1 satisfies it with both sides 6, not 0
+    assert solution_flags("We have $(x+1)(x+2) = x^2 + 5$.\nSo $x = 1$.") == []
+
+
+# ------------------------------------------------------------------ bounded
+def test_numeric_checks_are_bounded():
+    deep = "(" * 500 + "x" + ")" * 500
+    t0 = time.perf_counter()
+    solution_flags(f"$a = {deep} + 1 = x + 1$")
+    node = ("var", "x")
+    for _ in range(1000):
+        node = ("neg", node)
+    assert algebra.same_function(node, ("var", "x")) is None  # too deep: not evaluated, no crash
+    big = parse_span([t for t in tokenize("(x+1)^{1000000}") if t.kind != "PUNCT"])
+    assert algebra.same_function(big, ("var", "x")) is None  # overflow: no value
+    assert time.perf_counter() - t0 < 5
+    [link] = analyse_step("$(x+1)^{10^6} = x + 1 = y$").links[:1]
+    assert link.status == "unchecked"
