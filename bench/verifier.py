@@ -154,6 +154,7 @@ def audit(n: int, sets=None, show: int = 0) -> dict:
     from hardneg.bounded import call_bounded
     from hardneg.verifier import split_steps, symbolic
     from hardneg.verifier.arith import analyse_step, close_enough
+    from hardneg.verifier.algebra import solution_checks
     from hardneg.verifier.checks import equation_checks
 
     sets = sets or (("GSM8K train", "data/gsm8k/train.jsonl", "answer"), ("MATH test", "data/math/test.jsonl", "solution"))
@@ -186,7 +187,9 @@ def audit(n: int, sets=None, show: int = 0) -> dict:
                         if link.status == "mismatch":
                             flagged_refs.add(r)
                             examples.append((name, r, link.text))
-            eq_flags, withdrawn = equation_checks(maths, [st for st in split_steps(row[field])])
+            ref_steps = split_steps(row[field])
+            eq_flags, withdrawn = equation_checks(maths, ref_steps)
+            eq_flags = eq_flags + solution_checks(maths, ref_steps)  # as the verifier does (core.py)
             for sm in maths:
                 for link in sm.links:
                     if link.kind == "algebra" and link.status == "mismatch":
