@@ -79,7 +79,7 @@ def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, str
             deps=[verifier_profiles],
             metadata=table_metadata("funnel_counts"),
             automation_condition=FOLLOW_REVERIFY,
-            code_version=stage_version("1", "funnel"),
+            code_version=stage_version("2", "funnel"),  # 2: stage 1 drops question echoes
             description="Counts of the four filtering stages (funnel_counts).",
         ),
         spec(
@@ -87,7 +87,7 @@ def _pairs_metadata(pairs, artifacts: ArtifactStore, family: str, seed: int, str
             deps=[verifier_profiles],
             metadata=table_metadata("preference_pairs"),
             automation_condition=FOLLOW_REVERIFY,
-            code_version=stage_version("2", "funnel", "pairs"),  # Z and the held-out share live in `pairs`
+            code_version=stage_version("3", "funnel", "pairs"),  # Z and the held-out share live in `pairs`; 3: echoes
             description="Verifier-selected hard-negative pairs with raw weights w = W + (1 − c) + PPL/Z.",
         ),
     ],
@@ -164,7 +164,7 @@ def funnel_and_hardneg_pairs(
     automation_condition=FOLLOW_REVERIFY,
     group_name="pairs",
     kinds={"duckdb"},
-    code_version=stage_version("2", "funnel", "pairs"),
+    code_version=stage_version("3", "funnel", "pairs"),  # 3: echoes are degenerate here too
     check_specs=[dg.AssetCheckSpec("pairs_fit_for_dpo", asset="preference_pairs_random", blocking=True)],
     description="Random-uniform baseline: as many pairs as the hard-negative set, chosen/rejected by final answer alone, weight 1.",
 )
