@@ -16,8 +16,11 @@ a round trip costs ~0.1 ms, a SymPy import ~1 s once per worker.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
+import multiprocessing.util  # noqa: F401 - registers its exit hook now, so ours (below) runs before it
 import os
+import signal
 import threading
 from typing import Any, Callable
 
@@ -30,6 +33,9 @@ class BoundedCallError(RuntimeError):
 
 
 def _worker_main(conn, memory_bytes: int) -> None:
+    # An ignored SIGTERM is inherited through exec (nohup-style launchers, some CI runners): the
+    # parent's exit would then wait forever on a worker that `terminate()` cannot end.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import resource
 
@@ -99,6 +105,8 @@ class BoundedWorker:
 
 
 _DEFAULT = BoundedWorker()
+# Kill the worker before multiprocessing's own exit hook joins it (atexit runs last-registered first).
+atexit.register(_DEFAULT.close)
 
 
 def call_bounded(func: Callable[..., Any], *args: Any, timeout: float = 2.0, **kwargs: Any) -> Any:

@@ -417,3 +417,22 @@ def test_row12_space_left_by_killed_writes_is_reclaimed(tmp_path):
     reopened = Warehouse(path, compact_min_waste=1_000_000)  # opening compacts
     assert path.stat().st_size < grown - 1_000_000
     assert reopened.count("quarantine") == 100 and reopened.count("quarantine", source="big") == 0
+
+
+def test_bounded_worker_ends_with_its_parent_even_when_sigterm_is_ignored(tmp_path):
+    """A launcher that ignores SIGTERM (nohup-style, some CI runners) passes that on through exec:
+    the symbolic worker then outlived `terminate()` and the parent hung at exit (seen in `grade`)."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import signal\n"
+        "from hardneg.bounded import call_bounded\n"
+        "if __name__ == '__main__':\n"
+        "    print(int(call_bounded(signal.getsignal, signal.SIGTERM)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN),
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(int(signal.SIG_DFL))  # the worker can be terminated again
