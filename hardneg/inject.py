@@ -497,6 +497,20 @@ def _flow(ref: Reference, steps: list[str], step: int, old: Fraction, new: Fract
     return steps
 
 
+_BINARY = re.compile(r"\s*([\d.]+)\s*([-+*/])\s*([\d.]+)\s*")  # a computation `a op b`
+
+
+def _visible_binary(c: dict):
+    """(a, op, b, match of the written operator) of a computation `a op b` whose operation is written
+    right before its result in the text (`12 × 4 = `), else None: the sites an operation can be changed at."""
+    m = _BINARY.fullmatch(c["expr"])
+    if m is None:
+        return None
+    a, op, b = m.groups()
+    vis = re.search(re.escape(a) + r"\s*\$?\s*([-+*/x×÷])\s*\$?\s*" + re.escape(b) + r"\s*=\s*\$?\s*$", c["before"])
+    return None if vis is None else (a, op, b, vis)
+
+
 @functools.lru_cache(maxsize=4)
 def _gsm8k_donors(data_dir: str) -> tuple[Reference, ...]:
     """Every GSM8K train reference (whatever slice is being built), so a `wrong_problem` variant can
@@ -512,12 +526,10 @@ def _garble_operations(ref: Reference, rng: random.Random) -> Optional[list[str]
     comps = ref.sites.setdefault("arith", _gsm8k_computations(ref))
     edits: dict[int, list[tuple[int, int, str]]] = {}
     for c in comps:
-        m = re.fullmatch(r"\s*([\d.]+)\s*([-+*/])\s*([\d.]+)\s*", c["expr"])
-        if m is None:
+        site = _visible_binary(c)
+        if site is None:
             continue
-        a, op, b = m.groups()
-        if re.search(re.escape(a) + r"\s*\$?\s*[-+*/x×÷]\s*\$?\s*" + re.escape(b) + r"\s*=\s*\$?\s*$", c["before"]) is None:
-            continue
+        a, op, b, _ = site
         others = [o for o in "+-*/" if o != op]
         rng.shuffle(others)
         for new_op in others:
@@ -560,22 +572,21 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
     if etype == "wrong_operator":
         if ref.source != "gsm8k":
             return None
-        sites = [c for c in ref.sites.setdefault("arith", _gsm8k_computations(ref)) if re.fullmatch(r"\s*[\d.]+\s*[-+*/]\s*[\d.]+\s*", c["expr"])]
+        # shuffled before the visibility test, so the draws (and the pool) stay what they were
+        sites = [c for c in ref.sites.setdefault("arith", _gsm8k_computations(ref)) if _BINARY.fullmatch(c["expr"])]
         rng.shuffle(sites)
         for s in sites:
-            m = re.fullmatch(r"\s*([\d.]+)\s*([-+*/])\s*([\d.]+)\s*", s["expr"])
-            a, op, b = m.groups()
-            vis = re.search(re.escape(a) + r"\s*\$?\s*([-+*/x×÷])\s*\$?\s*" + re.escape(b) + r"\s*=\s*\$?\s*$", s["before"])
-            if vis is None:
+            site = _visible_binary(s)
+            if site is None:
                 continue
+            a, op, b, vis = site
             new_op = rng.choice([o for o in "+-*/" if o != op])
             val = _eval(f"{a}{new_op}{b}")
             if val is None or val < 0 or (val * 100).denominator != 1:
                 continue
-            sym = {"+": "+", "-": "-", "*": "*", "/": "/"}[new_op]
             st = steps[s["step"]]
             k = vis.start(1)
-            st2 = st[:k] + sym + st[k + 1 : s["res_start"]] + _fmt(val) + st[s["res_end"] :]
+            st2 = st[:k] + new_op + st[k + 1 : s["res_start"]] + _fmt(val) + st[s["res_end"] :]
             steps[s["step"]] = st2
             if rng.random() < cfg.propagate:
                 steps = _flow(ref, steps, s["step"], s["value"], val)

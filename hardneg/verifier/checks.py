@@ -274,13 +274,17 @@ def _near_miss(c: Fraction, v: Fraction) -> bool:
     d = abs(c - v)
     if d <= 2 or d == 10 or c == v * 10 or c * 10 == v:
         return True
-    sc, sv = fmt_number(abs(c)), fmt_number(abs(v))
-    if len(sc) != len(sv) or (c < 0) != (v < 0):
+    return (c < 0) == (v < 0) and _digit_confusion(fmt_number(abs(c)), fmt_number(abs(v)))
+
+
+def _digit_confusion(sa: str, sb: str) -> bool:
+    """Same length, and one digit changed or two adjacent digits swapped."""
+    if len(sa) != len(sb):
         return False
-    diff = [k for k in range(len(sc)) if sc[k] != sv[k]]
-    if len(diff) == 1:
+    diffs = [k for k in range(len(sa)) if sa[k] != sb[k]]
+    if len(diffs) == 1:
         return True
-    return len(diff) == 2 and diff[1] == diff[0] + 1 and sc[diff[0]] == sv[diff[1]] and sc[diff[1]] == sv[diff[0]]
+    return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sa[diffs[0]] == sb[diffs[1]] and sa[diffs[1]] == sb[diffs[0]]
 
 
 def wrong_operation(link) -> Optional[str]:
@@ -653,13 +657,7 @@ def _near(a: Fraction, b: Fraction) -> bool:
     if abs(a - b) == 1:
         return True
     sa, sb = fmt_number(a), fmt_number(b)
-    if len(sa) == len(sb) and len(sa) >= 2:
-        diffs = [k for k in range(len(sa)) if sa[k] != sb[k]]
-        if len(diffs) == 1:
-            return True
-        if len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sa[diffs[0]] == sb[diffs[1]] and sa[diffs[1]] == sb[diffs[0]]:
-            return True  # two adjacent digits swapped
-    return False
+    return len(sa) >= 2 and _digit_confusion(sa, sb)
 
 
 # a step that only states the final answer ("The answer is: 72", "#### 72", "Final answer: 72")
