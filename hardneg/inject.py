@@ -11,9 +11,9 @@ types that apply to it (a reference without a symbolic identity cannot get an al
 |---|---|---|
 | correct | the reference in candidate style (k = 0: untouched) or re-phrased: independent steps reordered, a symbol renamed, numbers reformatted, a connective added | null |
 | arithmetic_slip | the written result of a computation changed (±1, ±2, ±10, a digit changed, digits swapped, ×10) | the step |
-| wrong_operator | one operation replaced by another, its result recomputed (right arithmetic, wrong formula) | the step |
+| wrong_operator | one written operation `a op b = c` replaced by another, its result recomputed (right arithmetic, wrong formula; GSM8K and MATH) | the step |
 | algebra_slip | one side of a symbolic identity (checked with SymPy via latex2sympy, an independent parser) changed: a sign flipped, a coefficient or exponent changed, a term dropped; SymPy confirms it is no longer an identity | the step |
-| carry_error | a result computed in one step is carried into a later step as a confusable number, that step's own arithmetic stays right | the later step |
+| carry_error | a result computed in one step is carried into a later step as a confusable number, that step's own arithmetic stays right (GSM8K and MATH) | the later step |
 | dropped_step | a non-final step deleted | the step now at its place |
 | duplicated_step | a step repeated right after itself | the copy |
 | swapped_steps | a step moved after the step that uses its result | the first of the two |
@@ -90,9 +90,10 @@ class InjectConfig:
     chunk_size: int = 10_000
     """Rows per DataFrame from iter_frames."""
     propagate: float = 0.0
-    """Share of GSM8K arithmetic slips, wrong operators and carried errors whose wrong value flows on:
-    every later computation that uses it is recomputed and the final answer follows, as when a model
-    carries on from its own slip (the label stays the first wrong step). 0: only the erring step changes."""
+    """Share of arithmetic slips, wrong operators and carried errors whose wrong value flows on: every later
+    computation that uses it is recomputed and the final answer follows (for MATH only a boxed plain number),
+    as when a model carries on from its own slip (the label stays the first wrong step). 0: only the erring
+    step changes."""
     sympy_timeout: float = 10.0
     """Seconds for the SymPy identity checks of one reference (bounded worker; a timeout only drops algebra sites)."""
 
@@ -318,8 +319,18 @@ def _math_arith_sites(ref: Reference) -> list[dict]:
                     continue
                 if val is None or val != shown:
                     continue
-                out.append(dict(step=i, res_start=start + m.start(2), res_end=start + m.end(2), value=shown))
+                res_start = start + m.start(2)
+                out.append(dict(step=i, expr=lhs.strip(), value=shown, res_start=res_start, res_end=start + m.end(2),
+                                before=step[:res_start]))
     return out
+
+
+def _arith_sites(ref: Reference) -> list[dict]:
+    """The computations whose written result an error can change, with the same keys for both sources:
+    step, expr (plain arithmetic), value, res_start / res_end (the written result), before (step text up to it)."""
+    if "arith" not in ref.sites:
+        ref.sites["arith"] = _gsm8k_computations(ref) if ref.source == "gsm8k" else _math_arith_sites(ref)
+    return ref.sites["arith"]
 
 
 _SYM_EQ_SPLIT = re.compile(r"(?<![<>\\!])=(?!=)")
@@ -460,7 +471,7 @@ def _flow(ref: Reference, steps: list[str], step: int, old: Fraction, new: Fract
     """Carry a changed result on: recompute every later GSM8K computation that uses a changed value
     (its operand and its result rewritten), and the final answer when it was one of them."""
     changed = {_fmt(old): new}
-    comps = ref.sites.setdefault("arith", _gsm8k_computations(ref))
+    comps = _arith_sites(ref)
     by_step: dict[int, list[dict]] = {}
     for c in comps:
         if c["step"] > step:
@@ -490,6 +501,10 @@ def _flow(ref: Reference, steps: list[str], step: int, old: Fraction, new: Fract
         steps[k] = text
     ans = _answer_step(ref)
     m = _last_answer_number(steps[ans], ref) if ans > step else None
+    if m is not None and ref.source == "math":
+        box = _boxed_span(steps[ans])
+        if box is None or steps[ans][box[0] + 7 : box[1]].strip() != steps[ans][m[0] : m[1]]:
+            m = None  # `\boxed{\frac{3}{4}}`: a changed 4 is not this answer; only a boxed number is carried
     if m is not None:
         shown = steps[ans][m[0] : m[1]].replace(",", "")
         if shown in changed:
@@ -497,6 +512,7 @@ def _flow(ref: Reference, steps: list[str], step: int, old: Fraction, new: Fract
     return steps
 
 
+_LATEX_OPS = {"+": "+", "-": "-", "*": "\\cdot", "/": "\\div"}  # an operator written in LaTeX is replaced in LaTeX
 _BINARY = re.compile(r"\s*([\d.]+)\s*([-+*/])\s*([\d.]+)\s*")  # a computation `a op b`
 
 
@@ -507,7 +523,8 @@ def _visible_binary(c: dict):
     if m is None:
         return None
     a, op, b = m.groups()
-    vis = re.search(re.escape(a) + r"\s*\$?\s*([-+*/x×÷])\s*\$?\s*" + re.escape(b) + r"\s*=\s*\$?\s*$", c["before"])
+    vis = re.search(re.escape(a) + r"\s*\$?\s*([-+*/x×÷]|\\cdot|\\times|\\div)\s*\$?\s*" + re.escape(b) + r"\s*=\s*\$?\s*$",
+                    c["before"])
     return None if vis is None else (a, op, b, vis)
 
 
@@ -523,7 +540,7 @@ def _garble_operations(ref: Reference, rng: random.Random) -> Optional[list[str]
     """Steps of `ref` where every visible `a op b = c` shows what another operation gives (`12 × 4 = 16`);
     None unless at least two computations could be garbled (one wrong result is a slip, not a lost thread)."""
     steps = list(ref.steps)
-    comps = ref.sites.setdefault("arith", _gsm8k_computations(ref))
+    comps = _arith_sites(ref)
     edits: dict[int, list[tuple[int, int, str]]] = {}
     for c in comps:
         site = _visible_binary(c)
@@ -558,7 +575,7 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
     if etype == "correct":
         return _correct(ref, rng)
     if etype == "arithmetic_slip":
-        sites = ref.sites.setdefault("arith", _gsm8k_computations(ref) if ref.source == "gsm8k" else _math_arith_sites(ref))
+        sites = _arith_sites(ref)
         if not sites:
             return None
         s = rng.choice(sites)
@@ -566,14 +583,12 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
         old = st[s["res_start"] : s["res_end"]]
         wrong = _confusable(old, rng)
         steps[s["step"]] = st[: s["res_start"]] + wrong + st[s["res_end"] :]
-        if ref.source == "gsm8k" and rng.random() < cfg.propagate:
+        if rng.random() < cfg.propagate:
             steps = _flow(ref, steps, s["step"], s["value"], Fraction(wrong))
         return _build(ref, steps, etype, s["step"])
     if etype == "wrong_operator":
-        if ref.source != "gsm8k":
-            return None
         # shuffled before the visibility test, so the draws (and the pool) stay what they were
-        sites = [c for c in ref.sites.setdefault("arith", _gsm8k_computations(ref)) if _BINARY.fullmatch(c["expr"])]
+        sites = [c for c in _arith_sites(ref) if _BINARY.fullmatch(c["expr"])]
         rng.shuffle(sites)
         for s in sites:
             site = _visible_binary(s)
@@ -585,8 +600,9 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
             if val is None or val < 0 or (val * 100).denominator != 1:
                 continue
             st = steps[s["step"]]
-            k = vis.start(1)
-            st2 = st[:k] + new_op + st[k + 1 : s["res_start"]] + _fmt(val) + st[s["res_end"] :]
+            latex = vis.group(1).startswith("\\") or (ref.source == "math" and new_op == "*")  # MATH writes no `*`
+            written = _LATEX_OPS[new_op] if latex else new_op
+            st2 = st[: vis.start(1)] + written + st[vis.end(1) : s["res_start"]] + _fmt(val) + st[s["res_end"] :]
             steps[s["step"]] = st2
             if rng.random() < cfg.propagate:
                 steps = _flow(ref, steps, s["step"], s["value"], val)
@@ -604,9 +620,7 @@ def _variant(ref: Reference, etype: str, rng: random.Random, cfg: InjectConfig):
         steps[s["step"]] = st[: s["rhs_start"]] + o + st[s["rhs_end"] :]
         return _build(ref, steps, etype, s["step"])
     if etype == "carry_error":
-        if ref.source != "gsm8k":
-            return None
-        comps = ref.sites.setdefault("arith", _gsm8k_computations(ref))
+        comps = _arith_sites(ref)
         pairs = []
         for c1 in comps:
             r = _fmt(c1["value"])
@@ -745,7 +759,7 @@ def _numbers(s: str) -> set[str]:
 
 def _results(ref: Reference, k: int) -> set[str]:
     if ref.source == "gsm8k":
-        return {_fmt(c["value"]) for c in ref.sites.setdefault("arith", _gsm8k_computations(ref)) if c["step"] == k}
+        return {_fmt(c["value"]) for c in _arith_sites(ref) if c["step"] == k}
     return {m.group(2) for _, body in _math_spans(ref.steps[k]) for m in _ARITH_EQ.finditer(body)}
 
 
@@ -893,7 +907,7 @@ class InjectPoolConfig:
     seed: Optional[int] = None
     """Seed of the injected errors; None: the partition's seed (each seed its own pool)."""
     propagate: float = 0.8
-    """`InjectConfig.propagate`: share of GSM8K slips whose wrong value flows on to the final answer, as a
+    """`InjectConfig.propagate`: share of slips (GSM8K and MATH) whose wrong value flows on to the final answer, as a
     model's usually does (0.8: most, not all; a pool where no slip reaches the answer has almost no
     hard negatives, because a correct final answer keeps W below the funnel's 0.3)."""
 

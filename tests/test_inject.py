@@ -33,7 +33,7 @@ def test_every_error_type_is_generated_from_both_sources(sample):
     seen = Counter((r["error_type"], r["source"]) for _, r in rows)
     for etype in ERROR_TYPES:
         assert any(seen[(etype, s)] for s in ("gsm8k", "math")), etype
-    for etype in ("arithmetic_slip", "dropped_step", "wrong_answer", "truncated", "correct"):
+    for etype in ("arithmetic_slip", "wrong_operator", "dropped_step", "wrong_answer", "truncated", "correct"):
         assert seen[(etype, "gsm8k")] and seen[(etype, "math")], etype
     assert seen[("algebra_slip", "math")] > 0
 
@@ -221,3 +221,27 @@ def test_wrong_problem_is_another_problems_solution_with_wrong_operations(sample
             if _eval(f"{a}{op}{b}") != Fraction(c) and any(_eval(f"{a}{o}{b}") == Fraction(c) for o in "+-*/" if o != op):
                 garbled += 1
         assert garbled >= 2, r["text"]
+
+
+def test_math_slips_flow_into_the_boxed_answer_and_wrong_operators_stay_written_in_latex():
+    """MATH rows get the same flow as GSM8K: a wrong operator or carried value changes a plain boxed answer,
+    nothing before the labelled step changes, and an operator written `\\cdot` is replaced in LaTeX."""
+    cfg = InjectConfig(seed=0, variants_per_reference=40, sources=("math",), max_references=400, propagate=1.0,
+                       error_mix={"wrong_operator": 1.0, "carry_error": 1.0, "arithmetic_slip": 1.0})
+    rows = [r for r in iter_rows(cfg) if r["variant"] > 0]
+    refs = {ref.problem_id: ref for ref in iter_references(cfg)}
+    by_type = Counter(r["error_type"] for r in rows)
+    assert by_type["wrong_operator"] >= 20 and by_type["carry_error"] >= 1, by_type  # few MATH steps compute with plain numbers
+    from hardneg.grading import extract_answer
+
+    moved = 0
+    for r in rows:
+        ref = refs[r["problem_id"]]
+        steps, k = split_steps(r["text"]), r["error_step"]
+        assert steps[:k] == ref.steps[:k] and steps[k] != ref.steps[k], r["candidate_id"]
+        if r["answer"] != extract_answer(ref.text):
+            moved += 1
+            assert re.search(r"\\boxed\{-?\d+(?:\.\d+)?\}", r["text"]), r["candidate_id"]  # only a plain boxed number is carried
+        if r["error_type"] == "wrong_operator":
+            assert ("*" in steps[k]) <= ("*" in ref.steps[k]), steps[k]  # `\\cdot` is replaced by `\\cdot`, `\\div`, + or -
+    assert moved >= 30, (moved, len(rows))  # few MATH answers are a plain number computed in a step
