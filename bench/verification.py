@@ -1,9 +1,9 @@
 """Sharded verification: `local` vs `ray` (1 and 2 actors), and cold vs warm embedding cache.
 
 Goal (issue 11): measure the verification rate of each engine side by side on one slice of
-the error-injection pool, and show that re-verifying after a changed weight (the run key
+the error-injection pool, and show that re-verifying after a changed threshold (the run key
 changes, every shard re-runs) costs analysis time, not encoding time (goal: warm ≥ 5× faster
-than cold).
+than cold), and that a changed W/A weight costs neither (the stored dimensions re-aggregate).
 
 Data: `hardneg.inject` rows (GSM8K and MATH train references mixed, `--references` of each ×
 `--variants` variants), problems with their real reference solutions, in a DuckDB warehouse
@@ -14,8 +14,11 @@ would dominate a 2-core box).
 Each measurement runs in a fresh Python process (`--one`), so the in-process LRU caches of the
 embedder and of step analyses are cold and peak RSS belongs to that configuration alone:
 - `local cold`, `ray 1 cold`, `ray 2 cold`: an unverified warehouse, an empty embedding cache.
-- `local warm`: the warehouse `local cold` verified, the cache it filled, and a changed
-  wrongness weight: the run key differs, so the partition starts over and every shard re-runs.
+- `local warm (changed threshold)`: the warehouse `local cold` verified, the cache it filled,
+  and a changed `match_threshold`: the analysis part of the run key differs, so the partition
+  starts over and every shard re-runs, reading its vectors from the cache.
+- `local re-aggregate (changed weight)`: then a changed wrongness weight as well: only the
+  aggregation part of the run key differs, so W and A are recomputed from the stored dimensions.
 Wall time includes loading the models and, for Ray, starting the local Ray (as a real run
 pays them). `shard s` is the workers' time inside shards; `encode s` the part of it the
 MiniLM encoder took (SentenceEmbedder.encode_seconds); the rest is analysis.
@@ -124,7 +127,9 @@ def one(args) -> None:
     from hardneg.warehouse import Warehouse
 
     vcfg = VerifierConfig(use_nli=False)
-    if args.changed_weight:  # what a user re-tuning the aggregate does: the run key changes
+    if args.changed_threshold:  # what a user re-tuning the alignment does: the analysis changes
+        vcfg = replace(vcfg, match_threshold=vcfg.match_threshold + 0.02)
+    if args.changed_weight:  # what a user re-tuning the aggregate does: only W changes
         vcfg = replace(vcfg, wrongness_weights=dict(vcfg.wrongness_weights, d_answer=0.30, d_logic=0.30))
     config = VerificationConfig(engine=args.engine, workers=args.workers, shard_size=args.shard_size,
                                 torch_threads=args.torch_threads)
@@ -154,7 +159,7 @@ def one(args) -> None:
     sampler.join()
     out = {
         "wall": wall, "candidates": summary.candidates, "verified": summary.verified, "shards_run": summary.shards_run,
-        "restarted": summary.restarted, "encoded": summary.encoded, "cache_hits": summary.cache_hits,
+        "restarted": summary.restarted, "reaggregated": summary.reaggregated, "encoded": summary.encoded, "cache_hits": summary.cache_hits,
         "workers": len(summary.workers), "shard_seconds": sum(r["seconds"] for r in results),
         # before the first shard could start: reading the run key, loading the models (and starting Ray)
         "startup": min((r["arrived"] - r["seconds"] for r in results), default=0.0),
@@ -167,10 +172,10 @@ def one(args) -> None:
 
 
 # ----------------------------------------------------------------------------- driver
-def measure(label: str, engine: str, workers: int, warehouse: Path, cache: Path, shard_size: int, changed: bool,
-            threads: int | None = None) -> dict:
+def measure(label: str, engine: str, workers: int, warehouse: Path, cache: Path, shard_size: int,
+            changed: tuple[str, ...] = (), threads: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--one", "--engine", engine, "--workers", str(workers), "--warehouse", str(warehouse),
-           "--cache", str(cache), "--shard-size", str(shard_size)] + (["--changed-weight"] if changed else []) + (
+           "--cache", str(cache), "--shard-size", str(shard_size)] + [f"--changed-{c}" for c in changed] + (
            ["--torch-threads", str(threads)] if threads else [])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p))
     print(f"== {label}", flush=True)
@@ -221,6 +226,7 @@ def main() -> None:
     ap.add_argument("--warehouse", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     ap.add_argument("--changed-weight", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--changed-threshold", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--torch-threads", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -248,18 +254,25 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)
             kind = {"local": "local", "local1": "local 1 thread", "ray1": "ray 1", "ray2": "ray 2"}[name]
             label = f"{kind} cold" + (f" (round {rnd + 1})" if args.repeat > 1 else "")
-            rows.append(measure(label, engine, workers, wh, cache, args.shard_size, changed=False, threads=threads))
+            rows.append(measure(label, engine, workers, wh, cache, args.shard_size, threads=threads))
             if name == "local":
-                # warm: the same warehouse and cache, a changed weight -> new run key, every shard re-runs
-                rows.append(measure(label.replace("cold", "warm (changed weight)"), "local", 1, wh, cache,
-                                    args.shard_size, changed=True))
+                # warm: the same warehouse and cache, a changed threshold -> every shard re-runs on cached vectors
+                rows.append(measure(label.replace("cold", "warm (changed threshold)"), "local", 1, wh, cache,
+                                    args.shard_size, changed=("threshold",)))
+                # then a changed weight as well -> the stored dimensions re-aggregate, no shard runs
+                rows.append(measure(label.replace("cold", "re-aggregate (changed weight)"), "local", 1, wh, cache,
+                                    args.shard_size, changed=("threshold", "weight")))
     load_after = Path("/proc/loadavg").read_text().split()[:3]
 
     cold = [r for r in rows if r["label"].startswith("local cold")]
     warm = [r for r in rows if r["label"].startswith("local warm")]
+    reagg = [r for r in rows if r["label"].startswith("local re-aggregate")]
     ratio_lines = []
-    for c, w in zip(cold, warm):
+    for c, w, g in zip(cold, warm, reagg):
         assert w["restarted"] and w["shards_run"] == c["shards_run"], "warm run did not re-run every shard"
+        assert not g["restarted"] and g["shards_run"] == 0 and g["reaggregated"] == c["candidates"], "weight change re-ran shards"
+        ratio_lines.append(f"- cold / re-aggregate (local, changed weight): wall {c['wall'] / g['wall']:.1f}× "
+                           f"({g['reaggregated']:,} profiles re-aggregated in {g['wall']:.1f} s, no shard run).")
         ratio_lines.append(
             f"- cold / warm (local): wall {c['wall'] / w['wall']:.2f}×, after startup "
             f"{(c['wall'] - c['startup']) / (w['wall'] - w['startup']):.2f}×, shard time {c['shard_seconds'] / w['shard_seconds']:.2f}×; "
@@ -268,7 +281,7 @@ def main() -> None:
             f"({w['encoded']} texts encoded, {w['cache_hits']:,} cache hits)."
         )
     for r in rows:
-        if not r["label"].startswith(("local cold", "local warm")):
+        if not r["label"].startswith(("local cold", "local warm", "local re-aggregate")):
             local = next(c for c in cold if c["label"].endswith(r["label"][-len(" (round 1)"):]) or args.repeat == 1)
             ratio_lines.append(f"- {r['label']} / {local['label']} rate: wall {local['wall'] / r['wall']:.2f}×, after startup "
                                f"{(local['wall'] - local['startup']) / (r['wall'] - r['startup']):.2f}× "

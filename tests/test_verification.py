@@ -3,9 +3,9 @@
 What is proven here, on a real DuckDB warehouse and real error-injected GSM8K and MATH candidates
 (hardneg.inject): a SIGKILL in the middle of a sharded run loses nothing and redoes nothing;
 a Ray run with two actors gives the local run's profiles; the run key reuses, resumes or
-starts over exactly when it should, and after a changed weight the persistent embedding
-cache serves every text; the embedding store survives damaged files and never leaves
-temporary files. NLI is off (use_nli=False) to keep the module fast; it does not touch the
+starts over exactly when it should, after a changed threshold the persistent embedding
+cache serves every text, and a changed W/A weight only re-aggregates the stored dimensions;
+the embedding store survives damaged files and never leaves temporary files. NLI is off (use_nli=False) to keep the module fast; it does not touch the
 sharding code.
 """
 
@@ -32,6 +32,7 @@ from hardneg.funnel import FunnelConfig
 from hardneg.inject import InjectConfig, inject_reference, iter_references
 from hardneg.verification import ShardVerifier, VerificationConfig, verify_partition
 from hardneg.verifier import VerifierConfig
+from hardneg.verifier.profile import aggregate
 from hardneg.verifier.embedding import text_key
 from hardneg.warehouse import Warehouse
 
@@ -260,14 +261,14 @@ def test_same_inputs_run_zero_shards(baseline, tmp_path):
     assert_same_profiles(profiles(wh), baseline["profiles"], atol=0)
 
 
-def test_changed_weight_starts_over_and_every_text_is_a_cache_hit(baseline, tmp_path):
+def test_changed_threshold_starts_over_and_every_text_is_a_cache_hit(baseline, tmp_path):
     assert baseline["summary"].encoded > 0 and baseline["summary"].cache_hits == 0  # the cache was cold
     wh, emb = copy_of_baseline(baseline, tmp_path)
-    weights = dict(VCFG.wrongness_weights, d_answer=0.05, d_semantic=0.40)
-    cfg = replace(VCFG, wrongness_weights=weights)
+    cfg = replace(VCFG, match_threshold=VCFG.match_threshold + 0.08)
     summary = verify_partition(wh, FAMILY, SEED, cfg, VerificationConfig(shard_size=SHARD), cache_root=emb)
     assert summary.run_key != baseline["summary"].run_key
     assert summary.restarted and summary.shards_run == summary.shards and summary.shards_skipped == 0
+    assert summary.reaggregated == 0
     # a fresh ShardVerifier (new MathVerifier, empty LRU) encoded nothing: every text came from the segments
     assert summary.encoded == 0
     assert summary.cache_hits == baseline["summary"].encoded
@@ -275,9 +276,31 @@ def test_changed_weight_starts_over_and_every_text_is_a_cache_hit(baseline, tmp_
     assert (shards["encoded"] == 0).all() and (shards["run_key"] == summary.run_key).all()
     assert_one_to_one(wh, baseline["pool"])
     got, old = profiles(wh), baseline["profiles"]
+    assert (np.abs(got["d_structure"].astype(float) - old["d_structure"].astype(float)) > 1e-3).any()  # re-analysed
+
+
+def test_changed_weight_reaggregates_the_stored_dimensions_without_verifying(baseline, tmp_path):
+    wh, emb = copy_of_baseline(baseline, tmp_path)
+    weights = dict(VCFG.wrongness_weights, d_answer=0.05, d_semantic=0.40, d_order=0.0)
+    cfg = replace(VCFG, wrongness_weights=weights)
+    summary = verify_partition(wh, FAMILY, SEED, cfg, VerificationConfig(shard_size=SHARD), cache_root=emb)
+    assert summary.run_key != baseline["summary"].run_key
+    assert not summary.restarted and summary.shards_run == 0 and summary.verified == 0 and summary.encoded == 0
+    assert summary.reaggregated == len(baseline["profiles"])
+    assert (shard_rows(wh)["run_key"] == summary.run_key).all()
+    got, old = profiles(wh), baseline["profiles"]
     dims = FLOATS[:6]
-    np.testing.assert_allclose(got[dims].astype(float).fillna(-1), old[dims].astype(float).fillna(-1), atol=1e-6, rtol=0)
+    pd.testing.assert_frame_equal(got[dims], old[dims])  # the analysis is untouched
+    want = [aggregate({d: (None if pd.isna(r[d]) else float(r[d])) for d in dims}, weights) for _, r in old.iterrows()]
+    np.testing.assert_allclose(got["wrongness"].astype(float), np.array(want, dtype=float), atol=2e-6, rtol=0)
     assert (np.abs(got["wrongness"] - old["wrongness"]) > 1e-3).any()  # the new weights were applied
+    np.testing.assert_allclose(got["absurdity"].astype(float), old["absurdity"].astype(float), atol=2e-6, rtol=0)
+    # the same call again is a no-op; the old weights bring the old scores back
+    again = verify_partition(wh, FAMILY, SEED, cfg, VerificationConfig(shard_size=SHARD), cache_root=emb)
+    assert again.reaggregated == 0 and again.shards_run == 0
+    back = verify_partition(wh, FAMILY, SEED, VCFG, VerificationConfig(shard_size=SHARD), cache_root=emb)
+    assert back.run_key == baseline["summary"].run_key and back.reaggregated == len(old)
+    assert_same_profiles(profiles(wh), old, atol=2e-6)
 
 
 def test_changed_candidate_text_starts_over_and_encodes_only_new_text(baseline, tmp_path):

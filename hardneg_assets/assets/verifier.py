@@ -67,7 +67,8 @@ def verifier_profiles(
     context.log.info(
         f"verified {run.verified} of {run.candidates} candidates in {run.shards_run} shards "
         f"({run.shards_skipped} already stored) in {run.seconds:.1f}s ({run.rate:.1f}/s); "
-        f"{run.encoded} texts encoded, {run.cache_hits} from the embedding cache"
+        f"{run.encoded} texts encoded, {run.cache_hits} from the embedding cache; "
+        f"{run.reaggregated} stored profiles re-aggregated with new W/A weights"
     )
     out = wh.query(PROFILE_SUMMARY_SQL, [family, seed])
     written = len(out)
@@ -91,6 +92,7 @@ def verifier_profiles(
             "candidates_per_s": dg.MetadataValue.float(run.rate),
             "texts_encoded": dg.MetadataValue.int(run.encoded),
             "embedding_cache_hits": dg.MetadataValue.int(run.cache_hits),
+            "reaggregated": dg.MetadataValue.int(run.reaggregated),
             "summary": md_table(summary),
             "examples": dg.MetadataValue.md(examples or "_no step flagged_"),
             **image_metadata("histograms", png),
