@@ -50,7 +50,7 @@ from typing import Iterator, Optional
 
 from .verifier.steps import split_steps
 
-__all__ = ["InjectConfig", "InjectPoolConfig", "InjectShard", "inject_shards", "Reference", "ERROR_TYPES", "iter_references", "inject_reference", "iter_rows", "iter_frames", "default_error_mix"]
+__all__ = ["InjectConfig", "InjectPoolConfig", "InjectShard", "inject_shard", "inject_shards", "Reference", "ERROR_TYPES", "iter_references", "inject_reference", "iter_rows", "iter_frames", "default_error_mix"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -939,52 +939,56 @@ class InjectShard:
     problems: "object"    # the references as `problems` rows (source 'inject:<set>', split 'train')
 
 
-def inject_shards(config: InjectPoolConfig, family: str, seed: int, *, shard_size: int, start_shard: int = 0):
-    """The inject pool of family × seed as shards of ~`shard_size` rows (whole references per shard).
+def inject_shard(refs: list[Reference], cfg: InjectConfig, family: str, seed: int, index: int = 0) -> InjectShard:
+    """The pool rows of `refs` as one shard: `candidates`, `injected_labels` and `problems` frames.
 
-    Shard i holds references i·R … (i+1)·R − 1 with R = max(1, shard_size // variants_per_reference),
-    so a shard boundary depends only on the reference order and skipping shards (a resumed
-    build) costs reading the reference files, not generating their variants. Candidate ids are
-    `family:seed:<inject id>`; `correct` is the protocol grade of the final answer (as for sampled
-    candidates); confidence, perplexity and n_tokens are null (no policy scores on this source).
-    """
+    Candidate ids are `family:seed:<inject id>`; `correct` is the protocol grade of the final answer
+    (as for sampled candidates); confidence, perplexity and n_tokens are null (no policy scores on this
+    source)."""
     import pandas as pd
 
     from .candidates import _correct_batch
 
+    rows = [r for ref in refs for r in inject_reference(ref, cfg)]
+    ids = [f"{family}:{seed}:{r['candidate_id']}" for r in rows]
+    correct = _correct_batch([r["text"] for r in rows], [r["reference_answer"] for r in rows])
+    candidates = pd.DataFrame({
+        "candidate_id": ids, "problem_id": [r["problem_id"] for r in rows], "family": family, "seed": int(seed),
+        "text": [r["text"] for r in rows], "finish_reason": [r["finish_reason"] for r in rows],
+        "answer": [r["answer"] for r in rows], "confidence": None, "perplexity": None,
+        "correct": correct, "n_tokens": None,
+    })
+    labels = pd.DataFrame({
+        "candidate_id": ids, "family": family, "seed": int(seed), "source": [r["source"] for r in rows],
+        "error_type": [r["error_type"] for r in rows],
+        "error_step": pd.array([r["error_step"] for r in rows], dtype="Int64"),
+        "variant": [r["variant"] for r in rows],
+    })
+    problems = pd.DataFrame({
+        "problem_id": [ref.problem_id for ref in refs], "source": [f"inject:{ref.source}" for ref in refs],
+        "split": "train", "question": [ref.question for ref in refs], "reference_solution": [ref.text for ref in refs],
+        "reference_answer": [ref.answer for ref in refs],
+    })
+    return InjectShard(index, candidates, labels, problems)
+
+
+def inject_shards(config: InjectPoolConfig, family: str, seed: int, *, shard_size: int, start_shard: int = 0):
+    """The inject pool of family × seed as shards of ~`shard_size` rows (whole references per shard; see `inject_shard`).
+
+    Shard i holds references i·R … (i+1)·R − 1 with R = max(1, shard_size // variants_per_reference),
+    so a shard boundary depends only on the reference order and skipping shards (a resumed
+    build) costs reading the reference files, not generating their variants.
+    """
     cfg = config.inject_config(seed)
     per_shard = max(1, shard_size // cfg.variants_per_reference)
     block: list[Reference] = []
     index = 0
 
-    def build(refs: list[Reference], i: int) -> InjectShard:
-        rows = [r for ref in refs for r in inject_reference(ref, cfg)]
-        ids = [f"{family}:{seed}:{r['candidate_id']}" for r in rows]
-        correct = _correct_batch([r["text"] for r in rows], [r["reference_answer"] for r in rows])
-        candidates = pd.DataFrame({
-            "candidate_id": ids, "problem_id": [r["problem_id"] for r in rows], "family": family, "seed": int(seed),
-            "text": [r["text"] for r in rows], "finish_reason": [r["finish_reason"] for r in rows],
-            "answer": [r["answer"] for r in rows], "confidence": None, "perplexity": None,
-            "correct": correct, "n_tokens": None,
-        })
-        labels = pd.DataFrame({
-            "candidate_id": ids, "family": family, "seed": int(seed), "source": [r["source"] for r in rows],
-            "error_type": [r["error_type"] for r in rows],
-            "error_step": pd.array([r["error_step"] for r in rows], dtype="Int64"),
-            "variant": [r["variant"] for r in rows],
-        })
-        problems = pd.DataFrame({
-            "problem_id": [ref.problem_id for ref in refs], "source": [f"inject:{ref.source}" for ref in refs],
-            "split": "train", "question": [ref.question for ref in refs], "reference_solution": [ref.text for ref in refs],
-            "reference_answer": [ref.answer for ref in refs],
-        })
-        return InjectShard(i, candidates, labels, problems)
-
     for ref in iter_references(cfg):
         block.append(ref)
         if len(block) == per_shard:
             if index >= start_shard:
-                yield build(block, index)
+                yield inject_shard(block, cfg, family, seed, index)
             block, index = [], index + 1
     if block and index >= start_shard:
-        yield build(block, index)
+        yield inject_shard(block, cfg, family, seed, index)
