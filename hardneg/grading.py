@@ -95,6 +95,7 @@ well-formed answers:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -959,6 +960,15 @@ def answers_equal(pred: str | None, ref: str | None, timeout: float = 3.0, retry
         return verdict
     if _hopeless(pred_n, ref_n):
         return False
+    return _symbolic_verdict(pred_n, ref_n, timeout, retry_factor)
+
+
+# A verdict depends only on the normalized pair and the limits (`_run_chunked` makes even a
+# timeout deterministic), and a pool repeats pairs: the variants of one problem mostly keep its
+# answer. Remembering verdicts saves a round trip to the worker per repeat (a quarter of the
+# verifier's time on the inject pool once its vectors are cached).
+@functools.lru_cache(maxsize=8192)
+def _symbolic_verdict(pred_n: str, ref_n: str, timeout: float, retry_factor: float) -> bool:
     return bool(_run_chunked(_symbolic_batch, [(pred_n, ref_n)], timeout, False, 1, retry_factor)[0])
 
 

@@ -415,3 +415,22 @@ def test_row10_power_towers_are_decided_from_the_text():
     result = grade(r"so \boxed{10^{10^{10^{10}}}}", "5")
     assert result.correct is False and result.correct_math_verify is None
     assert math_verify_equal("10^10^10^10", "1") is None
+
+
+def test_a_repeated_symbolic_pair_is_decided_once(monkeypatch):
+    """Pools repeat (answer, gold) pairs; the worker round trip is paid once per distinct pair."""
+    import hardneg.grading as grading
+
+    calls = []
+    real = grading._run_chunked
+
+    def counting(func, pairs, *args, **kwargs):
+        calls.append(list(pairs))
+        return real(func, pairs, *args, **kwargs)
+
+    monkeypatch.setattr(grading, "_run_chunked", counting)
+    grading._symbolic_verdict.cache_clear()
+    assert answers_equal(r"2\sqrt{2}", r"\sqrt{8}")
+    assert answers_equal(r"2\sqrt{2}", r"\sqrt{8}")
+    assert not answers_equal(r"3\sqrt{2}", r"\sqrt{8}")
+    assert [p[0][0] for p in calls] == [r"2\sqrt{2}", r"3\sqrt{2}"]  # one per distinct pair, none for the repeat
