@@ -1001,7 +1001,54 @@ def _complete_right(span: Span) -> bool:
     return span.toks[-1].kind != "OP"
 
 
+def _glued(a: Tok, b: Tok) -> bool:
+    return a.end == b.start
+
+
+def _opaque(toks: list[Tok]) -> Tok:
+    return Tok("OPAQUE", "".join(t.text for t in toks), toks[0].start, toks[-1].end)
+
+
+_ELLIPSIS_DOTS = 2  # ".." or "...": fewer dots is a decimal point or a full stop
+
+
+def _opaque_notation(toks: list[Tok]) -> list[Tok]:
+    """Mark the spans whose written value is not the value of their tokens, so that the
+    link holding them is skipped: an ellipsis inside a sum ("14 + 21 + ... + 98" is not
+    14 + 21 + 98), a decimal with digit letters ("0.abc", "0.ababab"), and a number split
+    by a box ("355\\boxed{680}" is 355680)."""
+    out: list[Tok] = []
+    i, n = 0, len(toks)
+    while i < n:
+        t = toks[i]
+        j = i
+        while j < n and toks[j].kind == "PUNCT" and toks[j].text == "." and (j == i or _glued(toks[j - 1], toks[j])):
+            j += 1
+        if j - i >= _ELLIPSIS_DOTS:
+            prev_op = bool(out) and out[-1].kind == "OP"
+            next_op = j < n and toks[j].kind == "OP"
+            if prev_op or next_op:  # "0.333..." (a repeating decimal) stays a number
+                out.append(_opaque(toks[i:j]))
+                i = j
+                continue
+        if (
+            t.kind == "NUM" and i + 2 < n and toks[i + 1].text == "." and toks[i + 2].kind in ("VAR", "WORD")
+            and _glued(t, toks[i + 1]) and _glued(toks[i + 1], toks[i + 2])
+        ):
+            out.append(_opaque(toks[i : i + 3]))
+            i += 3
+            continue
+        if t.kind == "NUM" and i + 1 < n and toks[i + 1].kind == "BOX" and _glued(t, toks[i + 1]):
+            out.append(_opaque([t]))
+            i += 1
+            continue
+        out.append(t)
+        i += 1
+    return out
+
+
 def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
+    toks = _opaque_notation(toks)
     chains = []
     spans: list[Span] = []
     seps: list[str] = []
@@ -1197,7 +1244,30 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
         _annotation_links(body, after, out, seen, rounding)
     if _plain_prose(text):
         _unit_links(text, toks, out, rounding)
+    if _UNITS_DIGIT_CUE.search(text):
+        _units_digit_links(out)
     return out
+
+
+# "7 · 3 = 1" where the step tracks only the last digit of a product or power
+_UNITS_DIGIT_CUE = re.compile(r"units?[- ]digit|ones[- ]digit|last digit|unit's digit", re.IGNORECASE)
+_DIGIT_BASE = 10
+
+
+def _units_digit_links(out: StepMath) -> None:
+    """In a step about units digits, `a = d` with d a single digit equal to a's last digit is
+    the units-digit arithmetic the step announces, not a slip (a wrong last digit still is)."""
+    for link in out.links:
+        if link.status != "mismatch" or link.rhs.single_num is None:
+            continue
+        L, R = link.lhs.value, link.rhs.value
+        if L is None or R is None or Fraction(L).denominator != 1 or Fraction(R).denominator != 1:
+            continue
+        if 0 <= R < _DIGIT_BASE and (L - R) % _DIGIT_BASE == 0:
+            link.status, link.note = "unchecked", "unchecked: a units digit"
+            for comp in out.computations:
+                if comp.text == link.text:
+                    comp.ok = None
 
 
 def _identity_cue(text: str, start: int) -> bool:
@@ -1369,6 +1439,19 @@ _UNIT_PIECES = re.compile(
 )
 
 
+_PER_HUNDRED_WORDS = ("cents", "cent", "percent")
+_MATH_CLOSERS = ("$", "}")
+
+
+def _per_hundred_after(span: Span) -> bool:
+    """Is the side a number of cents or percent? ("26 cents"; "$\\boxed{20}$ percent": the
+    word may follow the closing "$" of the formula.)"""
+    after = span.after
+    if after is not None and after.kind == "PUNCT" and after.text in _MATH_CLOSERS:
+        after = span.after2
+    return after is not None and after.kind == "WORD" and after.value in _PER_HUNDRED_WORDS
+
+
 def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen, rounding: bool = False, eq_ctx: bool = False) -> None:
     sides: list[Optional[tuple[Side, list[Tok], Optional[str]]]] = []
     for k, sp in enumerate(spans):
@@ -1395,7 +1478,7 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         right_ok = _complete_right(sub) and not (k == len(spans) - 1 and glued)
         # (the last side lost an unmatched "(" glued to it: "= .05(Number of minutes)" goes on; "= 1.71 (rounded)" does not)
         side = _side(text, toks)
-        side.per_hundred = sub.after is not None and sub.after.kind == "WORD" and sub.after.value in ("cents", "cent", "percent")
+        side.per_hundred = _per_hundred_after(sub)
         reason = _evaluate(side, toks)
         sides.append((side, toks, reason, left_ok, right_ok))
     # a computation: the first side holding an operator, the chain's last literal as result
