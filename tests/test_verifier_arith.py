@@ -311,3 +311,15 @@ def test_units_digit_arithmetic_is_not_a_slip_but_a_wrong_digit_is():
     assert statuses(r"we find that $7 \cdot 3 = 1$, so $\boxed{3}$ is the units digit of $n$.")[0][1] == "unchecked"
     assert statuses(r"we find that $7 \cdot 3 = 3$, so $\boxed{3}$ is the units digit of $n$.")[0][1] == "mismatch"
     assert statuses(r"we find that $7 \cdot 3 = 1$, so $\boxed{3}$ is the answer.")[0][1] == "mismatch"
+
+
+def test_a_short_form_fraction_mentions_its_digits():
+    # "\frac34" is 3/4 (the parser reads it so): the value flow must not see a 34
+    assert analyse_step(r"$\frac34\cdot36=27$").mentions == [3, 4, 36, 27]
+    assert analyse_step(r"$34\cdot2=68$").mentions == [34, 2, 68]
+    assert analyse_step(r"$\frac{34}{2}=17$").mentions == [34, 2, 17]
+
+
+def test_a_list_equated_to_a_list_is_not_checked_pairwise_across_the_commas():
+    assert statuses(r"with numerator $2$ are $\frac 26, \frac 28 = \frac 13, \frac 14$ anyway.") == []
+    assert statuses(r"So, $2/8 = 1/3$, and so on.") == [("2/8 = 1/3", "mismatch")]

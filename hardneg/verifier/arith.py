@@ -1093,9 +1093,32 @@ def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
     return chains
 
 
+def _short_fraction(toks: list[Tok], i: int) -> bool:
+    """Is toks[i] the two digits of a short-form fraction ("\\frac34" is 3/4, as the parser reads it)?"""
+    t = toks[i]
+    prev = toks[i - 1] if i > 0 else None
+    return (
+        prev is not None and prev.kind == "CMD" and prev.value == "frac"
+        and t.decimals == 0 and len(t.text) == 2 and t.text.isdigit()
+    )
+
+
+def literal_values(toks: list[Tok]) -> list[Fraction]:
+    """The numbers written in `toks` (absolute values), "\\frac34" giving 3 and 4, not 34."""
+    out: list[Fraction] = []
+    for i, t in enumerate(toks):
+        if t.kind != "NUM":
+            continue
+        if _short_fraction(toks, i):
+            out += [Fraction(int(t.text[0])), Fraction(int(t.text[1]))]
+        else:
+            out.append(abs(t.value))
+    return out
+
+
 def _side(text: str, toks: list[Tok]) -> Side:
     side = Side(_span_text(text, toks))
-    side.operands = [abs(t.value) for t in toks if t.kind == "NUM"]
+    side.operands = literal_values(toks)
     side.ops = frozenset(t.value for t in toks if t.kind == "OP")
     side.has_pct = any(t.kind == "NUM" and t.pct for t in toks)
     side.has_pi = any(t.kind == "CONST" for t in toks) or any(
@@ -1227,7 +1250,7 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
         parts.append(text[last:])
         text = "".join(parts)
     toks = tokenize(text, opaque_star)
-    out.mentions = [abs(t.value) for t in toks if t.kind == "NUM"]
+    out.mentions = literal_values(toks)
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
     # an equation cue counts for the equalities after it (per chain, below)
@@ -1238,6 +1261,8 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
     no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
+        if _list_equality(spans):
+            continue
         start = spans[0].toks[0].start if spans and spans[0].toks else 0
         _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution, False, _identity_cue(text, start)))
     for body, after in annotations:
@@ -1268,6 +1293,24 @@ def _units_digit_links(out: StepMath) -> None:
             for comp in out.computations:
                 if comp.text == link.text:
                     comp.ok = None
+
+
+_LIST_ITEM_END = {"NUM", "RB", "RP", "VAR", "CONST"}
+_LIST_ITEM_START = {"NUM", "CMD", "LB", "LP", "VAR", "CONST"}
+
+
+def _list_equality(spans: list[Span]) -> bool:
+    """Is the chain the middle of a list equated to a list ("2/6, 2/8 = 1/3, 1/4": element-wise,
+    so 2/8 = 1/3 is not meant)? Both ends must touch a comma with a formula on its other side."""
+    first, last = spans[0], spans[-1]
+
+    def comma(t: Optional[Tok]) -> bool:
+        return t is not None and t.kind == "PUNCT" and t.text == ","
+
+    return (
+        comma(first.before) and first.before2 is not None and first.before2.kind in _LIST_ITEM_END
+        and comma(last.after) and last.after2 is not None and last.after2.kind in _LIST_ITEM_START
+    )
 
 
 def _identity_cue(text: str, start: int) -> bool:
