@@ -318,3 +318,10 @@ def test_value_flow_accepts_a_recomputation_from_the_same_givens():
 def test_value_flow_still_flags_a_stale_operand_next_to_other_operands():
     _, ms = maths(TABLE2_HARD_NEG)
     assert [j for j, _ in value_flow(ms, Fraction(8))] == [4]
+
+
+def test_question_numbers_leave_out_the_asymptote_drawing():
+    # a drawing's coordinate 90 is no given the solution could contradict ("20 posts" is fine)
+    q = "Twenty-four 4-inch posts, 5 feet apart. [asy] unitsize(2mm); draw((0,0)--(90,0)); [/asy] What is the perimeter?"
+    assert question_info(q).numbers == {4, 5}
+    assert 90 in question_info("A fence is 90 feet long. [asy] draw((0,0)--(1,0)); [/asy] What is its area?").numbers

@@ -81,6 +81,10 @@ _NUMBER_WORDS = {
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
+# An Asymptote drawing: its coordinates and sizes are not quantities the question gives
+_ASY_RE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL | re.IGNORECASE)
+
+
 def question_info(question: str) -> QuestionInfo:
     info = QuestionInfo()
     q = (question or "")[:4000]
@@ -90,7 +94,7 @@ def question_info(question: str) -> QuestionInfo:
     targets = [s for s in sentences if s.rstrip().endswith("?") or _TARGET_START.match(s)]
     info.target = " ".join(targets) if targets else (sentences[-1] if sentences else q)
     info.conditions = [s for s in sentences if s not in targets]
-    for tok in numbers_in(q):
+    for tok in numbers_in(_ASY_RE.sub(" ", q)):
         if tok.pct:
             info.percents.add(abs(tok.value * 100))
         else:
