@@ -266,3 +266,60 @@ def test_a_result_the_expression_goes_on_from_is_not_checked():
     step = "And we know Peter can rake 3 bags of leaves / 15 minutes = 8 bags of leaves / Y."
     assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
     assert statuses("He runs 3 miles * 4 days = 13 miles in total.") == [("3 * 4 = 13", "mismatch")]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        r"$\frac{14+21+...+98}{13}=\frac{1}{13}\cdot\frac{1}{2}\cdot13\cdot(14+98)=\boxed{56}$",
+        r"$S = 2^0+2^1+...+2^{101}+ 2^{102} = 2^{103}-1$",
+        r"$1 + 2 + \cdots + 10 = 55$",
+    ],
+)
+def test_a_side_with_an_ellipsis_is_not_checked(step):
+    assert [s for _, s in statuses(step)] in ([], ["ok"])
+
+
+def test_an_ellipsis_leaves_the_plain_sums_and_repeating_decimals_checked():
+    assert statuses("$1 + 2 + 3 = 7$") == [("1 + 2 + 3 = 7", "mismatch")]
+    assert statuses("$1/3 = 0.333...$") == [("1/3 = 0.333", "ok")]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        r"If $\frac{3}{11}=0.ababab\ldots$, then",
+        r"we obtain $0.abc = \frac{abc}{1000} = \frac{1}{y}$.",
+        r"Then $S = 324000+28800+2880 = 355\boxed{680}$.",
+    ],
+)
+def test_digit_notation_and_split_numbers_are_not_read_as_values(step):
+    assert [s for _, s in statuses(step)] == []
+
+
+def test_digit_notation_rule_keeps_a_wrong_sum_a_slip():
+    assert statuses(r"Then $S = 324000+28800+2880 = 355600$.")[-1][1] == "mismatch"
+    assert statuses(r"If $\frac{3}{11}=0.5$, then") == [(r"\frac{3}{11} = 0.5", "mismatch")]
+
+
+def test_percent_after_the_formula_reads_the_result_in_percent():
+    assert statuses(r"$1/5 = \boxed{20}$ percent of the integers")[0][1] == "ok"
+    assert statuses(r"$1/5 = \boxed{25}$ percent of the integers")[0][1] == "mismatch"
+
+
+def test_units_digit_arithmetic_is_not_a_slip_but_a_wrong_digit_is():
+    assert statuses(r"we find that $7 \cdot 3 = 1$, so $\boxed{3}$ is the units digit of $n$.")[0][1] == "unchecked"
+    assert statuses(r"we find that $7 \cdot 3 = 3$, so $\boxed{3}$ is the units digit of $n$.")[0][1] == "mismatch"
+    assert statuses(r"we find that $7 \cdot 3 = 1$, so $\boxed{3}$ is the answer.")[0][1] == "mismatch"
+
+
+def test_a_short_form_fraction_mentions_its_digits():
+    # "\frac34" is 3/4 (the parser reads it so): the value flow must not see a 34
+    assert analyse_step(r"$\frac34\cdot36=27$").mentions == [3, 4, 36, 27]
+    assert analyse_step(r"$34\cdot2=68$").mentions == [34, 2, 68]
+    assert analyse_step(r"$\frac{34}{2}=17$").mentions == [34, 2, 17]
+
+
+def test_a_list_equated_to_a_list_is_not_checked_pairwise_across_the_commas():
+    assert statuses(r"with numerator $2$ are $\frac 26, \frac 28 = \frac 13, \frac 14$ anyway.") == []
+    assert statuses(r"So, $2/8 = 1/3$, and so on.") == [("2/8 = 1/3", "mismatch")]

@@ -307,3 +307,21 @@ def test_value_flow_a_power_is_a_new_quantity_not_an_update():
     # an update by subtraction is still a stale value when the old quantity flows on
     _, ms = maths("She has 50 apples and gives away 20: 50 - 20 = 30.\nThen she buys 10 more: 50 + 10 = 60.\nThe answer is: 60")
     assert [j for j, _ in value_flow(ms, Fraction(60))] == [1]
+
+
+def test_value_flow_accepts_a_recomputation_from_the_same_givens():
+    # "10·9 = 90" is not superseded by "10·9/2 = 45": both start from the givens
+    _, ms = maths("There are $10\\cdot9=90$ ordered pairs.\nEach pair is counted twice, so $\\dfrac{10\\cdot9}{2}=\\boxed{45}$.")
+    assert value_flow(ms, Fraction(45)) == []
+
+
+def test_value_flow_still_flags_a_stale_operand_next_to_other_operands():
+    _, ms = maths(TABLE2_HARD_NEG)
+    assert [j for j, _ in value_flow(ms, Fraction(8))] == [4]
+
+
+def test_question_numbers_leave_out_the_asymptote_drawing():
+    # a drawing's coordinate 90 is no given the solution could contradict ("20 posts" is fine)
+    q = "Twenty-four 4-inch posts, 5 feet apart. [asy] unitsize(2mm); draw((0,0)--(90,0)); [/asy] What is the perimeter?"
+    assert question_info(q).numbers == {4, 5}
+    assert 90 in question_info("A fence is 90 feet long. [asy] draw((0,0)--(1,0)); [/asy] What is its area?").numbers

@@ -1001,7 +1001,54 @@ def _complete_right(span: Span) -> bool:
     return span.toks[-1].kind != "OP"
 
 
+def _glued(a: Tok, b: Tok) -> bool:
+    return a.end == b.start
+
+
+def _opaque(toks: list[Tok]) -> Tok:
+    return Tok("OPAQUE", "".join(t.text for t in toks), toks[0].start, toks[-1].end)
+
+
+_ELLIPSIS_DOTS = 2  # ".." or "...": fewer dots is a decimal point or a full stop
+
+
+def _opaque_notation(toks: list[Tok]) -> list[Tok]:
+    """Mark the spans whose written value is not the value of their tokens, so that the
+    link holding them is skipped: an ellipsis inside a sum ("14 + 21 + ... + 98" is not
+    14 + 21 + 98), a decimal with digit letters ("0.abc", "0.ababab"), and a number split
+    by a box ("355\\boxed{680}" is 355680)."""
+    out: list[Tok] = []
+    i, n = 0, len(toks)
+    while i < n:
+        t = toks[i]
+        j = i
+        while j < n and toks[j].kind == "PUNCT" and toks[j].text == "." and (j == i or _glued(toks[j - 1], toks[j])):
+            j += 1
+        if j - i >= _ELLIPSIS_DOTS:
+            prev_op = bool(out) and out[-1].kind == "OP"
+            next_op = j < n and toks[j].kind == "OP"
+            if prev_op or next_op:  # "0.333..." (a repeating decimal) stays a number
+                out.append(_opaque(toks[i:j]))
+                i = j
+                continue
+        if (
+            t.kind == "NUM" and i + 2 < n and toks[i + 1].text == "." and toks[i + 2].kind in ("VAR", "WORD")
+            and _glued(t, toks[i + 1]) and _glued(toks[i + 1], toks[i + 2])
+        ):
+            out.append(_opaque(toks[i : i + 3]))
+            i += 3
+            continue
+        if t.kind == "NUM" and i + 1 < n and toks[i + 1].kind == "BOX" and _glued(t, toks[i + 1]):
+            out.append(_opaque([t]))
+            i += 1
+            continue
+        out.append(t)
+        i += 1
+    return out
+
+
 def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
+    toks = _opaque_notation(toks)
     chains = []
     spans: list[Span] = []
     seps: list[str] = []
@@ -1046,9 +1093,32 @@ def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
     return chains
 
 
+def _short_fraction(toks: list[Tok], i: int) -> bool:
+    """Is toks[i] the two digits of a short-form fraction ("\\frac34" is 3/4, as the parser reads it)?"""
+    t = toks[i]
+    prev = toks[i - 1] if i > 0 else None
+    return (
+        prev is not None and prev.kind == "CMD" and prev.value == "frac"
+        and t.decimals == 0 and len(t.text) == 2 and t.text.isdigit()
+    )
+
+
+def literal_values(toks: list[Tok]) -> list[Fraction]:
+    """The numbers written in `toks` (absolute values), "\\frac34" giving 3 and 4, not 34."""
+    out: list[Fraction] = []
+    for i, t in enumerate(toks):
+        if t.kind != "NUM":
+            continue
+        if _short_fraction(toks, i):
+            out += [Fraction(int(t.text[0])), Fraction(int(t.text[1]))]
+        else:
+            out.append(abs(t.value))
+    return out
+
+
 def _side(text: str, toks: list[Tok]) -> Side:
     side = Side(_span_text(text, toks))
-    side.operands = [abs(t.value) for t in toks if t.kind == "NUM"]
+    side.operands = literal_values(toks)
     side.ops = frozenset(t.value for t in toks if t.kind == "OP")
     side.has_pct = any(t.kind == "NUM" and t.pct for t in toks)
     side.has_pi = any(t.kind == "CONST" for t in toks) or any(
@@ -1180,7 +1250,7 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
         parts.append(text[last:])
         text = "".join(parts)
     toks = tokenize(text, opaque_star)
-    out.mentions = [abs(t.value) for t in toks if t.kind == "NUM"]
+    out.mentions = literal_values(toks)
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
     # an equation cue counts for the equalities after it (per chain, below)
@@ -1191,13 +1261,56 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
     no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
+        if _list_equality(spans):
+            continue
         start = spans[0].toks[0].start if spans and spans[0].toks else 0
         _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution, False, _identity_cue(text, start)))
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
     if _plain_prose(text):
         _unit_links(text, toks, out, rounding)
+    if _UNITS_DIGIT_CUE.search(text):
+        _units_digit_links(out)
     return out
+
+
+# "7 · 3 = 1" where the step tracks only the last digit of a product or power
+_UNITS_DIGIT_CUE = re.compile(r"units?[- ]digit|ones[- ]digit|last digit|unit's digit", re.IGNORECASE)
+_DIGIT_BASE = 10
+
+
+def _units_digit_links(out: StepMath) -> None:
+    """In a step about units digits, `a = d` with d a single digit equal to a's last digit is
+    the units-digit arithmetic the step announces, not a slip (a wrong last digit still is)."""
+    for link in out.links:
+        if link.status != "mismatch" or link.rhs.single_num is None:
+            continue
+        L, R = link.lhs.value, link.rhs.value
+        if L is None or R is None or Fraction(L).denominator != 1 or Fraction(R).denominator != 1:
+            continue
+        if 0 <= R < _DIGIT_BASE and (L - R) % _DIGIT_BASE == 0:
+            link.status, link.note = "unchecked", "unchecked: a units digit"
+            for comp in out.computations:
+                if comp.text == link.text:
+                    comp.ok = None
+
+
+_LIST_ITEM_END = {"NUM", "RB", "RP", "VAR", "CONST"}
+_LIST_ITEM_START = {"NUM", "CMD", "LB", "LP", "VAR", "CONST"}
+
+
+def _list_equality(spans: list[Span]) -> bool:
+    """Is the chain the middle of a list equated to a list ("2/6, 2/8 = 1/3, 1/4": element-wise,
+    so 2/8 = 1/3 is not meant)? Both ends must touch a comma with a formula on its other side."""
+    first, last = spans[0], spans[-1]
+
+    def comma(t: Optional[Tok]) -> bool:
+        return t is not None and t.kind == "PUNCT" and t.text == ","
+
+    return (
+        comma(first.before) and first.before2 is not None and first.before2.kind in _LIST_ITEM_END
+        and comma(last.after) and last.after2 is not None and last.after2.kind in _LIST_ITEM_START
+    )
 
 
 def _identity_cue(text: str, start: int) -> bool:
@@ -1369,6 +1482,19 @@ _UNIT_PIECES = re.compile(
 )
 
 
+_PER_HUNDRED_WORDS = ("cents", "cent", "percent")
+_MATH_CLOSERS = ("$", "}")
+
+
+def _per_hundred_after(span: Span) -> bool:
+    """Is the side a number of cents or percent? ("26 cents"; "$\\boxed{20}$ percent": the
+    word may follow the closing "$" of the formula.)"""
+    after = span.after
+    if after is not None and after.kind == "PUNCT" and after.text in _MATH_CLOSERS:
+        after = span.after2
+    return after is not None and after.kind == "WORD" and after.value in _PER_HUNDRED_WORDS
+
+
 def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen, rounding: bool = False, eq_ctx: bool = False) -> None:
     sides: list[Optional[tuple[Side, list[Tok], Optional[str]]]] = []
     for k, sp in enumerate(spans):
@@ -1395,7 +1521,7 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         right_ok = _complete_right(sub) and not (k == len(spans) - 1 and glued)
         # (the last side lost an unmatched "(" glued to it: "= .05(Number of minutes)" goes on; "= 1.71 (rounded)" does not)
         side = _side(text, toks)
-        side.per_hundred = sub.after is not None and sub.after.kind == "WORD" and sub.after.value in ("cents", "cent", "percent")
+        side.per_hundred = _per_hundred_after(sub)
         reason = _evaluate(side, toks)
         sides.append((side, toks, reason, left_ok, right_ok))
     # a computation: the first side holding an operator, the chain's last literal as result

@@ -32,6 +32,7 @@ to fire only on a specific pattern:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
@@ -80,6 +81,10 @@ _NUMBER_WORDS = {
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
+# An Asymptote drawing: its coordinates and sizes are not quantities the question gives
+_ASY_RE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL | re.IGNORECASE)
+
+
 def question_info(question: str) -> QuestionInfo:
     info = QuestionInfo()
     q = (question or "")[:4000]
@@ -89,7 +94,7 @@ def question_info(question: str) -> QuestionInfo:
     targets = [s for s in sentences if s.rstrip().endswith("?") or _TARGET_START.match(s)]
     info.target = " ".join(targets) if targets else (sentences[-1] if sentences else q)
     info.conditions = [s for s in sentences if s not in targets]
-    for tok in numbers_in(q):
+    for tok in numbers_in(_ASY_RE.sub(" ", q)):
         if tok.pct:
             info.percents.add(abs(tok.value * 100))
         else:
@@ -154,6 +159,19 @@ def _key(x) -> float:
     return float(f"{float(x):.9g}")
 
 
+def _recomputes(later: Computation, earlier: Computation) -> bool:
+    """Does `later` start again from all of `earlier`'s operands? ("10·9 = 90", then
+    "10·9/2 = 45" or "(29+23)/2" after "29 − 23"): a fresh computation from the same
+    givens, not a stale value used in place of the earlier result."""
+    remaining = Counter(_key(x) for x in later.operands)
+    for x in earlier.operands:
+        k = _key(x)
+        if remaining[k] <= 0:
+            return False
+        remaining[k] -= 1
+    return True
+
+
 def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[int, str]]:
     """(step index, flag) for every superseded value used again later.
 
@@ -190,7 +208,7 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[i
             if x in (0, 1, 2) or kx == kr:
                 continue
             for j, comp2 in operand_uses.get(kx, ()):
-                if j <= i or j in flagged_steps:
+                if j <= i or j in flagged_steps or _recomputes(comp2, comp):
                     continue
                 k2 = _key(abs(comp2.result))
                 if k2 == final_key or last_seen.get(k2, -1) > j:  # the stale value flows on to the answer
