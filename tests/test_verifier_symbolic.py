@@ -342,3 +342,9 @@ def test_subscripted_names_are_single_unknowns():
 def test_degree_marks_are_a_unit_not_a_power():
     assert [s for _, s, _ in links("$180^\\circ - 50^{\\circ} = 130^\\circ$")] == ["ok"]
     assert [s for _, s, _ in links("$180^\\circ - 50^{\\circ} = 120^\\circ$")] == ["mismatch"]
+
+
+def test_an_angle_is_one_unknown():
+    got = links("Distributing, $2(\\angle A + \\angle B) = 2\\angle A + \\angle B$")
+    assert [(s, k) for _, s, k in got] == [("mismatch", "algebra")]
+    assert [s for _, s, _ in links("Distributing, $2(\\angle A + \\angle B) = 2\\angle A + 2\\angle B$")] == ["ok"]

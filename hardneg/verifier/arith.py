@@ -221,6 +221,7 @@ _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
 # a subscript that names a term of a sequence or one of several unknowns: "_1", "_n", "_{12}", "_{n+1}", "_{k-1}"
 _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s*\}|(\d(?!\d)|[A-Za-z](?![A-Za-z]))")
+_ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
 
@@ -256,6 +257,13 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             continue
         if s == "^" and (deg := _DEGREE_RE.match(text, b)):
             skip_to = deg.end()  # "180^\\circ": a unit of angle, not a power
+            if toks and toks[-1].end == a:
+                toks[-1].end = deg.end()  # the link reads "130^\\circ", not "130"
+            continue
+        if s == "\\angle" and (ang := _ANGLE_RE.match(text, b)):
+            # "\\angle ABC": the measure of one angle, an unknown like any other
+            toks.append(Tok("VAR", text[a : ang.end()], a, ang.end(), "angle_" + ang.group(1).replace("{", "").replace("}", "")))
+            skip_to = ang.end()
             continue
         if s == "_" and toks and toks[-1].kind == "VAR" and toks[-1].end == a and (sub := _SUBSCRIPT_RE.match(text, b)):
             # "a_1", "x_{n+1}": one indexed name, not a product with an unknown operator
