@@ -328,3 +328,23 @@ def test_one_token_rule_covers_rational_functions_but_not_a_negated_side():
     # X = −X: an equation shown to have no solution (MATH test), not a slip in the minus sign
     step = "$\\frac{3(x + 1)(x - 7)}{(x - 1)(x + 1)(x - 7)} = -\\frac{3}{x - 1}$"
     assert all(l.status != "mismatch" for l in analyse_step(step).links)
+
+
+# ------------------------------------------------------------------ subscripts and degrees
+def test_subscripted_names_are_single_unknowns():
+    got = links("Expanding, $(a_1 + a_{n+1})^2 = a_1^2 + a_{n+1}^2$")
+    assert [(s, k) for _, s, k in got] == [("mismatch", "algebra")]
+    assert [s for _, s, _ in links("Expanding, $(a_1 + a_{n+1})^2 = a_1^2 + 2a_1a_{n+1} + a_{n+1}^2$")] == ["ok"]
+    assert [s for _, s, _ in links("$x_1x_2 + x_1 = x_1(x_2 + 1)$")] == ["ok"]
+    assert links("$a_12$") == []  # LaTeX a_1·2 or a typo for a_{12}: left alone
+
+
+def test_degree_marks_are_a_unit_not_a_power():
+    assert [s for _, s, _ in links("$180^\\circ - 50^{\\circ} = 130^\\circ$")] == ["ok"]
+    assert [s for _, s, _ in links("$180^\\circ - 50^{\\circ} = 120^\\circ$")] == ["mismatch"]
+
+
+def test_an_angle_is_one_unknown():
+    got = links("Distributing, $2(\\angle A + \\angle B) = 2\\angle A + \\angle B$")
+    assert [(s, k) for _, s, k in got] == [("mismatch", "algebra")]
+    assert [s for _, s, _ in links("Distributing, $2(\\angle A + \\angle B) = 2\\angle A + 2\\angle B$")] == ["ok"]

@@ -217,6 +217,11 @@ _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
 _ORDINAL_RE = re.compile(r"\^\{?\\text\{(?:st|nd|rd|th)\}\}?")
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
+# "^\\circ", "^{\\circ}": degrees
+_DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
+# a subscript that names a term of a sequence or one of several unknowns: "_1", "_n", "_{12}", "_{n+1}", "_{k-1}"
+_SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s*\}|(\d(?!\d)|[A-Za-z](?![A-Za-z]))")
+_ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
 
@@ -243,11 +248,31 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
     in_math = False
     # with LaTeX around, every "$" delimits math; so does a "$...$" pair around a formula ("$1+2+3 = 6$")
     latex = bool(_LATEX_HINT.search(text)) or bool(_MATH_PAIR.search(text))
+    skip_to = 0
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
         s = m.group()
         a, b = m.start(), m.end()
-        if kind == "ws":
+        if kind == "ws" or a < skip_to:
+            continue
+        if s == "^" and (deg := _DEGREE_RE.match(text, b)):
+            skip_to = deg.end()  # "180^\\circ": a unit of angle, not a power
+            if toks and toks[-1].end == a:
+                toks[-1].end = deg.end()  # the link reads "130^\\circ", not "130"
+            continue
+        if s == "\\angle" and (ang := _ANGLE_RE.match(text, b)):
+            # "\\angle ABC": the measure of one angle, an unknown like any other
+            toks.append(Tok("VAR", text[a : ang.end()], a, ang.end(), "angle_" + ang.group(1).replace("{", "").replace("}", "")))
+            skip_to = ang.end()
+            continue
+        if s == "_" and toks and toks[-1].kind == "VAR" and toks[-1].end == a and (sub := _SUBSCRIPT_RE.match(text, b)):
+            # "a_1", "x_{n+1}": one indexed name, not a product with an unknown operator
+            index = re.sub(r"\s+", "", sub.group(1) or sub.group(2))
+            prev = toks[-1]
+            prev.value = f"{prev.value}_{index}"
+            prev.text = text[prev.start : sub.end()]
+            prev.end = sub.end()
+            skip_to = sub.end()
             continue
         if kind == "brk" and s == "$" and not latex and _CURRENCY_AFTER.match(text, b):
             continue  # "$12", "$ 6": a currency sign in plain text
