@@ -1136,8 +1136,8 @@ def literal_values(toks: list[Tok]) -> list[Fraction]:
             continue
         if _short_fraction(toks, i):
             out += [Fraction(int(t.text[0])), Fraction(int(t.text[1]))]
-        else:
-            out.append(abs(t.value))
+        else:  # not abs(): Fraction.__abs__ builds a new Fraction, and most numbers are already >= 0
+            out.append(t.value if t.value >= 0 else -t.value)
     return out
 
 
