@@ -348,3 +348,25 @@ def test_an_angle_is_one_unknown():
     got = links("Distributing, $2(\\angle A + \\angle B) = 2\\angle A + \\angle B$")
     assert [(s, k) for _, s, k in got] == [("mismatch", "algebra")]
     assert [s for _, s, _ in links("Distributing, $2(\\angle A + \\angle B) = 2\\angle A + 2\\angle B$")] == ["ok"]
+
+
+def test_degrees_inside_a_trig_function_are_not_radians():
+    step = "\\[[EAF] = \\frac12\\cdot11\\cdot13\\cdot\\sin{120^\\circ} = \\frac {143\\sqrt3}4.\\]"
+    assert all("sin" not in text for text, _, _ in links(step))  # 120° read as 120 rad would be a false slip
+    assert [s for _, s, _ in links("$\\sin{30} + 1 = 2$")] != []  # the guard is only about the degree mark
+
+
+def test_degrees_anywhere_after_a_trig_function_stay_opaque():
+    """`\\sin (600^\\circ - 360^\\circ)` is a sine of degrees: never evaluated as radians (MATH test #1697)."""
+    for step in (r"$\sin 600^\circ = \sin (600^\circ - 360^\circ) = \sin 240^\circ = -\frac{\sqrt{3}}{2}$.",
+                 r"$\cos 315^\circ = \frac{\sqrt{2}}{2}$."):
+        assert not [l for l in analyse_step(step).links if l.status == "mismatch"], step
+    assert [l for l in analyse_step(r"$180^\circ - 50^\circ = 120^\circ$.").links if l.status == "mismatch"]
+
+
+def test_a_conversion_to_degrees_is_not_an_equality_of_numbers():
+    """MATH test #4545: radians converted to degrees; both sides in degrees are still checked."""
+    conv = analyse_step(r"$\frac{\pi}{3} = \frac{180^\circ}{\pi} \cdot \frac{\pi}{3} = 60^\circ$.")
+    assert not [l for l in conv.links if l.status == "mismatch"]
+    slip = analyse_step(r"$\angle B = 2 \cdot 35^\circ = 75^\circ$.")
+    assert [l for l in slip.links if l.status == "mismatch"]

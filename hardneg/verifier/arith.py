@@ -255,7 +255,9 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
         a, b = m.start(), m.end()
         if kind == "ws" or a < skip_to:
             continue
-        if s == "^" and (deg := _DEGREE_RE.match(text, b)):
+        if s == "^" and (deg := _DEGREE_RE.match(text, b)) and not any(t.kind == "FUNC" for t in toks):
+            # after "\\sin" (even "\\sin (600^\\circ - 360^\\circ)") a degree mark changes the value the
+            # function sees, and the evaluator reads radians: left opaque, as before
             skip_to = deg.end()  # "180^\\circ": a unit of angle, not a power
             if toks and toks[-1].end == a:
                 toks[-1].end = deg.end()  # the link reads "130^\\circ", not "130"
@@ -1602,6 +1604,10 @@ def _add_link(
     reasons = [r for r in (ra, rb) if r]
     if any(r == "skip" for r in reasons):
         return None
+    if ("\\circ" in lhs.text) != ("\\circ" in rhs.text):
+        # degrees on one side only: a conversion ("\\frac{\\pi}{3} = \\frac{180^\\circ}{\\pi} \\cdot \\frac{\\pi}{3}")
+        # or a unit left off, not an equality of plain numbers
+        reasons.append("unchecked: degrees on one side only")
     if reasons:
         link = Link(lhs, rhs, approx, "unchecked", reasons[0], source)
         out.links.append(link)
