@@ -30,6 +30,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+REFERENCES_PER_SHARD = 200  # ~8K rows per frame at 41 variants: the shards are concatenated, so this only bounds peak work
+
+
 def build_sample(wh, prof, family: str, seed: int, stride: int) -> int:
     """Every `stride`-th reference of each source, all its variants, into candidates / injected_labels / problems."""
     import pandas as pd
@@ -43,7 +46,8 @@ def build_sample(wh, prof, family: str, seed: int, stride: int) -> int:
         i = seen[ref.source] = seen.get(ref.source, -1) + 1
         if i % stride == 0:
             refs.append(ref)
-    shards = [inject_shard(refs[i : i + 200], cfg, family, seed, i) for i in range(0, len(refs), 200)]
+    shards = [inject_shard(refs[i : i + REFERENCES_PER_SHARD], cfg, family, seed, i)
+              for i in range(0, len(refs), REFERENCES_PER_SHARD)]
     cands = pd.concat([s.candidates for s in shards], ignore_index=True)
     wh.replace_partition("candidates", cands, family=family, seed=seed)
     wh.replace_partition("injected_labels", pd.concat([s.labels for s in shards], ignore_index=True), family=family, seed=seed)

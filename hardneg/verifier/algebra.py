@@ -51,6 +51,7 @@ worker (symbolic.identity_values), which evaluates them at random points the sam
 
 from __future__ import annotations
 
+import functools
 import random
 from fractions import Fraction
 from typing import Optional
@@ -83,16 +84,12 @@ class NotPolynomial(Exception):
     """A symbol under a root, in a denominator, an exponent or a function."""
 
 
-_ARITH = []
-
-
+@functools.cache
 def _arith():
     # late (arith imports this module), and once: an import statement per call cost 0.5 s per 2,000 candidates
-    if not _ARITH:
-        from . import arith
+    from . import arith
 
-        _ARITH.append(arith)
-    return _ARITH[0]
+    return arith
 
 
 COMPLEX = {"on": False}  # set by arith.analyse_step for steps about complex numbers: `i` is √−1
