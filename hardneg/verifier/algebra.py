@@ -106,22 +106,150 @@ def _mono_mul(a: Mono, b: Mono) -> Mono:
     return tuple(sorted(d.items()))
 
 
-def _reduce_i(p: Poly) -> Poly:
-    """i^2 = −1 when `i` is the imaginary unit."""
+# Exact constants as symbols. π is transcendental, so a polynomial in π with rational
+# coefficients is 0 only when every coefficient is: π can stand as a symbol. √n is written as
+# s·√p1·…·√pk (n = s²·p1·…·pk, primes pk, squarefree part) with (√p)² = p: square roots of
+# distinct squarefree numbers are linearly independent over ℚ, so this normal form is unique and
+# `π(2r)^2(3h) = 14πr^2h` or `(r√3)^2 = 5r^2` are decided exactly, by the same rules as rational
+# coefficients, instead of being left to SymPy's yes/no. √b of a bare symbol is a symbol with
+# (√b)² = b (ℚ[b, √b]/((√b)² − b) is the polynomial ring in √b: still exact).
+PI = "π"
+RADICAL = "√"
+MAX_RADICAND = 10**8  # a larger radicand is not factored (trial division): left to SymPy
+
+
+def _const_symbol(v: str) -> bool:
+    """π, √p (p a number) and, in a step about complex numbers, i are constants written as
+    symbols; √b of a symbol b is a symbol."""
+    return v == PI or (v[0] == RADICAL and v[1:].isdigit()) or (v == "i" and COMPLEX["on"])
+
+
+def _reduce_mono(m: Mono, c: Fraction) -> tuple[Mono, Fraction]:
+    d = dict(m)
+    for v, e in m:
+        if e < 2:
+            continue
+        if v == "i" and COMPLEX["on"]:
+            q, d["i"] = divmod(e, 2)
+            c = -c if q % 2 else c
+        elif v[0] == RADICAL:
+            q, d[v] = divmod(e, 2)
+            base = v[1:]
+            if base.isdigit():
+                c = c * int(base) ** q
+            else:
+                d[base] = d.get(base, 0) + q
+    return tuple(sorted((v, e) for v, e in d.items() if e)), c
+
+
+def _reduce(p: Poly) -> Poly:
+    """i² = −1 (when `i` is the imaginary unit) and (√p)² = p."""
     out: Poly = {}
     for m, c in p.items():
-        e = dict(m).get("i", 0)
-        if e >= 2:
-            sign = -1 if (e // 2) % 2 else 1
-            m = tuple((v, k) for v, k in m if v != "i") + ((("i", 1),) if e % 2 else ())
-            m = tuple(sorted(m))
-            c = c * sign
+        if any(e >= 2 and (v[0] == RADICAL or (v == "i" and COMPLEX["on"])) for v, e in m):
+            m, c = _reduce_mono(m, c)
         v = out.get(m, 0) + c
         if v:
             out[m] = v
         else:
             out.pop(m, None)
     return out
+
+
+MAX_EXP_BASE = 10**6  # a larger base of `b^n` is not factored
+
+
+@functools.lru_cache(maxsize=4096)
+def _prime_factors(n: int) -> Optional[tuple[tuple[int, int], ...]]:
+    """((p, k), ...) with n = ∏ p^k, by trial division; None when n is too large."""
+    if n > MAX_EXP_BASE:
+        return None
+    out, p = [], 2
+    while p * p <= n:
+        k = 0
+        while n % p == 0:
+            n //= p
+            k += 1
+        if k:
+            out.append((p, k))
+        p += 1 if p == 2 else 2
+    if n > 1:
+        out.append((n, 1))
+    return tuple(out)
+
+
+def _exponential_poly(base: Poly, exponent: Poly) -> Poly:
+    """b^(c0 + c1·n + …) for a whole number b and whole c1, … as a polynomial in the symbols p^n
+    (p the primes of b): `2^{n+1} = 2·(2^n)`, `4^n = (2^n)^2`, `6^n = 2^n·3^n`. Exact: for distinct
+    primes the functions p^n are algebraically independent, so `2^{n−1} − 2 = 2^{n+1} − 2` is decided
+    like any polynomial link."""
+    b = _const(base)
+    if b is None or b <= 0 or b.denominator != 1:
+        raise NotPolynomial("symbol in an exponent")
+    factors = _prime_factors(int(b))
+    if factors is None or _has_constant_symbols(exponent) or degree(exponent) > 1:
+        raise NotPolynomial("symbol in an exponent")
+    c0 = exponent.get((), Fraction(0))
+    if c0.denominator != 1 or abs(c0) > MAX_SYM_EXPONENT:
+        raise NotPolynomial("symbol in an exponent")
+    mono: dict = {}
+    for m, c in exponent.items():
+        if not m:
+            continue
+        ((v, _),) = m
+        if c.denominator != 1 or c < 0 or c > MAX_SYM_EXPONENT or v == "i":
+            raise NotPolynomial("symbol in an exponent")
+        for p, k in factors:
+            mono[f"{p}^{v}"] = mono.get(f"{p}^{v}", 0) + k * int(c)
+    return {tuple(sorted(mono.items())): b ** int(c0)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _squarefree(n: int) -> Optional[tuple[int, tuple[int, ...]]]:
+    """(s, primes) with n = s² · ∏ primes (distinct), by trial division; None when n is too large."""
+    if n > MAX_RADICAND:
+        return None
+    s, primes, p = 1, [], 2
+    while p * p <= n:
+        k = 0
+        while n % p == 0:
+            n //= p
+            k += 1
+        s *= p ** (k // 2)
+        if k % 2:
+            primes.append(p)
+        p += 1 if p == 2 else 2
+    if n > 1:
+        primes.append(n)
+    return s, tuple(primes)
+
+
+def _sqrt_const(v: Fraction) -> Poly:
+    """√v for a rational v as a polynomial in the √p symbols (i√(−v) for v < 0 with complex numbers)."""
+    if v == 0:
+        return {}
+    if v < 0:
+        if not COMPLEX["on"]:
+            raise NotPolynomial("square root of a negative number")
+        return _mul({(("i", 1),): Fraction(1)}, _sqrt_const(-v))
+    sq = _squarefree(v.numerator * v.denominator)  # √(a/b) = √(ab)/b
+    if sq is None:
+        raise NotPolynomial("radicand too large")
+    s, primes = sq
+    return {tuple(sorted((RADICAL + str(p), 1) for p in primes)): Fraction(s, v.denominator)}
+
+
+def _inverse_constant(p: Poly) -> Optional[Poly]:
+    """1/p for p = c·√p1·…·√pk (= √p1·…·√pk / (c·p1·…·pk)); None for anything else."""
+    if len(p) != 1:
+        return None
+    ((m, c),) = p.items()
+    if not all(v[0] == RADICAL and v[1:].isdigit() and e == 1 for v, e in m):
+        return None
+    prod = 1
+    for v, _ in m:
+        prod *= int(v[1:])
+    return {m: 1 / (c * prod)}
 
 
 def _add(p: Poly, q: Poly, sign: int = 1) -> Poly:
@@ -150,7 +278,7 @@ def _mul(p: Poly, q: Poly) -> Poly:
                 out.pop(m, None)
     if len(out) > MAX_TERMS:
         raise _arith().TooLarge("expression too large for a symbolic check")
-    return _reduce_i(out) if COMPLEX["on"] else out
+    return _reduce(out)
 
 
 def _const(p: Poly) -> Optional[Fraction]:
@@ -178,15 +306,19 @@ def to_poly(node) -> Poly:
         if op == "*":
             return _mul(to_poly(node[2]), to_poly(node[3]))
         if op == "/":
-            den = _const(to_poly(node[3]))
+            den_poly = to_poly(node[3])
+            den = _const(den_poly)
             if den is None:
-                raise NotPolynomial("symbol in a denominator")
+                inverse = _inverse_constant(den_poly)  # `1/√2` is √2/2
+                if inverse is None:
+                    raise NotPolynomial("symbol in a denominator")
+                return _mul(to_poly(node[2]), inverse)
             if den == 0:
                 raise ZeroDivisionError
             return {m: c / den for m, c in to_poly(node[2]).items()}
         if op == "^":
             if a.has_var(node[3]):
-                raise NotPolynomial("symbol in an exponent")
+                return _exponential_poly(to_poly(node[2]), to_poly(node[3]))
             e = a.eval_exact(node[3])
             base = to_poly(node[2])
             c = _const(base)
@@ -197,15 +329,25 @@ def to_poly(node) -> Poly:
             k = int(e)
             if len(base) == 1 and k <= MAX_MONOMIAL_EXPONENT:
                 (m, c), = base.items()  # a monomial: x^{120} costs nothing to raise
-                out1 = {tuple((v, ex * k) for v, ex in m if ex * k): a._check_size(c**k)}
-                return _reduce_i(out1) if COMPLEX["on"] else out1
+                return _reduce({tuple((v, ex * k) for v, ex in m if ex * k): a._check_size(c**k)})
             if k > MAX_SYM_EXPONENT:
                 raise a.TooLarge(f"exponent {k} too large for a symbolic check")
             out: Poly = {(): Fraction(1)}
             for _ in range(k):
                 out = _mul(out, base)
             return out
-    if kind in ("sqrt", "fact", "const", "func"):
+    if kind == "const":
+        return {((PI, 1),): Fraction(1)}
+    if kind == "sqrt" and node[2] is None:
+        inner = node[1]
+        if inner[0] == "var" and not (inner[1] == "i" and COMPLEX["on"]):
+            return {((RADICAL + inner[1], 1),): Fraction(1)}
+        if not a.has_var(inner):
+            try:
+                return _sqrt_const(a.eval_exact(inner))
+            except a._NeedsSymbolic:
+                raise NotPolynomial("irrational radicand")
+    if kind in ("sqrt", "fact", "func"):
         if a.has_var(node):
             raise NotPolynomial(f"symbol inside {kind}")
         try:
@@ -220,20 +362,35 @@ def poly_sub(p: Poly, q: Poly) -> Poly:
     return _add(p, q, -1)
 
 
+def _mono_degree(m: Mono) -> int:
+    return sum(e for v, e in m if not _const_symbol(v))
+
+
 def degree(p: Poly) -> int:
-    return max((sum(e for _, e in m) for m in p), default=0)
+    return max((_mono_degree(m) for m in p), default=0)
 
 
 def is_homogeneous(p: Poly) -> bool:
-    return len({sum(e for _, e in m) for m in p}) <= 1
+    return len({_mono_degree(m) for m in p}) <= 1
 
 
 def symbols(p: Poly) -> set:
-    return {v for m in p for v, _ in m}
+    """The free symbols (π and √p are constants)."""
+    return {v for m in p for v, _ in m if not _const_symbol(v)}
+
+
+def _has_constant_symbols(p: Poly) -> bool:
+    return any(_const_symbol(v) for m in p for v, _ in m)
 
 
 def _fmt_coef(c: Fraction) -> str:
     return _arith().fmt_number(c) if c.denominator == 1 or len(str(c)) > 12 else f"{c.numerator}/{c.denominator}"
+
+
+def _fmt_power(v: str, e: int) -> str:
+    if "^" in v:
+        v = f"({v})"  # 2^n as a symbol: (2^n)^3, 3/2(2^n)
+    return v if e == 1 else f"{v}^{e}"
 
 
 def fmt_poly(p: Poly, max_terms: int = 8) -> str:
@@ -243,7 +400,7 @@ def fmt_poly(p: Poly, max_terms: int = 8) -> str:
     items = sorted(p.items(), key=lambda mc: (-sum(e for _, e in mc[0]), tuple((v, -e) for v, e in mc[0])))
     parts = []
     for k, (m, c) in enumerate(items[:max_terms]):
-        mono = "".join(v if e == 1 else f"{v}^{e}" for v, e in m)
+        mono = "".join(_fmt_power(v, e) for v, e in m)
         mag = abs(c)
         coef = "" if (mono and mag == 1) else _fmt_coef(mag)
         term = f"{coef}{mono}" if mono else coef
@@ -269,9 +426,18 @@ def _unexpanded(node) -> bool:
 def _numeric_op(node) -> bool:
     """Does the expression hold an operation between two numbers (`4·4`, `37^2`, `(-5)^2`)?"""
     a = _arith()
-    if node[0] == "bin" and not a.has_var(node[2]) and not a.has_var(node[3]):
+    if node[0] == "bin" and node[1] == "/" and node[2][0] == "num" and node[3][0] == "num":
+        return False  # `\frac{9}{4}`: a rational coefficient as written, not arithmetic left undone
+    if node[0] == "bin" and not a.has_var(node[2]) and not a.has_var(node[3]) and not _irrational(node):
         return node[2][0] in ("num", "neg", "bin") and node[3][0] in ("num", "neg", "bin")
     return any(_numeric_op(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def _irrational(node) -> bool:
+    """Holds √ or π: `\\frac{9}{4}\\sqrt{3} + 9\\pi` is a closed form, nothing left to compute."""
+    if node[0] in ("sqrt", "const"):
+        return True
+    return any(_irrational(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
 
 
 def _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text):
@@ -291,13 +457,13 @@ def _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text):
 def _share_terms(p: Poly, q: Poly) -> bool:
     """An expansion that went wrong keeps some terms right: the two sides have a non-constant
     term in common (an equation such as 3(x − 2) = 2x + 5 would have it cancelled)."""
-    return any(m and q.get(m) == c for m, c in p.items())
+    return any(_mono_degree(m) and q.get(m) == c for m, c in p.items())
 
 
 def linear_solution(diff: Poly) -> Optional[tuple[str, Fraction]]:
     """(x, v) when diff = c1·x + c0 with c1 ≠ 0 in one symbol x: the equation's solution."""
     syms = symbols(diff)
-    if len(syms) != 1 or degree(diff) != 1:
+    if len(syms) != 1 or degree(diff) != 1 or _has_constant_symbols(diff):
         return None
     (x,) = syms
     c1 = diff.get(((x, 1),), Fraction(0))
@@ -307,9 +473,8 @@ def linear_solution(diff: Poly) -> Optional[tuple[str, Fraction]]:
 
 
 def _reason(lhs_node, rhs_node, pl: Poly, pr: Poly, diff: Poly, lhs_text: str, rhs_text: str) -> str:
-    c = _const(diff)
-    if c is not None:
-        return f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by {_fmt_coef(c)} for every value)"
+    if not symbols(diff):
+        return f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by {fmt_poly(diff)} for every value)"
     # a single term whose sign was flipped: diff = ±2·t for a term t of one side
     if len(diff) == 1:
         (m, dc), = diff.items()
@@ -348,14 +513,18 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
         lv, rv = bool(_vars(lhs_node) - {"i"}), bool(_vars(rhs_node) - {"i"})
         if not lv and not rv:
             return _complex_numbers(lhs_node, rhs_node, lhs_text, rhs_text)
-    if lhs_node[0] == "sqrt" and rhs_node[0] == "sqrt" and lhs_node[2] == rhs_node[2] and lv and rv:
-        # `√(3^2 + w^2 + 12^2) = √(153 − w^2)`: equal roots of the same index have equal radicands
-        # (both sides are the principal root), so the radicands are compared by the same rules
-        verdict = classify(lhs_node[1], rhs_node[1], lhs_text, rhs_text,
+    squared = _squared_roots(lhs_node, rhs_node) if lv and rv else None
+    if squared is not None:
+        # `√(3^2 + w^2 + 12^2) = √(153 − w^2)`, `√(324 + 36s^2) = 3√(s^2 + 9)`: nonnegative multiples of
+        # square roots are equal exactly when their squares are (both sides are principal roots), so
+        # c1²·P1 and c2²·P2 are compared by the same rules
+        verdict = classify(squared[0], squared[1], lhs_text, rhs_text,
                            (equation_context, no_solution, middle, False) if middle != "identity" else (equation_context, no_solution, False, True))
         if verdict[0] in ("ok", "mismatch"):
             return verdict
-    if (lhs_node[0] == "var" and lhs_node[1] != "i") or (rhs_node[0] == "var" and rhs_node[1] != "i"):
+    bare = lhs_node[1] if lhs_node[0] == "var" else rhs_node[1] if rhs_node[0] == "var" else None
+    if bare is not None and bare != "i" and bare not in (_vars(rhs_node) if lhs_node[0] == "var" else _vars(lhs_node)):
+        # (`x + 4·38 = x` is no definition of x: the symbol is on both sides, the rules below decide)
         diff = None
         try:
             diff = poly_sub(to_poly(lhs_node), to_poly(rhs_node))
@@ -375,6 +544,10 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
         if cleared is not None:
             # rational functions: compare N1·D2 with N2·D1 (or N1 with N2 over one denominator) by the same rules
             pl, pr = cleared
+            if lv != rv and not no_solution and poly_sub(pl, pr) and not symbols(poly_sub(pl, pr)):
+                # `(n + 18)/n = 1` is n + 18 = n: no value of the symbol satisfies it
+                note = f"algebra slip: {lhs_text} = {rhs_text} holds for no value (cleared of fractions, the sides differ by {fmt_poly(poly_sub(pl, pr))})"
+                return "mismatch", "algebra", note, poly_sub(pl, pr), False
             verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
             if verdict[0] == "mismatch" and verdict[2] and "the sides differ by" in verdict[2] and _same_denominator(lhs_node, rhs_node):
                 verdict = (verdict[0], verdict[1], verdict[2].replace("the sides differ by", "over the same denominator the numerators differ by"), *verdict[3:])
@@ -385,7 +558,34 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
                 return verdict
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
         return _by_points(lhs_node, rhs_node, lhs_text, rhs_text, lv and rv, no_solution, same and middle)
-    return _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+    verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
+    if verdict[0] == "equation" and lv and rv and not COMPLEX["on"] and (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)):
+        # `2^{2n} = (2^n)^3`: two powers set equal only agree at n = 0 (see _exponential)
+        return _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution) or verdict
+    return verdict
+
+
+def _root_form(node) -> Optional[tuple]:
+    """(c, P) for `√P`, `c√P` or `√P·c` with c a positive number: the side is c·√P."""
+    if node[0] == "sqrt" and node[2] is None:
+        return Fraction(1), node[1]
+    if node[0] == "bin" and node[1] == "*":
+        for k, other in ((2, 3), (3, 2)):
+            if node[k][0] == "sqrt" and node[k][2] is None and node[other][0] == "num" and node[other][1] > 0:
+                return node[other][1], node[k][1]
+    return None
+
+
+def _squared_roots(lhs_node, rhs_node) -> Optional[tuple]:
+    """Both sides c·√P (see _root_form), or roots of one index: the nodes c1²·P1 and c2²·P2 (the
+    radicands); None otherwise."""
+    if lhs_node[0] == "sqrt" and rhs_node[0] == "sqrt" and lhs_node[2] == rhs_node[2]:
+        return lhs_node[1], rhs_node[1]  # roots of one index: the radicands
+    lf, rf = _root_form(lhs_node), _root_form(rhs_node)
+    if lf is None or rf is None:
+        return None
+    scale = lambda c, p: p if c == 1 else ("bin", "*", ("num", c * c, None), p)
+    return scale(*lf), scale(*rf)
 
 
 def _symbol_exponent(node) -> bool:
@@ -511,7 +711,7 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         return "ok", "algebra", None, diff, False
     if not (lv and rv):
         return "equation", None, None, diff, False
-    if _const(diff) is not None:
+    if not symbols(diff):  # a constant, √2 and π included
         if no_solution:
             return "equation", None, None, diff, False
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
@@ -526,8 +726,9 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
     sl, sr = symbols(pl), symbols(pr)
     if sl == sr and len(diff) == 1 and not no_solution:
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
-        # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign
-        return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, False
+        # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign. Tentative: a
+        # solution that does derive it (`1 + 2c + 1 = 1 + 1 + c, so c = 0`) keeps it an equation
+        return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, "values"
     if (sl < sr or sr < sl) and len(diff) == 1 and not no_solution and len(pl) + len(pr) > 2 and symbols(diff) <= (sl ^ sr):
         # `x + y + z = x + z`, `\frac12(2u)(u − v) = u^2`: one side holds a symbol the other lacks and
         # the sides differ by that single term; as an equation it would only say y = 0 (or uv = 0),
@@ -541,7 +742,7 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
                 f"term {fmt_poly(diff)}; a term with {term} seems dropped or wrong)")
         return "mismatch", "algebra", note, diff, True
     if sl & sr and not no_solution and len(diff) > 1:
-        k = _proportional(pl, pr)
+        k = _proportional(pl, pr) if middle != "zero" else None  # (an equation = 0 may be scaled)
         if k is not None:
             # `4x + 4y = 5(x + y)`: one side is k times the other; as an equation it would only say
             # x + y = 0, which a solution writes that way, not as two multiples of it
@@ -553,14 +754,14 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
             # into the other: a difference is a slip whatever its shape
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
     if sl == sr and not no_solution:
-        fix = _one_edit(lhs_node, rhs_node, pl, pr) if (middle or not equation_context) else None
+        fix = _one_edit(lhs_node, rhs_node, pl, pr, middle is True) if (middle or not equation_context) else None
         if fix is not None:
             # the sides are the same polynomial but for one written number or sign: a slip in
             # that token (`(x+3)^3` for `(x+3)^2`, `7(x^2−4x)` for `5(x^2−4x)`); a genuine equation
             # is almost never one token away from an identity. Tentative: the solution's own values
             # satisfying it still make it an equation (checks.equation_checks)
             note = f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {fix}"
-            return "mismatch", "algebra", note, diff, True
+            return "mismatch", "algebra", note, diff, "values"
         lonely = _lone_factor(lhs_text, rhs_text, pl, pr)
         if lonely is not None:
             return "mismatch", "algebra", f"algebra slip (factoring): {lonely}", diff, True
@@ -577,7 +778,9 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         # in a rewrite (a later link of a chain) the structural rules apply even where the step
         # speaks of an equation; a chain can still switch to an equation (`... = z^2 + w^2 = 9 − 2zw`),
         # so a difference alone is not enough
-        if (lower or forms or shared or numeric) and (middle or not equation_context):
+        # (arithmetic left undone is weak evidence on its own: `y^2 + 4^2 = (3y)^2` is how the
+        # Pythagorean theorem is written; only a rewrite in a chain counts it)
+        if (lower or forms or shared or (numeric and middle)) and (middle or not equation_context):
             # *tentatively* (checks.equation_checks withdraws it when the solution's own values
             # satisfy it, or it is stated as a condition)
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
@@ -630,11 +833,13 @@ def fmt_node(node) -> str:
         return "a term"
 
 
-def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly) -> Optional[str]:
-    """The single-token edit of one side (see _edits) that makes the link an identity, if any."""
+def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly, rewrite: bool = False) -> Optional[str]:
+    """The single-token edit of one side (see _edits) that makes the link an identity, if any.
+    `rewrite`: a later link of a chain, where two monomials are one quantity rewritten."""
     if len(pl) + len(pr) > 40:
         return None
-    if len(pl) == 1 and len(pr) == 1 and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2:
+    if (len(pl) == 1 and len(pr) == 1 and not rewrite
+            and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2):
         # `x^2 = x^3`, `12A^2 = 12A`: two monomials set equal is an equation to solve; a product
         # still to be multiplied out (`54x^3 · 3x = 162x^5`) is a computation
         return None
@@ -652,10 +857,13 @@ def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly) -> Optional[str]:
 
 
 def _symbol_factors(node) -> int:
-    """Factors holding a symbol in a product `54x^3 · 3x` (2), `12A^2` (1)."""
+    """Factors holding a symbol in a product `54x^3 · 3x` (2), `12A^2` (1); a power or a quotient
+    of a product still to be multiplied out counts as two (`(3n)^3`, `(x/2)^2`, `(-a)^3`)."""
     a = _arith()
-    if node[0] == "bin" and node[1] == "*":
+    if node[0] == "bin" and node[1] in "*/":
         return _symbol_factors(node[2]) + _symbol_factors(node[3])
+    if node[0] == "bin" and node[1] == "^" and node[2][0] in ("bin", "neg") and a.has_var(node[2]):
+        return 2
     return 1 if a.has_var(node) else 0
 
 
@@ -752,6 +960,23 @@ def _has_root(node) -> bool:
     if node[0] in ("sqrt", "func") or (node[0] == "bin" and node[1] == "^" and node[3][0] != "num"):
         return True
     return any(_has_root(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
+def is_monomial(node) -> bool:
+    """A single term: symbols and numbers multiplied, raised to number powers (`YZ^2`, `4n`, `x_1`)."""
+    kind = node[0]
+    if kind in ("var", "num"):
+        return True
+    if kind == "bin" and node[1] == "*":
+        return is_monomial(node[2]) and is_monomial(node[3])
+    if kind == "bin" and node[1] == "^":
+        return is_monomial(node[2]) and node[3][0] == "num"
+    return False
+
+
+def var_names(node) -> set:
+    """The symbols of an expression (public name of `_vars` for arith)."""
+    return _vars(node)
 
 
 def _vars(node) -> set:
@@ -915,15 +1140,58 @@ def chain_checks(maths, steps=None) -> list[tuple[int, str]]:
                 nb, nm, na = _side_node(before), _side_node(mid), _side_node(after)
                 if nb is None or nm is None or na is None:
                     continue
-                if not (_vars(nb) and _vars(na) and _vars(nm)):
-                    # all three must be expressions in a symbol: `(a+b)^2 = 9 = a^2 + 2ab + b^2` states an
+                if not (_vars(nb) and _vars(nm)):
+                    # the first two must be expressions in a symbol: `(a+b)^2 = 9 = a^2 + 2ab + b^2` states an
                     # equation and then rewrites its left side, which is how a number in the middle reads
+                    # (a number last is fine: `(1 − sin²x)/cos²x = cos³x/cos²x = 1` breaks at the middle)
                     continue
                 verdict = _breaks(nb, nm, na)
                 if verdict:
                     flags.append((i, f"algebra slip: {mid.text} breaks the chain {before.text} = {mid.text} = {after.text}: "
                                      f"{before.text} and {after.text} are equal for every value, {mid.text} is not"))
                     break
+    return flags
+
+
+_MODULAR_RE = __import__("re").compile(r"\\(?:equiv|pmod|bmod|mod)\b|\bmod(?:ulo)?\b|\\circ|\\approx|≈")
+
+
+def _side_value(side) -> Optional[Fraction]:
+    """The number a chain side stands for: a closed form, or an expression whose symbols cancel
+    (`x − x − 8`); None for anything that still depends on a symbol."""
+    if not side.free:
+        return side.value
+    if side.node is None:
+        return None
+    try:
+        p = to_poly(side.node)
+    except Exception:  # noqa: BLE001 - not a polynomial: no value
+        return None
+    return _const(p) if not symbols(p) else None
+
+
+def chain_value_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """A chain `S0 = S1 = … = Sn` names one quantity, so two of its sides that are numbers must
+    be the same number: `1 = 3/8 + 1/4 + x + x = 5/8` or `2x^3 − … = (x − x − 8) = 0` went wrong
+    in between. (Two numbers side by side are the arithmetic check's; a chain with ≈, degrees,
+    or modular arithmetic is left alone.)"""
+    flags: list[tuple[int, str]] = []
+    for i, sm in enumerate(maths):
+        for chain in _chains(sm):
+            if any(link.approx or link.status == "unchecked" for link in chain):
+                continue
+            sides = [chain[0].lhs] + [link.rhs for link in chain]
+            if any(_MODULAR_RE.search(side.text) for side in sides) or (steps is not None and _MODULAR_RE.search(steps[i])):
+                continue
+            values = [(k, _side_value(side)) for k, side in enumerate(sides)]
+            values = [(k, v) for k, v in values if v is not None]
+            bad = next(((j, k) for (j, u), (k, v) in zip(values, values[1:])
+                        if u != v and (k > j + 1 or sides[j].free or sides[k].free)), None)
+            if bad is not None:
+                j, k = bad
+                a, b = sides[j], sides[k]
+                flags.append((i, f"algebra slip: the chain {a.text} = {'' if k == j + 1 else '… = '}{b.text} gives two different values "
+                                 f"({_arith().fmt_number(_side_value(a))} and {_arith().fmt_number(_side_value(b))})"))
     return flags
 
 
@@ -945,7 +1213,7 @@ def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
     within the to_poly guards, gcds of degree ≤ MAX_ROOT_DEGREE; an expression too deep to walk
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
-    for check in (chain_checks, root_checks, factor_root_checks):
+    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks):
         try:
             out += check(maths, steps)
         except RecursionError:
@@ -971,7 +1239,7 @@ _TRIAL_RE = __import__("re").compile(
 def _univariate(p: Poly) -> Optional[tuple[str, list]]:
     """(x, dense coefficients, lowest degree first) for a polynomial in one symbol (or a constant)."""
     syms = symbols(p)
-    if len(syms) > 1 or "i" in syms:
+    if len(syms) > 1 or "i" in syms or _has_constant_symbols(p):
         return None  # `i` may be the imaginary unit (the step's reading is not known here)
     x = next(iter(syms)) if syms else ""
     deg = degree(p)

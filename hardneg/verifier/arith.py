@@ -134,7 +134,7 @@ ROUNDING_CUE = re.compile(
 EQUATION_CUE = re.compile(
     r"both sides|equation|solv|squaring|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
     r"\\equiv|\\pmod|\bmod\b|suppos|assum|\bif\b|\bwhen|substitut|plug|\\implies|\\rightarrow|\\quad|"
-    r"intersect|\bset\b|\bsetting\b|equal to each other|\bequate",
+    r"intersect|\bset\b|\bsetting\b|equal to each other|\bequate|rearrang|isolat",
     re.IGNORECASE,
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
@@ -148,7 +148,7 @@ IDENTITY_CUE = re.compile(
     r"sum of (?:two )?cubes|difference of (?:two )?cubes|identity)\b",
     re.IGNORECASE,
 )
-_COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*i\b|complex|imaginary")
+_COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*[a-z]?i\b|complex|imaginary")
 CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
 MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
 
@@ -216,6 +216,11 @@ _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
 _ORDINAL_RE = re.compile(r"\^\{?\\text\{(?:st|nd|rd|th)\}\}?")
+# an equation's number in display math: `\tag{2}`, `\label{eq:1}`, `2a^2 + 5b^2 = 0 \ \ \ (2)`, `\qquad (1)`
+_TAG_RE = re.compile(r"\\tag\*?\{[^{}]{0,20}\}|\\label\{[^{}]{0,40}\}|(?:\\[ ;:,!]\s*|\\q?quad\s*|~){1,12}\(\s*\d{1,2}\s*\)(?=\s*(?:$|\$|\\\]|\\\\|&|,|\.))")
+# "a 6-8-10 triangle", "$30-60-90$ triangle": the name of a triangle, not a subtraction
+_TRIPLE = r"(?<![\w.^{}+\-*/])\d+-\d+-\d+(?![\w.\-])"
+_TRIANGLE_NAME_RE = re.compile(rf"{_TRIPLE}(?:\s*=\s*{_TRIPLE})*(?=\s*\$?\s*(?:right\s+|special\s+)?triangle)", re.IGNORECASE)
 _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 # "^\\circ", "^{\\circ}": degrees
 _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
@@ -237,6 +242,10 @@ def normalize(text: str) -> str:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
     if "\\text" in text:
         text = _ORDINAL_RE.sub("", text)  # "the $4+1=5^\\text{th}$ day": an ordinal suffix, not a power
+    if "triangle" in text.lower():
+        text = _TRIANGLE_NAME_RE.sub(lambda m: "\\text{" + m.group().replace("-", ":") + "}", text)
+    if "\\tag" in text or "\\label" in text or "\\ " in text or "quad" in text:
+        text = _TAG_RE.sub(" ", text)
     return text
 
 
@@ -900,7 +909,9 @@ class Link:
     note: Optional[str] = None
     source: str = "text"  # or "annotation"
     kind: str = "arith"  # "algebra": a link with free symbols (identity, equation, assignment)
-    tentative: bool = False  # an algebra mismatch that an equation context may explain (checks.py)
+    # an algebra mismatch that an equation context may explain (checks.py); "values": only the
+    # solution's own values satisfying it do (`1 + 2c + 1 = 1 + 1 + c, so c = 0`)
+    tentative: bool | str = False
     diff: Optional[dict] = None  # lhs − rhs as a polynomial (algebra.Poly), when both sides are polynomials
     pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations
     rounding: bool = False  # the step says it rounds (ROUNDING_CUE)
@@ -1544,6 +1555,10 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             sp.after2 if toks[-1] is sp.toks[-1] else None,
         )
         left_ok = _complete_left(sub)
+        if trimmed_left:
+            cut = sp.toks[sp.toks.index(toks[0]) - 1]
+            if cut.kind == "RB" and toks[0].kind == "LB" and cut.end == toks[0].start:
+                left_ok = False  # `\dfrac{54\text{ ft}^2}{9}`: the second argument of a command, not a quantity
         glued = toks[-1] is not sp.toks[-1] and sp.toks[len(toks)].start == toks[-1].end
         right_ok = _complete_right(sub) and not (k == len(spans) - 1 and glued)
         # (the last side lost an unmatched "(" glued to it: "= .05(Number of minutes)" goes on; "= 1.71 (rounded)" does not)
@@ -1583,10 +1598,22 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         # there even when the step solves an equation (`rx + 2 = (r−2)(x+1) = rx − 2x + r − 2`)
         # so is `A = B` in `A = B = 25`: both sides name the quantity the chain evaluates
         then_closed = k + 2 < len(sides) and sides[k + 2] is not None and not sides[k + 2][0].free
-        # (only after a link that was itself a rewrite — a verified identity or a definition `y = ...`: in
-        # `k = 2t/(s−3) = (3t+1)/(2s+2)` or `|n + 6| = n + 6 = 2 − n` the later links are equations too)
-        rewrite = (k > 0 and prev_link is not None and prev_link.status in ("ok", "assign")) or then_closed
-        ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
+        # (only after a link that was itself a rewrite — a verified identity, a definition `y = ...` or the
+        # naming of a new quantity `YZ^2 = (3k)^2 + k^2` — or in a chain that starts from a number,
+        # `0 = 2ab − a − 2b + 1 = (a − 1)(2b − 1)`: in `k = 2t/(s−3) = (3t+1)/(2s+2)` or
+        # `|n + 6| = n + 6 = 2 − n` the later links are equations too)
+        # (not from 0: `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000` divides an equation by 5)
+        from_number = (sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
+                       and bool(sides[0][0].value))
+        rewrite = (k > 0 and prev_link is not None and (prev_link.status in ("ok", "assign") or from_number
+                                                         or _names_quantity(prev_link))) or then_closed
+        # `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000`: rewrites of an equation = 0, which may scale it
+        from_zero = k > 0 and sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None \
+            and sides[0][0].value == 0
+        if from_zero and not rewrite:
+            ctx = (False, eq_ctx[1] if isinstance(eq_ctx, tuple) else False, "zero")
+        else:
+            ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
         if isinstance(ctx, tuple) and k > 0 and len(ctx) > 3:
             ctx = ctx[:3] + (False,)  # the cue announces the first link; later ones follow the chain rules
         link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
@@ -1596,6 +1623,17 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
+
+
+def _names_quantity(link: Link) -> bool:
+    """`YZ^2 = (3k)^2 + k^2`, `4n = …`: an equation whose left side is a single term in symbols the
+    right side does not hold names a new quantity, like a definition (the chain then rewrites it)."""
+    from . import algebra
+
+    if link.status != "equation" or link.lhs.node is None or link.rhs.node is None:
+        return False
+    named, used = algebra.var_names(link.lhs.node), algebra.var_names(link.rhs.node)
+    return algebra.is_monomial(link.lhs.node) and bool(named) and bool(used) and not (named & used)
 
 
 def _add_link(

@@ -479,6 +479,9 @@ _CONDITION_RE = re.compile(
 
 
 # words that make an equation a case or a trial, not a derivation ("either x − 7 = x + 1 or ...")
+# the equation is a requirement whose coefficients are matched, not a rewrite that went wrong
+_MATCHING_RE = re.compile(r"\bfor (?:this|these|it|them|the equation|the identity) to (?:hold|be true)|"
+                          r"\b(?:compar|match|equat)\w* (?:the )?coefficients|\bcoefficients? must")
 _CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|or|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
 
 
@@ -585,6 +588,7 @@ def equation_checks(
     from .algebra import linear_solution
 
     bindings: dict[str, list[Fraction]] = {}
+    assigned: dict[str, list[Fraction]] = {}  # from `x = value` only (see the "values" withdrawal)
     eqs = []
     ordinal = 0
     for i, sm in enumerate(maths):
@@ -596,6 +600,8 @@ def equation_checks(
             if sol is None:
                 continue
             bindings.setdefault(sol[0], []).append(sol[1])
+            if link.status == "assign":
+                assigned.setdefault(sol[0], []).append(sol[1])
             eqs.append((i, link, sol, ordinal))
     definitions = {
         link.lhs.node[1]: link.rhs.node
@@ -618,8 +624,11 @@ def equation_checks(
                 continue
             if link.status != "mismatch" or not link.tentative:
                 continue
+            if link.tentative is True and steps is not None and _MATCHING_RE.search(steps[i]):
+                withdrawn.add(id(link))  # "For this to hold for all x, we must have a^2 = 1": coefficients to match
+                continue
             lead_in = steps is not None and i > 0 and steps[i - 1].rstrip()[-1:] not in (".", "!", "?", "$")
-            if lead_in and not link.rewrite and EQUATION_CUE.search(steps[i - 1][-120:]):
+            if lead_in and not link.rewrite and link.tentative is True and EQUATION_CUE.search(steps[i - 1][-120:]):
                 withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
                 continue
             syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
@@ -627,11 +636,14 @@ def equation_checks(
                 if _holds_with_definitions(link, definitions):
                     withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
                 continue  # a rewrite must hold for every value; a wrong one may still agree at the roots
-            if not syms or not all(v in bindings for v in syms) or len(syms) > 3:
+            # a "values" mismatch (`1 + 2c + 1 = 1 + 1 + c`) is withdrawn only by a value the solution
+            # states (`so c = 0`), not by one solved from another equation that may carry the same slip
+            values = assigned if link.tentative == "values" else bindings
+            if not syms or not all(v in values for v in syms) or len(syms) > 3:
                 continue
             from itertools import product
 
-            for combo in product(*[bindings[v][:4] for v in syms]):
+            for combo in product(*[values[v][:4] for v in syms]):
                 if _holds(link, dict(zip(syms, combo))):
                     withdrawn.add(id(link))  # the solution's own values satisfy it: an equation being solved
                     break

@@ -24,6 +24,7 @@ of the chunk's shared embedding and NLI passes.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -527,20 +528,20 @@ class MathVerifier:
                 w.verdicts[id(link)] = ("unchecked", None, None)
                 w.flag(i, "note", f"note: {link.text} not checked ({reason})")
             return
-        for (i, link), (lv, rv, err) in zip(pending, res):
-            L = lv if lv is not None else link.lhs.value
-            R = rv if rv is not None else link.rhs.value
-            if err or L is None or R is None:
-                w.verdicts[id(link)] = ("unchecked", None, None)
-                continue
+        for (i, link), values in zip(pending, res):
+            w.verdicts[id(link)] = _numeric_verdict(link, values)
+        # `\tan 45 = 1`: a trigonometric function of a bare number is read in degrees too
+        trig = [(i, link) for i, link in pending if w.verdicts[id(link)][0] == "mismatch" and _TRIG_RE.search(link.text)]
+        if trig:
             try:
-                Lf = Fraction(L) if isinstance(L, float) else L
-                Rf = Fraction(R) if isinstance(R, float) else R
-                ok = close_enough(link.lhs, link.rhs, Lf, Rf, link.approx, rounding=link.rounding)
-            except (ValueError, OverflowError):
-                w.verdicts[id(link)] = ("unchecked", None, None)
-                continue
-            w.verdicts[id(link)] = ("ok" if ok else "mismatch", Lf, Rf)
+                res = self._in_sympy_worker(symbolic.evaluate_pairs_in_degrees, [link for _, link in trig])
+            except BoundedCallError:
+                return
+            if res is TIMEOUT:
+                return
+            for (i, link), values in zip(trig, res):
+                if _numeric_verdict(link, values)[0] == "ok":
+                    w.verdicts[id(link)] = _numeric_verdict(link, values)
 
     def _in_sympy_worker(self, fn, links) -> Any:
         """`fn` over the links' (lhs, rhs) SymPy sources in the bounded worker (started first, under
@@ -663,6 +664,25 @@ class MathVerifier:
         prof.signals = w.signals
         prof.elapsed_ms = (w.t_own + shared_s) * 1000.0
         return prof
+
+
+_TRIG_RE = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot)\b(?!\s*\^?\s*\{?-)")
+
+
+def _numeric_verdict(link, values) -> tuple:
+    """("ok" | "mismatch" | "unchecked", lhs, rhs) from the SymPy values of a closed-form link."""
+    lv, rv, err = values
+    L = lv if lv is not None else link.lhs.value
+    R = rv if rv is not None else link.rhs.value
+    if err or L is None or R is None:
+        return ("unchecked", None, None)
+    try:
+        Lf = Fraction(L) if isinstance(L, float) else L
+        Rf = Fraction(R) if isinstance(R, float) else R
+        ok = close_enough(link.lhs, link.rhs, Lf, Rf, link.approx, rounding=link.rounding)
+    except (ValueError, OverflowError):
+        return ("unchecked", None, None)
+    return ("ok" if ok else "mismatch", Lf, Rf)
 
 
 def _sim(A: np.ndarray, B: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ three shapes solutions come in:
 - one step per line (GSM8K references, MetaMathQA-style candidates): steps = lines;
 - MATH prose: paragraphs of sentences with LaTeX, split at sentence ends.
 
-Math must never be cut: `$...$` (within one line), `$$...$$`, `\\[...\\]`, `\\(...\\)`,
+Math must never be cut: `$...$` (within one line, or over one line break when LaTeX is around), `$$...$$`, `\\[...\\]`, `\\(...\\)`,
 `\\begin{env}...\\end{env}` and GSM8K `<<a=b>>` annotations are protected spans; a
 decimal point (`3.5`) is not a sentence end because a sentence end needs whitespace
 after it. Every scan here is linear in the input length (a failed search for a closing
@@ -34,6 +34,7 @@ _CURRENCY_AFTER = re.compile(r" ?-?\.?\d")
 _BEGIN_RE = re.compile(r"\\begin\{([a-zA-Z*]{1,20})\}")
 
 
+_MAX_WRAPPED_MATH = 400  # characters of a `$...$` allowed to span a line break
 _OPENERS = re.compile(r"\$|\\[\[(]|\\begin\{|<<")
 
 
@@ -58,9 +59,12 @@ def _protected_spans(text: str) -> list[tuple[int, int]]:
             if text.startswith("$$", i):
                 closer, width = "$$", 2
             else:
-                # inline math stays on its line; currency ("$5 and $3") may pair up, harmless
+                # inline math stays on its line — or, with LaTeX around, runs over one line break
+                # (`$I=23\\cdot` / `29=667$`: MATH wraps long formulas); currency ("$5 and $3") may
+                # pair up, harmless
                 j = text.find("$", i + 1)
-                if j != -1 and "\n" not in text[i + 1 : j]:
+                inner = text[i + 1 : j]
+                if j != -1 and ("\n" not in inner or (latex and inner.count("\n") == 1 and j - i <= _MAX_WRAPPED_MATH)):
                     spans.append((i, j + 1))
                     pos = j + 1
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-__all__ = ["warm", "evaluate_pairs", "identity_values"]
+__all__ = ["warm", "evaluate_pairs", "evaluate_pairs_in_degrees", "identity_values"]
 
 
 def warm() -> bool:
@@ -74,6 +74,25 @@ def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list
     """For each (lhs_src, rhs_src) -> (lhs_value, rhs_value, error); None source = the
     side was exact and the caller already knows it."""
     ns = _namespace()
+    out = []
+    for lhs, rhs in pairs:
+        try:
+            lv, rv = _value(lhs, ns), _value(rhs, ns)
+            bad = [v for v in (lv, rv) if v is not None and not math.isfinite(v)]
+            out.append((lv, rv, "not a finite real number" if bad else None))
+        except Exception as exc:  # noqa: BLE001 - one bad pair must not lose the others
+            out.append((None, None, f"{type(exc).__name__}"))
+    return out
+
+
+def evaluate_pairs_in_degrees(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list[tuple[Optional[float], Optional[float], Optional[str]]]:
+    """evaluate_pairs with sin/cos/tan/sec/csc/cot reading their argument in degrees: MATH writes
+    `\\tan 45 = 1` and `\\cos (45 - 30)` without the degree sign."""
+    import sympy
+
+    ns = dict(_namespace())
+    for name in ("sin", "cos", "tan", "sec", "csc", "cot"):
+        ns[name] = lambda x, f=getattr(sympy, name): f(x * sympy.pi / 180)
     out = []
     for lhs, rhs in pairs:
         try:
