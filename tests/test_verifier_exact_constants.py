@@ -167,3 +167,26 @@ def test_inline_math_wrapped_over_a_line_break_stays_one_step():
     assert split_steps(text) == ["Factor to get $2001=3\\cdot 23\\cdot 29$.", "The largest sum is $I=23\\cdot\n29=667$, $M=3$.",
                                  "So the answer is 5."]
     assert split_steps("Tom has $5.\nHe buys 3 apples for $2 each.") == ["Tom has $5.", "He buys 3 apples for $2 each."]
+
+
+# ------------------------------------------------------------------ binomial coefficients, trigonometric powers
+def test_binomial_coefficients_are_polynomials_in_their_top():
+    assert statuses(r"the number is $\binom{n}{0}+\binom{n}{1}=1+n$.")[0][1] == "ok"
+    assert statuses(r"$2\binom{n}{2} + 90 = n^2 + n + 90$")[0][1] == "mismatch"
+    assert statuses(r"$2\binom{n}{2} + 90 = n^2 - n + 90$")[0][1] == "ok"
+    assert [s for _, s in statuses(r"$\binom{5}{2} = 10$ and $\binom{5}{2} = 12$")] == ["ok", "mismatch"]
+
+
+def test_a_rewrite_in_a_chain_that_sympy_finds_different_is_a_slip(verifier):
+    slip = (r"\[\frac{\tan x}{\tan y} + \frac{\tan y}{\tan x} = \frac{\tan^2 x - \tan^2 y}{\tan x \tan y} = "
+            r"\frac{62/39}{1/6} = \boxed{\frac{124}{13}}.\]")
+    assert first_error(verifier, slip)[0] == 0
+    assert first_error(verifier, slip.replace(r"\tan^2 x - \tan^2 y", r"\tan^2 x + \tan^2 y"))[0] is None
+    assert statuses(r"$\sin^{-1} 1 = 2$") == []  # arcsin, not a power: left alone
+
+
+def test_choose_is_a_binomial_and_a_product_of_numbers_is_a_computation():
+    assert statuses(r"was $2{n \choose 2} + 90 = n^2 + n + 90$.")[0][1] == "mismatch"
+    assert statuses(r"was $2{n \choose 2} + 90 = n^2 - n + 90$.")[0][1] == "ok"
+    assert statuses(r"the term is $10(4x^4)=40x^5$.")[0][1] == "mismatch"
+    assert statuses(r"the term is $10(4x^4)=40x^4$.")[0][1] == "ok"

@@ -52,6 +52,7 @@ worker (symbolic.identity_values), which evaluates them at random points the sam
 from __future__ import annotations
 
 import functools
+import math
 import random
 from fractions import Fraction
 from typing import Optional
@@ -176,6 +177,23 @@ def _prime_factors(n: int) -> Optional[tuple[tuple[int, int], ...]]:
     if n > 1:
         out.append((n, 1))
     return tuple(out)
+
+
+MAX_BINOMIAL_K = 12  # \\binom{n}{k} with a larger k is not expanded
+
+
+def _binomial_poly(n: Poly, k: Poly) -> Poly:
+    """\\binom{n}{k} for a whole k (or k = n − c for a whole c, by symmetry) as the polynomial
+    n(n − 1)…(n − k + 1)/k! in n: `\\binom{n}{2} = n(n−1)/2`, `\\binom{n}{n−1} = n`."""
+    c = _const(k)
+    if c is None:
+        c = _const(poly_sub(n, k))  # \\binom{n}{n−2} = \\binom{n}{2}
+    if c is None or c.denominator != 1 or not 0 <= c <= MAX_BINOMIAL_K:
+        raise NotPolynomial("binomial coefficient")
+    out: Poly = {(): Fraction(1)}
+    for i in range(int(c)):
+        out = _mul(out, _add(n, {(): Fraction(-i)} if i else {}))
+    return {m: v / math.factorial(int(c)) for m, v in out.items()}
 
 
 def _exponential_poly(base: Poly, exponent: Poly) -> Poly:
@@ -347,7 +365,9 @@ def to_poly(node) -> Poly:
                 return _sqrt_const(a.eval_exact(inner))
             except a._NeedsSymbolic:
                 raise NotPolynomial("irrational radicand")
-    if kind in ("sqrt", "fact", "func"):
+    if kind == "binom" and a.has_var(node):
+        return _binomial_poly(to_poly(node[1]), to_poly(node[2]))
+    if kind in ("sqrt", "fact", "func", "binom"):
         if a.has_var(node):
             raise NotPolynomial(f"symbol inside {kind}")
         try:
@@ -426,8 +446,10 @@ def _unexpanded(node) -> bool:
 def _numeric_op(node) -> bool:
     """Does the expression hold an operation between two numbers (`4·4`, `37^2`, `(-5)^2`)?"""
     a = _arith()
-    if node[0] == "bin" and node[1] == "/" and node[2][0] == "num" and node[3][0] == "num":
-        return False  # `\frac{9}{4}`: a rational coefficient as written, not arithmetic left undone
+    if node[0] == "bin" and node[1] in "/^" and node[2][0] == "num" and node[3][0] == "num":
+        # `\frac{9}{4}`: a rational coefficient as written; `4^2`, `450^2`: how the Pythagorean theorem
+        # and its kin are written (`y^2 + 4^2 = (3y)^2`) — neither is arithmetic left undone
+        return False
     if node[0] == "bin" and not a.has_var(node[2]) and not a.has_var(node[3]) and not _irrational(node):
         return node[2][0] in ("num", "neg", "bin") and node[3][0] in ("num", "neg", "bin")
     return any(_numeric_op(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
@@ -778,9 +800,7 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
         # in a rewrite (a later link of a chain) the structural rules apply even where the step
         # speaks of an equation; a chain can still switch to an equation (`... = z^2 + w^2 = 9 − 2zw`),
         # so a difference alone is not enough
-        # (arithmetic left undone is weak evidence on its own: `y^2 + 4^2 = (3y)^2` is how the
-        # Pythagorean theorem is written; only a rewrite in a chain counts it)
-        if (lower or forms or shared or (numeric and middle)) and (middle or not equation_context):
+        if (lower or forms or shared or numeric) and (middle or not equation_context):
             # *tentatively* (checks.equation_checks withdraws it when the solution's own values
             # satisfy it, or it is stated as a condition)
             return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, True
@@ -839,9 +859,10 @@ def _one_edit(lhs_node, rhs_node, pl: Poly, pr: Poly, rewrite: bool = False) -> 
     if len(pl) + len(pr) > 40:
         return None
     if (len(pl) == 1 and len(pr) == 1 and not rewrite
-            and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2):
+            and max(_symbol_factors(lhs_node), _symbol_factors(rhs_node)) < 2
+            and max(_factors(lhs_node), _factors(rhs_node)) < 3):
         # `x^2 = x^3`, `12A^2 = 12A`: two monomials set equal is an equation to solve; a product
-        # still to be multiplied out (`54x^3 · 3x = 162x^5`) is a computation
+        # still to be multiplied out (`54x^3 · 3x = 162x^5`, `10(4x^5) = 40x^4`) is a computation
         return None
     tried = 0
     for node, other, where in ((rhs_node, pl, "right side"), (lhs_node, pr, "left side")):
@@ -865,6 +886,13 @@ def _symbol_factors(node) -> int:
     if node[0] == "bin" and node[1] == "^" and node[2][0] in ("bin", "neg") and a.has_var(node[2]):
         return 2
     return 1 if a.has_var(node) else 0
+
+
+def _factors(node) -> int:
+    """Factors of a product, numbers included: `10(4x^5)` has 3, `12A^2` has 2."""
+    if node[0] == "bin" and node[1] in "*/":
+        return _factors(node[2]) + _factors(node[3])
+    return 1
 
 
 def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[str]:
@@ -979,6 +1007,16 @@ def var_names(node) -> set:
     return _vars(node)
 
 
+def has_root_of_symbol(node) -> bool:
+    """Does a √ (or a fractional power) hold a symbol?"""
+    a = _arith()
+    if node[0] == "sqrt" and a.has_var(node[1]):
+        return True
+    if node[0] == "bin" and node[1] == "^" and node[3][0] == "bin" and node[3][1] == "/" and a.has_var(node[2]):
+        return True
+    return any(has_root_of_symbol(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+
+
 def _vars(node) -> set:
     if node[0] == "var":
         return {node[1]}
@@ -1014,7 +1052,6 @@ def num_eval(node, env: dict, depth: int = 0) -> complex:
     """Floating (complex) value of an arith AST at `env` (symbol -> value). Principal branches;
     raises _NoValue when the value is not a finite number or the expression is too deep."""
     import cmath
-    import math
 
     if depth > MAX_NUM_DEPTH:
         raise _NoValue("too deep")
@@ -1063,6 +1100,11 @@ def num_eval(node, env: dict, depth: int = 0) -> complex:
                 raise _NoValue("root")
             x = num_eval(node[1], env, depth + 1)
             v = x ** (1 / k)
+        elif kind == "binom":
+            n, k = num_eval(node[1], env, depth + 1), num_eval(node[2], env, depth + 1)
+            if n.imag or k.imag or n.real != int(n.real) or k.real != int(k.real) or not 0 <= n.real <= 1000:
+                raise _NoValue("binomial")
+            v = complex(math.comb(int(n.real), int(k.real)) if k.real >= 0 else 0)
         elif kind == "fact":
             x = num_eval(node[1], env, depth + 1)
             if x.imag != 0 or x.real > 170 or x.real < 0:

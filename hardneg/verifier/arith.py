@@ -218,6 +218,8 @@ _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-â
 _ORDINAL_RE = re.compile(r"\^\{?\\text\{(?:st|nd|rd|th)\}\}?")
 # an equation's number in display math: `\tag{2}`, `\label{eq:1}`, `2a^2 + 5b^2 = 0 \ \ \ (2)`, `\qquad (1)`
 _TAG_RE = re.compile(r"\\tag\*?\{[^{}]{0,20}\}|\\label\{[^{}]{0,40}\}|(?:\\[ ;:,!]\s*|\\q?quad\s*|~){1,12}\(\s*\d{1,2}\s*\)(?=\s*(?:$|\$|\\\]|\\\\|&|,|\.))")
+# `{n \choose k}` is `\binom{n}{k}` (plain arguments only: a nested brace is left as it is)
+_CHOOSE_RE = re.compile(r"\{([^{}]{1,40})\\choose([^{}]{1,40})\}")
 # "a 6-8-10 triangle", "$30-60-90$ triangle": the name of a triangle, not a subtraction
 _TRIPLE = r"(?<![\w.^{}+\-*/])\d+-\d+-\d+(?![\w.\-])"
 _TRIANGLE_NAME_RE = re.compile(rf"{_TRIPLE}(?:\s*=\s*{_TRIPLE})*(?=\s*\$?\s*(?:right\s+|special\s+)?triangle)", re.IGNORECASE)
@@ -242,6 +244,8 @@ def normalize(text: str) -> str:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
     if "\\text" in text:
         text = _ORDINAL_RE.sub("", text)  # "the $4+1=5^\\text{th}$ day": an ordinal suffix, not a power
+    if "\\choose" in text:
+        text = _CHOOSE_RE.sub(r"\\binom{\1}{\2}", text)
     if "triangle" in text.lower():
         text = _TRIANGLE_NAME_RE.sub(lambda m: "\\text{" + m.group().replace("-", ":") + "}", text)
     if "\\tag" in text or "\\label" in text or "\\ " in text or "quad" in text:
@@ -432,6 +436,8 @@ def _command_token(toks: list[Tok], s: str, a: int, b: int) -> None:
         toks.append(Tok("CMD", s, a, b, "frac"))
     elif name == "sqrt":
         toks.append(Tok("CMD", s, a, b, "sqrt"))
+    elif name in ("binom", "dbinom", "tbinom"):
+        toks.append(Tok("CMD", s, a, b, "binom"))
     elif name in ("cdot", "times"):
         toks.append(Tok("OP", s, a, b, "*"))
     elif name == "div":
@@ -665,8 +671,19 @@ class _Parser:
                 if self.take().kind != "RP":
                     raise _ParseError("bad root index")
             node = ("sqrt", self.group(), index)
+        elif t.kind == "CMD" and t.value == "binom":
+            node = ("binom", self.group(), self.group())
         elif t.kind == "FUNC":
-            node = ("func", t.value, self.power())
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "OP" and nxt.value == "^":
+                # `\sin^2 x` is (sin x)^2; `\sin^{-1} x` is arcsin, not a power: left opaque
+                self.i += 1
+                exp = self.group()
+                if exp[0] != "num":
+                    raise _ParseError("function power")
+                node = ("bin", "^", ("func", t.value, self.power()), exp)
+            else:
+                node = ("func", t.value, self.power())
         else:
             raise _ParseError(f"unexpected {t.kind}")
         self.depth -= 1
@@ -767,6 +784,13 @@ def eval_exact(node, env: Optional[dict] = None) -> Fraction:
         if r is None:
             raise _NeedsSymbolic()
         return r
+    if kind == "binom":
+        n, k = eval_exact(node[1], env), eval_exact(node[2], env)
+        if n.denominator != 1 or k.denominator != 1 or n < 0 or k < 0:
+            raise _NeedsSymbolic()
+        if n > MAX_FACTORIAL:
+            raise TooLarge("binomial coefficient too large")
+        return Fraction(math.comb(int(n), int(k)))
     if kind == "func":
         raise _NeedsSymbolic()
     raise _ParseError(kind)
@@ -818,6 +842,8 @@ def to_sympy_source(node) -> str:
         if k.denominator != 1 or not (1 <= k <= 64):
             raise TooLarge("root index")
         return f"root({to_sympy_source(node[1])},{int(k)})"
+    if kind == "binom":
+        return f"binomial({to_sympy_source(node[1])},{to_sympy_source(node[2])})"
     if kind == "func":
         name = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(node[1], node[1])
         return f"{name}({to_sympy_source(node[2])})"

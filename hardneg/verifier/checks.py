@@ -624,7 +624,7 @@ def equation_checks(
                 continue
             if link.status != "mismatch" or not link.tentative:
                 continue
-            if link.tentative is True and steps is not None and _MATCHING_RE.search(steps[i]):
+            if steps is not None and _MATCHING_RE.search(steps[i]):
                 withdrawn.add(id(link))  # "For this to hold for all x, we must have a^2 = 1": coefficients to match
                 continue
             lead_in = steps is not None and i > 0 and steps[i - 1].rstrip()[-1:] not in (".", "!", "?", "$")

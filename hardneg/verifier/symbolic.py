@@ -56,6 +56,7 @@ def _namespace() -> dict:
         "root": sympy.root,
         "pi": sympy.pi,
         "factorial": sympy.factorial,
+        "binomial": sympy.binomial,
         "sin": sympy.sin,
         "cos": sympy.cos,
         "tan": sympy.tan,
