@@ -135,9 +135,10 @@ def test_a_solved_single_term_equation_is_withdrawn_but_an_unsolved_one_is_not(v
 
 
 def test_matching_coefficients_is_a_requirement_not_a_rewrite(verifier):
-    text = ("Substituting, \\[a^2 xy - (ab + a) x + b = xy - ax + b.\\]For this to hold for all $x$ and $y,$ "
-            "we must have $a^2 = 1,$ and $ab + a = a.$")
-    assert first_error(verifier, text)[0] is None
+    text = ("Let $c = f(1),$ so $f(x) = cx.$  Substituting into the given equation, we get\n"
+            "\\[cx^2 + c^2 yz = cx^2 + cyz.\\]{} $c^2 = c,$ so $c = 0$ or $c = 1.$")
+    assert first_error(verifier, text.format("For this to hold for all $x,$ $y,$ and $z,$ we must have"))[0] is None
+    assert first_error(verifier, text.format("Thus"))[0] == 1
 
 
 # ------------------------------------------------------------------ notation

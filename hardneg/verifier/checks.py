@@ -481,8 +481,9 @@ _CONDITION_RE = re.compile(
 # words that make an equation a case or a trial, not a derivation ("either x − 7 = x + 1 or ...")
 # the equation is a requirement whose coefficients are matched, not a rewrite that went wrong
 _MATCHING_RE = re.compile(r"\bfor (?:this|these|it|them|the equation|the identity) to (?:hold|be true)|"
-                          r"\b(?:compar|match|equat)\w* (?:the )?coefficients|\bcoefficients? must")
-_CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|or|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
+                          r"\b(?:compar|match|equat)\w* (?:the )?coefficients|\bcoefficients? must", re.IGNORECASE)
+# (not "or" alone: MATH writes "\[A = B,\] or \[C = D\]" for "equivalently", and a slip there is a slip)
+_CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
 
 
 def _holds_with_definitions(link, definitions: dict) -> bool:
