@@ -1625,17 +1625,16 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         # so is `A = B` in `A = B = 25`: both sides name the quantity the chain evaluates
         then_closed = k + 2 < len(sides) and sides[k + 2] is not None and not sides[k + 2][0].free
         # (only after a link that was itself a rewrite — a verified identity, a definition `y = ...` or the
-        # naming of a new quantity `YZ^2 = (3k)^2 + k^2` — or in a chain that starts from a number,
-        # `0 = 2ab − a − 2b + 1 = (a − 1)(2b − 1)`: in `k = 2t/(s−3) = (3t+1)/(2s+2)` or
+        # naming of a new quantity `YZ^2 = (3k)^2 + k^2` — or in a chain that starts from a nonzero number,
+        # `1 = 3/8 + 1/4 + x + x = 5/8 + 2x`: in `k = 2t/(s−3) = (3t+1)/(2s+2)` or
         # `|n + 6| = n + 6 = 2 − n` the later links are equations too)
-        # (not from 0: `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000` divides an equation by 5)
         from_number = (sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
                        and bool(sides[0][0].value))
         rewrite = (k > 0 and prev_link is not None and (prev_link.status in ("ok", "assign") or from_number
                                                          or _names_quantity(prev_link))) or then_closed
         # `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000`: rewrites of an equation = 0, which may scale it
-        from_zero = k > 0 and sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None \
-            and sides[0][0].value == 0
+        from_zero = (k > 0 and sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
+                     and sides[0][0].value == 0)
         if from_zero and not rewrite:
             ctx = (False, eq_ctx[1] if isinstance(eq_ctx, tuple) else False, "zero")
         else:

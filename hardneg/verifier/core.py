@@ -540,8 +540,9 @@ class MathVerifier:
             if res is TIMEOUT:
                 return
             for (i, link), values in zip(trig, res):
-                if _numeric_verdict(link, values)[0] == "ok":
-                    w.verdicts[id(link)] = _numeric_verdict(link, values)
+                in_degrees = _numeric_verdict(link, values)
+                if in_degrees[0] == "ok":
+                    w.verdicts[id(link)] = in_degrees
 
     def _in_sympy_worker(self, fn, links) -> Any:
         """`fn` over the links' (lhs, rhs) SymPy sources in the bounded worker (started first, under

@@ -74,7 +74,10 @@ def _namespace() -> dict:
 def evaluate_pairs(pairs: Sequence[tuple[Optional[str], Optional[str]]]) -> list[tuple[Optional[float], Optional[float], Optional[str]]]:
     """For each (lhs_src, rhs_src) -> (lhs_value, rhs_value, error); None source = the
     side was exact and the caller already knows it."""
-    ns = _namespace()
+    return _evaluate(pairs, _namespace())
+
+
+def _evaluate(pairs, ns: dict) -> list[tuple[Optional[float], Optional[float], Optional[str]]]:
     out = []
     for lhs, rhs in pairs:
         try:
@@ -94,15 +97,7 @@ def evaluate_pairs_in_degrees(pairs: Sequence[tuple[Optional[str], Optional[str]
     ns = dict(_namespace())
     for name in ("sin", "cos", "tan", "sec", "csc", "cot"):
         ns[name] = lambda x, f=getattr(sympy, name): f(x * sympy.pi / 180)
-    out = []
-    for lhs, rhs in pairs:
-        try:
-            lv, rv = _value(lhs, ns), _value(rhs, ns)
-            bad = [v for v in (lv, rv) if v is not None and not math.isfinite(v)]
-            out.append((lv, rv, "not a finite real number" if bad else None))
-        except Exception as exc:  # noqa: BLE001 - one bad pair must not lose the others
-            out.append((None, None, f"{type(exc).__name__}"))
-    return out
+    return _evaluate(pairs, ns)
 
 
 def identity_values(pairs: Sequence[tuple[str, str]], points: int = 3) -> list[tuple[str, Optional[float]]]:
