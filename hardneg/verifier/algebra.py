@@ -707,7 +707,7 @@ def _same_denominator(lhs_node, rhs_node) -> bool:
         d1, d2 = _to_frac(lhs_node)[1], _to_frac(rhs_node)[1]
     except (NotPolynomial, a.TooLarge, ZeroDivisionError, a._ParseError, a._NeedsSymbolic):
         return False
-    return _ratio(d1, d2) is not None and bool(symbols(d1))
+    return ratio(d1, d2) is not None and bool(symbols(d1))
 
 
 def _cleared(lhs_node, rhs_node):
@@ -715,7 +715,7 @@ def _cleared(lhs_node, rhs_node):
     try:
         n1, d1 = _to_frac(lhs_node)
         n2, d2 = _to_frac(rhs_node)
-        k = _ratio(d1, d2)
+        k = ratio(d1, d2)
         if k is not None:
             # the same denominator (up to a constant) on both sides: N1/D = N2/D holds exactly when
             # N1 = N2 (poles aside), so the numerators are compared as they are written — cross-
@@ -732,6 +732,15 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
     if not diff:
         return "ok", "algebra", None, diff, False
     if not (lv and rv):
+        const = _const(pr) if lv else _const(pl)
+        if const and len(diff) == 1 and symbols(diff) and not no_solution and not middle:
+            # `5^2 − 4·2·b = 25`, `437 + 42d − 429 = 8`: the constants agree and one term is gone; as
+            # an equation it would only say b = 0, which a solution writes as such. A dropped term,
+            # tentatively (a value stated right there, "so b = 0", keeps it an equation). Not in a chain
+            # `1 = … + x + x = 5/8`: its two ends already say what is wrong
+            note = (f"algebra slip: {lhs_text} = {rhs_text} is not an identity (the sides differ by the single "
+                    f"term {fmt_poly(diff)}; it seems dropped)")
+            return "mismatch", "algebra", note, diff, "values"
         return "equation", None, None, diff, False
     if not symbols(diff):  # a constant, √2 and π included
         if no_solution:
@@ -746,9 +755,10 @@ def _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation
                 f"{fmt_poly(diff)} for every value)")
         return "mismatch", "algebra", note, diff, False
     sl, sr = symbols(pl), symbols(pr)
-    if sl == sr and len(diff) == 1 and not no_solution:
+    if sl == sr and len(diff) == 1:
         # the sides differ by one term c·x^k: as an equation it would only say x = 0, which
-        # nobody derives this way (`2·15·n = 32n`): a wrong coefficient or sign. Tentative: a
+        # nobody derives this way (`2·15·n = 32n`), and which has a solution, so a step saying
+        # "cannot" or "impossible" does not explain it: a wrong coefficient or sign. Tentative: a
         # solution that does derive it (`1 + 2c + 1 = 1 + 1 + c, so c = 0`) keeps it an equation
         return "mismatch", "algebra", _reason(lhs_node, rhs_node, pl, pr, diff, lhs_text, rhs_text), diff, "values"
     if (sl < sr or sr < sl) and len(diff) == 1 and not no_solution and len(pl) + len(pr) > 2 and symbols(diff) <= (sl ^ sr):
@@ -844,6 +854,59 @@ def _edits(node, where: str, top: bool = True):
     if kind == "sqrt":
         for e, dsc in _edits(node[1], where, False):
             yield ("sqrt", e, node[2]), dsc
+    if kind == "func":  # `\sin 7x` for `\sin 5x`: the argument of a function
+        for e, dsc in _edits(node[2], where, False):
+            yield ("func", node[1], e), dsc
+
+
+def _dropped_terms(node, where: str):
+    """(node with one term of a sum left out, description), at any depth: `\\sin x \\cos y` for
+    `\\sin x \\cos y + \\cos x \\sin y`."""
+    kind = node[0]
+    if kind == "bin" and node[1] in "+-":
+        yield node[2], f"the term {_latexish(node[3])} dropped from the {where}"
+        yield (node[3] if node[1] == "+" else ("neg", node[3])), f"the term {_latexish(node[2])} dropped from the {where}"
+    if kind == "bin":
+        for e, dsc in _dropped_terms(node[2], where):
+            yield ("bin", node[1], e, node[3]), dsc
+        for e, dsc in _dropped_terms(node[3], where):
+            yield ("bin", node[1], node[2], e), dsc
+    elif kind in ("neg", "sqrt", "func"):
+        k = 2 if kind == "func" else 1
+        for e, dsc in _dropped_terms(node[k], where):
+            yield node[:k] + (e,) + node[k + 1 :], dsc
+
+
+def _latexish(node) -> str:
+    try:
+        return _arith().to_sympy_source(node).replace("Symbol('", "").replace("')", "")[:40]
+    except Exception:  # noqa: BLE001 - only for the message
+        return "a term"
+
+
+MAX_SYMBOLIC_EDITS = 48  # edited links sent to SymPy per differing link (each a few sample points)
+
+
+def symbolic_edits(lhs_node, rhs_node) -> list[tuple[str, str, str]]:
+    """(lhs source, rhs source, description) of a link with one side edited by one token (see
+    _edits) or by one dropped term, as SymPy sources: the candidates a wrong trigonometric or
+    closed-form identity is one slip away from (`\\sin 4x + \\sin 6x = 2 \\sin 7x \\cos x`)."""
+    a = _arith()
+    out: list[tuple[str, str, str]] = []
+    try:
+        ls, rs = a.to_sympy_source(lhs_node), a.to_sympy_source(rhs_node)
+    except Exception:  # noqa: BLE001 - an unconvertible side has no edits
+        return out
+    for node, where in ((rhs_node, "right side"), (lhs_node, "left side")):
+        for edited, dsc in list(_edits(node, where)) + list(_dropped_terms(node, where)):
+            if len(out) >= MAX_SYMBOLIC_EDITS:
+                return out
+            try:
+                src = a.to_sympy_source(edited)
+            except Exception:  # noqa: BLE001 - an edit that cannot be written is skipped
+                continue
+            out.append((ls, src, dsc) if where == "right side" else (src, rs, dsc))
+    return out
 
 
 def fmt_node(node) -> str:
@@ -918,7 +981,7 @@ def _lone_factor(lhs_text: str, rhs_text: str, pl: Poly, pr: Poly) -> Optional[s
     return None
 
 
-def _ratio(p: Poly, q: Poly) -> Optional[Fraction]:
+def ratio(p: Poly, q: Poly) -> Optional[Fraction]:
     """k when p = k·q for a nonzero constant k (any k, including 1), both nonzero."""
     if not p or set(p) != set(q):
         return None
@@ -1427,7 +1490,7 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
     slip is withdrawn elsewhere (checks.equation_checks: values satisfy it); here it stands when
     every value the solution gives that symbol makes both sides zero and the link is not
     introduced as a case or a condition."""
-    from .checks import _CASE_RE  # read only: the same case words as the withdrawal
+    from .checks import CASE_RE  # read only: the same case words as the withdrawal
 
     a = _arith()
     flags: list[tuple[int, str]] = []
@@ -1436,7 +1499,7 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
         for link in sm.links:
             if link.kind != "algebra" or link.status != "mismatch" or not link.tentative or link.diff is None:
                 continue
-            if link.lhs.node is None or link.rhs.node is None or _CASE_RE.search(link.pre):
+            if link.lhs.node is None or link.rhs.node is None or CASE_RE.search(link.pre):
                 continue
             if _unexpanded(link.lhs.node) == _unexpanded(link.rhs.node):
                 continue  # a factorization / expansion: one side a product of sums, the other not

@@ -625,6 +625,17 @@ class _Parser:
             node = ("fact", node)
         return node
 
+    def _func_argument(self):
+        """The argument of `\\sin` without brackets: the number and letters written together after
+        it, as MATH writes them — `\\sin 4x` is sin(4x), `\\cos 2\\theta` is cos(2θ), `\\sin \\pi x` is
+        sin(πx) — stopping at an operator or the next function (`\\sin x \\cos y` is sin(x)·cos(y))."""
+        node = self.power()
+        if node[0] not in ("num", "var", "const"):
+            return node  # `\\sin (x + y)`, `\\sin \\frac{a}{2}`: the bracket or fraction is the argument
+        while (t := self.peek()) is not None and t.kind in ("VAR", "CONST"):
+            node = ("bin", "*", node, self.power())
+        return node
+
     def group(self):
         """A LaTeX argument: {expr}, or a single digit/letter (`\\frac12`)."""
         t = self.take()
@@ -681,9 +692,9 @@ class _Parser:
                 exp = self.group()
                 if exp[0] != "num":
                     raise _ParseError("function power")
-                node = ("bin", "^", ("func", t.value, self.power()), exp)
+                node = ("bin", "^", ("func", t.value, self._func_argument()), exp)
             else:
-                node = ("func", t.value, self.power())
+                node = ("func", t.value, self._func_argument())
         else:
             raise _ParseError(f"unexpected {t.kind}")
         self.depth -= 1
@@ -942,6 +953,7 @@ class Link:
     pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations
     rounding: bool = False  # the step says it rounds (ROUNDING_CUE)
     rewrite: bool = False  # a later link of a chain, or one followed by a closed form: an identity is meant
+    solving: bool = False  # an equation cue in its clause ("solve", "we need", "if"): it may be an equation
 
     @property
     def text(self) -> str:
@@ -1317,9 +1329,8 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     out.mentions = literal_values(toks)
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
-    # an equation cue counts for the equalities after it (per chain, below)
-    cue = EQUATION_CUE.search(text)
-    eq_from = cue.start() if cue else len(text) + 1
+    # an equation cue counts for the equalities after it in the same clause (per chain, below)
+    cues = [m.end() for m in EQUATION_CUE.finditer(text)]
     from . import algebra
 
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
@@ -1328,7 +1339,7 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
         if _list_equality(spans):
             continue
         start = spans[0].toks[0].start if spans and spans[0].toks else 0
-        _links_from_chain(text, spans, seps, out, seen, rounding, (eq_from <= start, no_solution, False, _identity_cue(text, start)))
+        _links_from_chain(text, spans, seps, out, seen, rounding, (_cued(text, cues, start), no_solution, False, _identity_cue(text, start)))
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
     if _plain_prose(text):
@@ -1336,6 +1347,17 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     if _UNITS_DIGIT_CUE.search(text):
         _units_digit_links(out)
     return out
+
+
+# where a clause ends: "we need n to be a multiple of 3, so the cube is (3n)^3 = 27n^3" derives the
+# equality after "so"; the cue "need" before it speaks of another clause
+_CLAUSE_BREAK = re.compile(r"[.;!?](?:\s|$)|\b(?:so|thus|hence|therefore)\b", re.IGNORECASE)
+
+
+def _cued(text: str, cues: list[int], start: int) -> bool:
+    """An equation cue (EQUATION_CUE) ends before `start`, with no clause break between them."""
+    before = [end for end in cues if end <= start]
+    return bool(before) and not _CLAUSE_BREAK.search(text, before[-1], start)
 
 
 # "7 · 3 = 1" where the step tracks only the last digit of a product or power
@@ -1706,7 +1728,8 @@ def _algebra_link(out: StepMath, lhs: Side, rhs: Side, approx: bool, source: str
             status, note = "unchecked", f"unchecked: {exc}"
         except (_ParseError, _FreeSymbol, _NeedsSymbolic, ZeroDivisionError):
             return None
-    link = Link(lhs, rhs, approx, status, note, source, kind="algebra", tentative=tentative, diff=diff)
+    link = Link(lhs, rhs, approx, status, note, source, kind="algebra", tentative=tentative, diff=diff,
+                solving=bool(eq_ctx[0] if isinstance(eq_ctx, tuple) else eq_ctx))
     out.links.append(link)
     if status == "unchecked" and note:
         out.notes.append(f"note: {link.text} not checked ({note.split(': ', 1)[-1]})")

@@ -483,7 +483,7 @@ _CONDITION_RE = re.compile(
 _MATCHING_RE = re.compile(r"\bfor (?:this|these|it|them|the equation|the identity) to (?:hold|be true)|"
                           r"\b(?:compar|match|equat)\w* (?:the )?coefficients|\bcoefficients? must", re.IGNORECASE)
 # (not "or" alone: MATH writes "\[A = B,\] or \[C = D\]" for "equivalently", and a slip there is a slip)
-_CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
+CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
 
 
 def _holds_with_definitions(link, definitions: dict) -> bool:
@@ -539,6 +539,34 @@ def _node_vars(node) -> set:
     return out
 
 
+def _closed_form_value(link) -> Optional[complex]:
+    """The value of `x = <constant>` whose constant is no fraction (`r = \\frac{9}{4\\sqrt{2}}`)."""
+    from .algebra import _NoValue, num_eval
+
+    if link.status != "assign" or link.lhs.node is None or link.lhs.node[0] != "var" or link.rhs.node is None:
+        return None
+    if _node_vars(link.rhs.node):
+        return None
+    try:
+        return num_eval(link.rhs.node, {})
+    except (_NoValue, ArithmeticError, ValueError, OverflowError):
+        return None
+
+
+def _holds_at_closed_form(link, name: str, values: list) -> bool:
+    """Both sides agree (to 1e-9, relative) with `name` set to one of `values`."""
+    from .algebra import _NoValue, num_eval
+
+    for v in values[:4]:
+        try:
+            lv, rv = num_eval(link.lhs.node, {name: v}), num_eval(link.rhs.node, {name: v})
+        except (_NoValue, ArithmeticError, ValueError, OverflowError):
+            continue
+        if abs(lv - rv) <= 1e-9 * max(1.0, abs(lv), abs(rv)):
+            return True
+    return False
+
+
 def _holds(link, env: dict) -> bool:
     try:
         return eval_exact(link.lhs.node, env) == eval_exact(link.rhs.node, env)
@@ -586,10 +614,12 @@ def equation_checks(
     ("so", "we get", "⇒": _DERIVATION_RE) and not as a condition, and E1 is not a sibling
     alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
     from .arith import EQUATION_CUE
-    from .algebra import linear_solution
+    from .algebra import linear_solution, ratio, symbols
 
     bindings: dict[str, list[Fraction]] = {}
-    assigned: dict[str, list[Fraction]] = {}  # from `x = value` only (see the "values" withdrawal)
+    assigned: dict[str, list[tuple[int, Fraction]]] = {}  # (step, value) of `x = value` (the "values" withdrawal)
+    closed_forms: dict[str, list[tuple[int, complex]]] = {}  # (step, value) of `r = 9/(4√2)`: not a fraction
+    stated: list[tuple[int, object]] = []  # (step, lhs − rhs) of every equation and assignment
     eqs = []
     ordinal = 0
     for i, sm in enumerate(maths):
@@ -597,30 +627,45 @@ def equation_checks(
             if link.kind != "algebra" or link.status not in ("assign", "equation"):
                 continue
             ordinal += 1
+            if link.diff is not None and symbols(link.diff):
+                stated.append((i, link.diff))
             sol = linear_solution(link.diff) if link.diff is not None else None
             if sol is None:
+                value = _closed_form_value(link)
+                if value is not None:
+                    closed_forms.setdefault(link.lhs.node[1], []).append((i, value))
                 continue
             bindings.setdefault(sol[0], []).append(sol[1])
             if link.status == "assign":
-                assigned.setdefault(sol[0], []).append(sol[1])
+                assigned.setdefault(sol[0], []).append((i, sol[1]))
             eqs.append((i, link, sol, ordinal))
-    definitions = {
-        link.lhs.node[1]: link.rhs.node
-        for sm in maths
-        for link in sm.links
-        if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None
-    }
-    # a given product or sum of two symbols (`xy = -5`, `a + b = 7`) pins one symbol to the other:
-    # `12xy = 12(-5)` substitutes it, it is no wrong rewrite
-    for sm in maths:
+    # symbols defined in terms of others (`y = 1 − 1/z`), by step: a rewrite may substitute a
+    # definition stated before it, not one of a later case (`so either x = 0, y = 0, ...`)
+    defined: list[tuple[int, str, tuple]] = []
+    paired: list[tuple[int, str, tuple]] = []
+    for i, sm in enumerate(maths):
         for link in sm.links:
+            if CASE_RE.search(link.pre):
+                continue
+            if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None:
+                defined.append((i, link.lhs.node[1], link.rhs.node))
+            # a given product or sum of two symbols (`xy = -5`, `a + b = 7`) pins one symbol to the
+            # other: `12xy = 12(-5)` substitutes it, it is no wrong rewrite
             pair = _pair_definition(link)
-            if pair is not None and pair[0] not in definitions:
-                definitions[pair[0]] = pair[1]
+            if pair is not None:
+                paired.append((i,) + pair)
+
+    def definitions_until(step: int) -> dict:
+        out = {name: node for j, name, node in defined if j <= step}
+        for j, name, node in paired:
+            if j <= step and name not in out:
+                out[name] = node
+        return out
+
     withdrawn = set()
     for i, sm in enumerate(maths):
         for link in sm.links:
-            if link.kind == "algebra" and link.status == "mismatch" and not link.rewrite and _CASE_RE.search(link.pre):
+            if link.kind == "algebra" and link.status == "mismatch" and not link.rewrite and CASE_RE.search(link.pre):
                 withdrawn.add(id(link))  # "either x − 7 = x + 1 or ...", "if 4a = 4(a − 3)": a case, not a derivation
                 continue
             if link.status != "mismatch" or not link.tentative:
@@ -632,14 +677,26 @@ def equation_checks(
             if lead_in and not link.rewrite and link.tentative is True and EQUATION_CUE.search(steps[i - 1][-120:]):
                 withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
                 continue
+            if link.diff is not None and any(i - 1 <= j <= i and ratio(link.diff, d) for j, d in stated):
+                withdrawn.add(id(link))  # `x² + y² + z² = −2(xy + yz + zx)` after `(x² + y² + z²) + 2(xy + yz + zx) = 0`: rearranged
+                continue
             syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
             if link.rewrite:
-                if _holds_with_definitions(link, definitions):
+                if _holds_with_definitions(link, definitions_until(i)):
                     withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
                 continue  # a rewrite must hold for every value; a wrong one may still agree at the roots
             # a "values" mismatch (`1 + 2c + 1 = 1 + 1 + c`) is withdrawn only by a value the solution
-            # states (`so c = 0`), not by one solved from another equation that may carry the same slip
-            values = assigned if link.tentative == "values" else bindings
+            # states right there (`so c = 0`, in this step or the next), not by one solved from another
+            # equation that may carry the same slip, nor by a value found much later: `(3n)^3 = 27n^4`
+            # holds at n = 1, which a later case may well try
+            if link.tentative == "values":
+                values = {x: [v for j, v in vs if i <= j <= i + 1] for x, vs in assigned.items()}
+                values = {x: vs for x, vs in values.items() if vs}
+            else:
+                values = bindings
+            if len(syms) == 1 and _holds_at_closed_form(link, syms[0], [v for j, v in closed_forms.get(syms[0], []) if i <= j <= i + 1]):
+                withdrawn.add(id(link))  # `r² = 1 + (2√2 − r)²`, then `r = 9/(4√2)` right there: the equation solved
+                continue
             if not syms or not all(v in values for v in syms) or len(syms) > 3:
                 continue
             from itertools import product
@@ -651,7 +708,7 @@ def equation_checks(
     flags: list[tuple[int, str]] = []
     # the question's own equation, substituted back: `x = 6` for "3x + 5 = 20" is wrong
     for i, link, (x, v), ordinal in eqs:
-        if question_eqs and x in question_eqs and link.status == "assign" and not _CASE_RE.search(link.pre):
+        if question_eqs and x in question_eqs and link.status == "assign" and not CASE_RE.search(link.pre):
             qv, qtext = question_eqs[x]
             if v != qv:
                 flags.append((i, f"algebra slip: {link.text} does not satisfy the question's {qtext} ({x} = {fmt_number(qv)})"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-__all__ = ["warm", "evaluate_pairs", "evaluate_pairs_in_degrees", "identity_values"]
+__all__ = ["warm", "evaluate_pairs", "evaluate_pairs_in_degrees", "identity_values", "first_identity"]
 
 
 def warm() -> bool:
@@ -140,4 +140,24 @@ def identity_values(pairs: Sequence[tuple[str, str]], points: int = 3) -> list[t
                 out.append(("differs", None))
         except Exception:  # noqa: BLE001 - one bad pair must not lose the others
             out.append(("error", None))
+    return out
+
+
+def first_identity(groups: Sequence[Sequence[tuple[str, str]]]) -> list[Optional[int]]:
+    """For each group of edited (lhs_src, rhs_src) pairs of one link -> the index of the first pair
+    that is an identity ("ok" at the sample points of identity_values) without being the same
+    expression on both sides (`\\sin 2x = \\sin x` edited to `\\sin x = \\sin x` proves nothing), or None."""
+    ns = _namespace()
+    out: list[Optional[int]] = []
+    for pairs in groups:
+        found = None
+        for k, (lhs, rhs) in enumerate(pairs):
+            try:
+                same = eval(lhs, {"__builtins__": {}}, ns) == eval(rhs, {"__builtins__": {}}, ns)  # noqa: S307
+            except Exception:  # noqa: BLE001 - an edit that does not evaluate is no identity
+                continue
+            if not same and identity_values([(lhs, rhs)])[0][0] == "ok":
+                found = k
+                break
+        out.append(found)
     return out

@@ -1,0 +1,118 @@
+"""Verifier mv-1.7 (issue 12, session 9): trigonometric identities and equation cues per clause.
+
+`\\sin 4x` is sin(4x); a closed-form identity one token or one dropped term away from a true one is
+an algebra slip (with the edit in the reason); an equation cue ("we need", "solve") speaks for its
+own clause only; a single-term slip is withdrawn only by a value stated right there; a term that
+vanishes between the sides is a slip; an equation that rearranges the one before it, or that a
+closed-form value stated right there satisfies, is an equation. Each rule has a slip it must flag
+and mathematics it must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardneg.verifier import MathVerifier, VerifierConfig, VerifyInput
+from hardneg.verifier.arith import analyse_step, parse_span, tokenize, to_sympy_source
+
+from test_verifier_symbolic import HashEmbedder
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return MathVerifier(VerifierConfig(use_nli=False), embedder=HashEmbedder())
+
+
+def first_error(verifier, text: str):
+    [p] = verifier.verify_batch([VerifyInput("t", "Simplify it.", text, None, "1")])
+    return p.first_error_step, [f for s in p.steps for f in s.flags if "slip" in f]
+
+
+@pytest.mark.parametrize(
+    "latex, source",
+    [
+        (r"\sin 4x", "sin(((Rational(4,1))*(Symbol('x'))))"),
+        (r"\cos 2\theta", "cos(((Rational(2,1))*(Symbol('theta'))))"),
+        (r"\sin x \cos y", "((sin(Symbol('x')))*(cos(Symbol('y'))))"),
+        (r"\sin (x + y)", "sin(((Symbol('x'))+(Symbol('y'))))"),
+    ],
+)
+def test_a_function_takes_the_number_and_letters_written_after_it(latex, source):
+    assert to_sympy_source(parse_span(tokenize(latex))) == source
+
+
+@pytest.mark.parametrize(
+    "slip, edit",
+    [
+        (r"\[\sin 4x + \sin 6x = \boxed{2 \sin 7x \cos x}.\]", "5 in place of 7"),
+        (r"\[\sin 2a = \sin a \cos a - \cos a \sin a = 2 \sin a \cos a.\]", "+ in place of −"),
+        (r"\[\tan^2 x = \frac{1 - \cos^3 x}{\cos^2 x}\]", "the exponent 2 in place of 3"),
+        (r"\[\sin 3x = 3\sin x + 4\sin^3 x\]", "− in place of +"),
+    ],
+)
+def test_an_identity_one_slip_away_is_an_algebra_slip_with_the_edit_named(verifier, slip, edit):
+    step, flags = first_error(verifier, slip)
+    assert step == 0
+    assert any(edit in f for f in flags), flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        r"\[\sin 4x + \sin 6x = 2 \sin 5x \cos x.\]",
+        r"\[\sin (x + y) = \sin x \cos y + \cos x \sin y.\]",
+        r"\[\cos 2x = 2\cos^2 x - 1 = 1 - 2\sin^2 x.\]",
+        # equations to solve: one edit would make them hold, but the clause says they are solved
+        r"We solve $\sin 2x = \sin x$ on $[0, \pi]$.",
+        r"We need $\sin 2x = 3 \sin x \cos x$, so $\sin x = 0$ or $\cos x = 0$.",
+    ],
+)
+def test_true_identities_and_trigonometric_equations_are_left_alone(verifier, text):
+    assert first_error(verifier, text) == (None, [])
+
+
+def test_an_equation_cue_speaks_for_its_own_clause_only():
+    far = analyse_step(r"we need $n$ to be a multiple of $3,$ so the cube is of the form $(3n)^3=27n^4$.")
+    near = analyse_step(r"we need $(3n)^3=27n^4$.")
+    assert [(l.status, l.solving) for l in far.links if l.kind == "algebra"] == [("mismatch", False)]
+    assert [l.solving for l in near.links if l.kind == "algebra"] == [True]
+
+
+def test_a_single_term_slip_is_not_explained_by_a_value_found_much_later(verifier):
+    text = "\n".join([
+        r"The cube is $(3n)^3=27n^4$.",
+        r"We look at small cases.",
+        r"For the first case, $n = 1$.",
+    ])
+    assert first_error(verifier, text)[0] == 0
+    solved = r"Then $1 + 2c + 1 = 1 + 1 + c$, so $c = 0$."
+    assert first_error(verifier, solved) == (None, [])
+
+
+def test_a_single_term_slip_is_a_slip_even_in_a_step_saying_cannot(verifier):
+    step, flags = first_error(verifier, r"Therefore, $a+b+c+d = (a+c)+(b-d)$ is even and cannot be $9$.")
+    assert step == 0 and "wrong sign" in flags[0]
+
+
+def test_a_vanished_term_is_a_slip_unless_its_value_is_stated(verifier):
+    step, flags = first_error(verifier, "The discriminant is $5^2 - 4 \\cdot 2 \\cdot b = 25$.\nSo there are two roots.")
+    assert step == 0 and "it seems dropped" in flags[0]
+    step, flags = first_error(verifier, "We have $3x + 5 = 5$, so $x = 0$.\nThe answer is $0$.")
+    assert step is None, flags
+
+
+def test_an_equation_rearranging_the_one_before_is_no_slip(verifier):
+    text = ("We have $x+y+z=0,$ and squaring this equation gives \\[(x^2+y^2+z^2) + 2(xy+yz+zx) = 0.\\]"
+            "Thus, $x^2+y^2+z^2=-2(xy+yz+zx).$\nSo the ratio is $-\\frac12$.")
+    assert first_error(verifier, text)[0] is None
+    # the same step with a wrong coefficient is no rearrangement of it
+    slip = text.replace("=-2(xy+yz+zx)", "=-3(xy+yz+zx)")
+    assert first_error(verifier, slip)[0] == 0
+
+
+def test_an_equation_solved_by_a_closed_form_stated_right_there_is_no_slip(verifier):
+    text = ("Since the triangle is right, we have \\[r^2 = 1^2 + \\left(2\\sqrt{2} - r\\right)^2 = 1 + 8 - 4\\sqrt{2}r + r^2,"
+            "\\quad\\text{and}\\quad r = \\frac{9}{4\\sqrt{2}}.\\]\nThe area is $\\frac{81}{32}\\pi$.")
+    assert first_error(verifier, text)[0] is None
+    # a value that does not solve it keeps the link a slip
+    wrong = text.replace("r = \\frac{9}{4\\sqrt{2}}", "r = \\frac{7}{4\\sqrt{2}}")
+    assert first_error(verifier, wrong)[0] == 0
