@@ -116,3 +116,25 @@ def test_an_equation_solved_by_a_closed_form_stated_right_there_is_no_slip(verif
     # a value that does not solve it keeps the link a slip
     wrong = text.replace("r = \\frac{9}{4\\sqrt{2}}", "r = \\frac{7}{4\\sqrt{2}}")
     assert first_error(verifier, wrong)[0] == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Therefore $a = b = \\frac{1}{\\sqrt{2}},$ or \\[\\cos x = \\sin x = \\frac{1}{\\sqrt{2}}.\\]\nThe only solution is $x = \\frac{\\pi}{4}$.",
+        "If $\\tan x$ is the hypotenuse, then \\[\\tan^2 x = \\sin^2 x + \\cos^2 x = 1.\\]\nSo $x = \\frac{\\pi}{4}$.",
+    ],
+)
+def test_a_chain_ending_in_a_number_states_values_not_a_rewrite(verifier, text):
+    assert first_error(verifier, text)[0] is None
+
+
+def test_a_chain_of_rewrites_that_differ_is_still_a_slip(verifier):
+    step, flags = first_error(verifier, "We have \\[\\frac{\\tan x}{\\tan y} + \\frac{\\tan y}{\\tan x} = "
+                                        "\\frac{\\tan^2 x - \\tan^2 y}{\\tan x \\tan y} = 5.\\]\nSo the answer is $5$.")
+    assert step == 0 and flags, flags
+
+
+def test_a_chain_ending_in_a_number_one_slip_from_an_identity_is_a_slip(verifier):
+    step, flags = first_error(verifier, "If $\\sin x = -1,$ then $\\cos^2 x = 1 - \\sin^3 x = 0,$ so $\\cos x = 0.$\nThe answer is $0$.")
+    assert step == 0 and "it would be with" in flags[0], flags

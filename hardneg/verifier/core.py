@@ -564,6 +564,12 @@ class MathVerifier:
             res = None
         for k, (i, link) in enumerate(pending):
             verdict = None if res is TIMEOUT or res is None else res[k]
+            if verdict is not None and verdict[0] == "differs" and _values_stated(w.maths[i], link):
+                # `\cos x = \sin x = \frac{1}{\sqrt2}`: a chain that ends in a number states a value of
+                # each member, not a rewrite, unless one slip away from an identity (`\cos^2 x = 1 − \sin^3 x = 0`)
+                if not self._one_slip_away(w, link):
+                    w.verdicts[id(link)] = ("equation", None, None)
+                continue
             if verdict is not None and verdict[0] == "differs" and link.rewrite and _same_symbols(link):
                 # a later link of a chain rewrites one quantity (algebra.py): `tan x/tan y + tan y/tan x =
                 # (tan²x − tan²y)/(tan x tan y) = …` differs at the sample points, so it is no rewrite
@@ -591,9 +597,12 @@ class MathVerifier:
         """A closed-form link SymPy finds different (`\\sin 4x + \\sin 6x = 2 \\sin 7x \\cos x`) that one
         edited token or one dropped term turns into an identity (algebra.symbolic_edits): an algebra
         slip, as `_one_edit` decides for polynomials. Not where the clause solves or assumes an
-        equation (`\\sin 2x = \\sin x` is one to solve), nor in sides with different symbols."""
-        if link.solving or not (link.lhs.free and link.rhs.free and _same_symbols(link)) or CASE_RE.search(link.pre):
+        equation (`\\sin 2x = \\sin x` is one to solve) unless the link is a rewrite in a chain, nor in
+        sides with different symbols."""
+        if not (link.lhs.free and link.rhs.free and _same_symbols(link)):
             return False
+        if not link.rewrite and (link.solving or CASE_RE.search(link.pre)):
+            return False  # (a rewrite in a chain is meant for every value, whatever case the step is in)
         edits = algebra.symbolic_edits(link.lhs.node, link.rhs.node)
         if not edits:
             return False
@@ -698,6 +707,25 @@ class MathVerifier:
         prof.signals = w.signals
         prof.elapsed_ms = (w.t_own + shared_s) * 1000.0
         return prof
+
+
+def _values_stated(sm: StepMath, link) -> bool:
+    """`A = B = c` with c a closed form (the next link of the step goes on from B), where A and B
+    are different functions (`\\cos x = \\sin x = \\frac{1}{\\sqrt2}`, `\\tan^2 x = \\sin^2 x + \\cos^2 x = 1`):
+    two values set equal, not one expression rewritten.
+    A chain rewriting one function (`\\frac{\\tan x}{\\tan y} + … = \\frac{\\tan^2 x − …}{…} = 5`) stays a rewrite."""
+    links = sm.links
+    k = next((n for n, other in enumerate(links) if other is link), None)
+    if k is None or k + 1 >= len(links):
+        return False
+    nxt = links[k + 1]
+    if nxt.lhs.text.strip() != link.rhs.text.strip() or nxt.rhs.free:
+        return False
+    functions = [set(_FUNCTION_RE.findall(side.text)) for side in (link.lhs, link.rhs)]
+    return all(functions) and not functions[0] & functions[1]
+
+
+_FUNCTION_RE = re.compile(r"\\(sin|cos|tan|sec|csc|cot|log|ln|exp)\b")
 
 
 def _same_symbols(link) -> bool:
