@@ -100,22 +100,23 @@ def test_a_vanished_term_is_a_slip_unless_its_value_is_stated(verifier):
     assert step is None, flags
 
 
-def test_an_equation_rearranging_the_one_before_is_no_slip(verifier):
-    text = ("We have $x+y+z=0,$ and squaring this equation gives \\[(x^2+y^2+z^2) + 2(xy+yz+zx) = 0.\\]"
-            "Thus, $x^2+y^2+z^2=-2(xy+yz+zx).$\nSo the ratio is $-\\frac12$.")
+@pytest.mark.parametrize(
+    "text, old, new",
+    [
+        # an equation rearranging the one before it; with a wrong coefficient it is no rearrangement
+        ("We have $x+y+z=0,$ and squaring this equation gives \\[(x^2+y^2+z^2) + 2(xy+yz+zx) = 0.\\]"
+         "Thus, $x^2+y^2+z^2=-2(xy+yz+zx).$\nSo the ratio is $-\\frac12$.", "=-2(xy+yz+zx)", "=-3(xy+yz+zx)"),
+        # an equation a closed-form value stated right there solves; a value that does not solve it
+        ("Since the triangle is right, we have \\[r^2 = 1^2 + \\left(2\\sqrt{2} - r\\right)^2 = 1 + 8 - 4\\sqrt{2}r + r^2,"
+         "\\quad\\text{and}\\quad r = \\frac{9}{4\\sqrt{2}}.\\]\nThe area is $\\frac{81}{32}\\pi$.",
+         "r = \\frac{9}{4\\sqrt{2}}", "r = \\frac{7}{4\\sqrt{2}}"),
+    ],
+)
+def test_an_equation_the_solution_explains_is_no_slip_and_its_broken_twin_is(verifier, text, old, new):
     assert first_error(verifier, text)[0] is None
-    # the same step with a wrong coefficient is no rearrangement of it
-    slip = text.replace("=-2(xy+yz+zx)", "=-3(xy+yz+zx)")
-    assert first_error(verifier, slip)[0] == 0
-
-
-def test_an_equation_solved_by_a_closed_form_stated_right_there_is_no_slip(verifier):
-    text = ("Since the triangle is right, we have \\[r^2 = 1^2 + \\left(2\\sqrt{2} - r\\right)^2 = 1 + 8 - 4\\sqrt{2}r + r^2,"
-            "\\quad\\text{and}\\quad r = \\frac{9}{4\\sqrt{2}}.\\]\nThe area is $\\frac{81}{32}\\pi$.")
-    assert first_error(verifier, text)[0] is None
-    # a value that does not solve it keeps the link a slip
-    wrong = text.replace("r = \\frac{9}{4\\sqrt{2}}", "r = \\frac{7}{4\\sqrt{2}}")
-    assert first_error(verifier, wrong)[0] == 0
+    broken = text.replace(old, new)
+    assert broken != text
+    assert first_error(verifier, broken)[0] == 0
 
 
 @pytest.mark.parametrize(

@@ -548,10 +548,14 @@ class MathVerifier:
     def _in_sympy_worker(self, fn, links) -> Any:
         """`fn` over the links' (lhs, rhs) SymPy sources in the bounded worker (started first, under
         its own time limit); BoundedCallError when the worker cannot run, TIMEOUT when it overran."""
+        return self._sympy_call(fn, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in links])
+
+    def _sympy_call(self, fn, arg) -> Any:
+        """fn(arg) in the bounded SymPy worker, started first under its own time limit."""
         warm = call_bounded(symbolic.warm, timeout=self.config.sympy_warmup_timeout)
         if warm is TIMEOUT:
             raise BoundedCallError("worker did not start")
-        return call_bounded(fn, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in links], timeout=self.config.sympy_timeout)
+        return call_bounded(fn, arg, timeout=self.config.sympy_timeout)
 
     def _symbolic_identities(self, w: _Work) -> None:
         """Links with free symbols and √/π/functions: SymPy at random points (algebra.py)."""
@@ -607,9 +611,7 @@ class MathVerifier:
         if not edits:
             return False
         try:
-            warm = call_bounded(symbolic.warm, timeout=self.config.sympy_warmup_timeout)
-            found = TIMEOUT if warm is TIMEOUT else call_bounded(
-                symbolic.first_identity, [[(l, r) for l, r, _ in edits]], timeout=self.config.sympy_timeout)
+            found = self._sympy_call(symbolic.first_identity, [[(l, r) for l, r, _ in edits]])
         except BoundedCallError:
             return False
         if found is TIMEOUT or found[0] is None:
