@@ -135,10 +135,21 @@ def test_a_solved_single_term_equation_is_withdrawn_but_an_unsolved_one_is_not(v
 
 
 def test_matching_coefficients_is_a_requirement_not_a_rewrite(verifier):
-    text = ("Let $c = f(1),$ so $f(x) = cx.$  Substituting into the given equation, we get\n"
+    text = ("Let $c = f(1),$ so $f(x) = cx.$  {}\n"
             "\\[cx^2 + c^2 yz = cx^2 + cyz.\\]{} $c^2 = c,$ so $c = 0$ or $c = 1.$")
-    assert first_error(verifier, text.format("For this to hold for all $x,$ $y,$ and $z,$ we must have"))[0] is None
-    assert first_error(verifier, text.format("Thus"))[0] == 1
+    substituted = "Substituting into the given equation, we get"
+    assert first_error(verifier, text.format(substituted, "For this to hold for all $x,$ $y,$ and $z,$ we must have"))[0] is None
+    # the step before announces an equation: the display is one, whatever follows it
+    assert first_error(verifier, text.format(substituted, "Thus"))[0] is None
+    # announced as a simplification it is claimed for every value: c^2 in place of c is a slip
+    assert first_error(verifier, text.format("Simplifying, we get", "Thus"))[0] == 1
+
+
+def test_a_display_announced_as_equations_is_not_checked_as_identities(verifier):
+    text = ("Substituting, we get \\[ad^2 x^2 + ae x = adx^2 + bx.\\]{}\n"
+            "\\begin{{align*}}\nad^2 &= ad, \\\\\nae &= b.\n\\end{{align*}}Since $a$ and $d$ are nonzero, $d = 1.$")
+    assert first_error(verifier, text.format("Matching coefficients, we get"))[0] is None
+    assert first_error(verifier, text.format("Simplifying, we get"))[0] == 1
 
 
 # ------------------------------------------------------------------ notation

@@ -122,6 +122,8 @@ LABEL_WORDS = {
 }
 # letters that name functions in MATH ("f(x) = x^2"); "a(2)" stays a product
 FUNCTION_LETTERS = {"f", "g", "h", "p", "q"} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# ... and any letter the step calls a function: "the function $b(x)$", "functions $a(x)$ and $c(x)$"
+_FUNCTION_DECL_RE = re.compile(r"\bfunctions?\s+\$?\s*([a-z])\s*\(\s*[a-z]\s*\)")
 # a step that says it rounds: only then may an integer stand for a non-integer result
 ROUNDING_CUE = re.compile(
     r"≈|\\approx|\\sim|\\lfloor|\\lceil|\b(?:about|around|approximately|approx|roughly|nearly|almost|"
@@ -132,9 +134,9 @@ ROUNDING_CUE = re.compile(
 # a step that is solving or testing an equation: there, `(1 - x^2)(1 - 4x^2) = (2x^2 + 3x)^2`
 # ("squaring both sides") is an equation whose leading terms cancel, not a wrong expansion
 EQUATION_CUE = re.compile(
-    r"both sides|equation|solv|squaring|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
+    r"both sides|equat|coefficients|solv|squaring|root|zero|satisf|condition|must|need|want|only if|\\iff|remainder|modul|"
     r"\\equiv|\\pmod|\bmod\b|suppos|assum|\bif\b|\bwhen|substitut|plug|\\implies|\\rightarrow|\\quad|"
-    r"intersect|\bset\b|\bsetting\b|equal to each other|\bequate|rearrang|isolat",
+    r"intersect|\bset\b|\bsetting\b|equal to each other|rearrang|isolat",
     re.IGNORECASE,
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
@@ -215,6 +217,9 @@ _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
 _CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
+# ... and a line "\\\\ &= B" joins the chain when B is plain numbers (`&= -25 + 21 \\\\ &= \\boxed{-4}`): an
+# evaluation, which a slip cannot hide in; a symbolic B stays its own line (see above)
+_NUMERIC_LINE_RE = re.compile(r"\\\\\s*&\s*(?==(?:[^A-Za-z\\&$]|\\(?:(?:frac|dfrac|tfrac|cdot|times|div|boxed|left|right|sqrt)(?![A-Za-z])|[;:, !]))*(?:\\\\|\$|$))")
 _ORDINAL_RE = re.compile(r"\^\{?\\text\{(?:st|nd|rd|th)\}\}?")
 # an equation's number in display math: `\tag{2}`, `\label{eq:1}`, `2a^2 + 5b^2 = 0 \ \ \ (2)`, `\qquad (1)`
 _TAG_RE = re.compile(r"\\tag\*?\{[^{}]{0,20}\}|\\label\{[^{}]{0,40}\}|(?:\\[ ;:,!]\s*|\\q?quad\s*|~){1,12}\(\s*\d{1,2}\s*\)(?=\s*(?:$|\$|\\\]|\\\\|&|,|\.))")
@@ -242,6 +247,7 @@ def normalize(text: str) -> str:
         text = _ENV_RE.sub(" $$ ", text)
     if "\\\\" in text:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
+        text = _NUMERIC_LINE_RE.sub(" ", text)
     if "\\text" in text:
         text = _ORDINAL_RE.sub("", text)  # "the $4+1=5^\\text{th}$ day": an ordinal suffix, not a power
     if "\\choose" in text:
@@ -262,6 +268,7 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
     # with LaTeX around, every "$" delimits math; so does a "$...$" pair around a formula ("$1+2+3 = 6$")
     latex = bool(_LATEX_HINT.search(text)) or bool(_MATH_PAIR.search(text))
     skip_to = 0
+    functions = FUNCTION_LETTERS | set(_FUNCTION_DECL_RE.findall(text)) if "function" in text else FUNCTION_LETTERS
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
         s = m.group()
@@ -336,7 +343,7 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             if kind == "lp":
                 _function_power(toks)  # "f^{-1}(9)", "g^2(x)": a function application
             prev = toks[-1] if toks else None
-            if kind == "lp" and s == "(" and prev is not None and prev.kind == "VAR" and prev.end == a and prev.value in FUNCTION_LETTERS:
+            if kind == "lp" and s == "(" and prev is not None and prev.kind == "VAR" and prev.end == a and prev.value in functions:
                 inner = text[b : b + 80].split(")", 1)[0]
                 if not re.search(r"(?<![A-Za-z\\])" + prev.value + r"(?![A-Za-z])", inner):
                     prev.kind = "OPAQUE"  # "f(x)", "q(7)": a function application; "p(130-5p)" stays a product
@@ -346,7 +353,7 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             prev = toks[-1] if toks else None
             if s.endswith("\\{") or s.endswith("\\}") or ch == "|":
                 toks.append(Tok("OPAQUE", s, a, b))
-            elif ch == "(" and prev is not None and prev.kind == "VAR" and prev.value in FUNCTION_LETTERS and not text[prev.end : a].strip():
+            elif ch == "(" and prev is not None and prev.kind == "VAR" and prev.value in functions and not text[prev.end : a].strip():
                 prev.kind = "OPAQUE"  # "f \\left( 3 \\right)": a function application
                 toks.append(Tok("LP", s, a, b))
             elif ch in "([":
@@ -1304,9 +1311,10 @@ def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool =
     return False
 
 
-def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
+def analyse_step(step: str, opaque_star: bool = False, cued: bool = False) -> StepMath:
     """All links (checked where possible, SymPy ones left pending), computations and
-    numbers mentioned in one step."""
+    numbers mentioned in one step. `cued`: the step before ended on an equation cue
+    ("Matching coefficients, we get" and then a display of equations)."""
     out = StepMath()
     text = step
     if len(text) > MAX_STEP_CHARS:
@@ -1330,7 +1338,7 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
     # an equation cue counts for the equalities after it in the same clause (per chain, below)
-    cues = [m.end() for m in EQUATION_CUE.finditer(text)]
+    cues = ([0] if cued else []) + [m.end() for m in EQUATION_CUE.finditer(text)]
     from . import algebra
 
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
@@ -1352,6 +1360,20 @@ def analyse_step(step: str, opaque_star: bool = False) -> StepMath:
 # where a clause ends: "we need n to be a multiple of 3, so the cube is (3n)^3 = 27n^3" derives the
 # equality after "so"; the cue "need" before it speaks of another clause
 _CLAUSE_BREAK = re.compile(r"[.;!?](?:\s|$)|\b(?:so|thus|hence|therefore)\b", re.IGNORECASE)
+
+
+# a step that ends by announcing equations shown in the next one: "Matching coefficients, we get",
+# "Substituting, we have:" (narrower than EQUATION_CUE: "the remainder is then" announces a rewrite)
+_LEAD_CUE = re.compile(
+    r"\b(?:coefficients|equat\w*|system|solv\w*|setting|substitut\w*|plugging)\b[^.;!?$]{0,40}"
+    r"(?:we (?:get|have|obtain|find)|gives?|yields?)\s*:?\s*$",
+    re.IGNORECASE,
+)
+
+
+def ends_on_cue(step: str) -> bool:
+    """The step ends by announcing equations, so the next step's display shows equations, not identities."""
+    return bool(_LEAD_CUE.search(step[-120:]))
 
 
 def _cued(text: str, cues: list[int], start: int) -> bool:
@@ -1605,8 +1627,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         left_ok = _complete_left(sub)
         if trimmed_left:
             cut = sp.toks[sp.toks.index(toks[0]) - 1]
-            if cut.kind == "RB" and toks[0].kind == "LB" and cut.end == toks[0].start:
-                left_ok = False  # `\dfrac{54\text{ ft}^2}{9}`: the second argument of a command, not a quantity
+            if cut.kind == "RB" and toks[0].kind in ("LB", "NUM") and cut.end == toks[0].start:
+                left_ok = False  # `\dfrac{54\text{ ft}^2}{9}`, `\frac{[S \cap T]}4`: the second argument of a command
         glued = toks[-1] is not sp.toks[-1] and sp.toks[len(toks)].start == toks[-1].end
         right_ok = _complete_right(sub) and not (k == len(spans) - 1 and glued)
         # (the last side lost an unmatched "(" glued to it: "= .05(Number of minutes)" goes on; "= 1.71 (rounded)" does not)

@@ -35,7 +35,7 @@ import numpy as np
 from ..bounded import BoundedCallError, TIMEOUT, call_bounded
 from . import algebra, symbolic
 from .alignment import align_steps, order_score, structure_score
-from .arith import Computation, StepMath, analyse_step, close_enough, fmt_number
+from .arith import Computation, StepMath, analyse_step, close_enough, ends_on_cue, fmt_number
 from .checks import (
     CASE_RE,
     QuestionInfo,
@@ -247,7 +247,7 @@ class MathVerifier:
         w.flags = [[] for _ in steps]
         w.emb_texts = [embedding_text(s, cfg.embed_max_chars) for s in steps]
         w.qinfo = self._question(w.question)
-        w.maths = [self._step_math(s, w.qinfo) for s in steps]
+        w.maths = self._steps_math(steps, w.qinfo)
         for i, sm in enumerate(w.maths):
             for note in sm.notes:
                 w.flag(i, "note", note)
@@ -285,14 +285,18 @@ class MathVerifier:
             self._q_cache.put(key, eqs)
         return eqs
 
-    def _step_math(self, step: str, q: QuestionInfo) -> StepMath:
+    def _steps_math(self, steps: list[str], q: QuestionInfo) -> list[StepMath]:
+        return [self._step_math(s, q, cued=k > 0 and ends_on_cue(steps[k - 1])) for k, s in enumerate(steps)]
+
+    def _step_math(self, step: str, q: QuestionInfo, cued: bool = False) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
         # the bases are part of the key: other_base_links reads the same step differently per base
-        key = text_key(step, "*" if q.opaque_star else "", "b" + ",".join(map(str, sorted(q.bases))) if q.other_base else "")
+        key = text_key(step, "*" if q.opaque_star else "", "b" + ",".join(map(str, sorted(q.bases))) if q.other_base else "",
+                       "cued" if cued else "")
         sm = self._step_cache.get(key)
         if sm is not None:
             return sm
-        sm = analyse_step(step, opaque_star=q.opaque_star)
+        sm = analyse_step(step, opaque_star=q.opaque_star, cued=cued)
         if q.other_base and sm.links:
             sm = other_base_links(sm, q)  # only equations false in base 10 and in the question's bases
         self._step_cache.put(key, sm)
@@ -312,7 +316,7 @@ class MathVerifier:
         steps = split_steps(text, cfg.prose_min_chars)
         if len(steps) > cfg.max_steps:
             steps = steps[: cfg.max_steps - 1] + ["\n".join(steps[cfg.max_steps - 1 :])]
-        maths = [self._step_math(s, q) for s in steps]
+        maths = self._steps_math(steps, q)
         comps = [c for sm in maths for c in sm.computations]
         ref = _Reference(
             steps=steps,
