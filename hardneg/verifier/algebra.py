@@ -575,7 +575,7 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
                 verdict = (verdict[0], verdict[1], verdict[2].replace("the sides differ by", "over the same denominator the numerators differ by"), *verdict[3:])
             return verdict
         if (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)) and lv and rv and not COMPLEX["on"]:
-            verdict = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution)
+            verdict = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, bool(equation_context) and not middle)
             if verdict is not None:
                 return verdict
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
@@ -583,7 +583,7 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
     if verdict[0] == "equation" and lv and rv and not COMPLEX["on"] and (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)):
         # `2^{2n} = (2^n)^3`: two powers set equal only agree at n = 0 (see _exponential)
-        return _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution) or verdict
+        return _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, bool(equation_context) and not middle) or verdict
     return verdict
 
 
@@ -618,7 +618,7 @@ def _symbol_exponent(node) -> bool:
     return any(_symbol_exponent(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
 
 
-def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution):
+def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving=False):
     """Links with a symbol in an exponent (`4^n = 2^{2n}`), compared through logarithms.
 
     Exact evaluation cannot reach them (2^{3n} at a random rational n), but at small real points
@@ -668,6 +668,43 @@ def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution):
             note = (f"algebra slip (exponent): {lhs_text} = {rhs_text} is not an identity (the exponents "
                     f"disagree; the sides are equal only at {x} = 0)")
             return "mismatch", "algebra", note, None, True
+    if not solving and _vars(lhs_node) == _vars(rhs_node):
+        # `a^m a^n = a^{m−n}`: one edited token from an identity (`a^{m+n}`) is a slip, as _one_edit for polynomials
+        edit = _exponential_edit(lhs_node, rhs_node, [env for env, _ in pts], tol)
+        if edit is not None:
+            return "mismatch", "algebra", f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {edit}", None, True
+    return None
+
+
+def _exponential_edit(lhs_node, rhs_node, envs: list, tol: float) -> Optional[str]:
+    """The description of the first single-token edit or dropped term (see symbolic_edits) after which
+    ln(lhs) − ln(rhs) vanishes at every point of `envs`, or None (at most MAX_SYMBOLIC_EDITS tried)."""
+    import cmath
+
+    tried = 0
+    for node, where in ((rhs_node, "right side"), (lhs_node, "left side")):
+        other = lhs_node if where == "right side" else rhs_node
+        for edited, dsc in list(_edits(node, where)) + list(_dropped_terms(node, where)):
+            tried += 1
+            if tried > MAX_SYMBOLIC_EDITS:
+                return None
+            if edited == other:
+                continue  # both sides written the same proves nothing
+            ok = True
+            for env in envs:
+                try:
+                    e, o = num_eval(edited, env), num_eval(other, env)
+                except (_NoValue, RecursionError, ZeroDivisionError, OverflowError):
+                    ok = False
+                    break
+                if e == 0 or o == 0 or (e.real > 0) != (o.real > 0) or abs(e.imag) > 1e-12 * abs(e) or abs(o.imag) > 1e-12 * abs(o):
+                    ok = False
+                    break
+                if abs((cmath.log(abs(e.real)) - cmath.log(abs(o.real))).real) > tol:
+                    ok = False
+                    break
+            if ok:
+                return dsc
     return None
 
 
@@ -1070,14 +1107,21 @@ def var_names(node) -> set:
     return _vars(node)
 
 
-def has_root_of_symbol(node) -> bool:
-    """Does a √ (or a fractional power) hold a symbol?"""
+def has_root_of_symbol(node, nonlinear_only: bool = False) -> bool:
+    """Does a √ (or a fractional power) hold a symbol? `nonlinear_only`: not counting √ of a linear
+    polynomial (`\\sqrt{r+1}`), which no identity turns into a sign-ambiguous form as √(1 − cos²θ) = |sin θ|."""
     a = _arith()
     if node[0] == "sqrt" and a.has_var(node[1]):
+        if nonlinear_only:
+            try:
+                if degree(to_poly(node[1])) <= 1:
+                    return any(has_root_of_symbol(c, True) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+            except (NotPolynomial, ZeroDivisionError):  # not a polynomial: counts as a root of a symbol
+                pass
         return True
     if node[0] == "bin" and node[1] == "^" and node[3][0] == "bin" and node[3][1] == "/" and a.has_var(node[2]):
         return True
-    return any(has_root_of_symbol(c) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
+    return any(has_root_of_symbol(c, nonlinear_only) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
 
 
 def _vars(node) -> set:
@@ -1506,6 +1550,11 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
             syms = _vars(link.lhs.node) | _vars(link.rhs.node)
             if len(syms) != 1 or "i" in syms:
                 continue
+            try:
+                if max(degree(to_poly(link.lhs.node)), degree(to_poly(link.rhs.node))) <= 1:
+                    continue  # `4a − 8(a + 1) = a + 2` at a = −2: a linear equation's root, nothing factored
+            except (NotPolynomial, ZeroDivisionError):
+                pass
             if bindings is None:
                 bindings = _bindings(maths)
             (x,) = syms

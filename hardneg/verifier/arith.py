@@ -234,6 +234,9 @@ _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
 # a subscript that names a term of a sequence or one of several unknowns: "_1", "_n", "_{12}", "_{n+1}", "_{k-1}"
 _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s*\}|(\d(?!\d)|[A-Za-z](?![A-Za-z]))")
 _ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
+# `3 \text{ Y } 2`, `(-2)\ \$\ 3`: a letter or sign between two operands names an operation the problem defines
+_TEXT_OPERATOR_RE = re.compile(r"\\text\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
+_OPERAND_NEXT_RE = re.compile(r"(?:\s|\\[ ,;:!])*[\d(]")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
 
@@ -364,10 +367,13 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
         elif kind == "textcmd":
             if s.startswith("\\operatorname"):
                 toks.append(Tok("OPAQUE", s, a, b))  # a named function we do not evaluate
+            elif toks and toks[-1].kind in ("NUM", "RP") and _TEXT_OPERATOR_RE.fullmatch(s) and _OPERAND_NEXT_RE.match(text, b):
+                toks.append(Tok("OPAQUE", s, a, b))  # `3 \text{ Y } 2`: an operation the problem defines
             else:
                 toks.append(Tok("WORD", s, a, b, s.lower()))
         elif kind == "cmd":
-            if s in _CUSTOM_OPS or s in ("\\pm", "\\mp"):
+            if s in _CUSTOM_OPS or s in ("\\pm", "\\mp") or (s == "\\$" and toks and toks[-1].kind in ("NUM", "RP")
+                                                             and _OPERAND_NEXT_RE.match(text, b)):
                 toks.append(Tok("OPAQUE", s, a, b))
             else:
                 _command_token(toks, s, a, b)
@@ -1626,9 +1632,12 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         )
         left_ok = _complete_left(sub)
         if trimmed_left:
-            cut = sp.toks[sp.toks.index(toks[0]) - 1]
+            at = sp.toks.index(toks[0])
+            cut = sp.toks[at - 1]
             if cut.kind == "RB" and toks[0].kind in ("LB", "NUM") and cut.end == toks[0].start:
                 left_ok = False  # `\dfrac{54\text{ ft}^2}{9}`, `\frac{[S \cap T]}4`: the second argument of a command
+            elif cut.kind == "LP" and at >= 2 and sp.toks[at - 2].kind in ("RP", "NUM") and sp.toks[at - 2].end == cut.start:
+                left_ok = False  # `(1/3)(54\pi = 18\pi`: an unclosed factor of a product, not the whole side
         glued = toks[-1] is not sp.toks[-1] and sp.toks[len(toks)].start == toks[-1].end
         right_ok = _complete_right(sub) and not (k == len(spans) - 1 and glued)
         # (the last side lost an unmatched "(" glued to it: "= .05(Number of minutes)" goes on; "= 1.71 (rounded)" does not)
@@ -1648,6 +1657,9 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
                 Computation(fside.operands, fside.ops, res, f"{fside.text} = {last[0].text}",
                             fside.has_pi, fside.has_square, last[0].text, ok)
             )
+    if (len(sides) == 2 and None not in sides and sides[0][0].single_num is not None and sides[1][0].single_num is not None
+            and not sides[0][0].free and not sides[1][0].free and sides[0][0].value != sides[1][0].value):
+        return  # `we get |-7-3| = 2(-7)+4, or 10 = -10`: two different numbers set equal show a contradiction; no computation
     prev_link = None
     for k in range(len(sides) - 1):
         a, b = sides[k], sides[k + 1]
@@ -1674,8 +1686,10 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         # `|n + 6| = n + 6 = 2 − n` the later links are equations too)
         from_number = (sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
                        and bool(sides[0][0].value))
+        # `A = B \ge 0`: the last link rewrites an expression whose sign the chain then states
+        bounded = k == len(sides) - 2 and _inequality_after(spans[-1]) and lhs.free and rhs.free
         rewrite = (k > 0 and prev_link is not None and (prev_link.status in ("ok", "assign") or from_number
-                                                         or _names_quantity(prev_link))) or then_closed
+                                                         or _names_quantity(prev_link))) or then_closed or bounded
         # `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000`: rewrites of an equation = 0, which may scale it
         from_zero = (k > 0 and sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
                      and sides[0][0].value == 0)
@@ -1692,6 +1706,11 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
+
+
+def _inequality_after(span: Span) -> bool:
+    a = span.after
+    return a is not None and a.kind == "REL" and a.text in ("<", ">", "\\le", "\\ge", "\\leq", "\\geq", "≤", "≥", "\\lt", "\\gt")
 
 
 def _names_quantity(link: Link) -> bool:

@@ -486,6 +486,15 @@ _MATCHING_RE = re.compile(r"\bfor (?:this|these|it|them|the equation|the identit
 CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
 
 
+_SENTENCE_END = re.compile(r"[.;!?]\$?(?:\s|$)")
+
+
+def _last_sentence(step: str) -> str:
+    """"… the third root is $t = -r - s.$  Also,": the cue of a lead-in must be in its own sentence."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(step)]
+    return step[ends[-1]:] if ends else step
+
+
 def _holds_with_definitions(link, definitions: dict) -> bool:
     """Equal at 3 random points once the symbols defined in the solution (`y = 1 − 1/z`) are
     replaced by their definitions (evaluated in order, up to 3 levels)."""
@@ -514,12 +523,25 @@ def _holds_with_definitions(link, definitions: dict) -> bool:
     return True
 
 
+def _sum_of_symbols(node) -> Optional[list[str]]:
+    if node[0] == "var":
+        return [node[1]]
+    if node[0] == "bin" and node[1] == "+":
+        a, b = _sum_of_symbols(node[2]), _sum_of_symbols(node[3])
+        return a + b if a is not None and b is not None else None
+    return None
+
+
 def _pair_definition(link) -> Optional[tuple[str, tuple]]:
-    """`xy = c` -> (y, c / x); `x + y = c` -> (y, c − x): one symbol in terms of the other."""
+    """`xy = c` -> (y, c / x); `x + y = c` -> (y, c − x), `r + s + t = 0` -> (t, 0 − (r + s)): the
+    last symbol in terms of the others."""
     if link.kind != "algebra" or link.status not in ("equation", "assign") or link.lhs.node is None or link.rhs.node is None:
         return None
     node = link.lhs.node
-    if node[0] != "bin" or node[1] not in ("*", "+") or node[2][0] != "var" or node[3][0] != "var" or node[2][1] == node[3][1]:
+    if node[0] != "bin" or node[1] not in ("*", "+") or node[3][0] != "var":
+        return None
+    rest = [node[2][1]] if node[2][0] == "var" else (_sum_of_symbols(node[2]) if node[1] == "+" else None)
+    if not rest or node[3][1] in rest or len(set(rest)) != len(rest):
         return None
     if _node_vars(link.rhs.node):
         return None
@@ -647,8 +669,9 @@ def equation_checks(
         for link in sm.links:
             if CASE_RE.search(link.pre):
                 continue
-            if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None:
-                defined.append((i, link.lhs.node[1], link.rhs.node))
+            if (link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var"
+                    and link.rhs.node is not None and _node_vars(link.rhs.node)):
+                defined.append((i, link.lhs.node[1], link.rhs.node))  # (`x = \frac14` is a value, not a definition)
             # a given product or sum of two symbols (`xy = -5`, `a + b = 7`) pins one symbol to the
             # other: `12xy = 12(-5)` substitutes it, it is no wrong rewrite
             pair = _pair_definition(link)
@@ -674,16 +697,17 @@ def equation_checks(
                 withdrawn.add(id(link))  # "For this to hold for all x, we must have a^2 = 1": coefficients to match
                 continue
             lead_in = steps is not None and i > 0 and steps[i - 1].rstrip()[-1:] not in (".", "!", "?", "$")
-            if lead_in and not link.rewrite and link.tentative is True and EQUATION_CUE.search(steps[i - 1][-120:]):
+            if lead_in and not link.rewrite and link.tentative is True and EQUATION_CUE.search(_last_sentence(steps[i - 1])[-120:]):
                 withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
                 continue
             if link.diff is not None and any(i - 1 <= j <= i and ratio(link.diff, d) for j, d in stated):
                 withdrawn.add(id(link))  # `x² + y² + z² = −2(xy + yz + zx)` after `(x² + y² + z²) + 2(xy + yz + zx) = 0`: rearranged
                 continue
             syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
+            if _holds_with_definitions(link, definitions_until(i)):
+                withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
+                continue
             if link.rewrite:
-                if _holds_with_definitions(link, definitions_until(i)):
-                    withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
                 continue  # a rewrite must hold for every value; a wrong one may still agree at the roots
             # a "values" mismatch (`1 + 2c + 1 = 1 + 1 + c`) is withdrawn only by a value the solution
             # states right there (`so c = 0`, in this step or the next), not by one solved from another
@@ -713,6 +737,12 @@ def equation_checks(
             if v != qv:
                 flags.append((i, f"algebra slip: {link.text} does not satisfy the question's {qtext} ({x} = {fmt_number(qv)})"))
                 break
+    # `x = −7/3 gives 3x + 7 = 0 and x = 2 gives x − 2 = 0`, `solving … we find n = 5 and n = 2`: a step
+    # that lists several roots pairs them with their equations in any order
+    roots: dict[tuple[int, str], set] = {}
+    for i, link, (x, v), _ in eqs:
+        if link.status == "assign":
+            roots.setdefault((i, x), set()).add(v)
     prev: dict[str, tuple] = {}
     for i, link, (x, v), ordinal in eqs:
         cond = bool(_CONDITION_RE.search(link.pre))
@@ -722,7 +752,8 @@ def equation_checks(
             pi, plink, pv, pcond, pord = p
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
             # E1 must be the equation right before E2 (no other equation in between)
-            if pord == ordinal - 1 and i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv:
+            listed = pv in roots.get((i, x), ()) or pv in roots.get((pi, x), ())
+            if pord == ordinal - 1 and i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv and not listed:
                 flags.append(
                     (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
                         f"gives {x} = {fmt_number(pv)}")

@@ -23,6 +23,7 @@ of the chunk's shared embedding and NLI passes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -615,7 +616,11 @@ class MathVerifier:
         if not edits:
             return False
         try:
-            found = self._sympy_call(symbolic.first_identity, [[(l, r) for l, r, _ in edits]])
+            # (sides written alike, `\\sin 2x = \\sin x`, made equal by an edit prove nothing; sides written
+            # differently, a sum = a product, made equal by one are the rewrite meant)
+            differ = link.lhs.node[:2] != link.rhs.node[:2]
+            found = self._sympy_call(functools.partial(symbolic.first_identity, allow_equal=[differ]),
+                                     [[(l, r) for l, r, _ in edits]])
         except BoundedCallError:
             return False
         if found is TIMEOUT or found[0] is None:
@@ -736,10 +741,10 @@ _FUNCTION_RE = re.compile(r"\\(sin|cos|tan|sec|csc|cot|log|ln|exp)\b")
 
 def _same_symbols(link) -> bool:
     """Both sides in the same symbols, and no √ of a symbol (√(1 − cos²θ) = |sin θ|: the sample
-    points may pick the sign the solution's range excludes)."""
+    points may pick the sign the solution's range excludes) but of a linear one (`\\sqrt{r+1}`)."""
     nodes = (link.lhs.node, link.rhs.node)
     return (None not in nodes and algebra.var_names(nodes[0]) == algebra.var_names(nodes[1]) != set()
-            and not any(algebra.has_root_of_symbol(n) for n in nodes))
+            and not any(algebra.has_root_of_symbol(n, nonlinear_only=True) for n in nodes))
 
 
 _TRIG_RE = re.compile(r"\\(?:sin|cos|tan|sec|csc|cot)\b(?!\s*\^?\s*\{?-)")

@@ -143,17 +143,20 @@ def identity_values(pairs: Sequence[tuple[str, str]], points: int = 3) -> list[t
     return out
 
 
-def first_identity(groups: Sequence[Sequence[tuple[str, str]]]) -> list[Optional[int]]:
+def first_identity(groups: Sequence[Sequence[tuple[str, str]]], allow_equal: Optional[Sequence[bool]] = None) -> list[Optional[int]]:
     """For each group of edited (lhs_src, rhs_src) pairs of one link -> the index of the first pair
     that is an identity ("ok" at the sample points of identity_values) without being the same
-    expression on both sides (`\\sin 2x = \\sin x` edited to `\\sin x = \\sin x` proves nothing), or None."""
+    expression on both sides (`\\sin 2x = \\sin x` edited to `\\sin x = \\sin x` proves nothing), or None.
+    `allow_equal[g]`: the link's sides were written in different shapes (`\\sqrt{r+1} − (−\\sqrt{r+1}) =
+    2\\sqrt{r−1}`), so an edit that makes them the same expression is the slip found."""
     ns = _namespace()
     out: list[Optional[int]] = []
-    for pairs in groups:
+    for g, pairs in enumerate(groups):
         found = None
         for k, (lhs, rhs) in enumerate(pairs):
             try:
-                same = eval(lhs, {"__builtins__": {}}, ns) == eval(rhs, {"__builtins__": {}}, ns)  # noqa: S307
+                same = (not (allow_equal and allow_equal[g])
+                        and eval(lhs, {"__builtins__": {}}, ns) == eval(rhs, {"__builtins__": {}}, ns))  # noqa: S307
             except Exception:  # noqa: BLE001 - an edit that does not evaluate is no identity
                 continue
             if not same and identity_values([(lhs, rhs)])[0][0] == "ok":
