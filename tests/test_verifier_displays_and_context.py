@@ -161,3 +161,100 @@ def test_a_power_rule_one_token_from_an_identity_is_a_slip(verifier, right, wron
 
 def test_an_exponential_equation_being_solved_is_no_slip(verifier):
     assert first_error(verifier, "Solving $2^{x+1} = 4^{x}$ gives $x = 1$.\nThe answer is $1$.")[0] is None
+
+
+# ------------------------------------------------------------------ the question's numbers
+def _logic_flags(verifier, question: str, text: str):
+    [p] = verifier.verify_batch([VerifyInput("t", question, text, None, None)])
+    return [f for s in p.steps for f in s.flags if f.startswith(("question", "changed", "value-flow"))]
+
+
+def test_the_ends_of_a_range_in_the_question_are_used_by_its_bounds(verifier):
+    question = "What is the sum of the integers that are both greater than 3 and less than 12?"
+    text = ("We want to evaluate the arithmetic series $4+5+\\dots+11$.\n"
+            "The number of terms is $11 - 4 + 1 = 8$, so the sum is $(4 + 11)/2 \\cdot 8 = \\boxed{60}$.")
+    assert _logic_flags(verifier, question, text) == []
+    # a solution that computes with numbers of another problem still ignores this one
+    other = "She buys 7 apples at 5 dollars each: $7 \\cdot 5 = 35$.\nShe pays $35 + 40 = 75$ dollars."
+    assert any(f.startswith("question ignored") for f in _logic_flags(verifier, "Ann has 16 ducks and 93 geese. How many birds?", other))
+
+
+def test_a_given_number_taken_apart_is_not_changed(verifier):
+    text = "We have $(90 + 5)^2 = 90^2 + 2(90)(5) + 5^2 = 8100 + 900 + 25 = \\boxed{9025}$."
+    assert _logic_flags(verifier, "What is 95 squared, computed in your head?", text) == []
+
+
+# ------------------------------------------------------------------ absolute values and notation
+@pytest.mark.parametrize(
+    "right, wrong",
+    [
+        ("Then $|x + yi - 5 - i| = |(x - 5) + (y - 1)i| = 5,$ so the point is on a circle.",
+         "Then $|x + yi - 5 - i| = |(x + 5) + (y - 1)i| = 5,$ so the point is on a circle."),
+        ("\\[|z - 12| + |z - 5i| = |z - 12| + |5i - z| \\ge |-12 + 5i| = 13.\\]",
+         "\\[|z - 12| + |z - 5i| = |z - 12| + |6i - z| \\ge |-12 + 5i| = 13.\\]"),
+        ("\\[|x + y| + |x - y| = |-a + b| + |-a - b| = |a - b| + |a + b| \\le 4.\\]",
+         "\\[|x + y| + |x - y| = |-a + b| + |-a - b| = |a + b| + |a + b| \\le 4.\\]"),
+    ],
+)
+def test_a_rewrite_of_absolute_values_pairs_its_terms(verifier, right, wrong):
+    assert first_error(verifier, right + "\nThe answer is $-4$.")[0] is None
+    step, flags = first_error(verifier, wrong + "\nThe answer is $-4$.")
+    assert step == 0 and "it would be with" in flags[0], flags
+
+
+def test_absolute_values_of_different_expressions_are_left_to_the_solution(verifier):
+    # |x − 3| = 3 − x holds for x < 3; |3 + 4i| = |5|: nothing pairs, nothing is claimed wrong
+    assert first_error(verifier, "Since $x < 3,$ $|x - 3| + |x + 2| = (3 - x) + (x + 2) = 5$.\nThe answer is $5$.")[0] is None
+    assert first_error(verifier, "Then $|3 + 4i| = |5| = 5$.\nThe answer is $5$.")[0] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rewriting, $1+i = \\sqrt{2}\\,\\text{cis}\\,\\frac{\\pi}{4}$ and $1-i = \\sqrt{2}\\,\\text{cis}\\,-\\frac{\\pi}{4}$.",
+        "We need $e^2 - e = 2e,$ so $e = 0 or e = 3$.",
+        "$$\\begin{array}{r r c r@{}l} &300/11 &=& ab&.ababab\\ldots \\\\ - &3/11 &=& 0&.ababab\\ldots \\end{array}$$",
+        "Since $11 \\cdot 11^{-1} \\equiv 1 \\pmod{1000}$, it follows that $(10+1) \\cdot 11^{-1} = 10^3k + 1$ for some integer $k$.",
+        "So our answer is $\\left[\\frac{3 \\times 2004 - 4}{10}\\right] = \\boxed{601}$.",
+    ],
+)
+def test_notation_that_is_not_an_equality_of_its_tokens(verifier, text):
+    assert first_error(verifier, text + "\nThe answer is $601$.")[0] is None
+
+
+def test_digits_read_from_a_given_number_are_uses_of_it(verifier):
+    question = "Sam's phone number is 271-3147 and the digits of his house number add up to the same sum. What is it?"
+    text = "First, we add up the digits in his phone number: $2+7+1+3+1+4+7=25$.\nSo the largest is $\\boxed{9871}$, since $9+8+7+1 = 25$."
+    assert _logic_flags(verifier, question, text) == []
+
+
+def test_i_is_the_imaginary_unit_unless_the_solution_names_it(verifier):
+    named = ("Let $p$=the cost of the pen and $i$=the cost of the ink.\n"
+             "Substituting for $p$ in the first equation, we find: $1+i+i=1.10$, so $2i=.10$ and $i=.05$.\n"
+             "Therefore, $p=1+i=\\boxed{1.05}$ dollars.")
+    assert first_error(verifier, named)[0] is None
+    unit = "\\begin{{align*}}\nz_2 &= 0^2 + i = i, \\\\\nz_3 &= i^2 + i = -1 + i, \\\\\nz_4 &= (-1 + i)^2 + i = {}.\n\\end{{align*}}"
+    assert first_error(verifier, unit.format("-i"))[0] is None
+    assert first_error(verifier, unit.format("i"))[0] == 0
+
+
+def test_two_moduli_set_equal_to_one_value_are_two_conditions(verifier):
+    assert first_error(verifier, "\\[|a + bi - 1| = |a + bi| = 8.\\]Then $(a - 1)^2 + b^2 = 64$ and $a^2 + b^2 = 64.$")[0] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\[\\tan^2 x + \\tan^2 y = \\frac{124}{13} \\tan x \\tan y = \\frac{62}{39}.\\]Therefore, $x = 1$.",
+        "\\[\\sin x + 2 \\cos x = -3 \\tan x > 0.\\]Hence, $x$ is in the second quadrant.",
+        "It is largest when $\\sin \\frac{x}{3} = \\sin \\frac{x}{11} = 1,$ which means $x = 1$.",
+    ],
+)
+def test_two_sides_set_equal_to_one_value_state_values(verifier, text):
+    assert first_error(verifier, text)[0] is None
+
+
+def test_a_result_used_later_in_its_own_step_is_no_changed_quantity(verifier):
+    question = "Her scores relative to 93 were 2, 5, -3, -1 and 10. The six scores must add to 18. What is the sixth?"
+    text = "The sum of her first five scores is $2+5-3-1+10=13$, so the sixth score should be $18-13=5$.\nThe answer is $5$."
+    assert _logic_flags(verifier, question, text) == []

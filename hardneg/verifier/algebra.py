@@ -676,6 +676,47 @@ def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving=Fa
     return None
 
 
+def abs_rewrite(lhs_terms: list, rhs_terms: list, lhs_text: str, rhs_text: str) -> Optional[tuple[str, Optional[str]]]:
+    """A rewrite `c1|A1| + … = d1|B1| + …` (a later link of a chain, so meant for every value): ("ok", None)
+    when the terms pair up with equal coefficients and contents equal up to sign (`|5i − z| = |z − 5i|`),
+    ("mismatch", reason) when one edited token in one content makes them pair up, None
+    otherwise (|A| = |B| holds for other A, B: `|3 + 4i| = |5|`, `|x − 3| = 3 − x` for x < 3)."""
+    try:
+        left = [(c, to_poly(n)) for c, n in lhs_terms]
+        right = [(c, to_poly(n)) for c, n in rhs_terms]
+    except (NotPolynomial, ZeroDivisionError, _arith().TooLarge, _arith()._ParseError, _arith()._NeedsSymbolic):
+        return None
+    if not any(symbols(p) - {"i"} for _, p in left + right):
+        return None  # numbers only (`|-7 - 3| = |10|`): not a rewrite of symbols
+    if _abs_terms_pair(left, right):
+        return "ok", None
+    for side, terms, where in ((rhs_terms, right, "right side"), (lhs_terms, left, "left side")):
+        for k, (c, node) in enumerate(side):
+            # (one edited token only: `|a + bi − 1| = |a + bi| = 8` states two conditions, not a dropped term)
+            for edited, dsc in _edits(node, where, False):
+                try:
+                    p = to_poly(edited)
+                except (NotPolynomial, ZeroDivisionError, _arith().TooLarge, _arith()._ParseError, _arith()._NeedsSymbolic):
+                    continue
+                changed = terms[:k] + [(c, p)] + terms[k + 1 :]
+                if _abs_terms_pair(left if where == "right side" else changed, changed if where == "right side" else right):
+                    return "mismatch", f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {dsc}"
+    return None
+
+
+def _abs_terms_pair(left: list, right: list) -> bool:
+    """Every term c|P| of one side matches one of the other with the same c and P = ±Q."""
+    if len(left) != len(right):
+        return False
+    rest = list(right)
+    for c, p in left:
+        match = next((k for k, (d, q) in enumerate(rest) if d == c and (not poly_sub(p, q) or not _add(p, q))), None)
+        if match is None:
+            return False
+        rest.pop(match)
+    return True
+
+
 def _exponential_edit(lhs_node, rhs_node, envs: list, tol: float) -> Optional[str]:
     """The description of the first single-token edit or dropped term (see symbolic_edits) after which
     ln(lhs) − ln(rhs) vanishes at every point of `envs`, or None (at most MAX_SYMBOLIC_EDITS tried)."""

@@ -151,6 +151,9 @@ IDENTITY_CUE = re.compile(
     re.IGNORECASE,
 )
 _COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*[a-z]?i\b|complex|imaginary")
+# a solution that names i as an unknown ("let $i$ = the cost of the ink", "$i$ be the index", `i = .05`)
+_I_UNKNOWN_RE = re.compile(r"\$\s*i\s*\$\s*(?:=|be\b|is the\b|denotes?\b|represents?\b)")
+_I_VALUE_RE = re.compile(r"(?:^|[$(,]|\band)\s*i\s*=\s*-?(?:\d+\.?\d*|\.\d+)\s*(?:[$,;]|\.(?!\d)|$|\band\b)")
 CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
 MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
 
@@ -212,7 +215,9 @@ _MATH_WORDS = {
     "lbs", "oz", "pm", "am", "th", "st", "nd", "rd", "cis", "arg", "ker", "dim", "inf", "sup", "mid", "not", "so",
     "but", "as", "we", "has", "are", "at", "be", "by", "on", "it", "an", "all", "any", "per", "sum", "avg", "eq",
 }
+_MATH_CONNECTIVES = {"or", "and", "if", "for", "is", "so", "but", "as", "we", "are", "then", "where", "when"}
 _CURRENCY_AFTER = re.compile(r"[ ]?-?\.?\d")
+_TABLE_RE = re.compile(r"\\begin\{(array|tabular)\}.*?\\end\{\1\}", re.DOTALL)
 _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
@@ -235,7 +240,7 @@ _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
 _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s*\}|(\d(?!\d)|[A-Za-z](?![A-Za-z]))")
 _ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 # `3 \text{ Y } 2`, `(-2)\ \$\ 3`: a letter or sign between two operands names an operation the problem defines
-_TEXT_OPERATOR_RE = re.compile(r"\\text\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
+_TEXT_OPERATOR_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf)\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
 _OPERAND_NEXT_RE = re.compile(r"(?:\s|\\[ ,;:!])*[\d(]")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
@@ -247,6 +252,9 @@ def normalize(text: str) -> str:
     if ".\\overline" in text:
         text = text.replace(".\\overline", "\\overline")  # "0.\\overline{6}" is one (opaque) number
     if "\\begin" in text or "\\end" in text:
+        if "{array}" in text or "{tabular}" in text:
+            # a table's cells (`&300/11 &=& ab&.ababab`) are split by `&`: what is written across them is not an equality
+            text = _TABLE_RE.sub(" $$ $$ ", text)
         text = _ENV_RE.sub(" $$ ", text)
     if "\\\\" in text:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
@@ -381,6 +389,8 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             if in_math and 2 <= len(s) <= 4 and s.isascii() and s.islower() and s not in _MATH_WORDS:
                 for k, ch in enumerate(s):  # "rx", "2mn": in math, juxtaposed letters are a product
                     toks.append(Tok("VAR", ch, a + k, a + k + 1, ch))
+            elif in_math and s in _MATH_CONNECTIVES:
+                toks.append(Tok("WORD", s, a, b, s))  # `$e = 0 or e = 3$`: two statements, not a product
             elif (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
                 toks.append(Tok("VAR", s, a, b, s))  # x, or a geometry name such as AC
             else:
@@ -942,6 +952,7 @@ class Side:
     per_hundred: bool = False  # followed by "cents"/"percent": the value is written ×100
     node: Optional[tuple] = None  # the parsed AST (kept for sides with free symbols)
     free: bool = False  # holds a free symbol (x, a, AB): an identity, equation or assignment
+    abs_terms: Optional[list] = None  # `|A| + 2|B|`: [(1, A), (2, B)] (only rewrites of such sums are checked)
 
 
 @dataclass
@@ -966,6 +977,7 @@ class Link:
     pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations
     rounding: bool = False  # the step says it rounds (ROUNDING_CUE)
     rewrite: bool = False  # a later link of a chain, or one followed by a closed form: an identity is meant
+    closed_only: bool = False  # a rewrite only because a number or a bound follows (`A = B = c`), which may state values
     solving: bool = False  # an equation cue in its clause ("solve", "we need", "if"): it may be an equation
 
     @property
@@ -1072,8 +1084,13 @@ def _by_starts(span: Span) -> bool:
 _REMAINDER_RE = re.compile(r"\\text\{\s*r\s*\}|r$|remainder")
 
 
+_TEXT_FUNCTIONS = {"cis", "lcm", "gcd", "mod", "sgn", "proj", "rem"}
+
+
 def _complete_right(span: Span) -> bool:
     a = span.after
+    if a is not None and a.kind == "WORD" and a.value.startswith("\\text") and a.value.split("{", 1)[-1].strip(" }") in _TEXT_FUNCTIONS:
+        return False  # `\sqrt{2}\,\text{cis}\,\frac{\pi}{4}`: a function written as text continues the product
     if a is not None and a.kind == "WORD" and a.value.startswith(("\\text", "\\mbox", "\\textnormal")) and a.start == span.toks[-1].end:
         inner = a.value.split("{", 1)[-1].strip(" }").split()
         if inner and inner[0] not in CONNECTIVES_RIGHT:
@@ -1232,6 +1249,7 @@ def _side(text: str, toks: list[Tok]) -> Side:
 def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
     """Fill side.value (exact) or side.sympy_src; return a skip/unchecked reason."""
     if any(t.kind == "OPAQUE" for t in toks):
+        side.abs_terms = _abs_terms(toks)
         return "skip"
     try:
         node = parse_span(toks)
@@ -1263,6 +1281,38 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
         return f"unchecked: {exc}"
     except (_ParseError, _FreeSymbol, _NeedsSymbolic, ZeroDivisionError):
         return "skip"
+
+
+_BARS = {"|", "\\lvert", "\\rvert", "\\left|", "\\right|", "\\vert", "\\left\\vert", "\\right\\vert"}
+
+
+def _abs_terms(toks: list[Tok]) -> Optional[list]:
+    """`|A| − 2|B|` -> [(1, A), (−2, B)] (signed integer coefficient, parsed contents), or None when the side
+    is anything else: bars pair in order, and nothing but a sign and a whole number stands between terms."""
+    out, i, n = [], 0, len(toks)
+    while i < n:
+        sign = 1
+        if toks[i].kind == "OP" and toks[i].value in "+-":
+            sign = -1 if toks[i].value == "-" else 1
+            i += 1
+        elif out:
+            return None
+        coef = 1
+        if i < n and toks[i].kind == "NUM" and toks[i].value.denominator == 1 and not toks[i].pct:
+            coef = int(toks[i].value)
+            i += 1
+        if i >= n or toks[i].kind != "OPAQUE" or toks[i].text not in _BARS:
+            return None
+        j = next((k for k in range(i + 1, n) if toks[k].kind == "OPAQUE"), None)
+        if j is None or toks[j].text not in _BARS or j == i + 1:
+            return None
+        try:
+            node = parse_span(toks[i + 1 : j])
+        except (_ParseError, _CutOff, RecursionError):
+            return None
+        out.append((sign * coef, node))
+        i = j + 1
+    return out or None
 
 
 def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool = True, rounding: bool = False) -> bool:
@@ -1317,10 +1367,16 @@ def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool =
     return False
 
 
-def analyse_step(step: str, opaque_star: bool = False, cued: bool = False) -> StepMath:
+def names_i(text: str) -> bool:
+    """The solution uses i as an unknown (a value or a meaning given to it), not as √−1."""
+    return bool(_I_UNKNOWN_RE.search(text) or _I_VALUE_RE.search(text))
+
+
+def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unknown: bool = False) -> StepMath:
     """All links (checked where possible, SymPy ones left pending), computations and
     numbers mentioned in one step. `cued`: the step before ended on an equation cue
-    ("Matching coefficients, we get" and then a display of equations)."""
+    ("Matching coefficients, we get" and then a display of equations). `i_unknown`: the
+    solution names i as an unknown (names_i), so i is no imaginary unit anywhere in it."""
     out = StepMath()
     text = step
     if len(text) > MAX_STEP_CHARS:
@@ -1347,7 +1403,8 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False) -> St
     cues = ([0] if cued else []) + [m.end() for m in EQUATION_CUE.finditer(text)]
     from . import algebra
 
-    algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text))
+    # (`p + i = 1.10, … i = .05`: a step that gives i a value uses it as an unknown, not √−1)
+    algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text)) and not i_unknown and not _I_VALUE_RE.search(text)
     no_solution = bool(NO_SOLUTION_CUE.search(text))
     for spans, seps in _chains(toks):
         if _list_equality(spans):
@@ -1687,7 +1744,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         from_number = (sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
                        and bool(sides[0][0].value))
         # `A = B \ge 0`: the last link rewrites an expression whose sign the chain then states
-        bounded = k == len(sides) - 2 and _inequality_after(spans[-1]) and lhs.free and rhs.free
+        bounded = (k == len(sides) - 2 and _inequality_after(spans[-1]) and (lhs.free or bool(lhs.abs_terms))
+                   and (rhs.free or bool(rhs.abs_terms)))
         rewrite = (k > 0 and prev_link is not None and (prev_link.status in ("ok", "assign") or from_number
                                                          or _names_quantity(prev_link))) or then_closed or bounded
         # `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000`: rewrites of an equation = 0, which may scale it
@@ -1699,9 +1757,14 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             ctx = (False, eq_ctx[1], True) if rewrite and isinstance(eq_ctx, tuple) else eq_ctx
         if isinstance(ctx, tuple) and k > 0 and len(ctx) > 3:
             ctx = ctx[:3] + (False,)  # the cue announces the first link; later ones follow the chain rules
-        link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
+        if rewrite and lhs.abs_terms and rhs.abs_terms and seps[k] != "APPROX":
+            link = _abs_link(out, lhs, rhs)  # `|x + yi − 5 − i| = |(x − 5) + (y − 1)i| = 5`
+        else:
+            link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
         if link is not None:
             link.rewrite = rewrite
+            # a rewrite only because a number or a bound follows (`A = B = c`, `A = B > 0`), not after a verified link
+            link.closed_only = rewrite and not (k > 0 and prev_link is not None and prev_link.status in ("ok", "assign"))
         prev_link = link
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
@@ -1749,9 +1812,36 @@ def _add_link(
     ok = close_enough(lhs, rhs, lhs.value, rhs.value, approx, rounding=rounding)
     if not ok and no_solution and lhs.single_num is not None and rhs.single_num is not None:
         return None  # "we get 0 = 8, which has no solutions": a contradiction shown on purpose
+    if not ok and _integer_part(lhs, rhs):
+        return None  # `\left[\frac{3 \times 2004 - 4}{10}\right] = 601`: [x] is the greatest (or nearest) integer
     link = Link(lhs, rhs, approx, "ok" if ok else "mismatch", None, source, rounding=rounding)
     out.links.append(link)
     return link
+
+
+def _abs_link(out: StepMath, lhs: Side, rhs: Side) -> Optional[Link]:
+    """A rewrite of a sum of absolute values (algebra.abs_rewrite): checked only when it decides."""
+    from . import algebra
+
+    verdict = algebra.abs_rewrite(lhs.abs_terms, rhs.abs_terms, lhs.text, rhs.text)
+    if verdict is None:
+        return None
+    status, note = verdict
+    link = Link(lhs, rhs, False, status, note, "text", kind="algebra", tentative=status == "mismatch")
+    out.links.append(link)
+    return link
+
+
+_BRACKETED_RE = re.compile(r"^(?:\\left)?\[.*(?:\\right)?\]$", re.DOTALL)
+
+
+def _integer_part(lhs: Side, rhs: Side) -> bool:
+    """One side wholly in square brackets, the other a whole number within 1 of it."""
+    for a, b in ((lhs, rhs), (rhs, lhs)):
+        if (_BRACKETED_RE.match(a.text.strip()) and a.value is not None and b.value is not None
+                and Fraction(b.value).denominator == 1 and abs(a.value - b.value) < 1):
+            return True
+    return False
 
 
 def _algebra_link(out: StepMath, lhs: Side, rhs: Side, approx: bool, source: str, eq_ctx: bool = False) -> Optional[Link]:

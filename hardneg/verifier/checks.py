@@ -69,6 +69,7 @@ class QuestionInfo:
     other_base: bool = False
     bases: set = field(default_factory=set)  # the number bases the question names ("base 7", "_6", "base six")
     word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
+    bounds: bool = False  # its numbers bound a range ("between 4000 and 7000") or have digits read: a solution may use the ends or digits
 
 
 _NUMBER_WORDS = {
@@ -85,6 +86,12 @@ _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNOR
 _ASY_RE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL | re.IGNORECASE)
 
 
+# "the integers between -12.1 and 3.3", "greater than 3 and less than 12", "between 4000 and 7000", "the digits
+# of 271-3147": the question's numbers bound a range or are read digit by digit, and a solution uses the
+# range's ends (−12, 4, 11), the leading digits (4 for 4000) or the digits themselves
+_RANGE_RE = re.compile(r"\bdigits?\b|\bbetween\b|\b(?:greater|less|more|fewer|larger|smaller) than\b|\bat (?:least|most)\b|\bfrom\b[^.?]{0,40}\bto\b", re.IGNORECASE)
+
+
 def question_info(question: str) -> QuestionInfo:
     info = QuestionInfo()
     q = (question or "")[:4000]
@@ -94,6 +101,7 @@ def question_info(question: str) -> QuestionInfo:
     targets = [s for s in sentences if s.rstrip().endswith("?") or _TARGET_START.match(s)]
     info.target = " ".join(targets) if targets else (sentences[-1] if sentences else q)
     info.conditions = [s for s in sentences if s not in targets]
+    info.bounds = bool(_RANGE_RE.search(q))
     for tok in numbers_in(_ASY_RE.sub(" ", q)):
         if tok.pct:
             info.percents.add(abs(tok.value * 100))
@@ -486,6 +494,13 @@ _MATCHING_RE = re.compile(r"\bfor (?:this|these|it|them|the equation|the identit
 CASE_RE = re.compile(r"\b(?:if|when|whenever|suppose|assume|either|case|unless|plug\w*|substitut\w*|test\w*|try\w*)\b")
 
 
+_SOME_RE = re.compile(r"\bfor some (?:\w+ ){0,2}?(?:integers?|reals?|real numbers?|numbers?|constants?|values?)?\s*\$\s*([a-zA-Z])\s*\$")
+
+
+def _link_vars(link) -> set:
+    return _node_vars(link.lhs.node) | _node_vars(link.rhs.node)
+
+
 _SENTENCE_END = re.compile(r"[.;!?]\$?(?:\s|$)")
 
 
@@ -696,6 +711,9 @@ def equation_checks(
             if steps is not None and _MATCHING_RE.search(steps[i]):
                 withdrawn.add(id(link))  # "For this to hold for all x, we must have a^2 = 1": coefficients to match
                 continue
+            if steps is not None and (_link_vars(link) & set(_SOME_RE.findall(steps[i]))):
+                withdrawn.add(id(link))  # "`11 · 11^{-1} = 10^3 k + 1` for some integer k": k is introduced, not computed
+                continue
             lead_in = steps is not None and i > 0 and steps[i - 1].rstrip()[-1:] not in (".", "!", "?", "$")
             if lead_in and not link.rewrite and link.tentative is True and EQUATION_CUE.search(_last_sentence(steps[i - 1])[-120:]):
                 withdrawn.add(id(link))  # "Squaring both sides, we get" ends the step before
@@ -783,6 +801,14 @@ def _near(a: Fraction, b: Fraction) -> bool:
 _ANSWER_STATEMENT = re.compile(r"^\W{0,4}(?:####|the (?:final )?answer is|final answer|answer:)", re.IGNORECASE)
 
 
+def _bound_used(bound: Fraction, x: Fraction) -> bool:
+    if abs(x - bound) <= 1:
+        return True
+    if x.denominator == 1 and 0 <= x <= 9 and bound.denominator == 1 and bound >= 10 and str(int(x)) in str(int(bound)):
+        return True  # "the digits in his phone number 271-3147": `2 + 7 + 1 + …` reads the given number digit by digit
+    return x != 0 and bound.denominator == 1 and any(x * 10**k == bound for k in range(1, 7))
+
+
 def logic_checks(
     maths: list[StepMath], steps: list[str], q: QuestionInfo, final: Optional[Fraction]
 ) -> list[tuple[int, str, str]]:
@@ -811,11 +837,12 @@ def logic_checks(
     word_problem = q.word_problem
     for i, sm in enumerate(maths):
         flagged = False
+        step_results: list = []  # `2+5-3-1+10 = 13, so 18 - 13 = 5`: a result used later in its own step
         for comp in sm.computations:
             if flagged:
                 break
             for x in comp.operands:
-                if x in _WORLD or _in(x, q_numbers) or _in(x, mentioned_before):
+                if x in _WORLD or _in(x, q_numbers) or _in(x, mentioned_before) or _in(x, step_results):
                     continue
                 for j, r in reversed(computed):
                     if _near(x, r) and used_anywhere.get(_key(r), 0) <= 1 and not (final is not None and _same(r, final)):
@@ -825,7 +852,10 @@ def logic_checks(
                         break
                 if flagged:
                     break
+                parts = [y for y in comp.operands if y is not x]
                 for qn in q.numbers if word_problem else ():
+                    if any(x + y == qn or x * y == qn for y in parts):
+                        continue  # `(90 + 5)^2` for the question's 95: the number taken apart, not changed
                     if abs(x - qn) != 1 and _near(x, qn) and used_anywhere.get(_key(qn), 0) == 0 and qn not in _WORLD:
                         out.append((i, "question contradiction", f"question contradiction: {fmt_number(x)} is used here, "
                                                                  f"but the question gives {fmt_number(qn)}"))
@@ -833,6 +863,7 @@ def logic_checks(
                         break
                 if flagged:
                     break
+            step_results.append(abs(comp.result))
         for comp in sm.computations:
             computed.append((i, abs(comp.result)))
         mentioned_before.update(sm.mentions)
@@ -850,7 +881,9 @@ def logic_checks(
                                                                f"contradicts step {n - 2}, which computed {fmt_number(r)}"))
     givens = sorted({x for x in q.numbers if x > 2})  # 0, 1, 2 are as often words ("a pair") as givens
     n_comps = sum(len(sm.computations) for sm in maths)
-    if word_problem and len(givens) >= 2 and n_comps >= 2 and not any(_in(x, q_numbers) for sm in maths for x in sm.mentions):
+    mentions = [x for sm in maths for x in sm.mentions]
+    if (word_problem and len(givens) >= 2 and n_comps >= 2 and not any(_in(x, q_numbers) for x in mentions)
+            and not (q.bounds and any(_bound_used(g, x) for g in givens for x in mentions))):
         shown = ", ".join(fmt_number(x) for x in givens[:4])
         out.append((0, "question ignored", f"question ignored: the question gives {shown}, and no step uses any of them"))
     return out

@@ -36,7 +36,7 @@ import numpy as np
 from ..bounded import BoundedCallError, TIMEOUT, call_bounded
 from . import algebra, symbolic
 from .alignment import align_steps, order_score, structure_score
-from .arith import Computation, StepMath, analyse_step, close_enough, ends_on_cue, fmt_number
+from .arith import Computation, StepMath, analyse_step, close_enough, ends_on_cue, fmt_number, names_i
 from .checks import (
     CASE_RE,
     QuestionInfo,
@@ -287,17 +287,18 @@ class MathVerifier:
         return eqs
 
     def _steps_math(self, steps: list[str], q: QuestionInfo) -> list[StepMath]:
-        return [self._step_math(s, q, cued=k > 0 and ends_on_cue(steps[k - 1])) for k, s in enumerate(steps)]
+        i_unknown = any(names_i(s) for s in steps)
+        return [self._step_math(s, q, cued=k > 0 and ends_on_cue(steps[k - 1]), i_unknown=i_unknown) for k, s in enumerate(steps)]
 
-    def _step_math(self, step: str, q: QuestionInfo, cued: bool = False) -> StepMath:
+    def _step_math(self, step: str, q: QuestionInfo, cued: bool = False, i_unknown: bool = False) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
         # the bases are part of the key: other_base_links reads the same step differently per base
         key = text_key(step, "*" if q.opaque_star else "", "b" + ",".join(map(str, sorted(q.bases))) if q.other_base else "",
-                       "cued" if cued else "")
+                       ("cued" if cued else "") + ("i" if i_unknown else ""))
         sm = self._step_cache.get(key)
         if sm is not None:
             return sm
-        sm = analyse_step(step, opaque_star=q.opaque_star, cued=cued)
+        sm = analyse_step(step, opaque_star=q.opaque_star, cued=cued, i_unknown=i_unknown)
         if q.other_base and sm.links:
             sm = other_base_links(sm, q)  # only equations false in base 10 and in the question's bases
         self._step_cache.put(key, sm)
@@ -573,9 +574,10 @@ class MathVerifier:
             res = None
         for k, (i, link) in enumerate(pending):
             verdict = None if res is TIMEOUT or res is None else res[k]
-            if verdict is not None and verdict[0] == "differs" and _values_stated(w.maths[i], link):
-                # `\cos x = \sin x = \frac{1}{\sqrt2}`: a chain that ends in a number states a value of
-                # each member, not a rewrite, unless one slip away from an identity (`\cos^2 x = 1 − \sin^3 x = 0`)
+            if verdict is not None and verdict[0] == "differs" and (link.closed_only or _values_stated(w.maths[i], link)):
+                # `\cos x = \sin x = \frac{1}{\sqrt2}`, `\tan^2 x + \tan^2 y = \frac{124}{13}\tan x\tan y = \frac{62}{39}`,
+                # `\sin x + 2\cos x = −3\tan x > 0`: two sides set equal to one value or bound state values, not a
+                # rewrite, unless one slip away from an identity (`\cos^2 x = 1 − \sin^3 x = 0`)
                 if not self._one_slip_away(w, link):
                     w.verdicts[id(link)] = ("equation", None, None)
                 continue
