@@ -27,6 +27,9 @@ false alarms on untouched references, the d4 distribution without NLI and the fu
 count. Floors: MATH algebra slips ≥ 0.80 exact first-error step, arithmetic slips ≥ 0.90, false
 alarms on untouched MATH references ≤ 1 %. `--inject-only` skips the throughput runs. `--audit N`
 also counts identities with symbols, algebra slips and flagged references per data set.
+`--untouched-test N` runs the whole verifier over the first N MATH *test* references and lists
+every one it flags: the train references have all served some session's development, the test
+set never has, so this is the blind false-alarm check (a flagged reference may itself be wrong).
 
     .venv/bin/python bench/verifier.py --inject 60 --inject-variants 12 --algebra-rows 1000 \
         --arith-rows 1000 --untouched 1000 --inject-only
@@ -263,6 +266,36 @@ def _detected(p, etype: str) -> bool:
     return (p.wrongness or 0) > 0.3
 
 
+def test_false_alarms(verifier, n: int) -> None:
+    """The whole verifier (every channel, as `hardneg verify` runs it) on the first n MATH test reference
+    solutions, each with its problem and answer: a reference flagged anywhere is a false alarm unless the
+    reference itself is wrong (the rows are printed so that a person can tell)."""
+    from collections import Counter
+
+    from hardneg.inject import math_reference
+    from hardneg.verifier import VerifyInput
+
+    with open(ROOT / "data/math/test.jsonl") as f:
+        refs = []
+        for k, line in zip(range(n), f):
+            ref = math_reference(json.loads(line))
+            if ref is not None:
+                ref.problem_id = str(k)  # the test rows carry no unique_id: the line number names them
+                refs.append(ref)
+    t0 = time.perf_counter()
+    profs = verifier.verify_batch([VerifyInput(r.problem_id, r.question, r.text, r.raw, r.answer) for r in refs])
+    seconds = time.perf_counter() - t0
+    flagged = [(r, p) for r, p in zip(refs, profs) if p.first_error_step is not None]
+    kinds = Counter(p.steps[p.first_error_step].flags[0].split(":", 1)[0] if p.steps[p.first_error_step].flags else "?"
+                    for _, p in flagged)
+    print(f"\n### Whole verifier on untouched MATH test references ({verifier.version}, {len(refs)} references, {seconds:.0f} s)\n")
+    print(f"- false alarms: {len(flagged)}/{len(refs)} = **{len(flagged) / max(1, len(refs)):.2%}** (goal ≤ 1 %); by the first "
+          "flag's kind: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
+    for r, p in flagged:
+        flag = p.steps[p.first_error_step].flags[0] if p.steps[p.first_error_step].flags else ""
+        print(f"  - MATH test #{r.problem_id} step {p.first_error_step}: {flag[:160]}")
+
+
 def inject_eval(verifier, n_refs: int, variants: int, algebra_rows: int, arith_rows: int, untouched: int, seed: int = 0,
                 skip: int = 0) -> None:
     """Validation on the error-injection pool (hardneg.inject; GSM8K and MATH *train* only).
@@ -416,6 +449,8 @@ def main() -> None:
     ap.add_argument("--inject-skip", type=int, default=0, help="leave out the first N references of each train set "
                     "(held-out slice; the rules were developed on seed 0, MATH train references < 3000)")
     ap.add_argument("--inject-only", action="store_true", help="run only the --inject validation and the --audit (no throughput runs)")
+    ap.add_argument("--untouched-test", type=int, default=0, help="false alarms of the whole verifier on the first N MATH "
+                    "*test* references (a blind check: no rule was developed on them; 0: skip)")
     args = ap.parse_args()
 
     import numpy as np
@@ -443,6 +478,8 @@ def main() -> None:
                         seed=args.inject_seed, skip=args.inject_skip)
         if args.audit:  # `--inject-only --audit N` (with or without --inject): the audit runs too
             audit(args.audit)
+        if args.untouched_test:
+            test_false_alarms(verifier, args.untouched_test)
         return
 
     if args.warehouse:

@@ -50,7 +50,7 @@ from typing import Iterator, Optional
 
 from .verifier.steps import split_steps
 
-__all__ = ["InjectConfig", "InjectPoolConfig", "InjectShard", "inject_shard", "inject_shards", "Reference", "ERROR_TYPES", "iter_references", "inject_reference", "iter_rows", "iter_frames", "default_error_mix"]
+__all__ = ["InjectConfig", "InjectPoolConfig", "InjectShard", "inject_shard", "inject_shards", "Reference", "ERROR_TYPES", "iter_references", "math_reference", "inject_reference", "iter_rows", "iter_frames", "default_error_mix"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +145,9 @@ def _gsm8k_reference(idx: int, row: dict) -> Reference:
     return ref
 
 
-def _math_reference(row: dict) -> Optional[Reference]:
+def math_reference(row: dict) -> Optional[Reference]:
+    """A MATH row (`problem`, `solution`) as a Reference (None without a final answer); bench/verifier.py
+    reads the *test* set with it for false alarms on references nobody developed on, never the pool."""
     from .grading import extract_answer, math_reference_answer
 
     sol = row["solution"]
@@ -171,7 +173,7 @@ def iter_references(cfg: InjectConfig) -> Iterator[Reference]:
                     break
                 try:
                     row = json.loads(line)
-                    ref = _gsm8k_reference(idx, row) if source == "gsm8k" else _math_reference(row)
+                    ref = _gsm8k_reference(idx, row) if source == "gsm8k" else math_reference(row)
                 except (KeyError, ValueError) as exc:
                     raise ValueError(f"{path}:{idx + 1}: bad reference row ({exc})") from exc
                 if ref is not None and ref.steps:

@@ -124,6 +124,11 @@ def test_an_equation_the_solution_explains_is_no_slip_and_its_broken_twin_is(ver
     [
         "Therefore $a = b = \\frac{1}{\\sqrt{2}},$ or \\[\\cos x = \\sin x = \\frac{1}{\\sqrt{2}}.\\]\nThe only solution is $x = \\frac{\\pi}{4}$.",
         "If $\\tan x$ is the hypotenuse, then \\[\\tan^2 x = \\sin^2 x + \\cos^2 x = 1.\\]\nSo $x = \\frac{\\pi}{4}$.",
+        # mv-1.8: of one function too, and set equal to a bound; two moduli equal to one value are two conditions
+        "\\[\\tan^2 x + \\tan^2 y = \\frac{124}{13} \\tan x \\tan y = \\frac{62}{39}.\\]Therefore, $x = 1$.",
+        "\\[\\sin x + 2 \\cos x = -3 \\tan x > 0.\\]Hence, $x$ is in the second quadrant.",
+        "It is largest when $\\sin \\frac{x}{3} = \\sin \\frac{x}{11} = 1,$ which means $x = 1$.",
+        "\\[|a + bi - 1| = |a + bi| = 8.\\]Then $(a - 1)^2 + b^2 = 64$ and $a^2 + b^2 = 64.$",
     ],
 )
 def test_a_chain_ending_in_a_number_states_values_not_a_rewrite(verifier, text):

@@ -670,7 +670,8 @@ def _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving=Fa
             return "mismatch", "algebra", note, None, True
     if not solving and _vars(lhs_node) == _vars(rhs_node):
         # `a^m a^n = a^{m−n}`: one edited token from an identity (`a^{m+n}`) is a slip, as _one_edit for polynomials
-        edit = _exponential_edit(lhs_node, rhs_node, [env for env, _ in pts], tol)
+        edit = _exponential_edit(lhs_node, rhs_node, [env for env, _ in pts], tol,
+                                 numeric_exponents=not (_one_term(lhs_node) and _one_term(rhs_node)))
         if edit is not None:
             return "mismatch", "algebra", f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {edit}", None, True
     return None
@@ -717,9 +718,23 @@ def _abs_terms_pair(left: list, right: list) -> bool:
     return True
 
 
-def _exponential_edit(lhs_node, rhs_node, envs: list, tol: float) -> Optional[str]:
+def _one_term(node) -> bool:
+    """No sum or difference outside exponents: `2^m a^2`, `a^{m−n}`, `\\frac{a^m}{a^n}`."""
+    kind = node[0]
+    if kind == "bin":
+        if node[1] in "+-":
+            return False
+        return _one_term(node[2]) and (node[1] == "^" or _one_term(node[3]))
+    if kind == "neg":
+        return _one_term(node[1])
+    return True
+
+
+def _exponential_edit(lhs_node, rhs_node, envs: list, tol: float, numeric_exponents: bool = True) -> Optional[str]:
     """The description of the first single-token edit or dropped term (see symbolic_edits) after which
-    ln(lhs) − ln(rhs) vanishes at every point of `envs`, or None (at most MAX_SYMBOLIC_EDITS tried)."""
+    ln(lhs) − ln(rhs) vanishes at every point of `envs`, or None (at most MAX_SYMBOLIC_EDITS tried).
+    `numeric_exponents=False`: two single terms (`2^m a^2 = 2^m a`) are an equation to solve when a number
+    exponent is all that differs, as `x^2 = x^3` (_one_edit); an edit inside a symbolic exponent still counts."""
     import cmath
 
     tried = 0
@@ -729,7 +744,7 @@ def _exponential_edit(lhs_node, rhs_node, envs: list, tol: float) -> Optional[st
             tried += 1
             if tried > MAX_SYMBOLIC_EDITS:
                 return None
-            if edited == other:
+            if edited == other or (not numeric_exponents and dsc.startswith("the exponent")):
                 continue  # both sides written the same proves nothing
             ok = True
             for env in envs:

@@ -221,7 +221,7 @@ _TABLE_RE = re.compile(r"\\begin\{(array|tabular)\}.*?\\end\{\1\}", re.DOTALL)
 _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
-_CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times)")
+_CONTINUATION_RE = re.compile(r"\\\\\s*&\s*(?:\\[;:, !]\s*|\\q?quad\s*)*(?=[+\-−]|\\cdot|\\times|\\div)")
 # ... and a line "\\\\ &= B" joins the chain when B is plain numbers (`&= -25 + 21 \\\\ &= \\boxed{-4}`): an
 # evaluation, which a slip cannot hide in; a symbolic B stays its own line (see above)
 _NUMERIC_LINE_RE = re.compile(r"\\\\\s*&\s*(?==(?:[^A-Za-z\\&$]|\\(?:(?:frac|dfrac|tfrac|cdot|times|div|boxed|left|right|sqrt)(?![A-Za-z])|[;:, !]))*(?:\\\\|\$|$))")
