@@ -249,3 +249,17 @@ def test_a_result_used_later_in_its_own_step_is_no_changed_quantity(verifier):
     question = "Her scores relative to 93 were 2, 5, -3, -1 and 10. The six scores must add to 18. What is the sixth?"
     text = "The sum of her first five scores is $2+5-3-1+10=13$, so the sixth score should be $18-13=5$.\nThe answer is $5$."
     assert _logic_flags(verifier, question, text) == []
+
+
+def test_a_value_found_before_may_be_substituted_unless_it_zeroes_both_sides(verifier):
+    # a = 0 from the step before makes (a + 4d)/(a + 2d) = 4d/2d hold with both sides 2, not 0
+    text = ("Multiplying both sides by $a + d$, we get $a + 3d = 3a + 3d$, so $a = 0$.\n"
+            "Then \\[\\frac{a_5}{a_3} = \\frac{a + 4d}{a + 2d} = \\frac{4d}{2d} = \\boxed{2}.\\]")
+    assert first_error(verifier, text)[0] is None
+
+
+def test_dropping_terms_until_one_side_is_written_again_is_no_slip(verifier):
+    text = ("Thus, the equation $\\sin 5 \\theta = \\sin^5 \\theta$ becomes\n"
+            "\\[5 \\cos^4 \\theta \\sin \\theta - 10 \\cos^2 \\theta \\sin^3 \\theta + \\sin^5 \\theta = \\sin^5 \\theta.\\]"
+            "Then $5 \\cos^4 \\theta \\sin \\theta - 10 \\cos^2 \\theta \\sin^3 \\theta = 0.$")
+    assert first_error(verifier, text)[0] is None

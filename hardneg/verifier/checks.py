@@ -511,8 +511,9 @@ def _last_sentence(step: str) -> str:
 
 
 def _holds_with_definitions(link, definitions: dict) -> bool:
-    """Equal at 3 random points once the symbols defined in the solution (`y = 1 − 1/z`) are
-    replaced by their definitions (evaluated in order, up to 3 levels)."""
+    """Equal at 3 random points once the symbols defined in the solution (`y = 1 − 1/z`, or a value
+    `a = 0`) are replaced by their definitions (evaluated in order, up to 3 levels), and not only
+    because both sides vanish."""
     import random
 
     used = _node_vars(link.lhs.node) | _node_vars(link.rhs.node)
@@ -524,6 +525,7 @@ def _holds_with_definitions(link, definitions: dict) -> bool:
             if v in definitions:
                 names |= _node_vars(definitions[v])
     rng = random.Random(link.text)
+    zero = True
     for _ in range(3):
         env = {v: Fraction(rng.randint(1, 2**20), rng.randint(1, 97)) for v in names}
         try:
@@ -531,11 +533,15 @@ def _holds_with_definitions(link, definitions: dict) -> bool:
                 for v, node in definitions.items():
                     if v in names:
                         env[v] = eval_exact(node, env)
-            if eval_exact(link.lhs.node, env) != eval_exact(link.rhs.node, env):
+            lv = eval_exact(link.lhs.node, env)
+            if lv != eval_exact(link.rhs.node, env):
                 return False
+            zero = zero and lv == 0
         except Exception:  # noqa: BLE001 - not evaluable: no evidence
             return False
-    return True
+    # a value that makes both sides 0 (`x = 1/4` in `… = \frac{(1 − 4x)(49x^2 − …)}{32}`) keeps a wrong factor:
+    # no evidence, as in algebra.factor_root_checks
+    return not zero
 
 
 def _sum_of_symbols(node) -> Optional[list[str]]:
@@ -684,9 +690,8 @@ def equation_checks(
         for link in sm.links:
             if CASE_RE.search(link.pre):
                 continue
-            if (link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var"
-                    and link.rhs.node is not None and _node_vars(link.rhs.node)):
-                defined.append((i, link.lhs.node[1], link.rhs.node))  # (`x = \frac14` is a value, not a definition)
+            if link.status == "assign" and link.lhs.node is not None and link.lhs.node[0] == "var" and link.rhs.node is not None:
+                defined.append((i, link.lhs.node[1], link.rhs.node))
             # a given product or sum of two symbols (`xy = -5`, `a + b = 7`) pins one symbol to the
             # other: `12xy = 12(-5)` substitutes it, it is no wrong rewrite
             pair = _pair_definition(link)

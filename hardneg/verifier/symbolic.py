@@ -148,15 +148,18 @@ def first_identity(groups: Sequence[Sequence[tuple[str, str]]], allow_equal: Opt
     that is an identity ("ok" at the sample points of identity_values) without being the same
     expression on both sides (`\\sin 2x = \\sin x` edited to `\\sin x = \\sin x` proves nothing), or None.
     `allow_equal[g]`: the link's sides were written in different shapes (`\\sqrt{r+1} − (−\\sqrt{r+1}) =
-    2\\sqrt{r−1}`), so an edit that makes them the same expression is the slip found."""
+    2\\sqrt{r−1}`), so an edit that makes them the same expression is the slip found, unless it writes the
+    other side out to the letter (`A − B + C = C` with A − B dropped)."""
     ns = _namespace()
     out: list[Optional[int]] = []
     for g, pairs in enumerate(groups):
         found = None
         for k, (lhs, rhs) in enumerate(pairs):
             try:
-                same = (not (allow_equal and allow_equal[g])
-                        and eval(lhs, {"__builtins__": {}}, ns) == eval(rhs, {"__builtins__": {}}, ns))  # noqa: S307
+                if allow_equal and allow_equal[g]:
+                    same = lhs == rhs  # an edit that writes the other side out again (a dropped term) proves nothing
+                else:
+                    same = eval(lhs, {"__builtins__": {}}, ns) == eval(rhs, {"__builtins__": {}}, ns)  # noqa: S307
             except Exception:  # noqa: BLE001 - an edit that does not evaluate is no identity
                 continue
             if not same and identity_values([(lhs, rhs)])[0][0] == "ok":
