@@ -699,7 +699,9 @@ def equation_checks(
                 paired.append((i,) + pair)
 
     def definitions_until(step: int) -> dict:
-        out = {name: node for j, name, node in defined if j <= step}
+        # a value (`a = 0`) counts from the steps before only: in its own step it is what the step concludes
+        # (`so c = 0 or c = 1`), not what the link may use
+        out = {name: node for j, name, node in defined if j < step or (j == step and _node_vars(node))}
         for j, name, node in paired:
             if j <= step and name not in out:
                 out[name] = node
