@@ -263,3 +263,11 @@ def test_dropping_terms_until_one_side_is_written_again_is_no_slip(verifier):
             "\\[5 \\cos^4 \\theta \\sin \\theta - 10 \\cos^2 \\theta \\sin^3 \\theta + \\sin^5 \\theta = \\sin^5 \\theta.\\]"
             "Then $5 \\cos^4 \\theta \\sin \\theta - 10 \\cos^2 \\theta \\sin^3 \\theta = 0.$")
     assert first_error(verifier, text)[0] is None
+
+
+def test_a_value_denied_before_does_not_hide_a_definition(verifier):
+    # "x = 0 is not a root" states no value to substitute; y = x + 1/x still rewrites the link
+    text = ("Clearly, $x = 0$ is not a root.  We can divide the equation by $x^3,$ to get\n"
+            "\\[x^3 + x - 115 + \\frac{1}{x} + \\frac{1}{x^3} = 0.\\]Let $y = x + \\frac{1}{x}.$  Then\n"
+            "\\[x^3 + \\frac{1}{x^3} = y^3 - 3 \\left( x + \\frac{1}{x} \\right) = y^3 - 3y.\\]Thus, our equation becomes")
+    assert first_error(verifier, text)[0] is None

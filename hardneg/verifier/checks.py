@@ -698,10 +698,11 @@ def equation_checks(
             if pair is not None:
                 paired.append((i,) + pair)
 
-    def definitions_until(step: int) -> dict:
+    def definitions_until(step: int, values: bool = True) -> dict:
         # a value (`a = 0`) counts from the steps before only: in its own step it is what the step concludes
         # (`so c = 0 or c = 1`), not what the link may use
-        out = {name: node for j, name, node in defined if j < step or (j == step and _node_vars(node))}
+        out = {name: node for j, name, node in defined
+               if (j < step and (values or _node_vars(node))) or (j == step and _node_vars(node))}
         for j, name, node in paired:
             if j <= step and name not in out:
                 out[name] = node
@@ -729,7 +730,8 @@ def equation_checks(
                 withdrawn.add(id(link))  # `x² + y² + z² = −2(xy + yz + zx)` after `(x² + y² + z²) + 2(xy + yz + zx) = 0`: rearranged
                 continue
             syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
-            if _holds_with_definitions(link, definitions_until(i)):
+            # (the symbolic definitions alone first: "x = 0 is not a root" is no value to substitute)
+            if _holds_with_definitions(link, definitions_until(i, values=False)) or _holds_with_definitions(link, definitions_until(i)):
                 withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
                 continue
             if link.rewrite:
