@@ -176,19 +176,29 @@ def _logic_flags(verifier, question: str, text: str):
     return [f for s in p.steps for f in s.flags if f.startswith(("question", "changed", "value-flow"))]
 
 
-def test_the_ends_of_a_range_in_the_question_are_used_by_its_bounds(verifier):
-    question = "What is the sum of the integers that are both greater than 3 and less than 12?"
-    text = ("We want to evaluate the arithmetic series $4+5+\\dots+11$.\n"
-            "The number of terms is $11 - 4 + 1 = 8$, so the sum is $(4 + 11)/2 \\cdot 8 = \\boxed{60}$.")
+@pytest.mark.parametrize(
+    "question, text",
+    [
+        ("What is the sum of the integers that are both greater than 3 and less than 12?",  # the ends of a range
+         "We want to evaluate the arithmetic series $4+5+\\dots+11$.\n"
+         "The number of terms is $11 - 4 + 1 = 8$, so the sum is $(4 + 11)/2 \\cdot 8 = \\boxed{60}$."),
+        ("Sam's phone number is 271-3147 and the digits of his house number add up to the same sum. What is it?",
+         "First, we add up the digits in his phone number: $2+7+1+3+1+4+7=25$.\n"  # digits read one by one
+         "So the largest is $\\boxed{9871}$, since $9+8+7+1 = 25$."),
+        ("What is 95 squared, computed in your head?",  # a given number taken apart
+         "We have $(90 + 5)^2 = 90^2 + 2(90)(5) + 5^2 = 8100 + 900 + 25 = \\boxed{9025}$."),
+        ("Her scores relative to 93 were 2, 5, -3, -1 and 10. The six scores must add to 18. What is the sixth?",
+         "The sum of her first five scores is $2+5-3-1+10=13$, so the sixth score should be $18-13=5$.\n"  # a result used in its own step
+         "The answer is $5$."),
+    ],
+)
+def test_the_questions_numbers_used_in_other_forms_are_used(verifier, question, text):
     assert _logic_flags(verifier, question, text) == []
-    # a solution that computes with numbers of another problem still ignores this one
+
+
+def test_a_solution_with_numbers_of_another_problem_still_ignores_the_question(verifier):
     other = "She buys 7 apples at 5 dollars each: $7 \\cdot 5 = 35$.\nShe pays $35 + 40 = 75$ dollars."
     assert any(f.startswith("question ignored") for f in _logic_flags(verifier, "Ann has 16 ducks and 93 geese. How many birds?", other))
-
-
-def test_a_given_number_taken_apart_is_not_changed(verifier):
-    text = "We have $(90 + 5)^2 = 90^2 + 2(90)(5) + 5^2 = 8100 + 900 + 25 = \\boxed{9025}$."
-    assert _logic_flags(verifier, "What is 95 squared, computed in your head?", text) == []
 
 
 # ------------------------------------------------------------------ absolute values and notation
@@ -229,12 +239,6 @@ def test_notation_that_is_not_an_equality_of_its_tokens(verifier, text):
     assert first_error(verifier, text + "\nThe answer is $601$.")[0] is None
 
 
-def test_digits_read_from_a_given_number_are_uses_of_it(verifier):
-    question = "Sam's phone number is 271-3147 and the digits of his house number add up to the same sum. What is it?"
-    text = "First, we add up the digits in his phone number: $2+7+1+3+1+4+7=25$.\nSo the largest is $\\boxed{9871}$, since $9+8+7+1 = 25$."
-    assert _logic_flags(verifier, question, text) == []
-
-
 def test_i_is_the_imaginary_unit_unless_the_solution_names_it(verifier):
     named = ("Let $p$=the cost of the pen and $i$=the cost of the ink.\n"
              "Substituting for $p$ in the first equation, we find: $1+i+i=1.10$, so $2i=.10$ and $i=.05$.\n"
@@ -243,12 +247,6 @@ def test_i_is_the_imaginary_unit_unless_the_solution_names_it(verifier):
     unit = "\\begin{{align*}}\nz_2 &= 0^2 + i = i, \\\\\nz_3 &= i^2 + i = -1 + i, \\\\\nz_4 &= (-1 + i)^2 + i = {}.\n\\end{{align*}}"
     assert first_error(verifier, unit.format("-i"))[0] is None
     assert first_error(verifier, unit.format("i"))[0] == 0
-
-
-def test_a_result_used_later_in_its_own_step_is_no_changed_quantity(verifier):
-    question = "Her scores relative to 93 were 2, 5, -3, -1 and 10. The six scores must add to 18. What is the sixth?"
-    text = "The sum of her first five scores is $2+5-3-1+10=13$, so the sixth score should be $18-13=5$.\nThe answer is $5$."
-    assert _logic_flags(verifier, question, text) == []
 
 
 def test_a_value_found_before_may_be_substituted_unless_it_zeroes_both_sides(verifier):
