@@ -618,7 +618,7 @@ class MathVerifier:
         if not edits:
             return False
         try:
-            # (sides written alike, `\\sin 2x = \\sin x`, made equal by an edit prove nothing; sides written
+            # (sides written alike, `\sin 2x = \sin x`, made equal by an edit prove nothing; sides written
             # differently, a sum = a product, made equal by one are the rewrite meant)
             differ = link.lhs.node[:2] != link.rhs.node[:2]
             found = self._sympy_call(functools.partial(symbolic.first_identity, allow_equal=[differ]),
