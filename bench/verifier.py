@@ -285,14 +285,13 @@ def test_false_alarms(verifier, n: int) -> None:
     t0 = time.perf_counter()
     profs = verifier.verify_batch([VerifyInput(r.problem_id, r.question, r.text, r.raw, r.answer) for r in refs])
     seconds = time.perf_counter() - t0
-    flagged = [(r, p) for r, p in zip(refs, profs) if p.first_error_step is not None]
-    kinds = Counter(p.steps[p.first_error_step].flags[0].split(":", 1)[0] if p.steps[p.first_error_step].flags else "?"
-                    for _, p in flagged)
+    flagged = [(r, p, (p.steps[p.first_error_step].flags or ["?"])[0]) for r, p in zip(refs, profs)
+               if p.first_error_step is not None]
+    kinds = Counter(flag.split(":", 1)[0] for _, _, flag in flagged)
     print(f"\n### Whole verifier on untouched MATH test references ({verifier.version}, {len(refs)} references, {seconds:.0f} s)\n")
     print(f"- false alarms: {len(flagged)}/{len(refs)} = **{len(flagged) / max(1, len(refs)):.2%}** (goal ≤ 1 %); by the first "
           "flag's kind: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
-    for r, p in flagged:
-        flag = p.steps[p.first_error_step].flags[0] if p.steps[p.first_error_step].flags else ""
+    for r, p, flag in flagged:
         print(f"  - MATH test #{r.problem_id} step {p.first_error_step}: {flag[:160]}")
 
 

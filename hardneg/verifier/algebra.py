@@ -529,6 +529,7 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
         equation_context, no_solution, middle, identity = (tuple(equation_context) + (False, False))[:4]
     if identity:
         middle = "identity"  # announced as a rewrite ("Factoring, we have"): see _poly_rules
+    solving = bool(equation_context) and not middle  # an equation the step solves, not a rewrite
     a = _arith()
     lv, rv = a.has_var(lhs_node), a.has_var(rhs_node)
     if COMPLEX["on"]:
@@ -575,7 +576,7 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
                 verdict = (verdict[0], verdict[1], verdict[2].replace("the sides differ by", "over the same denominator the numerators differ by"), *verdict[3:])
             return verdict
         if (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)) and lv and rv and not COMPLEX["on"]:
-            verdict = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, bool(equation_context) and not middle)
+            verdict = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving)
             if verdict is not None:
                 return verdict
         same = _vars(lhs_node) == _vars(rhs_node) and not (COMPLEX["on"] and "i" in _vars(lhs_node))
@@ -583,7 +584,7 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
     if verdict[0] == "equation" and lv and rv and not COMPLEX["on"] and (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)):
         # `2^{2n} = (2^n)^3`: two powers set equal only agree at n = 0 (see _exponential)
-        return _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, bool(equation_context) and not middle) or verdict
+        return _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving) or verdict
     return verdict
 
 
@@ -737,30 +738,24 @@ def _exponential_edit(lhs_node, rhs_node, envs: list, tol: float, numeric_expone
     exponent is all that differs, as `x^2 = x^3` (_one_edit); an edit inside a symbolic exponent still counts."""
     import cmath
 
-    tried = 0
-    for node, where in ((rhs_node, "right side"), (lhs_node, "left side")):
-        other = lhs_node if where == "right side" else rhs_node
-        for edited, dsc in list(_edits(node, where)) + list(_dropped_terms(node, where)):
-            tried += 1
-            if tried > MAX_SYMBOLIC_EDITS:
-                return None
-            if edited == other or (not numeric_exponents and dsc.startswith("the exponent")):
-                continue  # both sides written the same proves nothing
-            ok = True
-            for env in envs:
-                try:
-                    e, o = num_eval(edited, env), num_eval(other, env)
-                except (_NoValue, RecursionError, ZeroDivisionError, OverflowError):
-                    ok = False
-                    break
-                if e == 0 or o == 0 or (e.real > 0) != (o.real > 0) or abs(e.imag) > 1e-12 * abs(e) or abs(o.imag) > 1e-12 * abs(o):
-                    ok = False
-                    break
-                if abs((cmath.log(abs(e.real)) - cmath.log(abs(o.real))).real) > tol:
-                    ok = False
-                    break
-            if ok:
-                return dsc
+    for edited, other, _, dsc in _one_slip_edits(lhs_node, rhs_node):
+        if edited == other or (not numeric_exponents and dsc.startswith("the exponent")):
+            continue  # both sides written the same proves nothing
+        ok = True
+        for env in envs:
+            try:
+                e, o = num_eval(edited, env), num_eval(other, env)
+            except (_NoValue, RecursionError, ZeroDivisionError, OverflowError):
+                ok = False
+                break
+            if e == 0 or o == 0 or (e.real > 0) != (o.real > 0) or abs(e.imag) > 1e-12 * abs(e) or abs(o.imag) > 1e-12 * abs(o):
+                ok = False
+                break
+            if abs((cmath.log(abs(e.real)) - cmath.log(abs(o.real))).real) > tol:
+                ok = False
+                break
+        if ok:
+            return dsc
     return None
 
 
@@ -980,6 +975,18 @@ def _latexish(node) -> str:
 MAX_SYMBOLIC_EDITS = 48  # edited links sent to SymPy per differing link (each a few sample points)
 
 
+def _one_slip_edits(lhs_node, rhs_node):
+    """(edited side, the other side, where, description) for one edited token or one dropped term of either
+    side, right side first, at most MAX_SYMBOLIC_EDITS."""
+    tried = 0
+    for node, other, where in ((rhs_node, lhs_node, "right side"), (lhs_node, rhs_node, "left side")):
+        for edited, dsc in list(_edits(node, where)) + list(_dropped_terms(node, where)):
+            tried += 1
+            if tried > MAX_SYMBOLIC_EDITS:
+                return
+            yield edited, other, where, dsc
+
+
 def symbolic_edits(lhs_node, rhs_node) -> list[tuple[str, str, str]]:
     """(lhs source, rhs source, description) of a link with one side edited by one token (see
     _edits) or by one dropped term, as SymPy sources: the candidates a wrong trigonometric or
@@ -990,15 +997,12 @@ def symbolic_edits(lhs_node, rhs_node) -> list[tuple[str, str, str]]:
         ls, rs = a.to_sympy_source(lhs_node), a.to_sympy_source(rhs_node)
     except Exception:  # noqa: BLE001 - an unconvertible side has no edits
         return out
-    for node, where in ((rhs_node, "right side"), (lhs_node, "left side")):
-        for edited, dsc in list(_edits(node, where)) + list(_dropped_terms(node, where)):
-            if len(out) >= MAX_SYMBOLIC_EDITS:
-                return out
-            try:
-                src = a.to_sympy_source(edited)
-            except Exception:  # noqa: BLE001 - an edit that cannot be written is skipped
-                continue
-            out.append((ls, src, dsc) if where == "right side" else (src, rs, dsc))
+    for edited, _, where, dsc in _one_slip_edits(lhs_node, rhs_node):
+        try:
+            src = a.to_sympy_source(edited)
+        except Exception:  # noqa: BLE001 - an edit that cannot be written is skipped
+            continue
+        out.append((ls, src, dsc) if where == "right side" else (src, rs, dsc))
     return out
 
 
@@ -1163,17 +1167,19 @@ def var_names(node) -> set:
     return _vars(node)
 
 
+def _linear(node) -> bool:
+    """A polynomial of degree ≤ 1 (`r + 1`, `4a − 8(a + 1)`); anything else, or not a polynomial, is not."""
+    try:
+        return degree(to_poly(node)) <= 1
+    except (NotPolynomial, ZeroDivisionError):
+        return False
+
+
 def has_root_of_symbol(node, nonlinear_only: bool = False) -> bool:
     """Does a √ (or a fractional power) hold a symbol? `nonlinear_only`: not counting √ of a linear
     polynomial (`\\sqrt{r+1}`), which no identity turns into a sign-ambiguous form as √(1 − cos²θ) = |sin θ|."""
     a = _arith()
-    if node[0] == "sqrt" and a.has_var(node[1]):
-        if nonlinear_only:
-            try:
-                if degree(to_poly(node[1])) <= 1:
-                    return any(has_root_of_symbol(c, True) for c in node[1:] if isinstance(c, tuple) and c and isinstance(c[0], str))
-            except (NotPolynomial, ZeroDivisionError):  # not a polynomial: counts as a root of a symbol
-                pass
+    if node[0] == "sqrt" and a.has_var(node[1]) and not (nonlinear_only and _linear(node[1])):
         return True
     if node[0] == "bin" and node[1] == "^" and node[3][0] == "bin" and node[3][1] == "/" and a.has_var(node[2]):
         return True
@@ -1606,11 +1612,8 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
             syms = _vars(link.lhs.node) | _vars(link.rhs.node)
             if len(syms) != 1 or "i" in syms:
                 continue
-            try:
-                if max(degree(to_poly(link.lhs.node)), degree(to_poly(link.rhs.node))) <= 1:
-                    continue  # `4a − 8(a + 1) = a + 2` at a = −2: a linear equation's root, nothing factored
-            except (NotPolynomial, ZeroDivisionError):
-                pass
+            if _linear(link.lhs.node) and _linear(link.rhs.node):
+                continue  # `4a − 8(a + 1) = a + 2` at a = −2: a linear equation's root, nothing factored
             if bindings is None:
                 bindings = _bindings(maths)
             (x,) = syms

@@ -1746,8 +1746,9 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         # `A = B \ge 0`: the last link rewrites an expression whose sign the chain then states
         bounded = (k == len(sides) - 2 and _inequality_after(spans[-1]) and (lhs.free or bool(lhs.abs_terms))
                    and (rhs.free or bool(rhs.abs_terms)))
-        rewrite = (k > 0 and prev_link is not None and (prev_link.status in ("ok", "assign") or from_number
-                                                         or _names_quantity(prev_link))) or then_closed or bounded
+        chained = k > 0 and prev_link is not None and (prev_link.status in ("ok", "assign") or from_number
+                                                       or _names_quantity(prev_link))
+        rewrite = chained or then_closed or bounded
         # `0 = 15t^2 − 800t + 10000 = 3t^2 − 160t + 2000`: rewrites of an equation = 0, which may scale it
         from_zero = (k > 0 and sides[0] is not None and not sides[0][0].free and sides[0][0].single_num is not None
                      and sides[0][0].value == 0)
@@ -1763,8 +1764,7 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
         if link is not None:
             link.rewrite = rewrite
-            # a rewrite only because a number or a bound follows (`A = B = c`, `A = B > 0`), not after a verified link
-            link.closed_only = rewrite and not (k > 0 and prev_link is not None and prev_link.status in ("ok", "assign"))
+            link.closed_only = rewrite and not chained  # only a number or a bound follows (`A = B = c`, `A = B > 0`)
         prev_link = link
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start

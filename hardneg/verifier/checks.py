@@ -516,7 +516,7 @@ def _holds_with_definitions(link, definitions: dict) -> bool:
     because both sides vanish."""
     import random
 
-    used = _node_vars(link.lhs.node) | _node_vars(link.rhs.node)
+    used = _link_vars(link)
     if not definitions or not used & set(definitions):
         return False
     names = set(used)
@@ -729,7 +729,7 @@ def equation_checks(
             if link.diff is not None and any(i - 1 <= j <= i and ratio(link.diff, d) for j, d in stated):
                 withdrawn.add(id(link))  # `x² + y² + z² = −2(xy + yz + zx)` after `(x² + y² + z²) + 2(xy + yz + zx) = 0`: rearranged
                 continue
-            syms = sorted(_node_vars(link.lhs.node) | _node_vars(link.rhs.node))
+            syms = sorted(_link_vars(link))
             # (the symbolic definitions alone first: "x = 0 is not a root" is no value to substitute)
             if _holds_with_definitions(link, definitions_until(i, values=False)) or _holds_with_definitions(link, definitions_until(i)):
                 withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
