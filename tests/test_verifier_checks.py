@@ -325,3 +325,42 @@ def test_question_numbers_leave_out_the_asymptote_drawing():
     q = "Twenty-four 4-inch posts, 5 feet apart. [asy] unitsize(2mm); draw((0,0)--(90,0)); [/asy] What is the perimeter?"
     assert question_info(q).numbers == {4, 5}
     assert 90 in question_info("A fence is 90 feet long. [asy] draw((0,0)--(1,0)); [/asy] What is its area?").numbers
+
+
+def test_value_flow_a_list_of_cases_is_no_stale_value():
+    # each 100 − p is a case tried and rejected: its result is unused by design (MATH test #4448)
+    text = ("The 1-digit primes are 2, 3, 5 and 7.\n100 - 2 = 98 is composite.\n100 - 3 = 97 is prime.\n"
+            "100 - 5 = 95 is composite.\n100 - 7 = 93 is composite.\nSo the product is 3 * 97 = 291.")
+    _, ms = maths(text)
+    assert value_flow(ms, Fraction(291)) == []
+    # the same number worked the same way only twice stays a stale value: gave 20 away, then 10 from the old 50
+    _, ms = maths("She has 50 apples and gives away 20: 50 - 20 = 30.\nThen she gives away 10: 50 - 10 = 40.\n"
+                  "She has 40 + 5 = 45 after buying 5.\nThe answer is: 45")
+    assert [j for j, _ in value_flow(ms, Fraction(45))] == [1]
+
+
+def test_a_border_whose_area_is_asked_wants_the_area():
+    q = ("A 5-inch by 7-inch picture is placed on a rectangular piece of red paper such that a 0.5-inch wide red border "
+         "is seen along each side of the picture. What is the area of the visible red border, in square inches?")
+    assert question_info(q).wants == "area"
+    steps, ms = maths("The paper is 6 by 8, so its area is 48.\nThe picture covers $5\\cdot 7 = 35$.\nThe border is 48 - 35 = 13.")
+    assert formula_errors(ms, steps, question_info(q), Fraction(13)) == []
+    assert question_info("A garden is 6 feet by 4 feet. How many feet of fencing go around it?").wants == "perimeter"
+    assert question_info("A garden is 6 feet by 4 feet. How much fencing encloses its area?").wants == "perimeter"
+
+
+HERON_Q = "A triangle has sides 13, 14 and 15. What is its area?"
+
+
+def test_a_perimeter_on_the_way_to_the_area_is_no_formula_error():
+    # Heron's formula halves the perimeter; the area of two triangles found earlier adds computed values
+    steps, ms = maths("The perimeter is 13 + 14 + 15 = 42, so s = 21.\nThe area is $\\sqrt{21 \\cdot 8 \\cdot 7 \\cdot 6} = 84$.")
+    assert formula_errors(ms, steps, question_info(HERON_Q), Fraction(84)) == []
+    steps, ms = maths("Each half has area 7 * 4 / 2 = 14.\nTogether 14 + 14 = 28.")
+    assert formula_errors(ms, steps, question_info(HERON_Q), Fraction(28)) == []
+    # the perimeter given as the area is still the formula error
+    steps, ms = maths("The perimeter is 13 + 14 + 15 = 42.\nThe answer is: 42")
+    flags = formula_errors(ms, steps, question_info(HERON_Q), Fraction(42))
+    assert [i for i, _ in flags] == [0] and "asks for the area" in flags[0][1]
+    steps, ms = maths("The perimeter is 13 + 14 + 15 = 42.\nThe cost is 42 * 3 = 126.\nThe answer is: 126")
+    assert [i for i, _ in formula_errors(ms, steps, question_info(HERON_Q), Fraction(126))] == [0]

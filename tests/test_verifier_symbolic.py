@@ -370,3 +370,15 @@ def test_a_conversion_to_degrees_is_not_an_equality_of_numbers():
     assert not [l for l in conv.links if l.status == "mismatch"]
     slip = analyse_step(r"$\angle B = 2 \cdot 35^\circ = 75^\circ$.")
     assert [l for l in slip.links if l.status == "mismatch"]
+
+
+def test_an_answer_read_from_a_table_is_no_conclusion_contradiction(verifier):
+    # the sum is worked in a table the parser skips, and the answer is read from it (MATH test #4071)
+    q = "Add 313.9 to 12.6. Express the result as a decimal."
+    cand = ("We have \\[\\begin{array}{@{}c@{}c@{}c@{}c@{}c} & 3 & 1 & 3. & 9 \\\\ + & & 1 & 2. & 6 \\\\ \\hline "
+            "& 3 & 2 & 6. & 5 \\end{array}\\]\nSince $9+6=15$ in the right-most column, we record the 5 and carry the 1.\n"
+            "The answer is $\\boxed{326.5}$.")
+    no_table = cand[cand.index("\nSince") + 1 :]
+    ps = verifier.verify_batch([VerifyInput(k, q, c, None, "326.5") for k, c in (("table", cand), ("no table", no_table))])
+    assert not any("conclusion contradiction" in f for _, f in flags(ps[0]))
+    assert any("conclusion contradiction" in f for _, f in flags(ps[1]))

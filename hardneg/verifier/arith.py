@@ -26,8 +26,12 @@ Guards against false alarms (a wrong "slip" flag is worse than a missed one):
   when the exact value needs more digits (`12/7 = 1.71`); an integer for a non-integer value
   needs a word that says so (`10/3 = 3 full boxes`, "about", "rounded", ≈), so
   `12 − 1.20 = 11` and `3 × 1.5 = 5` are slips; `x·100 = 10%` holds, and `≈` allows 2 %;
+  a decimal inside an expression may be an intermediate rounded to its digits when the exact
+  value needs more (`452 ÷ (1.05)^{14} = 452 ÷ 1.98 = 228.29`), but `2.5 × 100 = 245` is a slip;
 - `2+2=4 \\boxed{4}`: a box after a complete result ends the expression (it repeats it);
-- a step that shows an equation has no solution ("0 = 8, impossible") is not a slip;
+- a step that shows an equation has no solution ("0 = 8, impossible"), a value tested and
+  rejected (`1 = \\sqrt{11-2} + 4`, "which is not true") and a contradiction shown are no slips;
+- next to a modulus (`\\pmod{1199}`, "modulo 7", not 2) an equality is one of residues (`50^{-1} = 24`);
 - ratios/times (`1:2`), subscripts, absolute values and unknown commands make a side
   opaque (unchecked).
 """
@@ -122,8 +126,19 @@ LABEL_WORDS = {
 }
 # letters that name functions in MATH ("f(x) = x^2"); "a(2)" stays a product
 FUNCTION_LETTERS = {"f", "g", "h", "p", "q"} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-# ... and any letter the step calls a function: "the function $b(x)$", "functions $a(x)$ and $c(x)$"
-_FUNCTION_DECL_RE = re.compile(r"\bfunctions?\s+\$?\s*([a-z])\s*\(\s*[a-z]\s*\)")
+# ... and any letter (or Greek letter) the text calls a function: "the function $b(x)$", "functions $a(x)$
+# and $c(x)$", "the function $\psi$ satisfies", "Let $e(x)$ be an even function"
+_FUNCTION_DECL_RE = re.compile(
+    r"\bfunctions?\s+\$?\s*(?:\\([a-zA-Z]+)|([a-zA-Z]))(?![a-zA-Z])\s*(?:\(\s*[a-z]\s*\)|\$)"
+    r"|\$\s*(?:\\([a-zA-Z]+)|([a-zA-Z]))\s*\(\s*[a-z]\s*\)\s*\$\s*(?:is|be)\s+an?\s+(?:[a-z]+\s+){0,2}?function"
+)
+
+
+def declared_functions(text: str) -> frozenset:
+    """The letters `text` calls functions ("Let $e(x)$ be an even function" → {"e"})."""
+    if "function" not in text:
+        return frozenset()
+    return frozenset(g for m in _FUNCTION_DECL_RE.finditer(text) for g in m.groups() if g)
 # a step that says it rounds: only then may an integer stand for a non-integer result
 ROUNDING_CUE = re.compile(
     r"≈|\\approx|\\sim|\\lfloor|\\lceil|\b(?:about|around|approximately|approx|roughly|nearly|almost|"
@@ -140,7 +155,7 @@ EQUATION_CUE = re.compile(
     re.IGNORECASE,
 )
 # "4a = 4(a-3) ⇒ 0 = -12, impossible": an equation shown to have no solution, on purpose
-NO_SOLUTION_CUE = re.compile(r"no solution|impossible|not possible|contradict|never|cannot|can't|absurd|extraneous|\bfalse\b|invalid|not valid|not work|doesn't work|not a solution|\\neq|\\ne\b|≠", re.IGNORECASE)
+NO_SOLUTION_CUE = re.compile(r"no solution|impossible|not true|isn't true|not satisfied|does not hold|doesn't hold|not possible|contradict|never|cannot|can't|absurd|extraneous|\bfalse\b|invalid|not valid|not work|doesn't work|not a solution|\\neq|\\ne\b|≠", re.IGNORECASE)
 # a step that announces a rewrite of one expression ("Factoring, we have", "expanding gives",
 # "which simplifies to", "we can write ... as"): the equality right after it is claimed for every
 # value, so a difference there is a slip even when it could be read as an equation (issue 12)
@@ -215,9 +230,10 @@ _MATH_WORDS = {
     "lbs", "oz", "pm", "am", "th", "st", "nd", "rd", "cis", "arg", "ker", "dim", "inf", "sup", "mid", "not", "so",
     "but", "as", "we", "has", "are", "at", "be", "by", "on", "it", "an", "all", "any", "per", "sum", "avg", "eq",
 }
+_ORDINALS = {"st", "nd", "rd", "th"}
 _MATH_CONNECTIVES = {"or", "and", "if", "for", "is", "so", "but", "as", "we", "are", "then", "where", "when"}
 _CURRENCY_AFTER = re.compile(r"[ ]?-?\.?\d")
-_TABLE_RE = re.compile(r"\\begin\{(array|tabular)\}.*?\\end\{\1\}", re.DOTALL)
+TABLE_RE = re.compile(r"\\begin\{(array|tabular)\}.*?\\end\{\1\}", re.DOTALL)
 _ENV_RE = re.compile(r"\\(?:begin|end)\{[a-zA-Z*]{1,20}\}")
 # align lines that continue the expression of the line before: "\\\\ &\\;\\; + 3x^2y" (a line
 # "\\\\ &= B" is not joined: in MATH it as often transforms an equation, `0 &= A \\\\ &= A/4`)
@@ -254,7 +270,7 @@ def normalize(text: str) -> str:
     if "\\begin" in text or "\\end" in text:
         if "{array}" in text or "{tabular}" in text:
             # a table's cells (`&300/11 &=& ab&.ababab`) are split by `&`: what is written across them is not an equality
-            text = _TABLE_RE.sub(" $$ $$ ", text)
+            text = TABLE_RE.sub(" $$ $$ ", text)
         text = _ENV_RE.sub(" $$ ", text)
     if "\\\\" in text:
         text = _CONTINUATION_RE.sub(" ", text)  # "\\\\ &\\;\\; + 3x^2y": the line continues the expression
@@ -270,7 +286,7 @@ def normalize(text: str) -> str:
     return text
 
 
-def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
+def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozenset()) -> list[Tok]:
     """Tokens of a step. Currency `$` and spacing commands are dropped; a math `$`,
     `$$` or `\\\\` ends an expression. `opaque_star`: the problem defines its own `*`
     operation, so `a * b` is not a product."""
@@ -279,7 +295,7 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
     # with LaTeX around, every "$" delimits math; so does a "$...$" pair around a formula ("$1+2+3 = 6$")
     latex = bool(_LATEX_HINT.search(text)) or bool(_MATH_PAIR.search(text))
     skip_to = 0
-    functions = FUNCTION_LETTERS | set(_FUNCTION_DECL_RE.findall(text)) if "function" in text else FUNCTION_LETTERS
+    functions = FUNCTION_LETTERS | functions | declared_functions(text)
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
         s = m.group()
@@ -386,7 +402,9 @@ def tokenize(text: str, opaque_star: bool = False) -> list[Tok]:
             else:
                 _command_token(toks, s, a, b)
         elif kind == "word":
-            if in_math and 2 <= len(s) <= 4 and s.isascii() and s.islower() and s not in _MATH_WORDS:
+            # "st" in `(rs + st + tr)^2` is s·t; after a digit ("1st", "2nd") it is an ordinal suffix
+            ordinal_product = s in _ORDINALS and not (a > 0 and text[a - 1].isdigit())
+            if in_math and 2 <= len(s) <= 4 and s.isascii() and s.islower() and (s not in _MATH_WORDS or ordinal_product):
                 for k, ch in enumerate(s):  # "rx", "2mn": in math, juxtaposed letters are a product
                     toks.append(Tok("VAR", ch, a + k, a + k + 1, ch))
             elif in_math and s in _MATH_CONNECTIVES:
@@ -1364,6 +1382,47 @@ def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool =
             continue  # an integer for a non-integer value, and no word saying it was rounded
         if diff <= unit / 2 or (diff < unit and abs(exact) > abs(lit_side.value or 0)):
             return True  # rounded to the digits written, or truncated (toward zero)
+    for side, exact in ((rhs, L), (lhs, R)):
+        if side.single_num is None and side.node is not None and _rounded_literal(side.node, exact):
+            return True  # `452 ÷ (1.05)^{14} = 452 ÷ 1.98`: 1.98 is (1.05)^{14} rounded to the digits written
+    return False
+
+
+def _decimal_literals(node) -> list:
+    """The decimal literals (`1.98`, not `2`) of an AST, at most 4."""
+    out, stack = [], [node]
+    while stack and len(out) < 4:
+        n = stack.pop()
+        if n[0] == "num":
+            if len(n) > 2 and n[2] is not None and n[2].decimals:
+                out.append(n)
+        else:
+            stack.extend(c for c in n[1:] if isinstance(c, tuple))
+    return out
+
+
+def _replace(node, old, new):
+    if node is old:
+        return new
+    if node[0] == "num":
+        return node
+    return (node[0],) + tuple(_replace(c, old, new) if isinstance(c, tuple) else c for c in node[1:])
+
+
+def _rounded_literal(node, exact: Fraction) -> bool:
+    """Does some value that rounds to one of the side's decimal literals (1.98: [1.975, 1.985]) make the
+    side equal `exact`? Then the literal is an intermediate result rounded to the digits written. Only
+    for an exact value that needs more digits than that (`2.5 × 100 = 245` stays a slip)."""
+    for lit in _decimal_literals(node):
+        if (exact * 10 ** (lit[2].decimals + 2)).denominator == 1:
+            continue
+        half = Fraction(1, 2 * 10 ** lit[2].decimals)
+        try:
+            ends = [eval_exact(_replace(node, lit, ("num", lit[1] + d, lit[2]))) for d in (-half, half)]
+        except Exception:  # noqa: BLE001 — an end that cannot be evaluated (0 in a denominator): no verdict
+            continue
+        if min(ends) <= exact <= max(ends):
+            return True
     return False
 
 
@@ -1372,11 +1431,13 @@ def names_i(text: str) -> bool:
     return bool(_I_UNKNOWN_RE.search(text) or _I_VALUE_RE.search(text))
 
 
-def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unknown: bool = False) -> StepMath:
+def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unknown: bool = False,
+                 functions: frozenset = frozenset()) -> StepMath:
     """All links (checked where possible, SymPy ones left pending), computations and
     numbers mentioned in one step. `cued`: the step before ended on an equation cue
     ("Matching coefficients, we get" and then a display of equations). `i_unknown`: the
-    solution names i as an unknown (names_i), so i is no imaginary unit anywhere in it."""
+    solution names i as an unknown (names_i), so i is no imaginary unit anywhere in it.
+    `functions`: letters the question or solution declares functions (declared_functions)."""
     out = StepMath()
     text = step
     if len(text) > MAX_STEP_CHARS:
@@ -1395,7 +1456,7 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
             last = m.end()
         parts.append(text[last:])
         text = "".join(parts)
-    toks = tokenize(text, opaque_star)
+    toks = tokenize(text, opaque_star, functions)
     out.mentions = literal_values(toks)
     seen: set[tuple[str, str]] = set()
     rounding = bool(ROUNDING_CUE.search(text))
@@ -1406,11 +1467,23 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
     # (`p + i = 1.10, … i = .05`: a step that gives i a value uses it as an unknown, not √−1)
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text)) and not i_unknown and not _I_VALUE_RE.search(text)
     no_solution = bool(NO_SOLUTION_CUE.search(text))
+    moduli = sorted({int(g) for m in _MODULUS_RE.finditer(text) for g in m.groups() if g and 2 < int(g) < 10**12})  # mod 2: half of all slips would pass
     for spans, seps in _chains(toks):
         if _list_equality(spans):
             continue
         start = spans[0].toks[0].start if spans and spans[0].toks else 0
+        first_new = len(out.links)
         _links_from_chain(text, spans, seps, out, seen, rounding, (_cued(text, cues, start), no_solution, False, _identity_cue(text, start)))
+        if moduli:
+            for link in out.links[first_new:]:
+                if link.kind == "arith" and link.status == "mismatch" and _congruent(link.lhs.value, link.rhs.value, moduli):
+                    # `50^{-1} = 24` next to `\pmod{1199}`: an equality of residues (50 · 24 = 1200 ≡ 1)
+                    link.status, link.note = "ok", "ok: holds modulo " + ", ".join(map(str, moduli))
+        if no_solution and spans[-1].toks and _SHOWN_FALSE_RE.match(_sentence_rest(text, spans[-1].toks[-1].end)):
+            for link in out.links[first_new:]:
+                if link.kind == "arith" and link.status in ("mismatch", "symbolic"):
+                    # "1 = \sqrt{11-2} + 4, which is not true", "…, which simplifies to 6 = 14, contradiction"
+                    link.status, link.note = "unchecked", "unchecked: the step shows it false on purpose"
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
     if _plain_prose(text):
@@ -1418,6 +1491,33 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
     if _UNITS_DIGIT_CUE.search(text):
         _units_digit_links(out)
     return out
+
+
+# a modulus the step works in: `\pmod{1199}`, `\bmod 7`, `\mod{9}`, "modulo 13", "(mod 5)"
+_MODULUS_RE = re.compile(r"\\pmod\s*\{?\s*(\d+)|\\b?mod\s*\{?\s*(\d+)|\bmodulo\s+\$?(\d+)|\(mod\s*(\d+)\)")
+
+
+def _congruent(a, b, moduli: list[int]) -> bool:
+    """a ≡ b modulo one of `moduli` (a, b rational with denominators prime to it: `50^{-1}` is a residue)."""
+    if a is None or b is None:
+        return False
+    d = Fraction(a) - Fraction(b)
+    return any(d.numerator % m == 0 and math.gcd(d.denominator, m) == 1 for m in moduli)
+
+
+# the rest of a sentence after an equation says it is false: a value tested and rejected, a contradiction shown
+_SHOWN_FALSE_RE = re.compile(
+    r".*?(?:\bnot true\b|\bisn't true\b|\bcontradiction\b|\bis false\b|\bextraneous\b|\bnot (?:a )?(?:solution|root)s?\b|"
+    r"\bnot satisfied\b|\bdoes not hold\b|\bdoesn't hold\b|\bimpossible\b)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _sentence_rest(text: str, end: int) -> str:
+    """The text after `end` up to the end of its sentence (at most 160 characters)."""
+    rest = text[end : end + 160]
+    m = re.search(r"\.\s+[A-Z]|\n\s*\n", rest)
+    return rest[: m.start()] if m else rest
 
 
 # where a clause ends: "we need n to be a multiple of 3, so the cube is (3n)^3 = 27n^3" derives the
@@ -1762,6 +1862,10 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             link = _abs_link(out, lhs, rhs)  # `|x + yi − 5 − i| = |(x − 5) + (y − 1)i| = 5`
         else:
             link = _add_link(out, lhs, rhs, ra, rb, seps[k] == "APPROX", "text", rounding, ctx)
+        if (link is not None and link.status == "mismatch" and link.kind == "arith" and prev_link is not None
+                and prev_link.status == "ok" and prev_link.rhs is lhs and _carries_rounding(prev_link.lhs, lhs, rhs)):
+            # `452 ÷ (1.05)^{14} = 452 ÷ 1.98 = 228.29`: the result is the chain's exact value, not its rounded middle's
+            link.status = "ok"
         if link is not None:
             link.rewrite = rewrite
             link.closed_only = rewrite and not chained  # only a number or a bound follows (`A = B = c`, `A = B > 0`)
@@ -1769,6 +1873,14 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
+
+
+def _carries_rounding(first: Side, middle: Side, last: Side) -> bool:
+    """In `A = B = c`, is B A with a decimal rounded (_rounded_literal) and c A's value at the digits written?"""
+    A = first.value
+    if A is None or last.value is None or middle.node is None or not _rounded_literal(middle.node, A):
+        return False
+    return close_enough(first, last, A, last.value, False)
 
 
 def _inequality_after(span: Span) -> bool:

@@ -12,14 +12,16 @@ Value flow (the paper's Table 2: "Total after discount = $12 − $1.20 = $10.80"
 is never used again (not mentioned by any later step, not the final answer) while a later
 computation that leads to the answer uses x again. The solution computed an updated
 quantity and then went on with the stale one: a contradiction between two steps, flagged
-on the later step.
+on the later step. Not when x is worked the same way three or more times (`100 − 2`,
+`100 − 3`, `100 − 5`, …): that is a list of cases, and an unused result a rejected case.
 
 Formula-level errors (d5 = 1.0; right arithmetic, wrong formula). Heuristics, each chosen
 to fire only on a specific pattern:
 1. geometry: the question asks for a perimeter/circumference but a step multiplies two
    of the given dimensions (or squares a radius with π), or asks for an area but a step
    adds the dimensions (a+b, 2(a+b), 2a+2b) or takes 2πr — and that result is the final
-   answer or the step names the other quantity ("area", "perimeter");
+   answer or the step names the other quantity ("area", "perimeter"); a perimeter halved
+   later (Heron's s) and a sum of values found earlier (two areas) are no such error;
 2. percentages: the question gives p% (p never appears as a plain number) and a step
    combines p itself with another quantity without /100 (10% of $12 computed as 12 × 10);
 3. wrong operation (`wrong_operation`): `a op b = c` is false but c is exactly another operation
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import Computation, StepMath, analyse_step, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
+from .arith import TABLE_RE, Computation, StepMath, analyse_step, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
 __all__ = [
@@ -69,6 +71,7 @@ class QuestionInfo:
     other_base: bool = False
     bases: set = field(default_factory=set)  # the number bases the question names ("base 7", "_6", "base six")
     word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
+    functions: frozenset = frozenset()  # letters the question declares functions ("Let $e(x)$ be an even function")
     bounds: bool = False  # its numbers bound a range ("between 4000 and 7000") or have digits read: a solution may use the ends or digits
 
 
@@ -80,6 +83,10 @@ _NUMBER_WORDS = {
 } | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
      "dozen": 12, "twice": 2, "double": 2, "triple": 3}
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+
+
+# "the area of the visible red border", "in square inches": a border, fence or trim whose area is asked
+_AREA_ASKED = re.compile(r"\barea of\b|\bsquare (?:units|inches|feet|foot|meters|metres|centimeters|yards|miles)\b")
 
 
 # An Asymptote drawing: its coordinates and sizes are not quantities the question gives
@@ -116,7 +123,7 @@ def question_info(question: str) -> QuestionInfo:
     circle = bool(re.search(r"\bcirc(?:le|ular)\b|\bradius\b|\bdiameter\b", q.lower()))
     if "circumference" in t:
         info.wants = "circumference"
-    elif "perimeter" in t or re.search(r"\b(?:fenc\w*|border|trim)\b", t):
+    elif "perimeter" in t or (re.search(r"\b(?:fenc\w*|border|trim)\b", t) and not _AREA_ASKED.search(t)):
         info.wants = "circumference" if circle and "perimeter" not in t else "perimeter"
     elif re.search(r"\barea\b", t) and "surface" not in t:
         info.wants = "circle_area" if circle else "area"
@@ -129,6 +136,7 @@ def question_info(question: str) -> QuestionInfo:
             if 2 <= b <= 36 and b != 10:
                 info.bases.add(b)
     info.word_problem = not _MATH_QUESTION.search(q)
+    info.functions = declared_functions(q)
     return info
 
 
@@ -193,10 +201,15 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[i
             first_seen.setdefault(k, i)
             last_seen[k] = i
     operand_uses: dict[float, list[tuple[int, Computation]]] = {}
+    # `100 − 2`, `100 − 3`, `100 − 5`, `100 − 7`: one number worked the same way three or more times is a list
+    # of cases, each tried and most rejected; a result left unused there is a rejected case, not an update
+    forms: Counter = Counter()
     for j, sm in enumerate(maths):
         for comp in sm.computations:
             for x in comp.operands:
                 operand_uses.setdefault(_key(x), []).append((j, comp))
+            if comp.operands:
+                forms[_key(comp.operands[0]), comp.ops] += 1
     final_key = _key(final) if final is not None else None
     flags: list[tuple[int, str]] = []
     flagged_steps: set[int] = set()
@@ -213,7 +226,7 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[i
             # the quantity being updated is the first operand: 12 in "12 − 1.20 = 10.80"
             x = comp.operands[0]
             kx = _key(x)
-            if x in (0, 1, 2) or kx == kr:
+            if x in (0, 1, 2) or kx == kr or forms[kx, comp.ops] >= 3:
                 continue
             for j, comp2 in operand_uses.get(kx, ()):
                 if j <= i or j in flagged_steps or _recomputes(comp2, comp):
@@ -258,6 +271,10 @@ def formula_errors(
     ref_index: dict[tuple, list[Computation]] = {}
     for rc in ref_comps or ():
         ref_index.setdefault(_signature(rc.operands), []).append(rc)
+    mentioned_after: list[set] = [set() for _ in range(len(maths) + 1)]  # [i]: every number steps i, i+1, … mention
+    if q.wants == "area":
+        for i in range(len(maths) - 1, -1, -1):
+            mentioned_after[i] = mentioned_after[i + 1] | set(maths[i].mentions)
     for i, sm in enumerate(maths):
         low = steps[i].lower()
         for link in sm.links:
@@ -267,7 +284,7 @@ def formula_errors(
         for comp in sm.computations:
             r = abs(comp.result)
             is_answer = final is not None and _same(r, final)
-            msg = _geometry(comp, q, low, is_answer)
+            msg = _geometry(comp, q, low, is_answer, computed_before, mentioned_after[i + 1])
             if msg is None:
                 msg = _percent(comp, q, computed_before, low)
             if msg is None and ref_comps:
@@ -392,7 +409,7 @@ def _in_base(node, b: int):
     return (node[0],) + tuple(_in_base(c, b) if isinstance(c, tuple) and c and isinstance(c[0], str) else c for c in node[1:])
 
 
-def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> Optional[str]:
+def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool, computed_before: list, later: set) -> Optional[str]:
     if q.wants is None:
         return None
     given = q.numbers
@@ -406,6 +423,10 @@ def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool) -> 
             return f"πr²-style {comp.text} computed, but the question asks for the circumference"
     elif q.wants == "area":
         if _is_perimeter_like(comp, given) and (is_answer or "perimeter" in low):
+            if any(_in(x, computed_before) for x in comp.operands if x != 2):
+                return None  # a sum of values found earlier (two triangles' areas, 14 + 14), not of given sides
+            if not is_answer and _in(abs(comp.result) / 2, later):
+                return None  # the semiperimeter follows (Heron's formula, A = rs): a perimeter on the way to the area
             return f"perimeter-style sum {comp.text} computed, but the question asks for the area"
     elif q.wants == "circle_area":
         if comp.has_pi and not comp.has_square and (is_answer or "circumference" in low) and "^" not in comp.ops:
@@ -610,6 +631,10 @@ def _holds_at_closed_form(link, name: str, values: list) -> bool:
     return False
 
 
+# integer points (exponents stay exact) for the symbols left free; three agreeing by chance is unlikely
+_PROBE_POINTS = [(Fraction(2), Fraction(7), Fraction(-3)), (Fraction(5), Fraction(-4), Fraction(11)), (Fraction(-6), Fraction(3), Fraction(13))]
+
+
 def _holds(link, env: dict) -> bool:
     try:
         return eval_exact(link.lhs.node, env) == eval_exact(link.rhs.node, env)
@@ -748,12 +773,19 @@ def equation_checks(
             if len(syms) == 1 and _holds_at_closed_form(link, syms[0], [v for j, v in closed_forms.get(syms[0], []) if i <= j <= i + 1]):
                 withdrawn.add(id(link))  # `r² = 1 + (2√2 − r)²`, then `r = 9/(4√2)` right there: the equation solved
                 continue
-            if not syms or not all(v in values for v in syms) or len(syms) > 3:
+            bound = [v for v in syms if v in values]
+            # symbols the solution gives no value stay free: the values must make it hold for all of them
+            # (`\frac{ax − a^2 + bx − b^2}{ab} = \frac{…}{(x − a)(x − b)}`, and `x = 0`: an identity in a and b);
+            # not for a slip-shaped mismatch ("values": one edit or one term from an identity)
+            free = [v for v in syms if v not in values]
+            if not bound or len(syms) > 3 or (free and link.tentative == "values"):
                 continue
             from itertools import product
 
-            for combo in product(*[values[v][:4] for v in syms]):
-                if _holds(link, dict(zip(syms, combo))):
+            points = [dict(zip(free, pt)) for pt in _PROBE_POINTS] if free else [{}]
+            for combo in product(*[values[v][:4] for v in bound]):
+                env = dict(zip(bound, combo))
+                if all(_holds(link, env | pt) for pt in points):
                     withdrawn.add(id(link))  # the solution's own values satisfy it: an equation being solved
                     break
     flags: list[tuple[int, str]] = []
@@ -773,8 +805,11 @@ def equation_checks(
     prev: dict[str, tuple] = {}
     for i, link, (x, v), ordinal in eqs:
         cond = bool(_CONDITION_RE.search(link.pre))
-        derived = bool(_DERIVATION_RE.search(link.pre))
         p = prev.get(x)
+        between = link.pre
+        if p is not None and p[0] == i and (k := between.rfind(p[1].rhs.text.lower())) >= 0:
+            between = between[k + len(p[1].rhs.text) :]  # `x − 3 = 0, x − 7 = 0, or …`: only words after E1 derive E2
+        derived = bool(_DERIVATION_RE.search(between))
         if p is not None and not cond and derived:
             pi, plink, pv, pcond, pord = p
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
@@ -830,7 +865,8 @@ def logic_checks(
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
-      earlier step mentions, while the step before it computed a different number;
+      earlier step mentions, while the step before it computed a different number (unless a
+      table the parser skips, such as a column sum, may hold it);
     - "question ignored": the question gives at least two distinctive numbers and the solution
       computes with numbers of its own without using any of them: it answers another question
       (every condition of this one is contradicted by omission)."""
@@ -884,7 +920,9 @@ def logic_checks(
                 before.update(sm.mentions)
             prev_results = [abs(c.result) for c in maths[-2].computations]
             as_percent = {r * 100 for r in prev_results} | {r / 100 for r in prev_results}  # "0.25" then "25" (%)
-            if prev_results and not _in(final, before) and not _in(final, prev_results) and not _in(final, as_percent):
+            # a table (`\begin{array}`, a column sum) is work the parser skips: the answer may be read from it
+            tabled = any(TABLE_RE.search(s) for s in steps[:-1])
+            if prev_results and not tabled and not _in(final, before) and not _in(final, prev_results) and not _in(final, as_percent):
                 r = prev_results[-1]
                 out.append((n - 1, "conclusion contradiction", f"conclusion contradiction: the final answer {fmt_number(final)} "
                                                                f"contradicts step {n - 2}, which computed {fmt_number(r)}"))

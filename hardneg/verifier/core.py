@@ -36,7 +36,7 @@ import numpy as np
 from ..bounded import BoundedCallError, TIMEOUT, call_bounded
 from . import algebra, symbolic
 from .alignment import align_steps, order_score, structure_score
-from .arith import Computation, StepMath, analyse_step, close_enough, ends_on_cue, fmt_number, names_i
+from .arith import Computation, StepMath, analyse_step, close_enough, declared_functions, ends_on_cue, fmt_number, names_i
 from .checks import (
     CASE_RE,
     QuestionInfo,
@@ -288,17 +288,20 @@ class MathVerifier:
 
     def _steps_math(self, steps: list[str], q: QuestionInfo) -> list[StepMath]:
         i_unknown = any(names_i(s) for s in steps)
-        return [self._step_math(s, q, cued=k > 0 and ends_on_cue(steps[k - 1]), i_unknown=i_unknown) for k, s in enumerate(steps)]
+        functions = q.functions.union(*(declared_functions(s) for s in steps))
+        return [self._step_math(s, q, cued=k > 0 and ends_on_cue(steps[k - 1]), i_unknown=i_unknown, functions=functions)
+                for k, s in enumerate(steps)]
 
-    def _step_math(self, step: str, q: QuestionInfo, cued: bool = False, i_unknown: bool = False) -> StepMath:
+    def _step_math(self, step: str, q: QuestionInfo, cued: bool = False, i_unknown: bool = False,
+                   functions: frozenset = frozenset()) -> StepMath:
         """Cached: candidates of a problem repeat steps. Treated as immutable afterwards."""
         # the bases are part of the key: other_base_links reads the same step differently per base
         key = text_key(step, "*" if q.opaque_star else "", "b" + ",".join(map(str, sorted(q.bases))) if q.other_base else "",
-                       ("cued" if cued else "") + ("i" if i_unknown else ""))
+                       ("cued" if cued else "") + ("i" if i_unknown else ""), ",".join(sorted(functions)))
         sm = self._step_cache.get(key)
         if sm is not None:
             return sm
-        sm = analyse_step(step, opaque_star=q.opaque_star, cued=cued, i_unknown=i_unknown)
+        sm = analyse_step(step, opaque_star=q.opaque_star, cued=cued, i_unknown=i_unknown, functions=functions)
         if q.other_base and sm.links:
             sm = other_base_links(sm, q)  # only equations false in base 10 and in the question's bases
         self._step_cache.put(key, sm)
