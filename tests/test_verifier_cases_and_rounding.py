@@ -37,6 +37,9 @@ def test_a_value_tested_and_rejected_is_no_slip(verifier):
     # the same equality claimed as true is a slip; a cue in another sentence excuses nothing
     assert slips(verifier, "If $x=1$, we have $1 = \\sqrt{11-2} + 4$, so $x=1$ works.")
     assert statuses("So $3 \\times 4 = 13$. It is impossible to split them.") == ["mismatch"]
+    # a contradiction with something else than the equality itself excuses nothing (injected slips, seed 9)
+    assert statuses("If $p = 16$, then $p = xy \\ge 1 \\cdot 54 = 45$, which is a contradiction.")[-1] == "mismatch"
+    assert statuses("So $N$ is divisible by $3 \\cdot 8 = 14$, contradiction.") == ["mismatch"]
 
 
 def test_an_equality_next_to_a_modulus_is_one_of_residues():

@@ -1479,10 +1479,10 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
                 if link.kind == "arith" and link.status == "mismatch" and _congruent(link.lhs.value, link.rhs.value, moduli):
                     # `50^{-1} = 24` next to `\pmod{1199}`: an equality of residues (50 · 24 = 1200 ≡ 1)
                     link.status, link.note = "ok", "ok: holds modulo " + ", ".join(map(str, moduli))
-        if no_solution and spans[-1].toks and _SHOWN_FALSE_RE.match(_sentence_rest(text, spans[-1].toks[-1].end)):
+        if no_solution and spans[-1].toks:
+            rest = _sentence_rest(text, spans[-1].toks[-1].end)
             for link in out.links[first_new:]:
-                if link.kind == "arith" and link.status in ("mismatch", "symbolic"):
-                    # "1 = \sqrt{11-2} + 4, which is not true", "…, which simplifies to 6 = 14, contradiction"
+                if link.kind == "arith" and link.status in ("mismatch", "symbolic") and _shown_false(link, rest):
                     link.status, link.note = "unchecked", "unchecked: the step shows it false on purpose"
     for body, after in annotations:
         _annotation_links(body, after, out, seen, rounding)
@@ -1505,12 +1505,23 @@ def _congruent(a, b, moduli: list[int]) -> bool:
     return any(d.numerator % m == 0 and math.gcd(d.denominator, m) == 1 for m in moduli)
 
 
-# the rest of a sentence after an equation says it is false: a value tested and rejected, a contradiction shown
-_SHOWN_FALSE_RE = re.compile(
-    r".*?(?:\bnot true\b|\bisn't true\b|\bcontradiction\b|\bis false\b|\bextraneous\b|\bnot (?:a )?(?:solution|root)s?\b|"
-    r"\bnot satisfied\b|\bdoes not hold\b|\bdoesn't hold\b|\bimpossible\b)",
-    re.IGNORECASE | re.DOTALL,
-)
+# the rest of a sentence after an equation declares it false: a value tested and rejected
+_DECLARED_FALSE_RE = re.compile(
+    r"\bnot true\b|\bisn't true\b|\bis false\b|\bextraneous\b|\bnot (?:a )?(?:solution|root)s?\b|"
+    r"\bnot satisfied\b|\bdoes not hold\b|\bdoesn't hold\b", re.IGNORECASE)
+_CONTRADICTION_RE = re.compile(r"contradict|impossible|absurd", re.IGNORECASE)
+_NUMBER_EQUATION_RE = re.compile(r"(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
+
+
+def _shown_false(link: "Link", rest: str) -> bool:
+    """Does the sentence go on to say the equality is false? "1 = \\sqrt{11-2} + 4, which is not true"
+    declares it so; "…, which simplifies to 6 = 14, contradiction" states its two values as the
+    contradiction. A contradiction with something else ("p ≥ 1 · 54 = 45, a contradiction") excuses nothing."""
+    if _DECLARED_FALSE_RE.search(rest):
+        return True
+    if link.lhs.value is None or link.rhs.value is None or not _CONTRADICTION_RE.search(rest):
+        return False
+    return any(Fraction(a) == link.lhs.value and Fraction(b) == link.rhs.value for a, b in _NUMBER_EQUATION_RE.findall(rest))
 
 
 def _sentence_rest(text: str, end: int) -> str:
