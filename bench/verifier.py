@@ -28,8 +28,10 @@ count. Floors: MATH algebra slips ≥ 0.80 exact first-error step, arithmetic sl
 alarms on untouched MATH references ≤ 1 %. `--inject-only` skips the throughput runs. `--audit N`
 also counts identities with symbols, algebra slips and flagged references per data set.
 `--untouched-test N` runs the whole verifier over the first N MATH *test* references and lists
-every one it flags: the train references have all served some session's development, the test
-set never has, so this is the blind false-alarm check (a flagged reference may itself be wrong).
+every one it flags (a blind check until session 11 read its flags; the train references have all
+served development). A flag on the step of a reference that writes a false equality listed in
+`bench/math_test_errata.jsonl` (re-checked with SymPy on every run) is a reference error found,
+not a false alarm; both counts are printed.
 
     .venv/bin/python bench/verifier.py --inject 60 --inject-variants 12 --algebra-rows 1000 \
         --arith-rows 1000 --untouched 1000 --inject-only

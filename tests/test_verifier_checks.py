@@ -364,3 +364,36 @@ def test_a_perimeter_on_the_way_to_the_area_is_no_formula_error():
     assert [i for i, _ in flags] == [0] and "asks for the area" in flags[0][1]
     steps, ms = maths("The perimeter is 13 + 14 + 15 = 42.\nThe cost is 42 * 3 = 126.\nThe answer is: 126")
     assert [i for i, _ in formula_errors(ms, steps, question_info(HERON_Q), Fraction(126))] == [0]
+
+
+def test_a_perimeter_shared_with_a_square_and_an_arc_are_no_formula_errors():
+    # the square's side is the triangle's perimeter over 4; 2·(π·2/π) is an arc length, not a product of sides
+    q = "A triangle has sides 6.1, 8.2 and 9.7 cm. A square has the same perimeter. What is the area of the square?"
+    steps, ms = maths("The perimeter of the triangle is 6.1 + 8.2 + 9.7 = 24 cm.\nThe side of the square is 24 / 4 = 6.\n"
+                      "Its area is 6 * 6 = 36.")
+    assert formula_errors(ms, steps, question_info(q), Fraction(36)) == []
+    arc_q = "Each of the two arcs has radius $\\frac{2}{\\pi}$ and length 2. What is the perimeter of the region?"
+    steps, ms = maths("Hence the perimeter of the region is \\[ 2\\cdot \\left(\\pi\\cdot \\frac{2}{\\pi}\\right) = \\boxed{4}. \\]")
+    assert formula_errors(ms, steps, question_info(arc_q), Fraction(4)) == []
+    # a product of two given sides for a perimeter is still the formula error
+    steps, ms = maths("The area is 6 * 4 = 24.\nThe answer is: 24")
+    assert formula_errors(ms, steps, question_info(RECT_Q), Fraction(24))
+
+
+def test_percentage_points_are_no_percent_used_as_a_number():
+    q = "A student needs an average of 83% over 4 quarters. What must the last quarter be?"
+    steps, ms = maths("To average $83\\%$ over four quarters, a student must earn a total of $4 \\times 83 = 332$ percentage points.")
+    assert formula_errors(ms, steps, question_info(q), None) == []
+    steps, ms = maths("A student must earn a total of $4 \\times 83 = 332$.")
+    assert formula_errors(ms, steps, question_info(q), None)
+
+
+def test_halves_of_two_givens_are_a_use_of_the_question():
+    from hardneg.verifier.checks import logic_checks
+
+    q = "The diagonals of a rhombus are 10 inches and 24 inches. What is the perimeter of the rhombus, in inches?"
+    steps, ms = maths("The diagonals bisect each other, so a side is $\\sqrt{5^2+12^2} = 13$.\nThe perimeter is $4 \\cdot 13 = 52$.")
+    assert not [k for _, k, _ in logic_checks(ms, steps, question_info(q), Fraction(52)) if k == "question ignored"]
+    # one number that happens to be half a given is no use of the question: another problem's solution
+    steps, ms = maths("She buys 5 * 7 = 35 apples.\nShe sells 35 - 9 = 26 of them.")
+    assert [k for _, k, _ in logic_checks(ms, steps, question_info(q), Fraction(26)) if k == "question ignored"]

@@ -20,10 +20,12 @@ to fire only on a specific pattern:
 1. geometry: the question asks for a perimeter/circumference but a step multiplies two
    of the given dimensions (or squares a radius with π), or asks for an area but a step
    adds the dimensions (a+b, 2(a+b), 2a+2b) or takes 2πr — and that result is the final
-   answer or the step names the other quantity ("area", "perimeter"); a perimeter halved
-   later (Heron's s) and a sum of values found earlier (two areas) are no such error;
+   answer or the step names the other quantity ("area", "perimeter"); a perimeter divided
+   by 2, 3 or 4 later (Heron's s, a regular shape's side) and a sum of values found earlier (two
+   areas) are no such error, nor is a product with π (an arc) for a perimeter;
 2. percentages: the question gives p% (p never appears as a plain number) and a step
-   combines p itself with another quantity without /100 (10% of $12 computed as 12 × 10);
+   combines p itself with another quantity without /100 (10% of $12 computed as 12 × 10), unless the
+   step counts "percentage points";
 3. wrong operation (`wrong_operation`): `a op b = c` is false but c is exactly another operation
    on a and b (`12 × 4 = 16`), and not also a near miss of the right result;
 4. reference operations: a correct computation uses exactly the operands of a reference
@@ -414,7 +416,7 @@ def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool, com
         return None
     given = q.numbers
     if q.wants == "perimeter":
-        ops_ok = comp.ops == frozenset({"*"}) and len(comp.operands) == 2
+        ops_ok = comp.ops == frozenset({"*"}) and len(comp.operands) == 2 and not comp.has_pi  # 2·(π·r): an arc, not an area
         if ops_ok and all(_in(x, given) for x in comp.operands) and (is_answer or "area" in low):
             if not (4 in comp.operands and "square" in q.target.lower()):
                 return f"area-style product {comp.text} computed, but the question asks for the perimeter"
@@ -425,8 +427,8 @@ def _geometry(comp: Computation, q: QuestionInfo, low: str, is_answer: bool, com
         if _is_perimeter_like(comp, given) and (is_answer or "perimeter" in low):
             if any(_in(x, computed_before) for x in comp.operands if x != 2):
                 return None  # a sum of values found earlier (two triangles' areas, 14 + 14), not of given sides
-            if not is_answer and _in(abs(comp.result) / 2, later):
-                return None  # the semiperimeter follows (Heron's formula, A = rs): a perimeter on the way to the area
+            if not is_answer and any(_in(abs(comp.result) / k, later) for k in (2, 3, 4)):
+                return None  # the semiperimeter (Heron, A = rs) or a side of a regular shape follows: on the way to the area
             return f"perimeter-style sum {comp.text} computed, but the question asks for the area"
     elif q.wants == "circle_area":
         if comp.has_pi and not comp.has_square and (is_answer or "circumference" in low) and "^" not in comp.ops:
@@ -454,6 +456,8 @@ def _percent(comp: Computation, q: QuestionInfo, computed_before: list[Fraction]
             continue
         if p.denominator == 1 and any(u in low for u in _CONVERSIONS.get(int(p), ())):
             continue  # a unit conversion named in the step ("5*60 = 300 seconds")
+        if "percentage point" in low:
+            continue  # "4 × 83 = 332 percentage points": the step counts in percent on purpose
         if _in(p, comp.operands):
             other = [x for x in comp.operands if not _same(x, p)]
             if other and _in(other[0], q.numbers | set(computed_before)):
@@ -853,6 +857,12 @@ def _bound_used(bound: Fraction, x: Fraction) -> bool:
     return x != 0 and bound.denominator == 1 and any(x * 10**k == bound for k in range(1, 7))
 
 
+def _halved_or_doubled(givens: list, mentions: list) -> int:
+    """How many givens the solution uses halved or doubled (the half-diagonals 5 and 12 of diagonals 10 and 24, a
+    radius for a diameter): two of them are a use of the question, one may be chance."""
+    return sum(1 for g in givens if any(x > 2 and (_same(x * 2, g) or _same(x, g * 2)) for x in mentions))
+
+
 def logic_checks(
     maths: list[StepMath], steps: list[str], q: QuestionInfo, final: Optional[Fraction]
 ) -> list[tuple[int, str, str]]:
@@ -869,7 +879,8 @@ def logic_checks(
       table the parser skips, such as a column sum, may hold it);
     - "question ignored": the question gives at least two distinctive numbers and the solution
       computes with numbers of its own without using any of them: it answers another question
-      (every condition of this one is contradicted by omission)."""
+      (every condition of this one is contradicted by omission). Two givens used halved or doubled
+      (the half-diagonals of a rhombus) are a use."""
     out: list[tuple[int, str, str]] = []
     n = len(maths)
     mentioned_before: set = set()
@@ -930,7 +941,8 @@ def logic_checks(
     n_comps = sum(len(sm.computations) for sm in maths)
     mentions = [x for sm in maths for x in sm.mentions]
     if (word_problem and len(givens) >= 2 and n_comps >= 2 and not any(_in(x, q_numbers) for x in mentions)
-            and not (q.bounds and any(_bound_used(g, x) for g in givens for x in mentions))):
+            and not (q.bounds and any(_bound_used(g, x) for g in givens for x in mentions))
+            and _halved_or_doubled(givens, mentions) < 2):
         shown = ", ".join(fmt_number(x) for x in givens[:4])
         out.append((0, "question ignored", f"question ignored: the question gives {shown}, and no step uses any of them"))
     return out
