@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--math", type=int, default=1000, help="MATH test rows to use")
     args = parser.parse_args()
 
-    _, t_warm = _timed(lambda: call_bounded(grading._warm_worker, timeout=120))
+    _, t_warm = _timed(lambda: call_bounded(grading.warm_worker, timeout=120))
     rows = ["| workload | items | mode | seconds | items/s | speed vs baseline | verdict matches construction |",
             "|---|---|---|---|---|---|---|"]
     rows += run("GSM8K-style", gsm8k_items(args.gsm8k))

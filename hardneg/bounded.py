@@ -12,6 +12,10 @@ a round trip costs ~0.1 ms, a SymPy import ~1 s once per worker.
     if result is TIMEOUT: ...
 
 `func` must be a module-level function (it is pickled by reference).
+
+`prestart_bounded(warm)` starts the worker and has it run `warm` (the imports) while the caller
+goes on, so a process that will need SymPy pays for its import in parallel with loading models
+and data, not in front of its first check.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Callable
 
 TIMEOUT = type("Timeout", (), {"__repr__": lambda self: "TIMEOUT", "__bool__": lambda self: False})()
 WORKER_MEMORY_BYTES = 2 * 1024**3
+PRESTART_TIMEOUT = 120.0  # a warm-up (imports) on a busy machine; one that overruns this restarts the worker
 
 
 class BoundedCallError(RuntimeError):
@@ -64,6 +69,7 @@ class BoundedWorker:
         self._proc = None
         self._conn = None
         self._pid = None
+        self._pending = 0  # warm-ups sent by prestart whose results have not been read yet
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -71,7 +77,7 @@ class BoundedWorker:
         proc = ctx.Process(target=_worker_main, args=(child, self.memory_bytes), daemon=True)
         proc.start()
         child.close()
-        self._proc, self._conn, self._pid = proc, parent, os.getpid()
+        self._proc, self._conn, self._pid, self._pending = proc, parent, os.getpid(), 0
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -79,14 +85,36 @@ class BoundedWorker:
             self._proc.join(timeout=5)
             self._conn.close()
         self._proc = self._conn = None
+        self._pending = 0
+
+    def _ensure(self) -> None:
+        # A forked child inherits the handle of its parent's worker; never share it.
+        if self._proc is None or self._pid != os.getpid() or not self._proc.is_alive():
+            self._proc = None
+            self._start()
+
+    def prestart(self, func: Callable[..., Any], *args: Any) -> None:
+        """Start the worker if needed and queue `func(*args)` (a warm-up) without waiting for it."""
+        with self._lock:
+            self._ensure()
+            try:
+                self._conn.send((func, args, {}))
+                self._pending += 1
+            except (OSError, BrokenPipeError):
+                self._stop()
 
     def call(self, func: Callable[..., Any], *args: Any, timeout: float = 2.0, **kwargs: Any) -> Any:
         with self._lock:
-            # A forked child inherits the handle of its parent's worker; never share it.
-            if self._proc is None or self._pid != os.getpid() or not self._proc.is_alive():
-                self._proc = None
-                self._start()
+            self._ensure()
             try:
+                # warm-ups first, under their own deadline: `timeout` is this call's alone
+                while self._pending:
+                    if not self._conn.poll(PRESTART_TIMEOUT):
+                        self._stop()
+                        self._start()
+                        break
+                    self._conn.recv()
+                    self._pending -= 1
                 self._conn.send((func, args, kwargs))
                 if not self._conn.poll(timeout):
                     self._stop()
@@ -112,3 +140,8 @@ atexit.register(_DEFAULT.close)
 def call_bounded(func: Callable[..., Any], *args: Any, timeout: float = 2.0, **kwargs: Any) -> Any:
     """Run `func(*args, **kwargs)` in the shared worker; `TIMEOUT` if it overruns."""
     return _DEFAULT.call(func, *args, timeout=timeout, **kwargs)
+
+
+def prestart_bounded(func: Callable[..., Any], *args: Any) -> None:
+    """Start the shared worker and let it run `func(*args)` (imports) while the caller goes on."""
+    _DEFAULT.prestart(func, *args)

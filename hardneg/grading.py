@@ -789,7 +789,7 @@ def _with_soft_deadline(seconds: float, func: Callable[..., Any], *args: Any) ->
 _WARMED = False
 
 
-def _warm_worker() -> bool:
+def warm_worker() -> bool:
     """Import the heavy modules once per worker, outside any per-item deadline.
 
     One throw-away check also loads what SymPy and the LaTeX parser import lazily (~0.5 s),
@@ -877,7 +877,7 @@ _HARD_SLACK = 1.0  # the soft deadline fires first; the hard one only catches C-
 def _bounded(func: Callable[..., Any], *args: Any, timeout: float) -> Any:
     """call_bounded that turns a timeout or a worker-side crash into None."""
     try:
-        if call_bounded(_warm_worker, timeout=_WARM_TIMEOUT) is TIMEOUT:
+        if call_bounded(warm_worker, timeout=_WARM_TIMEOUT) is TIMEOUT:
             return None
         result = call_bounded(func, *args, timeout=timeout)
     except BoundedCallError as exc:  # e.g. a missing parser package: say so, grade as "not equal"

@@ -4,8 +4,9 @@ A value tested and rejected (`1 = \\sqrt{11-2} + 4`, "which is not true") and a 
 ("which simplifies to 6 = 14, contradiction") are no slips; an equality next to `\\pmod{1199}` is one of
 residues (`50^{-1} = 24`); a decimal in the middle of a chain may be an intermediate rounded to the
 digits written (`452 ÷ (1.05)^{14} = 452 ÷ 1.98 = 228.29`); a letter the question calls a function is
-applied, not multiplied (`e(-1) = e(1)` for an even e); `st` in `(rs + st + tr)^2` is s·t. Each rule has
-a slip it must still flag."""
+applied, not multiplied (`e(-1) = e(1)` for an even e); `st` in `(rs + st + tr)^2` is s·t; an equation whose
+stated solution makes it hold for every other symbol is being solved. Each rule has a slip it must still
+flag, and each test fails on the commit before mv-1.9."""
 
 from __future__ import annotations
 

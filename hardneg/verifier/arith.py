@@ -1136,13 +1136,28 @@ def _opaque(toks: list[Tok]) -> Tok:
 _ELLIPSIS_DOTS = 2  # ".." or "...": fewer dots is a decimal point or a full stop
 
 
+def _opaque_at(toks: list[Tok], k: int) -> bool:
+    """Does one of _opaque_notation's patterns show at toks[k]: a second glued dot, `0.a`, or `355\\boxed`?"""
+    t, before = toks[k], toks[k - 1]
+    if t.kind == "BOX":
+        return before.kind == "NUM" and before.end == t.start
+    if t.kind != "PUNCT" or t.text != "." or before.end != t.start:
+        return False
+    if before.kind == "PUNCT" and before.text == ".":
+        return True
+    return before.kind == "NUM" and k + 1 < len(toks) and toks[k + 1].kind in ("VAR", "WORD") and t.end == toks[k + 1].start
+
+
 def _opaque_notation(toks: list[Tok]) -> list[Tok]:
     """Mark the spans whose written value is not the value of their tokens, so that the
     link holding them is skipped: an ellipsis inside a sum ("14 + 21 + ... + 98" is not
     14 + 21 + 98), a decimal with digit letters ("0.abc", "0.ababab"), and a number split
     by a box ("355\\boxed{680}" is 355680)."""
+    n = len(toks)
+    if not any(_opaque_at(toks, k) for k in range(1, n)):
+        return toks  # most steps: a plain loop over every token costs more than this scan
     out: list[Tok] = []
-    i, n = 0, len(toks)
+    i = 0
     while i < n:
         t = toks[i]
         j = i

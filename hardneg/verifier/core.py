@@ -33,7 +33,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..bounded import BoundedCallError, TIMEOUT, call_bounded
+from ..bounded import BoundedCallError, TIMEOUT, call_bounded, prestart_bounded
 from . import algebra, symbolic
 from .alignment import align_steps, order_score, structure_score
 from .arith import Computation, StepMath, analyse_step, close_enough, declared_functions, ends_on_cue, fmt_number, names_i
@@ -143,6 +143,11 @@ class MathVerifier:
         used, even if one is given."""
         self.config = config or VerifierConfig()
         cfg = self.config
+        # the SymPy worker imports SymPy and Math-Verify (~2 s) while the models and data load
+        from ..grading import warm_worker
+
+        prestart_bounded(symbolic.warm)
+        prestart_bounded(warm_worker)
         if cfg.use_nli and nli is None:
             nli = NLIScorer.from_pretrained(
                 cfg.nli_model,

@@ -1,0 +1,34 @@
+"""hardneg.bounded: a warm-up queued by prestart runs while the caller goes on, under its own deadline."""
+
+from __future__ import annotations
+
+import time
+
+from hardneg import bounded
+from hardneg.bounded import TIMEOUT, BoundedWorker
+
+
+def test_a_call_after_a_prestarted_warm_up_gets_its_whole_timeout():
+    worker = BoundedWorker()
+    try:
+        worker.prestart(time.sleep, 1.0)  # an import that takes 1 s
+        t0 = time.perf_counter()
+        assert worker.call(abs, -3, timeout=0.5) == 3  # 0.5 s is this call's, not the warm-up's
+        assert time.perf_counter() - t0 >= 0.9
+        assert worker.call(abs, -4, timeout=0.5) == 4
+    finally:
+        worker.close()
+
+
+def test_a_warm_up_that_hangs_restarts_the_worker(monkeypatch):
+    monkeypatch.setattr(bounded, "PRESTART_TIMEOUT", 0.3)
+    worker = BoundedWorker()
+    try:
+        worker.prestart(time.sleep, 30)
+        pid = worker._proc.pid
+        t0 = time.perf_counter()
+        assert worker.call(abs, -5, timeout=5.0) == 5
+        assert time.perf_counter() - t0 < 10 and worker._proc.pid != pid
+        assert worker.call(time.sleep, 2, timeout=0.2) is TIMEOUT  # a call's own overrun is still a timeout
+    finally:
+        worker.close()
