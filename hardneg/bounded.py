@@ -110,11 +110,13 @@ class BoundedWorker:
                 # warm-ups first, under their own deadline: `timeout` is this call's alone
                 while self._pending:
                     if not self._conn.poll(PRESTART_TIMEOUT):
-                        self._stop()
-                        self._start()
-                        break
+                        raise OSError("warm-up overran")
                     self._conn.recv()
                     self._pending -= 1
+            except (EOFError, OSError):
+                self._stop()  # a warm-up that hung or killed the worker: this call gets a fresh one
+                self._start()
+            try:
                 self._conn.send((func, args, kwargs))
                 if not self._conn.poll(timeout):
                     self._stop()

@@ -32,3 +32,14 @@ def test_a_warm_up_that_hangs_restarts_the_worker(monkeypatch):
         assert worker.call(time.sleep, 2, timeout=0.2) is TIMEOUT  # a call's own overrun is still a timeout
     finally:
         worker.close()
+
+
+def test_a_warm_up_that_kills_the_worker_costs_the_call_nothing():
+    import os
+
+    worker = BoundedWorker()
+    try:
+        worker.prestart(os._exit, 3)  # the worker dies while warming up
+        assert worker.call(abs, -6, timeout=5.0) == 6
+    finally:
+        worker.close()
