@@ -277,19 +277,19 @@ def test_false_alarms(verifier, n: int) -> None:
     from hardneg.inject import math_reference
     from hardneg.verifier import VerifyInput
 
-    with open(ROOT / "data/math/test.jsonl") as f:
-        refs = []
-        for k, line in zip(range(n), f):
-            ref = math_reference(json.loads(line))
-            if ref is not None:
-                ref.problem_id = str(k)  # the test rows carry no unique_id: the line number names them
-                refs.append(ref)
+    rows = (ROOT / "data/math/test.jsonl").read_text().splitlines()
+    refs = []
+    for k, line in enumerate(rows[:n]):
+        ref = math_reference(json.loads(line))
+        if ref is not None:
+            ref.problem_id = str(k)  # the test rows carry no unique_id: the line number names them
+            refs.append(ref)
     t0 = time.perf_counter()
     profs = verifier.verify_batch([VerifyInput(r.problem_id, r.question, r.text, r.raw, r.answer) for r in refs])
     seconds = time.perf_counter() - t0
     flagged = [(r, p, (p.steps[p.first_error_step].flags or ["?"])[0]) for r, p in zip(refs, profs)
                if p.first_error_step is not None]
-    errata = math_test_errata()
+    errata = math_test_errata(rows)
     # a flag is a found reference error when it sits on the very step that holds a listed false equality
     found = {r.problem_id for r, p, _ in flagged
              if r.problem_id in errata and errata[r.problem_id]["written"] in p.steps[p.first_error_step].text}
@@ -308,13 +308,13 @@ def test_false_alarms(verifier, n: int) -> None:
 ERRATA_PATH = ROOT / "bench/math_test_errata.jsonl"
 
 
-def math_test_errata() -> dict[str, dict]:
-    """Reference solutions of the MATH test set that write a false equality, by line number. Each entry
-    names the text as written, both sides transcribed for SymPy and what is right; an entry whose text is
-    not in that reference or whose sides SymPy finds equal is an error in this list, and stops the run."""
+def math_test_errata(rows: list[str]) -> dict[str, dict]:
+    """Reference solutions of the MATH test set (`rows`, its JSON lines) that write a false equality, by line
+    number. Each entry names the text as written, both sides transcribed for SymPy and what is right; an entry
+    whose text is not in that reference or whose sides SymPy finds equal is an error in this list, and stops
+    the run."""
     import sympy
 
-    rows = (ROOT / "data/math/test.jsonl").read_text().splitlines()
     out = {}
     for n, line in enumerate(ERRATA_PATH.read_text().splitlines(), 1):
         e = json.loads(line)

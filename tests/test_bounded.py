@@ -26,9 +26,8 @@ def test_a_warm_up_that_hangs_restarts_the_worker(monkeypatch):
     try:
         worker.prestart(time.sleep, 30)
         pid = worker._proc.pid
-        t0 = time.perf_counter()
         assert worker.call(abs, -5, timeout=5.0) == 5
-        assert time.perf_counter() - t0 < 10 and worker._proc.pid != pid
+        assert worker._proc.pid != pid
         assert worker.call(time.sleep, 2, timeout=0.2) is TIMEOUT  # a call's own overrun is still a timeout
     finally:
         worker.close()
@@ -39,7 +38,11 @@ def test_a_warm_up_that_kills_the_worker_costs_the_call_nothing():
 
     worker = BoundedWorker()
     try:
-        worker.prestart(os._exit, 3)  # the worker dies while warming up
+        # alive when the call starts (still sleeping), dead while the call waits on its warm-ups
+        worker.prestart(time.sleep, 0.5)
+        worker.prestart(os._exit, 3)
+        pid = worker._proc.pid
         assert worker.call(abs, -6, timeout=5.0) == 6
+        assert worker._proc.pid != pid
     finally:
         worker.close()

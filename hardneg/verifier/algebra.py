@@ -683,10 +683,9 @@ def abs_rewrite(lhs_terms: list, rhs_terms: list, lhs_text: str, rhs_text: str) 
     when the terms pair up with equal coefficients and contents equal up to sign (`|5i − z| = |z − 5i|`),
     ("mismatch", reason) when one edited token in one content makes them pair up, None
     otherwise (|A| = |B| holds for other A, B: `|3 + 4i| = |5|`, `|x − 3| = 3 − x` for x < 3)."""
-    try:
-        left = [(c, to_poly(n)) for c, n in lhs_terms]
-        right = [(c, to_poly(n)) for c, n in rhs_terms]
-    except (NotPolynomial, ZeroDivisionError, _arith().TooLarge, _arith()._ParseError, _arith()._NeedsSymbolic):
+    left = [(c, _poly_or_none(n)) for c, n in lhs_terms]
+    right = [(c, _poly_or_none(n)) for c, n in rhs_terms]
+    if any(p is None for _, p in left + right):
         return None
     if not any(symbols(p) - {"i"} for _, p in left + right):
         return None  # numbers only (`|-7 - 3| = |10|`): not a rewrite of symbols
@@ -696,14 +695,20 @@ def abs_rewrite(lhs_terms: list, rhs_terms: list, lhs_text: str, rhs_text: str) 
         for k, (c, node) in enumerate(side):
             # (one edited token only: `|a + bi − 1| = |a + bi| = 8` states two conditions, not a dropped term)
             for edited, dsc in _edits(node, where, False):
-                try:
-                    p = to_poly(edited)
-                except (NotPolynomial, ZeroDivisionError, _arith().TooLarge, _arith()._ParseError, _arith()._NeedsSymbolic):
+                p = _poly_or_none(edited)
+                if p is None:
                     continue
                 changed = terms[:k] + [(c, p)] + terms[k + 1 :]
                 if _abs_terms_pair(left if where == "right side" else changed, changed if where == "right side" else right):
                     return "mismatch", f"algebra slip: {lhs_text} = {rhs_text} is not an identity; it would be with {dsc}"
     return None
+
+
+def _poly_or_none(node) -> Optional[Poly]:
+    try:
+        return to_poly(node)
+    except (NotPolynomial, ZeroDivisionError, _arith().TooLarge, _arith()._ParseError, _arith()._NeedsSymbolic):
+        return None
 
 
 def _abs_terms_pair(left: list, right: list) -> bool:

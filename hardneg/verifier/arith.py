@@ -1397,7 +1397,8 @@ def close_enough(lhs: Side, rhs: Side, L, R, approx: bool, _percent_rule: bool =
             continue  # an integer for a non-integer value, and no word saying it was rounded
         if diff <= unit / 2 or (diff < unit and abs(exact) > abs(lit_side.value or 0)):
             return True  # rounded to the digits written, or truncated (toward zero)
-    for side, exact in ((rhs, L), (lhs, R)):
+    # (not in the ×100 re-checks above: there L and R are no longer the values of the sides' ASTs)
+    for side, exact in ((rhs, L), (lhs, R)) if _percent_rule else ():
         if side.single_num is None and side.node is not None and _rounded_literal(side.node, exact):
             return True  # `452 ÷ (1.05)^{14} = 452 ÷ 1.98`: 1.98 is (1.05)^{14} rounded to the digits written
     return False

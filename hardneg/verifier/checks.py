@@ -273,8 +273,9 @@ def formula_errors(
     ref_index: dict[tuple, list[Computation]] = {}
     for rc in ref_comps or ():
         ref_index.setdefault(_signature(rc.operands), []).append(rc)
-    mentioned_after: list[set] = [set() for _ in range(len(maths) + 1)]  # [i]: every number steps i, i+1, … mention
+    mentioned_after: list[set] = []  # [i]: every number steps i, i+1, … mention (read by the area rule only)
     if q.wants == "area":
+        mentioned_after = [set() for _ in range(len(maths) + 1)]
         for i in range(len(maths) - 1, -1, -1):
             mentioned_after[i] = mentioned_after[i + 1] | set(maths[i].mentions)
     for i, sm in enumerate(maths):
@@ -286,7 +287,7 @@ def formula_errors(
         for comp in sm.computations:
             r = abs(comp.result)
             is_answer = final is not None and _same(r, final)
-            msg = _geometry(comp, q, low, is_answer, computed_before, mentioned_after[i + 1])
+            msg = _geometry(comp, q, low, is_answer, computed_before, mentioned_after[i + 1] if mentioned_after else set())
             if msg is None:
                 msg = _percent(comp, q, computed_before, low)
             if msg is None and ref_comps:
