@@ -16,7 +16,8 @@ embedder and of step analyses are cold and peak RSS belongs to that configuratio
 - `local cold`, `ray 1 cold`, `ray 2 cold`: an unverified warehouse, an empty embedding cache.
 - `local warm (changed threshold)`: the warehouse `local cold` verified, the cache it filled,
   and a changed `match_threshold`: the analysis part of the run key differs, so the partition
-  starts over and every shard re-runs, reading its vectors from the cache.
+  starts over and every shard re-runs, reading its vectors and its SymPy / grading verdicts
+  from the cache.
 - `local re-aggregate (changed weight)`: then a changed wrongness weight as well: only the
   aggregation part of the run key differs, so W and A are recomputed from the stored dimensions.
 Wall time includes loading the models and, for Ray, starting the local Ray (as a real run
@@ -160,6 +161,7 @@ def one(args) -> None:
     out = {
         "wall": wall, "candidates": summary.candidates, "verified": summary.verified, "shards_run": summary.shards_run,
         "restarted": summary.restarted, "reaggregated": summary.reaggregated, "encoded": summary.encoded, "cache_hits": summary.cache_hits,
+        "verdicts_computed": summary.verdicts_computed, "verdict_hits": summary.verdict_hits,
         "workers": len(summary.workers), "shard_seconds": sum(r["seconds"] for r in results),
         # before the first shard could start: reading the run key, loading the models (and starting Ray)
         "startup": min((r["arrived"] - r["seconds"] for r in results), default=0.0),
@@ -195,7 +197,7 @@ def fmt_mb(x) -> str:
 
 def table(rows: list[dict]) -> str:
     head = ("| run | wall s | cand/s | startup s | cand/s after startup | shard s (sum) | encode s | analysis s | "
-            "encoded texts | cache hits | "
+            "encoded texts | cache hits | SymPy / grading verdicts computed | from the cache | "
             "driver peak RSS MB | actor peak RSS MB | tree peak RSS MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -203,7 +205,8 @@ def table(rows: list[dict]) -> str:
             f"| {r['label']} | {r['wall']:.1f} | {r['candidates'] / r['wall']:.1f} | {r['startup']:.1f} | "
             f"{r['candidates'] / (r['wall'] - r['startup']):.1f} | {r['shard_seconds']:.1f} | "
             f"{r['encode_seconds']:.1f} | {r['shard_seconds'] - r['encode_seconds']:.1f} | {r['encoded']:,} | "
-            f"{r['cache_hits']:,} | {fmt_mb(r['driver_peak_rss_mb'])} | {fmt_mb(r['actor_peak_rss_mb'])} | "
+            f"{r['cache_hits']:,} | {r.get('verdicts_computed', 0):,} | {r.get('verdict_hits', 0):,} | "
+            f"{fmt_mb(r['driver_peak_rss_mb'])} | {fmt_mb(r['actor_peak_rss_mb'])} | "
             f"{fmt_mb(r.get('tree_peak_rss_mb'))} |"
         )
     return "\n".join(lines)
@@ -278,7 +281,8 @@ def main() -> None:
             f"{(c['wall'] - c['startup']) / (w['wall'] - w['startup']):.2f}×, shard time {c['shard_seconds'] / w['shard_seconds']:.2f}×; "
             f"encoding was {c['encode_seconds']:.1f} s of {c['shard_seconds']:.1f} s shard time cold "
             f"({100 * c['encode_seconds'] / c['shard_seconds']:.0f} %), {w['encode_seconds']:.1f} s warm "
-            f"({w['encoded']} texts encoded, {w['cache_hits']:,} cache hits)."
+            f"({w['encoded']} texts encoded, {w['cache_hits']:,} cache hits; {w.get('verdicts_computed', 0):,} SymPy / grading "
+            f"verdicts computed, {w.get('verdict_hits', 0):,} from the verdict cache)."
         )
     for r in rows:
         if not r["label"].startswith(("local cold", "local warm", "local re-aggregate")):

@@ -15,6 +15,10 @@ segment (shards are disjoint). A cluster without a shared `$HARDNEG_HOME` still 
 driver reads the segment, ships it with the shard, and writes back what the worker returns.
 The price of per-shard segments is that a text used in two shards is stored twice; in return a
 lookup reads one small file, never a global index.
+
+The same segments, under `<root>/sympy-verdicts/`, keep what the SymPy worker answered for the
+shard (`VerdictStore`, `hardneg.verifier.verdicts`): with both, a re-verification after a changed
+threshold neither encodes nor waits for SymPy, and costs the step analysis alone.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from hardneg.verifier.embedding import Embedder, text_key
 
-__all__ = ["EmbeddingStore", "CachingEmbedder", "LazyEmbedder", "encoder_slug", "segment_name"]
+__all__ = ["EmbeddingStore", "VerdictStore", "CachingEmbedder", "LazyEmbedder", "encoder_slug", "segment_name"]
 
 
 def encoder_slug(encoder_id: str) -> str:
@@ -89,9 +93,7 @@ class EmbeddingStore:
         self.dir = Path(root) / encoder_slug(encoder_id)
 
     def path(self, segment: str) -> Path:
-        if not re.fullmatch(r"[A-Za-z0-9._-]+", segment) or segment.startswith("."):
-            raise ValueError(f"embedding cache segment {segment!r}: use letters, digits, '.', '_', '-'")
-        return self.dir / f"{segment}.parquet"
+        return _segment_path(self.dir, segment)
 
     def load(self, segment: str) -> dict[bytes, np.ndarray]:
         """The segment's vectors; {} when it does not exist or cannot be read (a cache miss, never an error)."""
@@ -113,25 +115,72 @@ class EmbeddingStore:
     def save(self, segment: str, vectors: Mapping[bytes, np.ndarray]) -> int:
         """Replace the segment with `vectors` (atomic rename); returns the number stored."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if not vectors:
             return 0
         path = self.path(segment)
-        path.parent.mkdir(parents=True, exist_ok=True)
         keys = list(vectors)
         mat = np.stack([np.asarray(vectors[k], dtype=np.float32) for k in keys])
         vec = pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), mat.shape[1])
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            pq.write_table(pa.table({"key": pa.array(keys, pa.binary(16)), "vector": vec}), tmp, compression="zstd")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _write_atomic(pa.table({"key": pa.array(keys, pa.binary(16)), "vector": vec}), path)
         return len(keys)
 
     def segments(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.parquet")) if self.dir.is_dir() else []
+
+
+def _segment_path(folder: Path, segment: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", segment) or segment.startswith("."):
+        raise ValueError(f"cache segment {segment!r}: use letters, digits, '.', '_', '-'")
+    return folder / f"{segment}.parquet"
+
+
+def _write_atomic(table, path: Path) -> None:
+    """Write a parquet file under a temporary name, then rename: readers never see half a file."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class VerdictStore:
+    """Parquet segments of (question key -> verdict as JSON text), one per shard (`VerdictMemo`).
+
+    The key holds the verifier version, so a new version never reads an old verdict."""
+
+    def __init__(self, root: str | Path):
+        self.dir = Path(root) / "sympy-verdicts"
+
+    def path(self, segment: str) -> Path:
+        return _segment_path(self.dir, segment)
+
+    def load(self, segment: str) -> dict[bytes, str]:
+        """The segment's verdicts; {} when it does not exist or cannot be read (a cache miss, never an error)."""
+        import pyarrow.parquet as pq
+
+        path = self.path(segment)
+        if not path.is_file():
+            return {}
+        try:
+            table = pq.read_table(path)
+            return dict(zip(table.column("key").to_pylist(), table.column("verdict").to_pylist()))
+        except Exception:  # noqa: BLE001 - a damaged cache file costs SymPy time, not the run
+            return {}
+
+    def save(self, segment: str, verdicts: Mapping[bytes, str]) -> int:
+        """Replace the segment with `verdicts` (atomic rename); returns the number stored."""
+        import pyarrow as pa
+
+        if not verdicts:
+            return 0
+        keys = list(verdicts)
+        _write_atomic(pa.table({"key": pa.array(keys, pa.binary(16)), "verdict": pa.array([verdicts[k] for k in keys],
+                                                                                          pa.string())}), self.path(segment))
+        return len(keys)
 
 
 class CachingEmbedder:

@@ -16,8 +16,9 @@ dimensions (`hardneg.verifier.profile.aggregate`), so when only the weights chan
 profiles are re-aggregated in one SQL update (seconds for 600K rows) instead of re-analysed.
 When nothing changed, a finished partition is verified in zero shards.
 
-Embeddings go through the persistent cache (`hardneg.embedding_cache`), one segment per shard,
-so re-verifying after a changed threshold re-reads vectors instead of encoding.
+Embeddings and SymPy verdicts go through the persistent cache (`hardneg.embedding_cache`), one
+segment per shard, so re-verifying after a changed threshold re-reads vectors and verdicts instead
+of encoding and calling SymPy.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from typing import Callable, Iterator, Optional
 import pandas as pd
 
 from hardneg.configuration import from_dict, to_dict
-from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, LazyEmbedder, segment_name
+from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, LazyEmbedder, VerdictStore, segment_name
 from hardneg.engines import EngineConfig, build_engine
 from hardneg.progress import ProgressReporter
 from hardneg.verifier import DIMENSIONS, VERIFIER_VERSION, MathVerifier, VerifierConfig
 from hardneg.verifier.embedding import embedder_from_config
+from hardneg.verifier.verdicts import VerdictMemo
 from hardneg.warehouse import Warehouse, insert_frame
 
 __all__ = ["VerificationConfig", "ShardTask", "ShardResult", "ShardVerifier", "VerificationSummary", "verify_partition"]
@@ -62,7 +64,8 @@ class VerificationConfig(EngineConfig):
     """Candidates per shard: the unit of progress, of the persistent embedding cache and of resumption
     (a kill loses at most the shards in flight)."""
     embedding_cache: bool = True
-    """Keep sentence vectors under `$HARDNEG_HOME/embeddings/` (keyed by encoder and text hash) for re-verification."""
+    """Keep sentence vectors (keyed by encoder and text hash) and SymPy verdicts (keyed by question and verifier
+    version) under `$HARDNEG_HOME/embeddings/` for re-verification."""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class ShardTask:
     items: list[dict]
     cached: dict = field(default_factory=dict)
     """Text hash -> vector from the persistent cache (the driver reads it, so workers need no shared disk)."""
+    verdicts: dict = field(default_factory=dict)
+    """Question key -> SymPy verdict (JSON) from the persistent cache (`hardneg.verifier.verdicts`)."""
 
 
 @dataclass
@@ -82,6 +87,11 @@ class ShardResult:
     encoded: int
     cache_hits: int
     worker: str
+    verdicts: dict = field(default_factory=dict)
+    """Every SymPy verdict the shard used (stored back as its segment)."""
+    verdicts_computed: int = 0
+    """Questions the SymPy worker (or the grader) answered for this shard; the rest came from the cache."""
+    verdict_hits: int = 0
 
 
 class ShardVerifier:
@@ -97,6 +107,7 @@ class ShardVerifier:
         started = time.perf_counter()
         embedder = CachingEmbedder(self.encoder, task.cached)
         self.verifier.embedder = embedder
+        memo = self.verifier.verdicts = VerdictMemo(task.verdicts)
         try:
             profiles = [p.to_dict() for p in self.verifier.verify_batch(task.items)]
         finally:
@@ -105,7 +116,8 @@ class ShardVerifier:
             raise self.encoder.error
         return ShardResult(
             index=task.index, profiles=profiles, vectors=embedder.used, seconds=time.perf_counter() - started,
-            encoded=embedder.misses, cache_hits=embedder.hits, worker=self.name,
+            encoded=embedder.misses, cache_hits=embedder.hits, worker=self.name, verdicts=memo.used,
+            verdicts_computed=memo.misses, verdict_hits=memo.hits,
         )
 
 
@@ -124,6 +136,9 @@ class VerificationSummary:
     verified: int
     """Candidates verified by this call (a resumed run skips the stored shards)."""
     reaggregated: int = 0
+    verdicts_computed: int = 0
+    """SymPy questions answered by the worker in this call (the others by the persistent verdict cache)."""
+    verdict_hits: int = 0
     """Stored profiles whose W and A were recomputed from their dimensions (only the weights changed)."""
 
     @property
@@ -268,6 +283,7 @@ def verify_partition(
         log(f"verify {family}|{seed}: resuming, {len(done)} of {len(shards)} shards already stored; {n_todo} candidates left")
 
     store = EmbeddingStore(cache_root, verifier_config.embedding_model) if (config.embedding_cache and cache_root) else None
+    verdict_store = VerdictStore(cache_root) if store is not None else None
 
     def segment(i: int) -> str:
         return segment_name(family, seed, i)
@@ -276,11 +292,12 @@ def verify_partition(
         for i in todo:
             frame = wh.query(PARTITION_SQL.format(extra="AND c.candidate_id BETWEEN ? AND ?"),
                              [family, seed, shards[i][0], shards[i][-1]])
-            yield ShardTask(index=i, items=_items(frame), cached=store.load(segment(i)) if store else {})
+            yield ShardTask(index=i, items=_items(frame), cached=store.load(segment(i)) if store else {},
+                            verdicts=verdict_store.load(segment(i)) if verdict_store else {})
 
     factory = make_worker or partial(ShardVerifier, to_dict(verifier_config))
     report = ProgressReporter("verify", total=n_todo, log=log, unit="cand")
-    encoded = hits = verified = 0
+    encoded = hits = verified = verdicts_computed = verdict_hits = 0
     workers: set[str] = set()
     log(f"verify {family}|{seed}: {len(ids)} candidates in {len(shards)} shards of {config.shard_size}; "
         f"{len(todo)} to run on {config.describe()}")
@@ -289,7 +306,9 @@ def verify_partition(
         _store_shard(wh, family, seed, key, shards[result.index], result)
         if store is not None:
             store.save(segment(result.index), result.vectors)
+            verdict_store.save(segment(result.index), result.verdicts)
         encoded, hits, verified = encoded + result.encoded, hits + result.cache_hits, verified + len(shards[result.index])
+        verdicts_computed, verdict_hits = verdicts_computed + result.verdicts_computed, verdict_hits + result.verdict_hits
         workers.add(result.worker)
         report.update(advance=len(shards[result.index]))
     report.close()
@@ -305,5 +324,6 @@ def verify_partition(
     return VerificationSummary(
         candidates=len(ids), shards=len(shards), shards_run=len(todo), shards_skipped=len(done),
         seconds=time.perf_counter() - started, encoded=encoded, cache_hits=hits, run_key=key, restarted=restarted,
-        workers=sorted(workers), verified=verified, reaggregated=reaggregated,
+        workers=sorted(workers), verified=verified, reaggregated=reaggregated, verdicts_computed=verdicts_computed,
+        verdict_hits=verdict_hits,
     )

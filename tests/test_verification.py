@@ -27,7 +27,7 @@ import pytest
 
 from hardneg.configuration import to_dict
 from hardneg.data import gsm8k_as_metamath
-from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, encoder_slug
+from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, VerdictStore, encoder_slug
 from hardneg.funnel import FunnelConfig
 from hardneg.inject import InjectConfig, inject_reference, iter_references
 from hardneg.verification import ShardVerifier, VerificationConfig, verify_partition
@@ -272,6 +272,9 @@ def test_changed_threshold_starts_over_and_every_text_is_a_cache_hit(baseline, t
     # a fresh ShardVerifier (new MathVerifier, empty LRU) encoded nothing: every text came from the segments
     assert summary.encoded == 0
     assert summary.cache_hits == baseline["summary"].encoded
+    # nor did it ask SymPy or the grader anything: every verdict came from the shards' verdict segments
+    assert baseline["summary"].verdicts_computed > 0
+    assert summary.verdicts_computed == 0 and summary.verdict_hits >= baseline["summary"].verdicts_computed
     shards = shard_rows(wh)
     assert (shards["encoded"] == 0).all() and (shards["run_key"] == summary.run_key).all()
     assert_one_to_one(wh, baseline["pool"])
@@ -313,6 +316,7 @@ def test_changed_candidate_text_starts_over_and_encodes_only_new_text(baseline, 
     assert summary.run_key != baseline["summary"].run_key
     assert summary.restarted and summary.shards_run == summary.shards
     assert 0 < summary.encoded < baseline["summary"].encoded  # only the new text; the rest came from the cache
+    assert 0 < summary.verdicts_computed < baseline["summary"].verdicts_computed  # its new answer is graded
     shards = shard_rows(wh)
     assert (shards["encoded"] > 0).sum() == 1
     got = profiles(wh)
@@ -329,6 +333,7 @@ def test_profiles_without_shard_records_start_over(baseline, tmp_path):
         con.execute("UPDATE verifier_profiles SET wrongness = -1")
     summary = verify_partition(wh, FAMILY, SEED, VCFG, VerificationConfig(shard_size=SHARD), cache_root=emb)
     assert summary.restarted and summary.shards_run == summary.shards
+    assert summary.verdicts_computed == 0  # remembered verdicts give the profiles computed ones gave
     assert_same_profiles(profiles(wh), baseline["profiles"], atol=1e-6)
 
 
@@ -407,6 +412,53 @@ def test_segment_names_are_validated(tmp_path, name):
     with pytest.raises(ValueError, match="segment"):
         store.save(name, vectors(1))
     assert not any(tmp_path.rglob("*.parquet")) and not any(tmp_path.rglob("*.tmp"))
+
+
+# ----------------------------------------------------------------------------- the verdict store
+def test_verdict_store_round_trip_and_damage(tmp_path):
+    store = VerdictStore(tmp_path)
+    data = {text_key(f"q{i}"): f'[[{i}.5, null, "e"]]' for i in range(30)}
+    assert store.save("fam-0-00001", data) == 30 and store.load("fam-0-00001") == data
+    assert store.load("fam-0-00002") == {} and store.save("fam-0-00003", {}) == 0
+    assert store.dir == tmp_path / "sympy-verdicts"  # beside the encoders' folders, never inside one
+    store.path("fam-0-00001").write_bytes(b"garbage" * 5)
+    assert store.load("fam-0-00001") == {}  # a damaged segment is a miss, never an error
+    with pytest.raises(ValueError, match="segment"):
+        store.save("../x", data)
+
+
+def test_remembered_verdicts_give_the_same_profiles_without_calling_sympy(pool, monkeypatch):
+    """The MATH candidates verified twice: the second verifier gets the first one's verdicts and must
+    produce the same profiles without a single call to the SymPy worker."""
+    from hardneg.verifier import MathVerifier, VerifyInput
+    import hardneg.verifier.core as core
+    from hardneg.verifier.verdicts import MISSING, VerdictMemo
+
+    problems, candidates = pool
+    refs = problems.set_index("problem_id")
+    items = [VerifyInput(r.candidate_id, refs.loc[r.problem_id, "question"], r.text,
+                         refs.loc[r.problem_id, "reference_solution"], refs.loc[r.problem_id, "reference_answer"])
+             for r in candidates.itertuples() if r.problem_id.startswith("math")]
+    first = MathVerifier(VCFG)
+    want = [p.to_dict() for p in first.verify_batch(items)]
+    assert first.verdicts.misses > 0 and first.verdicts.used
+
+    calls = []
+    real = core.call_bounded
+    monkeypatch.setattr(core, "call_bounded", lambda *a, **k: (calls.append(a[0]), real(*a, **k))[1])
+    second = MathVerifier(VCFG, embedder=first.embedder)
+    second.verdicts = VerdictMemo(first.verdicts.used)
+    got = [p.to_dict() for p in second.verify_batch(items)]
+    assert calls == [] and second.verdicts.misses == 0
+    for g, w in zip(got, want):
+        g.pop("elapsed_ms"), w.pop("elapsed_ms")
+    assert got == want
+
+    # a damaged entry is asked again; a key names the verifier version it was answered under
+    key = VerdictMemo.key("answers_equal", ["1", "2"])
+    assert VerdictMemo({key: "{not json"}).get(key) is MISSING
+    monkeypatch.setattr("hardneg.verifier.verdicts.VERIFIER_VERSION", "mv-0.0")
+    assert VerdictMemo.key("answers_equal", ["1", "2"]) != key
 
 
 def test_encoder_slug_is_one_safe_folder():

@@ -24,6 +24,7 @@ of the chunk's shared embedding and NLI passes.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -56,6 +57,7 @@ from .embedding import Embedder, LRUCache, embedder_from_config, text_key
 from .nli import NLIScorer
 from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
 from .steps import embedding_text, split_steps
+from .verdicts import MISSING, VerdictMemo
 
 __all__ = ["MathVerifier"]
 
@@ -166,6 +168,8 @@ class MathVerifier:
         self._q_cache = LRUCache(small)
         self._step_cache = LRUCache(cfg.analysis_cache_size)
         self._vectors: dict[str, np.ndarray] = {}
+        self.verdicts = VerdictMemo()
+        """What the SymPy worker answered; verification.ShardVerifier gives each shard the stored ones."""
 
     @classmethod
     def from_config(cls, config: Optional[VerifierConfig] = None) -> "MathVerifier":
@@ -565,11 +569,23 @@ class MathVerifier:
         return self._sympy_call(fn, [(l.lhs.sympy_src, l.rhs.sympy_src) for l in links])
 
     def _sympy_call(self, fn, arg) -> Any:
-        """fn(arg) in the bounded SymPy worker, started first under its own time limit."""
+        """fn(arg) in the bounded SymPy worker, started first under its own time limit; a question asked
+        before (in this process or in the shard's stored verdicts) is answered from `self.verdicts`."""
+        if isinstance(fn, functools.partial):
+            question = fn.func.__name__ + json.dumps(fn.keywords, sort_keys=True)
+        else:
+            question = fn.__name__
+        key = VerdictMemo.key(question, arg)
+        known = self.verdicts.get(key)
+        if known is not MISSING:
+            return known
         warm = call_bounded(symbolic.warm, timeout=self.config.sympy_warmup_timeout)
         if warm is TIMEOUT:
             raise BoundedCallError("worker did not start")
-        return call_bounded(fn, arg, timeout=self.config.sympy_timeout)
+        result = call_bounded(fn, arg, timeout=self.config.sympy_timeout)
+        if result is not TIMEOUT:
+            self.verdicts.put(key, result)
+        return result
 
     def _symbolic_identities(self, w: _Work) -> None:
         """Links with free symbols and √/π/functions: SymPy at random points (algebra.py)."""
@@ -694,11 +710,15 @@ class MathVerifier:
             w.signals["answer"] = None
             return
         _, answers_equal = _grading()
-        try:
-            same = answers_equal(w.answer, w.ref_answer)
-        except Exception as exc:  # noqa: BLE001 - grading problems leave d6 unknown
-            w.flag(max(0, len(w.steps) - 1), "note", f"note: final answer not graded ({type(exc).__name__})")
-            return
+        key = VerdictMemo.key("answers_equal", [str(w.answer), str(w.ref_answer)])
+        same = self.verdicts.get(key)
+        if same is MISSING:
+            try:
+                same = bool(answers_equal(w.answer, w.ref_answer))
+            except Exception as exc:  # noqa: BLE001 - grading problems leave d6 unknown
+                w.flag(max(0, len(w.steps) - 1), "note", f"note: final answer not graded ({type(exc).__name__})")
+                return
+            self.verdicts.put(key, same)
         w.dims["d_answer"] = 0.0 if same else 1.0
         w.signals["answer"] = w.answer
 

@@ -68,6 +68,7 @@ def verifier_profiles(
         f"verified {run.verified} of {run.candidates} candidates in {run.shards_run} shards "
         f"({run.shards_skipped} already stored) in {run.seconds:.1f}s ({run.rate:.1f}/s); "
         f"{run.encoded} texts encoded, {run.cache_hits} from the embedding cache; "
+        f"{run.verdicts_computed} SymPy and grading verdicts computed, {run.verdict_hits} from the verdict cache; "
         f"{run.reaggregated} stored profiles re-aggregated with new W/A weights"
     )
     out = wh.query(PROFILE_SUMMARY_SQL, [family, seed])
@@ -92,6 +93,8 @@ def verifier_profiles(
             "candidates_per_s": dg.MetadataValue.float(run.rate),
             "texts_encoded": dg.MetadataValue.int(run.encoded),
             "embedding_cache_hits": dg.MetadataValue.int(run.cache_hits),
+            "sympy_verdicts_computed": dg.MetadataValue.int(run.verdicts_computed),
+            "sympy_verdict_cache_hits": dg.MetadataValue.int(run.verdict_hits),
             "reaggregated": dg.MetadataValue.int(run.reaggregated),
             "summary": md_table(summary),
             "examples": dg.MetadataValue.md(examples or "_no step flagged_"),
