@@ -115,6 +115,7 @@ class EmbeddingStore:
     def save(self, segment: str, vectors: Mapping[bytes, np.ndarray]) -> int:
         """Replace the segment with `vectors` (atomic rename); returns the number stored."""
         import pyarrow as pa
+
         if not vectors:
             return 0
         path = self.path(segment)
@@ -178,8 +179,8 @@ class VerdictStore:
         if not verdicts:
             return 0
         keys = list(verdicts)
-        _write_atomic(pa.table({"key": pa.array(keys, pa.binary(16)), "verdict": pa.array([verdicts[k] for k in keys],
-                                                                                          pa.string())}), self.path(segment))
+        table = pa.table({"key": pa.array(keys, pa.binary(16)), "verdict": pa.array([verdicts[k] for k in keys], pa.string())})
+        _write_atomic(table, self.path(segment))
         return len(keys)
 
 

@@ -88,9 +88,9 @@ class ShardResult:
     cache_hits: int
     worker: str
     verdicts: dict = field(default_factory=dict)
-    """Every SymPy verdict the shard used (stored back as its segment)."""
+    """Every SymPy and grading verdict the shard used (stored back as its segment)."""
     verdicts_computed: int = 0
-    """Questions the SymPy worker (or the grader) answered for this shard; the rest came from the cache."""
+    """Questions the SymPy worker or the grader answered for this shard; the rest came from the cache."""
     verdict_hits: int = 0
 
 
@@ -136,10 +136,10 @@ class VerificationSummary:
     verified: int
     """Candidates verified by this call (a resumed run skips the stored shards)."""
     reaggregated: int = 0
-    verdicts_computed: int = 0
-    """SymPy questions answered by the worker in this call (the others by the persistent verdict cache)."""
-    verdict_hits: int = 0
     """Stored profiles whose W and A were recomputed from their dimensions (only the weights changed)."""
+    verdicts_computed: int = 0
+    """SymPy and grading questions answered by computing them in this call (the others by the verdict cache)."""
+    verdict_hits: int = 0
 
     @property
     def rate(self) -> float:

@@ -457,6 +457,9 @@ def test_remembered_verdicts_give_the_same_profiles_without_calling_sympy(pool, 
     # a damaged entry is asked again; a key names the verifier version it was answered under
     key = VerdictMemo.key("answers_equal", ["1", "2"])
     assert VerdictMemo({key: "{not json"}).get(key) is MISSING
+    memo = VerdictMemo()
+    memo.put(key, {1, 2})  # not plain data: not stored, asked again next time
+    assert memo.get(key) is MISSING and not memo.used
     monkeypatch.setattr("hardneg.verifier.verdicts.VERIFIER_VERSION", "mv-0.0")
     assert VerdictMemo.key("answers_equal", ["1", "2"]) != key
 

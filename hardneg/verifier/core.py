@@ -169,7 +169,7 @@ class MathVerifier:
         self._step_cache = LRUCache(cfg.analysis_cache_size)
         self._vectors: dict[str, np.ndarray] = {}
         self.verdicts = VerdictMemo()
-        """What the SymPy worker answered; verification.ShardVerifier gives each shard the stored ones."""
+        """What the SymPy worker and the grader answered; verification.ShardVerifier gives each shard the stored ones."""
 
     @classmethod
     def from_config(cls, config: Optional[VerifierConfig] = None) -> "MathVerifier":

@@ -59,9 +59,13 @@ class VerdictMemo:
 
     def put(self, key: bytes, value: Any) -> None:
         self.misses += 1
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):  # not plain data: answer it again next time rather than store a guess
+            return
         if len(self.used) >= self.max_entries:
             self.used.clear()
-        self.used[key] = json.dumps(value, ensure_ascii=False)
+        self.used[key] = text
 
 
 def _decode(value: Any) -> Any:
