@@ -245,6 +245,10 @@ def test_wrong_operation_end_to_end_scores_d5_one_without_a_slip_flag():
         ("Janet filmed a new movie that is 60% longer than her previous 2-hour long movie. How much?", "The first movie was 2*60=120 minutes"),
         ("It vibrates 60% faster. Matt uses it for 5 minutes. How many vibrations?", "Matt uses it for 5 minutes so that is 5*60=300 seconds"),
         ("The sales tax is 5%. Kevin wants to buy five jackets at $80. How much?", "And five jackets normally cost 5 x $80 = $400."),
+        # GSM8K train 950: the 10 is a count of statues too, not only the "10 percent" tax
+        ("Theodore can craft 10 stone statues and 20 wooden statues every month. A stone statue costs $20 and a wooden "
+         "statue costs $5. He also pays 10 percent of his total earnings in taxes. How much is his total earning every month?",
+         "Theodore's total earnings from the stone statues are 10 x $20 = $200."),
     ],
 )
 def test_percent_rule_leaves_conversions_and_number_words(question, step):
@@ -255,6 +259,9 @@ def test_percent_rule_leaves_conversions_and_number_words(question, step):
 def test_percent_rule_still_fires_without_an_explanation():
     steps, ms = maths("The discount is 12 * 10 = 120 dollars.")
     flags = formula_errors(ms, steps, question_info("A $12 shirt has a 10% discount. How much is the discount?"), None)
+    assert flags and "10% used as the number 10" in flags[0][1]
+    # "10 percent" written out is a percentage too, when no other 10 is given
+    flags = formula_errors(ms, steps, question_info("A $12 shirt has a 10 percent discount. How much is the discount?"), None)
     assert flags and "10% used as the number 10" in flags[0][1]
 
 

@@ -111,16 +111,20 @@ def question_info(question: str) -> QuestionInfo:
     info.target = " ".join(targets) if targets else (sentences[-1] if sentences else q)
     info.conditions = [s for s in sentences if s not in targets]
     info.bounds = bool(_RANGE_RE.search(q))
+    plain: Counter = Counter()
     for tok in numbers_in(_ASY_RE.sub(" ", q)):
         if tok.pct:
             info.percents.add(abs(tok.value * 100))
         else:
             info.numbers.add(abs(tok.value))
+            plain[abs(tok.value)] += 1
     for m in _NUMBER_WORD_RE.finditer(q):  # "five jackets": a given 5 (not a 5% misused)
         info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()]))
-    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE):
-        info.percents.add(Fraction(m.group(1)))
-        info.numbers.discard(Fraction(m.group(1)))
+    spelled = Counter(Fraction(m.group(1)) for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE))
+    for p, k in spelled.items():
+        info.percents.add(p)
+        if plain[p] <= k:  # "10 stone statues ... 10 percent in taxes": the other 10 is a given number
+            info.numbers.discard(p)
     t = info.target.lower()
     circle = bool(re.search(r"\bcirc(?:le|ular)\b|\bradius\b|\bdiameter\b", q.lower()))
     if "circumference" in t:
