@@ -10,7 +10,7 @@ import pytest
 from hardneg.verifier import VerifierConfig, aggregate
 from hardneg.verifier.alignment import align_steps, needleman_wunsch, order_score, spearman, structure_score
 from hardneg.verifier.arith import analyse_step
-from hardneg.verifier.checks import answer_value, formula_errors, question_info, ref_dependencies, value_flow, wrong_operation
+from hardneg.verifier.checks import answer_value, formula_errors, logic_checks, question_info, ref_dependencies, value_flow, wrong_operation
 from hardneg.verifier.steps import split_steps
 
 NOTEBOOKS_Q = (
@@ -404,3 +404,33 @@ def test_halves_of_two_givens_are_a_use_of_the_question():
     # one number that happens to be half a given is no use of the question: another problem's solution
     steps, ms = maths("She buys 5 * 7 = 35 apples.\nShe sells 35 - 9 = 26 of them.")
     assert [k for _, k, _ in logic_checks(ms, steps, question_info(q), Fraction(26)) if k == "question ignored"]
+
+
+@pytest.mark.parametrize(
+    "question, text, step",
+    [
+        # a value carried wrongly (the `scale` pool's carry errors, issue 11 labels): a zero added, off by 2
+        ("John is stuck in traffic for 2 hours and spends 4 times as long getting off the freeway. How long does he waste?",
+         "First find the time getting off the freeway: 2 hours * 4 = 8 hours\n"
+         "Then add the time in traffic: 80 hours + 2 hours = 82 hours\nThe answer is: 82", 1),
+        ("He works 6 hours at $5 an hour and spends $15. How much is left?",
+         "He earns 6 * 5 = 30 dollars.\nHe has 28 - 15 = 13 dollars left.", 1),
+    ],
+)
+def test_a_value_carried_wrongly_is_a_changed_quantity(question, text, step):
+    steps, ms = maths(text)
+    got = logic_checks(ms, steps, question_info(question), None)
+    assert [(i, kind) for i, kind, _ in got] == [(step, "changed quantity")]
+
+
+@pytest.mark.parametrize(
+    "question, text",
+    [
+        # the bigger number is given by the question, or the computed one is used again: no carried value
+        ("A box holds 8 pens. There are 80 pens in the store. How many boxes?", "One box: 2 * 4 = 8 pens\n80 / 8 = 10 boxes"),
+        ("Tim buys 4 packs of 2 pens.", "4 * 2 = 8 pens\n8 * 10 = 80 cents\n80 + 8 = 88"),
+    ],
+)
+def test_a_carried_value_needs_a_number_from_nowhere(question, text):
+    steps, ms = maths(text)
+    assert logic_checks(ms, steps, question_info(question), None) == []

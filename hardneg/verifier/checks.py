@@ -838,6 +838,17 @@ def equation_checks(
 _WORLD = {Fraction(x) for x in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 30, 31, 52, 60, 100, 360, 365, 1000)}
 
 
+def _carried_wrongly(x: Fraction, r: Fraction) -> bool:
+    """Could x be the computed r carried into a later step wrongly? `_near`, or a zero dropped or added (8
+    computed, 80 used), or, from 10 on, off by 2 or 10 (52 computed, 50 used). Only asked of a result that is
+    never used again, by a number neither the question nor an earlier step gives."""
+    if _near(x, r):
+        return True
+    if x == r or x.denominator != 1 or r.denominator != 1 or x <= 1 or r <= 1:
+        return False
+    return x == 10 * r or r == 10 * x or (min(x, r) >= 10 and abs(x - r) in (2, 10))
+
+
 def _near(a: Fraction, b: Fraction) -> bool:
     """Two different whole numbers a person could confuse: ±1 (from 10 on), or, with at least two
     digits, one digit changed or two adjacent digits swapped. (Small numbers and decimals are
@@ -875,8 +886,8 @@ def logic_checks(
 
     - "changed quantity": a computation uses a number that no earlier step and not the
       question gives, while an earlier step computed a number it is easily confused with
-      (±1, one digit changed, two digits swapped) that is never used again: the quantity
-      silently changed between steps (24 computed, then 25 used);
+      (±1, one digit changed, two digits swapped, a zero dropped or added, ±2 or ±10) that is
+      never used again: the quantity silently changed between steps (24 computed, then 25 used);
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
@@ -906,7 +917,7 @@ def logic_checks(
                 if x in _WORLD or _in(x, q_numbers) or _in(x, mentioned_before) or _in(x, step_results):
                     continue
                 for j, r in reversed(computed):
-                    if _near(x, r) and used_anywhere.get(_key(r), 0) <= 1 and not (final is not None and _same(r, final)):
+                    if _carried_wrongly(x, r) and used_anywhere.get(_key(r), 0) <= 1 and not (final is not None and _same(r, final)):
                         out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
                                                            f"computed {fmt_number(r)} (never used again)"))
                         flagged = True
