@@ -6,9 +6,10 @@ analysis time only. Injected variants that share steps with their reference hit 
 so within a shard only the changed steps are encoded (the in-process LRU of
 `SentenceEmbedder` handles that; this store makes it survive the process).
 
-Layout: `<root>/<encoder slug>/<segment>.parquet`, two columns: `key` (the 16-byte blake2b of
-the text, `hardneg.verifier.embedding.text_key`) and `vector` (float32, L2-normalized as the
-encoder returned it). One segment holds the vectors one shard of one partition used. The
+Layout: `<root>/<encoder slug>/<segment>.parquet`, the slug of `model_identity` (the same model
+at another path is the same folder), two columns: `key` (the 16-byte blake2b of the text,
+`hardneg.verifier.embedding.text_key`) and `vector` (float32, L2-normalized as the encoder
+returned it). One segment holds the vectors one shard of one partition used. The
 process that verifies a shard reads its segment first and rewrites it afterwards (write to a
 temporary name, then rename), so readers never see half a file and no two writers share a
 segment (shards are disjoint). A cluster without a shared `$HARDNEG_HOME` still works: the
@@ -23,6 +24,7 @@ threshold neither encodes nor waits for SymPy, and costs the step analysis alone
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -34,7 +36,32 @@ import numpy as np
 
 from hardneg.verifier.embedding import Embedder, text_key
 
-__all__ = ["EmbeddingStore", "VerdictStore", "CachingEmbedder", "LazyEmbedder", "encoder_slug", "segment_name"]
+__all__ = ["EmbeddingStore", "VerdictStore", "CachingEmbedder", "LazyEmbedder", "encoder_slug", "model_identity", "segment_name"]
+
+
+_SAMPLE = 1 << 20  # bytes read from each end of a large model file
+
+
+@functools.lru_cache(maxsize=16)
+def model_identity(model_id: str) -> str:
+    """What a model *is*, whatever path it is loaded from: a hub id as given; for a local folder, a
+    digest of its files (relative names, sizes, small files whole, a large file's first and last MiB). The same MiniLM installed in two virtual environments or two clones is one encoder, so
+    its vectors and the verification run key survive a moved checkout; a changed file is another one."""
+    path = Path(str(model_id)).expanduser()
+    if not path.is_dir():
+        return str(model_id)
+    h = hashlib.blake2b(digest_size=10)
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)):
+        size = f.stat().st_size
+        h.update(f"{f.relative_to(path).as_posix()}\x00{size}\x00".encode("utf-8", "surrogatepass"))
+        with open(f, "rb") as fh:
+            if size <= 2 * _SAMPLE:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(_SAMPLE))
+                fh.seek(size - _SAMPLE)
+                h.update(fh.read(_SAMPLE))
+    return f"local-{h.hexdigest()}"
 
 
 def encoder_slug(encoder_id: str) -> str:
@@ -90,7 +117,7 @@ class EmbeddingStore:
 
     def __init__(self, root: str | Path, encoder_id: str):
         self.encoder_id = encoder_id
-        self.dir = Path(root) / encoder_slug(encoder_id)
+        self.dir = Path(root) / encoder_slug(model_identity(encoder_id))
 
     def path(self, segment: str) -> Path:
         return _segment_path(self.dir, segment)

@@ -8,7 +8,8 @@ its row in `verifier_shards`. A shard is therefore either fully stored and recor
 at all: a resumed run skips the recorded shards and no candidate is verified twice or lost.
 
 A run key ties the recorded shards to what produced them, in two parts. The analysis part: the
-verifier version, its configuration apart from the W and A weights, the shard size, and a
+verifier version, its configuration apart from the W and A weights (a local model folder counted by
+its content, `embedding_cache.model_identity`, not its path), the shard size, and a
 fingerprint of the candidates (ids, texts and their problems' references). When it changed,
 the partition's profiles and shard records are dropped and verification starts over. The
 aggregation part: the W and A weights. W and A are weighted means of the six stored
@@ -36,7 +37,7 @@ from typing import Callable, Iterator, Optional
 import pandas as pd
 
 from hardneg.configuration import from_dict, to_dict
-from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, LazyEmbedder, VerdictStore, segment_name
+from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, LazyEmbedder, VerdictStore, model_identity, segment_name
 from hardneg.engines import EngineConfig, build_engine
 from hardneg.progress import ProgressReporter
 from hardneg.verifier import DIMENSIONS, VERIFIER_VERSION, MathVerifier, VerifierConfig
@@ -173,6 +174,8 @@ def run_key(wh: Warehouse, family: str, seed: int, verifier_config: VerifierConf
     n, digest = wh.query(FINGERPRINT_SQL, [family, seed]).iloc[0]
     config = to_dict(verifier_config)
     weights = {name: config.pop(name) for name in AGGREGATION_FIELDS}
+    for model in ("embedding_model", "nli_model"):  # what the model is, not where this checkout keeps it
+        config[model] = model_identity(config[model])
     analysis = _digest({"verifier": VERIFIER_VERSION, "config": config, "shard_size": shard_size,
                         "candidates": [int(n), str(digest)]})
     return f"{analysis}.{_digest(weights)}"

@@ -27,7 +27,7 @@ import pytest
 
 from hardneg.configuration import to_dict
 from hardneg.data import gsm8k_as_metamath
-from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, VerdictStore, encoder_slug
+from hardneg.embedding_cache import CachingEmbedder, EmbeddingStore, VerdictStore, encoder_slug, model_identity
 from hardneg.funnel import FunnelConfig
 from hardneg.inject import InjectConfig, inject_reference, iter_references
 from hardneg.verification import ShardVerifier, VerificationConfig, verify_partition
@@ -282,6 +282,22 @@ def test_changed_threshold_starts_over_and_every_text_is_a_cache_hit(baseline, t
     assert (np.abs(got["d_structure"].astype(float) - old["d_structure"].astype(float)) > 1e-3).any()  # re-analysed
 
 
+def test_the_same_encoder_at_another_path_reuses_the_shards_and_the_vectors(baseline, tmp_path):
+    """A moved checkout or a second virtual environment installs the same MiniLM elsewhere: the run key and the
+    embedding cache name the model by its content, so nothing is verified again, and a changed threshold
+    encodes nothing."""
+    wh, emb = copy_of_baseline(baseline, tmp_path)
+    moved = tmp_path / "another-venv" / "model"
+    shutil.copytree(VCFG.embedding_model, moved)
+    cfg = replace(VCFG, embedding_model=str(moved))
+    summary = verify_partition(wh, FAMILY, SEED, cfg, VerificationConfig(shard_size=SHARD), cache_root=emb)
+    assert summary.run_key == baseline["summary"].run_key and summary.shards_run == 0
+    cfg = replace(cfg, match_threshold=VCFG.match_threshold + 0.08)
+    summary = verify_partition(wh, FAMILY, SEED, cfg, VerificationConfig(shard_size=SHARD), cache_root=emb)
+    assert summary.shards_run == summary.shards and summary.encoded == 0
+    assert summary.cache_hits == baseline["summary"].encoded
+
+
 def test_changed_weight_reaggregates_the_stored_dimensions_without_verifying(baseline, tmp_path):
     wh, emb = copy_of_baseline(baseline, tmp_path)
     weights = dict(VCFG.wrongness_weights, d_answer=0.05, d_semantic=0.40, d_order=0.0)
@@ -462,6 +478,25 @@ def test_remembered_verdicts_give_the_same_profiles_without_calling_sympy(pool, 
     assert memo.get(key) is MISSING and not memo.used
     monkeypatch.setattr("hardneg.verifier.verdicts.VERIFIER_VERSION", "mv-0.0")
     assert VerdictMemo.key("answers_equal", ["1", "2"]) != key
+
+
+def test_model_identity_is_the_folder_content_not_its_path(tmp_path):
+    one = tmp_path / "a" / "model"
+    one.mkdir(parents=True)
+    (one / "config.json").write_text('{"dim": 384}')
+    (one / "weights.bin").write_bytes(bytes(range(256)) * 10_000)  # > 2 MiB: sampled at both ends
+    two = tmp_path / "b" / "model"
+    shutil.copytree(one, two)
+    assert model_identity(str(one)) == model_identity(str(two))
+    (tmp_path / "renamed").mkdir()
+    shutil.copytree(one, tmp_path / "renamed" / "minilm")
+    assert model_identity(str(tmp_path / "renamed" / "minilm")) == model_identity(str(one)) != str(one)
+    data = bytearray((two / "weights.bin").read_bytes())
+    data[-1] ^= 1
+    (two / "weights.bin").write_bytes(bytes(data))
+    model_identity.cache_clear()
+    assert model_identity(str(one)) != model_identity(str(two))
+    assert model_identity("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def test_encoder_slug_is_one_safe_folder():
