@@ -30,7 +30,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -124,20 +124,13 @@ class EmbeddingStore:
 
     def load(self, segment: str) -> dict[bytes, np.ndarray]:
         """The segment's vectors; {} when it does not exist or cannot be read (a cache miss, never an error)."""
-        import pyarrow.parquet as pq
 
-        path = self.path(segment)
-        if not path.is_file():
-            return {}
-        try:
-            table = pq.read_table(path)
-            keys = table.column("key").to_pylist()
+        def vectors(table) -> dict[bytes, np.ndarray]:
             flat = table.column("vector").combine_chunks()
-            dim = flat.type.list_size
-            mat = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
-        except Exception:  # noqa: BLE001 - a damaged cache file costs encoding time, not the run
-            return {}
-        return dict(zip(keys, mat))
+            mat = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, flat.type.list_size)
+            return dict(zip(table.column("key").to_pylist(), mat))
+
+        return _read_segment(self.path(segment), vectors)
 
     def save(self, segment: str, vectors: Mapping[bytes, np.ndarray]) -> int:
         """Replace the segment with `vectors` (atomic rename); returns the number stored."""
@@ -160,6 +153,19 @@ def _segment_path(folder: Path, segment: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9._-]+", segment) or segment.startswith("."):
         raise ValueError(f"cache segment {segment!r}: use letters, digits, '.', '_', '-'")
     return folder / f"{segment}.parquet"
+
+
+def _read_segment(path: Path, decode: Callable) -> dict:
+    """decode(the parquet table at path), or {} when the file is missing or cannot be read or decoded: a damaged
+    cache file costs encoding or SymPy time, never the run."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return {}
+    try:
+        return decode(pq.read_table(path))
+    except Exception:  # noqa: BLE001 - see above
+        return {}
 
 
 def _write_atomic(table, path: Path) -> None:
@@ -188,16 +194,8 @@ class VerdictStore:
 
     def load(self, segment: str) -> dict[bytes, str]:
         """The segment's verdicts; {} when it does not exist or cannot be read (a cache miss, never an error)."""
-        import pyarrow.parquet as pq
-
-        path = self.path(segment)
-        if not path.is_file():
-            return {}
-        try:
-            table = pq.read_table(path)
-            return dict(zip(table.column("key").to_pylist(), table.column("verdict").to_pylist()))
-        except Exception:  # noqa: BLE001 - a damaged cache file costs SymPy time, not the run
-            return {}
+        return _read_segment(self.path(segment),
+                             lambda table: dict(zip(table.column("key").to_pylist(), table.column("verdict").to_pylist())))
 
     def save(self, segment: str, verdicts: Mapping[bytes, str]) -> int:
         """Replace the segment with `verdicts` (atomic rename); returns the number stored."""
