@@ -2,7 +2,8 @@
 
 A partition's candidate pool (`candidates` ⨝ `verifier_profiles` ⨝ `problems`) goes through
 
-1. degenerate removal (empty, truncated, heavy repetition, no math content),
+1. degenerate removal (empty; truncated: cut off before stating an answer; heavy repetition or a
+   loop; no math content; the question restated),
 2. trivially-correct removal (answer correct and every dimension below 0.1; these stay
    eligible as *chosen* solutions, they only leave the pool of negatives),
 3. trivially-wrong removal (wrongness W > 0.8 and absurdity A > 0.8),
@@ -64,6 +65,10 @@ PAIR_DROP_REASONS = ("excluded-split", "no-chosen", "duplicate-text", "over-cap"
 # A digit, an operator, a math symbol or any LaTeX command. '-' is left out on purpose:
 # prose uses dashes, and a solution without a single digit or operator is not math.
 MATH_PATTERN = r"[0-9=+*/^×÷√π∑∫≤≥]|\\[A-Za-z]+"
+# Where a solution states its final answer: the protocol's extraction rules other than its
+# last-number fallback (a box, "the answer is", "final answer is $…$", a fenced output block),
+# plus GSM8K's "####".
+ANSWER_MARKER_PATTERN = r"(boxed|fbox)\s*\{|he answer is|final answer is|####|```output"
 # Python's whitespace (what str.split / str.isspace use) as a character class that RE2
 # (DuckDB) reads the same way: the characters themselves, not escapes.
 _PY_WS_CLASS = "[" + "".join(chr(i) for i in range(0x3001) if chr(i).isspace()) + "]"
@@ -89,6 +94,26 @@ class FunnelConfig:
         metadata={
             "help": "A text is 'repetitive' when distinct n-grams / all n-grams < this. Natural solutions score "
             "> 0.8; a loop that fills most of the text scores far below 0.3."
+        },
+    )
+    repetition_min_loop_copies: int = field(
+        default=5,
+        metadata={
+            "help": "A text is also 'repetitive' when a block of 1..repetition_max_loop_period segments (lines, "
+            "or sentences ending in . ! ?; whitespace ignored) occurs this many times in a row: a generation "
+            "stuck in a loop after a sound start, which the n-gram share misses when the start is long. No "
+            "GSM8K or MATH reference solution repeats a block more than 3 times in a row."
+        },
+    )
+    repetition_max_loop_period: int = field(
+        default=3, metadata={"help": "Longest block, in segments, that the loop rule looks for."}
+    )
+    answer_marker_pattern: str = field(
+        default=ANSWER_MARKER_PATTERN,
+        metadata={
+            "help": "RE2/Python regex. A 'length'-finished text with no match has no stated final answer and is "
+            "'truncated', even where the protocol's last-number fallback extracted one (that fallback finds an "
+            "'answer' in any cut-off text with a digit)."
         },
     )
     math_pattern: str = field(
@@ -169,7 +194,8 @@ class FunnelConfig:
         if isinstance(self.excluded_splits, str):  # ("test") is a str, not a 1-tuple
             self.excluded_splits = (self.excluded_splits,)
         self.excluded_splits = tuple(self.excluded_splits)
-        ints = ("repetition_ngram", "repetition_min_tokens", "pairs_per_problem")
+        ints = ("repetition_ngram", "repetition_min_tokens", "repetition_min_loop_copies",
+                "repetition_max_loop_period", "pairs_per_problem")
         for name in ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -185,7 +211,10 @@ class FunnelConfig:
             raise ValueError("FunnelConfig.hard_min_wrongness must be <= hard_max_wrongness")
         if self.relative_error_eps <= 0:
             raise ValueError("FunnelConfig.relative_error_eps must be > 0")
+        if self.repetition_min_loop_copies < 2:
+            raise ValueError("FunnelConfig.repetition_min_loop_copies must be >= 2 (one copy is no loop)")
         re.compile(self.math_pattern)
+        re.compile(self.answer_marker_pattern)
 
 
 _DEFAULT_CONFIG = FunnelConfig()
@@ -249,13 +278,31 @@ class FunnelResult:
 # ----------------------------------------------------------------------------------------
 
 
+# A loop's unit: a line, or a sentence ending in . ! or ? (a model often loops within one line).
+_SEGMENT_BREAK = re.compile(r"\n|(?<=[.!?])\s+")
+_WHITESPACE = re.compile(_PY_WS_CLASS + "+")
+
+
+def loop_copies(text: str, max_period: int) -> int:
+    """How many times in a row the most repeated block of 1..max_period segments occurs (1: no loop).
+
+    Segments are compared with whitespace removed; blank ones are skipped."""
+    segments = [_WHITESPACE.sub("", s) for s in _SEGMENT_BREAK.split(text)]
+    segments = [s for s in segments if s]
+    best = 1
+    for period in range(1, max_period + 1):
+        run = 0  # consecutive segments equal to the one `period` places earlier
+        for i in range(period, len(segments)):
+            run = run + 1 if segments[i] == segments[i - period] else 0
+            best = max(best, 1 + run // period)
+    return best
+
+
 def _repetition_checker(cfg: FunnelConfig) -> Callable[[str | None], bool]:
     n, min_tokens, ratio = cfg.repetition_ngram, cfg.repetition_min_tokens, cfg.repetition_max_distinct_ratio
+    min_copies, max_period = cfg.repetition_min_loop_copies, cfg.repetition_max_loop_period
 
-    def check(text: str | None) -> bool:
-        if not text:
-            return False
-        toks = text.split()
+    def low_ngram_share(toks: list[str]) -> bool:
         if len(toks) < min_tokens:
             return False
         limit = ratio * (len(toks) - n + 1)
@@ -265,16 +312,24 @@ def _repetition_checker(cfg: FunnelConfig) -> Callable[[str | None], bool]:
             return False
         return len(set(zip(*(toks[i:] for i in range(n))))) < limit
 
+    def check(text: str | None) -> bool:
+        if not text:
+            return False
+        return low_ngram_share(text.split()) or loop_copies(text, max_period) >= min_copies
+
     return check
 
 
 def is_repetitive(text: str | None, config: FunnelConfig | None = None) -> bool:
-    """At least `repetition_min_tokens` tokens and distinct n-grams < ratio × all n-grams."""
+    """At least `repetition_min_tokens` tokens and distinct n-grams < ratio × all n-grams, or a block
+    of segments looping `repetition_min_loop_copies` times in a row (`loop_copies`)."""
     return _repetition_checker(config or _DEFAULT_CONFIG)(text)
 
 
-# An echo has at least this many non-whitespace characters (a stray "1." line is no echo).
+# An echo has at least this many non-whitespace characters, or 80 % of a shorter question's (a
+# stray "1." line is no echo; "Factor $36-9x^2$." restated in full is).
 _ECHO_MIN_CHARS = 20
+_ECHO_MIN_SHARE = 0.8
 
 
 def is_echo(text: str, question: str | None) -> bool:
@@ -283,7 +338,9 @@ def is_echo(text: str, question: str | None) -> bool:
     if not question:
         return False
     lines = [line.strip() for line in text.split("\n") if line.strip()]
-    return len(re.sub(_PY_WS_CLASS, "", text)) >= _ECHO_MIN_CHARS and all(line in question for line in lines)
+    n_chars = len(re.sub(_PY_WS_CLASS, "", text))
+    min_chars = min(_ECHO_MIN_CHARS, _ECHO_MIN_SHARE * len(re.sub(_PY_WS_CLASS, "", question)))
+    return bool(lines) and n_chars >= min_chars and all(line in question for line in lines)
 
 
 def is_degenerate(
@@ -293,7 +350,7 @@ def is_degenerate(
     """Stage 1's verdict for one candidate: 'empty', 'truncated', 'repetitive', 'no-math', 'echo' or None.
 
     'empty': no non-whitespace character. 'truncated': finish_reason 'length' and no
-    (non-blank) final answer. 'repetitive': `is_repetitive`. 'no-math': nothing matches
+    (non-blank) final answer, or no stated one (`answer_marker_pattern`). 'repetitive': `is_repetitive`. 'no-math': nothing matches
     `math_pattern`. 'echo': `is_echo` against the problem's question (SPEC's "nonsensical":
     a restated question is no solution, and as a rejected sample it would teach DPO nothing
     about reasoning). The first that applies wins, in that order.
@@ -308,7 +365,9 @@ def is_degenerate(
         answer = None
     if not text or text.isspace():
         return "empty"
-    if finish_reason == "length" and (answer is None or answer.strip() == ""):
+    if finish_reason == "length" and (
+        answer is None or answer.strip() == "" or not re.search(cfg.answer_marker_pattern, text)
+    ):
         return "truncated"
     if is_repetitive(text, cfg):
         return "repetitive"
@@ -366,11 +425,16 @@ def degenerate_sql(
     ws = _PY_WS_CLASS
     lines = f"list_filter(string_split({text}, chr(10)), lambda l: NOT regexp_full_match(l, {_sql_str(ws + '*')}))"
     stripped = f"regexp_replace(l, {_sql_str('^' + ws + '+|' + ws + '+$')}, '', 'g')"
-    echo = (f"{question} IS NOT NULL AND length(regexp_replace({text}, {_sql_str(ws)}, '', 'g')) >= {_ECHO_MIN_CHARS} "
+    def n_chars(expr: str) -> str:
+        return f"length(regexp_replace({expr}, {_sql_str(ws)}, '', 'g'))"
+
+    echo = (f"{question} IS NOT NULL AND len({lines}) > 0 "
+            f"AND {n_chars(text)} >= least({_ECHO_MIN_CHARS}, {_ECHO_MIN_SHARE} * {n_chars(question)}) "
             f"AND list_bool_and(list_transform({lines}, lambda l: contains({question}, {stripped})))")
     return f"""CASE
         WHEN {text} IS NULL OR {blank_sql(text)} THEN 'empty'
-        WHEN {finish_reason} = 'length' AND ({answer} IS NULL OR {blank_sql(answer)}) THEN 'truncated'
+        WHEN {finish_reason} = 'length' AND ({answer} IS NULL OR {blank_sql(answer)}
+             OR NOT regexp_matches({text}, {_sql_str(config.answer_marker_pattern)})) THEN 'truncated'
         WHEN {udf}({text}) THEN 'repetitive'
         WHEN NOT regexp_matches({text}, {_sql_str(config.math_pattern)}) THEN 'no-math'
         WHEN {echo} THEN 'echo'

@@ -169,13 +169,20 @@ def _digest(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+MODEL_FIELDS = ("embedding_model", "nli_model")
+
+
+def with_model_identities(verifier_config: dict) -> dict:
+    """A verifier config (as a dict) with each model named by what it is, not by where this checkout
+    keeps it (`model_identity`): what the run key and the asset's code version hash."""
+    return {k: model_identity(v) if k in MODEL_FIELDS else v for k, v in verifier_config.items()}
+
+
 def run_key(wh: Warehouse, family: str, seed: int, verifier_config: VerifierConfig, shard_size: int) -> str:
     """`<analysis>.<aggregation>`: what the recorded shards must match to be reused (see the module docstring)."""
     n, digest = wh.query(FINGERPRINT_SQL, [family, seed]).iloc[0]
-    config = to_dict(verifier_config)
+    config = with_model_identities(to_dict(verifier_config))
     weights = {name: config.pop(name) for name in AGGREGATION_FIELDS}
-    for model in ("embedding_model", "nli_model"):  # what the model is, not where this checkout keeps it
-        config[model] = model_identity(config[model])
     analysis = _digest({"verifier": VERIFIER_VERSION, "config": config, "shard_size": shard_size,
                         "candidates": [int(n), str(digest)]})
     return f"{analysis}.{_digest(weights)}"

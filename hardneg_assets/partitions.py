@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from hardneg.profiles import Profile
+from hardneg.verification import with_model_identities
 
 # Tag the definitions factory puts on every asset: which partitions it has. Jobs select by it.
 from jobs.selections import PARTITIONS_TAG  # noqa: F401  (re-exported for the asset layer)
@@ -65,6 +66,8 @@ class Binding:
             {"family": self.family, "seed": dg.StaticPartitionsDefinition([str(s) for s in profile.seeds])}
         )
         self._sections = dataclasses.asdict(profile)
+        # The same MiniLM in another venv or a moved clone must not mark the verifier stale.
+        self._sections["verifier"] = with_model_identities(self._sections["verifier"])
         self.cache: dict[int, object] = {}
 
     def partitions(self, ref: PartitionsRef) -> dg.PartitionsDefinition:

@@ -17,6 +17,7 @@ from hardneg.funnel import (
     degenerate_sql,
     is_degenerate,
     is_repetitive,
+    loop_copies,
     parse_number,
     relative_answer_error,
     repetition_udf,
@@ -49,7 +50,11 @@ def test_is_degenerate_reasons_and_precedence():
     assert is_degenerate(float("nan"), "eos", None) == "empty"  # a missing value out of pandas
     assert is_degenerate("3 + 4 = 7", "length", None) == "truncated"
     assert is_degenerate("3 + 4 = 7", "length", "  ") == "truncated"
-    assert is_degenerate("3 + 4 = 7", "length", "7") is None  # hit the cap but has its answer
+    assert is_degenerate("3 + 4 = 7. The answer is 7", "length", "7") is None  # hit the cap but stated its answer
+    assert is_degenerate("So 3 + 4 = \\boxed{7}. Checking: 7 - 4", "length", "7") is None
+    # Cut off mid-way: the protocol's last-number fallback still extracts "9", but no answer was stated.
+    assert is_degenerate("First 3 + 4 = 7, then 7 + 2 = 9, and we multiply by", "length", "9") == "truncated"
+    assert is_degenerate("First 3 + 4 = 7, then 7 + 2 = 9, and we multiply by", "eos", "9") is None
     assert is_degenerate("3 + 4 = 7", "eos", None) is None  # no answer but not truncated: stage 1 keeps it
     assert is_degenerate(loop_text(3, 60), "eos", "7") == "repetitive"
     assert is_degenerate(loop_text(3, 60), "length", None) == "truncated"  # truncated wins
@@ -62,6 +67,9 @@ def test_is_degenerate_reasons_and_precedence():
     assert is_degenerate(q, "eos", None) is None  # no question known: no echo check
     assert is_degenerate(q + "\n12 + 5 = 17", "eos", "17", question=q) is None  # a solution after the restatement
     assert is_degenerate("5 more.", "eos", None, question=q) is None  # too short to call an echo
+    short = "Factor $36-9x^2$."  # 15 characters: restating all of a short question is an echo
+    assert is_degenerate(short + "\n", "eos", "2", question=short) == "echo"
+    assert is_degenerate("$36-9x^2$", "eos", "2", question=short) is None  # under 80 % of it
     with pytest.raises(TypeError, match="text must be str"):
         is_degenerate(12, "eos", None)
 
@@ -77,6 +85,44 @@ def test_repetition_threshold_is_exact():
     assert not is_repetitive(natural, cfg)
 
 
+def test_a_loop_after_a_sound_start_is_repetitive():
+    cfg = FunnelConfig()  # a block of <= 3 segments 5 times in a row
+    start = "\n".join(f"Step {i}: we add {i} and {i + 1} to get {2 * i + 1} apples for the basket." for i in range(12))
+    loop = "\n".join([start] + ["There are three intersections."] * 5)
+    assert loop_copies(loop, 3) == 5
+    assert is_repetitive(loop, cfg)
+    assert not is_repetitive("\n".join([start] + ["There are three intersections."] * 4), cfg)
+    # A two-line block, and sentences looping within one line, whitespace ignored.
+    assert is_repetitive(start + "\nSo x = 5.\nThus y = 2.\n" * 5, cfg)
+    assert is_repetitive(start + " The answer is 5." + " The  answer is 5." * 4, cfg)
+    assert not is_repetitive(start + "\nSo x = 5.\nThus y = 2.\n" * 4, cfg)
+    # What real solutions repeat stays: one duplicated line, a table's repeated rule lines.
+    table = "\n".join(f"{i} & {i * i} \\\\\n\\hline" for i in range(8))
+    assert loop_copies(table, 3) == 1
+    assert not is_repetitive(start + "\n" + table, cfg)
+    assert not is_repetitive(loop, FunnelConfig(repetition_min_loop_copies=6))
+    with pytest.raises(ValueError, match="repetition_min_loop_copies"):
+        FunnelConfig(repetition_min_loop_copies=1)
+
+
+def test_no_reference_solution_is_degenerate():
+    """Stage 1 on every GSM8K and MATH reference solution shipped in data/ (as if it ended with EOS):
+    the loop and echo rules must not touch real solutions."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "data"
+    flagged = []
+    for path, field_name in [("gsm8k/train.jsonl", "answer"), ("gsm8k/test.jsonl", "answer"),
+                             ("math/train.jsonl", "solution"), ("math/test.jsonl", "solution")]:
+        for line in (root / path).read_text().splitlines():
+            row = json.loads(line)
+            reason = is_degenerate(row[field_name], "eos", "1", question=row.get("question") or row.get("problem"))
+            if reason is not None:
+                flagged.append((path, reason, row[field_name][:80]))
+    assert flagged == []
+
+
 def test_degenerate_sql_agrees_with_python():
     rng = random.Random(3)
     rows = [
@@ -85,6 +131,10 @@ def test_degenerate_sql_agrees_with_python():
         ("no digits here at all", "eos", None), ("x\\frac", "eos", None), ("π r", "eos", None),
         ("Tom has 12 apples.\u00a0\nHow many?", "eos", None), ("How many?\n\nTom has 12 apples.", "eos", "3"),
         ("Tom has 12 apples.\nHow many? 12", "eos", None), (" Tom has 12 apples. ", "length", "12"),
+        ("1 + 1 = 2 so the answer is 2", "length", "2"), ("1 + 1 = 2, then 2 +", "length", "2"),
+        ("x = \\boxed{2}", "length", "2"), ("x = \\fbox {2} and", "length", "2"), ("#### 2", "length", "2"),
+        ("How many?", "eos", "1"), ("many?", "eos", "1"),
+        ("Let x = 1.\n" + "So x = 1.\nThen y = 2.\n" * 5, "eos", "2"),
     ]
     for _ in range(150):  # loops of every density around the threshold, some with a natural prefix
         prefix = " ".join(f"t{rng.randrange(10**6)} = {rng.randrange(99)}" for _ in range(rng.randrange(0, 12)))

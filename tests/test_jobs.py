@@ -65,6 +65,26 @@ def test_code_version_follows_the_profile_sections_a_stage_reads(hardneg_home, t
         assert _version(before, unaffected) == _version(after, unaffected), unaffected
 
 
+def test_a_moved_encoder_keeps_the_verifier_code_version(hardneg_home, tiny_model_dir, tmp_path):
+    """A second venv or a moved clone keeps MiniLM at another path: the verifier is not stale; a changed
+    model file is another model, and it is."""
+    import shutil
+
+    from hardneg.verifier.config import default_embedding_model
+
+    moved = tmp_path / "another-venv" / "model"
+    shutil.copytree(default_embedding_model(), moved)
+    here = definitions_for(tiny_profile(hardneg_home, tiny_model_dir))
+    there = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, verifier={"embedding_model": str(moved)}))
+    assert _version(here, "verifier_profiles") == _version(there, "verifier_profiles")
+    (moved / "config.json").write_text((moved / "config.json").read_text() + "\n")
+    from hardneg.embedding_cache import model_identity
+
+    model_identity.cache_clear()
+    changed = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, verifier={"embedding_model": str(moved)}))
+    assert _version(here, "verifier_profiles") != _version(changed, "verifier_profiles")
+
+
 def test_set_override_reaches_the_code_version(hardneg_home, tiny_model_dir):
     import inspect
 

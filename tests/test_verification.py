@@ -480,6 +480,53 @@ def test_remembered_verdicts_give_the_same_profiles_without_calling_sympy(pool, 
     assert VerdictMemo.key("answers_equal", ["1", "2"]) != key
 
 
+def test_a_timed_out_question_is_asked_once_and_remembered_with_its_deadline(monkeypatch):
+    """A step SymPy cannot settle in time used to cost the whole deadline plus a worker restart on every
+    candidate that holds it (the ~40 variants of one reference), and again on every re-run."""
+    from hardneg.verifier import MathVerifier, VerifyInput, symbolic
+    import hardneg.verifier.core as core
+    from hardneg.verifier.verdicts import MISSING, TimedOut, VerdictMemo
+
+    import json
+
+    row = next(json.loads(line) for line in (ROOT / "data/math/train.jsonl").read_text().splitlines()
+               if '"train/counting_and_probability/129.json"' in line)  # Pascal's identity, with symbols
+    solution = row["solution"]
+    variants = [solution, solution.replace("=\\boxed{20}", "=\\boxed{21}"), solution.replace("so $n=9$", "so $n=8$")]
+    items = [VerifyInput(f"pascal-{i}", row["problem"], text, solution, "20") for i, text in enumerate(variants)]
+    asked = []
+    real = core.call_bounded
+    monkeypatch.setattr(core, "call_bounded",
+                        lambda *a, **k: (a[0] is symbolic.warm or asked.append(a[0]), real(*a, **k))[1])
+    cfg = replace(VCFG, sympy_timeout=1e-4)  # every SymPy question overruns
+    first = MathVerifier(cfg)
+    want = [p.to_dict() for p in first.verify_batch(items)]
+    n_asked = len(asked)
+    assert n_asked > 0
+    timed_out = {k for k, v in first.verdicts.used.items() if "timed_out" in v}
+    assert len(timed_out) == n_asked  # each question asked once, each remembered as a timeout
+    first.verify_batch(items)  # the same candidates again: every question is remembered
+    assert len(asked) == n_asked
+
+    second = MathVerifier(cfg, embedder=first.embedder)  # a re-run with the shard's stored verdicts
+    second.verdicts = VerdictMemo(first.verdicts.used)
+    got = [p.to_dict() for p in second.verify_batch(items)]
+    assert len(asked) == n_asked
+    for g, w in zip(got, want):
+        g.pop("elapsed_ms"), w.pop("elapsed_ms")
+    assert got == want  # the re-run reproduces the first run's profiles
+
+    longer = MathVerifier(replace(VCFG, sympy_timeout=0.05), embedder=first.embedder)
+    longer.verdicts = VerdictMemo(first.verdicts.used)
+    longer.verify_batch(items)
+    assert len(asked) > n_asked  # a longer deadline deserves a new try
+
+    key = next(iter(timed_out))
+    memo = VerdictMemo({key: first.verdicts.used[key]})
+    assert memo.get(key, deadline=1e-4) == TimedOut(1e-4) and memo.get(key, deadline=1e-5) == TimedOut(1e-4)
+    assert memo.get(key, deadline=0.05) is MISSING and memo.get(key) is MISSING
+
+
 def test_model_identity_is_the_folder_content_not_its_path(tmp_path):
     one = tmp_path / "a" / "model"
     one.mkdir(parents=True)

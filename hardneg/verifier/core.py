@@ -57,7 +57,7 @@ from .embedding import Embedder, LRUCache, embedder_from_config, text_key
 from .nli import NLIScorer
 from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
 from .steps import embedding_text, split_steps
-from .verdicts import MISSING, VerdictMemo
+from .verdicts import MISSING, TimedOut, VerdictMemo
 
 __all__ = ["MathVerifier"]
 
@@ -576,14 +576,17 @@ class MathVerifier:
         else:
             question = fn.__name__
         key = VerdictMemo.key(question, arg)
-        known = self.verdicts.get(key)
+        deadline = self.config.sympy_timeout
+        known = self.verdicts.get(key, deadline=deadline)
         if known is not MISSING:
-            return known
+            return TIMEOUT if isinstance(known, TimedOut) else known
         warm = call_bounded(symbolic.warm, timeout=self.config.sympy_warmup_timeout)
         if warm is TIMEOUT:
             raise BoundedCallError("worker did not start")
-        result = call_bounded(fn, arg, timeout=self.config.sympy_timeout)
-        if result is not TIMEOUT:
+        result = call_bounded(fn, arg, timeout=deadline)
+        if result is TIMEOUT:
+            self.verdicts.put_timeout(key, deadline)
+        else:
             self.verdicts.put(key, result)
         return result
 

@@ -8,21 +8,37 @@ again. Without a memo it waits for the worker to start (importing SymPy and Math
 and pays a round trip per call. With a shard's verdicts from the persistent cache
 (`hardneg.embedding_cache.VerdictStore`), it does not call the worker at all.
 
-A timeout or a failed call is never remembered: it depends on the machine, not on the question.
+A timeout is remembered with the deadline it overran (`TimedOut`): the same question under that
+deadline or a shorter one is answered "timeout" again without waiting, a longer deadline asks again.
+Why: a few references hold a step SymPy cannot settle in time (Pascal's identity with symbols in
+counting_and_probability/129); each of their ~40 injected variants asks it, and each ask waited
+the whole deadline and then restarted the worker (~2.4 s). On the `scale` pool three such shards
+took 87-315 s against ~10 s for the others, on a re-verification that asked nothing else. A
+remembered timeout also makes a re-run reproduce the first run's profile, whatever the box's load
+is now. A failed call (the worker could not start) is never remembered.
 Values are stored as JSON text (floats round-trip exactly), so a cache file holds no pickles.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .config import VERIFIER_VERSION
 from .embedding import text_key
 
-__all__ = ["VerdictMemo", "MISSING"]
+__all__ = ["VerdictMemo", "MISSING", "TimedOut"]
 
 MISSING = object()
+_TIMED_OUT = "timed_out_after_s"  # the one key of a stored timeout (no worker answer is a dict)
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """A question that overran a deadline of `seconds`."""
+
+    seconds: float
 
 
 class VerdictMemo:
@@ -42,8 +58,9 @@ class VerdictMemo:
         """The key of one question: its name and its JSON-encoded argument, under this verifier version."""
         return text_key("verdict", VERIFIER_VERSION, question, json.dumps(arg, sort_keys=True, ensure_ascii=False))
 
-    def get(self, key: bytes) -> Any:
-        """The remembered verdict, or MISSING."""
+    def get(self, key: bytes, deadline: Optional[float] = None) -> Any:
+        """The remembered verdict, or MISSING. A remembered timeout is a `TimedOut`, served only to a
+        caller whose `deadline` is no longer than the one it overran (a longer one deserves a new try)."""
         text = self.used.get(key)
         if text is None:
             text = self.known.get(key)
@@ -51,7 +68,9 @@ class VerdictMemo:
             return MISSING
         try:
             value = _decode(json.loads(text))
-        except ValueError:  # a damaged cache entry costs one worker call, not the run
+        except (ValueError, TypeError):  # a damaged cache entry costs one worker call, not the run
+            return MISSING
+        if isinstance(value, TimedOut) and (deadline is None or deadline > value.seconds):
             return MISSING
         self.hits += 1
         self.used[key] = text
@@ -68,7 +87,14 @@ class VerdictMemo:
         self.used[key] = text
 
 
+    def put_timeout(self, key: bytes, deadline: float) -> None:
+        """Remember that the question overran `deadline` seconds."""
+        self.put(key, {_TIMED_OUT: float(deadline)})
+
+
 def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {_TIMED_OUT}:
+        return TimedOut(float(value[_TIMED_OUT]))
     # the worker returns lists of tuples; JSON gives lists back
     if isinstance(value, list):
         return [tuple(v) if isinstance(v, list) else v for v in value]
