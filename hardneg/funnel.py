@@ -280,16 +280,16 @@ class FunnelResult:
 
 # A loop's unit: a line, or a sentence ending in . ! or ? (a model often loops within one line).
 _SEGMENT_BREAK = re.compile(r"\n|(?<=[.!?])\s+")
-_WHITESPACE = re.compile(_PY_WS_CLASS + "+")
 
 
 def loop_copies(text: str, max_period: int) -> int:
     """How many times in a row the most repeated block of 1..max_period segments occurs (1: no loop).
 
     Segments are compared with whitespace removed; blank ones are skipped."""
-    segments = [_WHITESPACE.sub("", s) for s in _SEGMENT_BREAK.split(text)]
-    segments = [s for s in segments if s]
+    segments = [s for s in ("".join(part.split()) for part in _SEGMENT_BREAK.split(text)) if s]
     best = 1
+    if len(set(segments)) == len(segments):  # nothing repeats: most texts stop here
+        return best
     for period in range(1, max_period + 1):
         run = 0  # consecutive segments equal to the one `period` places earlier
         for i in range(period, len(segments)):
@@ -350,8 +350,8 @@ def is_degenerate(
     """Stage 1's verdict for one candidate: 'empty', 'truncated', 'repetitive', 'no-math', 'echo' or None.
 
     'empty': no non-whitespace character. 'truncated': finish_reason 'length' and no
-    (non-blank) final answer, or no stated one (`answer_marker_pattern`). 'repetitive': `is_repetitive`. 'no-math': nothing matches
-    `math_pattern`. 'echo': `is_echo` against the problem's question (SPEC's "nonsensical":
+    (non-blank) final answer, or none stated (`answer_marker_pattern`). 'repetitive':
+    `is_repetitive`. 'no-math': nothing matches `math_pattern`. 'echo': `is_echo` against the problem's question (SPEC's "nonsensical":
     a restated question is no solution, and as a rejected sample it would teach DPO nothing
     about reasoning). The first that applies wins, in that order.
     """
@@ -425,6 +425,7 @@ def degenerate_sql(
     ws = _PY_WS_CLASS
     lines = f"list_filter(string_split({text}, chr(10)), lambda l: NOT regexp_full_match(l, {_sql_str(ws + '*')}))"
     stripped = f"regexp_replace(l, {_sql_str('^' + ws + '+|' + ws + '+$')}, '', 'g')"
+
     def n_chars(expr: str) -> str:
         return f"length(regexp_replace({expr}, {_sql_str(ws)}, '', 'g'))"
 
