@@ -45,8 +45,9 @@ _SAMPLE = 1 << 20  # bytes read from each end of a large model file
 @functools.lru_cache(maxsize=16)
 def model_identity(model_id: str) -> str:
     """What a model *is*, whatever path it is loaded from: a hub id as given; for a local folder, a
-    digest of its files (relative names, sizes, small files whole, a large file's first and last MiB). The same MiniLM installed in two virtual environments or two clones is one encoder, so
-    its vectors and the verification run key survive a moved checkout; a changed file is another one."""
+    digest of its files (relative names, sizes, small files whole, a large file's first and last MiB).
+    The same MiniLM installed in two virtual environments or two clones is one encoder, so its vectors
+    and the verification run key survive a moved checkout; a changed file is another one."""
     path = Path(str(model_id)).expanduser()
     if not path.is_dir():
         return str(model_id)

@@ -48,6 +48,7 @@ from typing import Callable, Iterator, Mapping
 import duckdb
 import pandas as pd
 
+from hardneg.grading import STATED_ANSWER_PATTERN
 from hardneg.verifier.config import DIMENSIONS
 
 DEGENERATE_REASONS = ("empty", "truncated", "repetitive", "no-math", "echo")
@@ -65,10 +66,6 @@ PAIR_DROP_REASONS = ("excluded-split", "no-chosen", "duplicate-text", "over-cap"
 # A digit, an operator, a math symbol or any LaTeX command. '-' is left out on purpose:
 # prose uses dashes, and a solution without a single digit or operator is not math.
 MATH_PATTERN = r"[0-9=+*/^×÷√π∑∫≤≥]|\\[A-Za-z]+"
-# Where a solution states its final answer: the protocol's extraction rules other than its
-# last-number fallback (a box, "the answer is", "final answer is $…$", a fenced output block),
-# plus GSM8K's "####".
-ANSWER_MARKER_PATTERN = r"(boxed|fbox)\s*\{|he answer is|final answer is|####|```output"
 # Python's whitespace (what str.split / str.isspace use) as a character class that RE2
 # (DuckDB) reads the same way: the characters themselves, not escapes.
 _PY_WS_CLASS = "[" + "".join(chr(i) for i in range(0x3001) if chr(i).isspace()) + "]"
@@ -109,7 +106,7 @@ class FunnelConfig:
         default=3, metadata={"help": "Longest block, in segments, that the loop rule looks for."}
     )
     answer_marker_pattern: str = field(
-        default=ANSWER_MARKER_PATTERN,
+        default=STATED_ANSWER_PATTERN,
         metadata={
             "help": "RE2/Python regex. A 'length'-finished text with no match has no stated final answer and is "
             "'truncated', even where the protocol's last-number fallback extracted one (that fallback finds an "

@@ -181,6 +181,10 @@ class GradeResult:
 
 _BOX_OPEN = re.compile(r"(?:boxed|fbox)\s*\{")
 _LAST_NUMBER = re.compile(r"-?\d*\.?\d+")
+# Where a completion states its final answer: `extract_answer`'s rules other than its last-number
+# fallback (a box, "the answer is", "final answer is $…$", a fenced output block), plus GSM8K's
+# "####". RE2 reads it as Python does (the funnel matches it in DuckDB).
+STATED_ANSWER_PATTERN = "|".join([_BOX_OPEN.pattern, "he answer is", "final answer is", "####", "```output"])
 
 
 def _brace_pairs(text: str) -> dict[int, int]:

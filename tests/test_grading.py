@@ -434,3 +434,23 @@ def test_a_repeated_symbolic_pair_is_decided_once(monkeypatch):
     assert answers_equal(r"2\sqrt{2}", r"\sqrt{8}")
     assert not answers_equal(r"3\sqrt{2}", r"\sqrt{8}")
     assert [p[0][0] for p in calls] == [r"2\sqrt{2}", r"3\sqrt{2}"]  # one per distinct pair, none for the repeat
+
+
+def test_stated_answer_pattern_covers_every_rule_but_the_last_number():
+    """The funnel calls a `length`-finished completion truncated unless it states its answer: each of
+    extract_answer's rules but the last-number fallback must match STATED_ANSWER_PATTERN, in Python and RE2."""
+    import re
+
+    import duckdb
+
+    from hardneg.grading import STATED_ANSWER_PATTERN
+
+    stated = ["so the final answer is $12$. I hope it is correct.", "so x = \\boxed{12}", "hence \\fbox {12}",
+              "The answer is 12", "```output\n12\n```", "#### 12"]
+    fallback = "We add 5 and 7 to get 12, then"
+    con = duckdb.connect()
+    for text in stated + [fallback]:
+        want = text != fallback
+        assert (re.search(STATED_ANSWER_PATTERN, text) is not None) == want, text
+        assert con.execute("SELECT regexp_matches(?, ?)", [text, STATED_ANSWER_PATTERN]).fetchone()[0] == want, text
+    assert [extract_answer(t) for t in stated[:5]] == ["12"] * 5 and extract_answer(fallback) == "12"

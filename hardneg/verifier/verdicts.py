@@ -86,7 +86,6 @@ class VerdictMemo:
             self.used.clear()
         self.used[key] = text
 
-
     def put_timeout(self, key: bytes, deadline: float) -> None:
         """Remember that the question overran `deadline` seconds."""
         self.put(key, {_TIMED_OUT: float(deadline)})
