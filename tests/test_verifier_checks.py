@@ -415,6 +415,11 @@ def test_halves_of_two_givens_are_a_use_of_the_question():
          "Then add the time in traffic: 80 hours + 2 hours = 82 hours\nThe answer is: 82", 1),
         ("He works 6 hours at $5 an hour and spends $15. How much is left?",
          "He earns 6 * 5 = 30 dollars.\nHe has 28 - 15 = 13 dollars left.", 1),
+        # the computed 60 is used again (for the girls), and a later step still works with a 70 from nowhere
+        ("There are 100 students in class and the ratio of boys to girls is 3:2. How many more boys than girls are there?",
+         "The class was divided into 3 + 2 = 5 parts.\nSo each part is equal to 100/5 = 20 students.\n"
+         "Since there are 3 parts for boys, there are 20 x 3 = 60 boys in class.\nSo there are 100 - 60 = 40 girls in class.\n"
+         "Hence, there are 70 - 40 = 30 boys more than girls.\nThe answer is: 30", 4),
     ],
 )
 def test_a_value_carried_wrongly_is_a_changed_quantity(question, text, step):
@@ -426,9 +431,21 @@ def test_a_value_carried_wrongly_is_a_changed_quantity(question, text, step):
 @pytest.mark.parametrize(
     "question, text",
     [
-        # the bigger number is given by the question, or the computed one is used again: no carried value
+        # the bigger number is given by the question, or an earlier step: no carried value
         ("A box holds 8 pens. There are 80 pens in the store. How many boxes?", "One box: 2 * 4 = 8 pens\n80 / 8 = 10 boxes"),
         ("Tim buys 4 packs of 2 pens.", "4 * 2 = 8 pens\n8 * 10 = 80 cents\n80 + 8 = 88"),
+        # the question gives the number in words ("Thirteen", "forty-two")
+        ("Allie picked 44 wildflowers. Thirteen were yellow and white, seventeen red and yellow, and 14 red and white. "
+         "How many more contained red than white?",
+         "17+14=31 flowers contain red.\n13+14=27 flowers contain white.\n31-27=4 more contain red."),
+        ("He buys forty-two 75-pound bales and four 12-pound bags. How many pounds?",
+         "He buys 4 * 12 = 48 pounds of carrots.\nHe buys 42 * 75 = 3150 pounds of hay.\n48 + 3150 = 3198 pounds."),
+        # a percent computed before ("80%"), used as 80
+        ("Billy takes 20% of the 50 days off. How many days does he work?",
+         "He works 100% - 20% = 80% of the days.\nThat is 50 * 80 / 100 = 40 days."),
+        # round numbers apart in their leading digit, the computed one used again: a list of cases
+        ("Cody logs 1,000 steps a day in the first week and 1,000 more each week. How many steps in 2 weeks?",
+         "First week: 7 * 1,000 = 7,000 steps.\nSecond week: 7 * 2,000 = 14,000 steps.\n7,000 + 14,000 = 21,000 steps."),
     ],
 )
 def test_a_carried_value_needs_a_number_from_nowhere(question, text):

@@ -67,7 +67,7 @@ class QuestionInfo:
     target: str = ""
     numbers: set = field(default_factory=set)  # plain numbers given (abs values)
     percents: set = field(default_factory=set)  # p for every "p%" / "p percent" given
-    word_numbers: set = field(default_factory=set)  # numbers written as words ("five jackets"): percent check only
+    word_numbers: set = field(default_factory=set)  # numbers written as words ("five jackets", "forty-two"): given too
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
@@ -85,6 +85,9 @@ _NUMBER_WORDS = {
 } | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
      "dozen": 12, "twice": 2, "double": 2, "triple": 3}
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# "forty-two 75-pound bales", "twenty one": a tens word and a unit word are one number
+_COMPOUND_NUMBER_RE = re.compile(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ]"
+                                 r"(one|two|three|four|five|six|seven|eight|nine)\b", re.IGNORECASE)
 
 
 # "the area of the visible red border", "in square inches": a border, fence or trim whose area is asked
@@ -120,6 +123,8 @@ def question_info(question: str) -> QuestionInfo:
             plain[abs(tok.value)] += 1
     for m in _NUMBER_WORD_RE.finditer(q):  # "five jackets": a given 5 (not a 5% misused)
         info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()]))
+    for m in _COMPOUND_NUMBER_RE.finditer(q):
+        info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()] + _NUMBER_WORDS[m.group(2).lower()]))
     spelled = Counter(Fraction(m.group(1)) for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE))
     for p, k in spelled.items():
         info.percents.add(p)
@@ -835,7 +840,16 @@ def equation_checks(
 
 # --------------------------------------------------------------------------- d4 (offline)
 # Quantities that solutions introduce from world knowledge, not from the question.
-_WORLD = {Fraction(x) for x in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 30, 31, 52, 60, 100, 360, 365, 1000)}
+_WORLD = {Fraction(x) for x in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 24, 30, 31, 52, 60, 100, 360, 365, 1000, 2000)}
+
+
+def _round_pair(x: Fraction, r: Fraction) -> bool:
+    """Round numbers that differ only in their leading digit (2000 and 7000, 300 and 500): in a solution that
+    used r again they are as often a list of cases (1,000 steps a day, then 2,000) as a confusion."""
+    if x.denominator != 1 or r.denominator != 1:
+        return False
+    sx, sr = str(abs(int(x))), str(abs(int(r)))
+    return len(sx) == len(sr) >= 3 and sx[1:] == sr[1:] and set(sx[1:]) == {"0"}
 
 
 def _carried_wrongly(x: Fraction, r: Fraction) -> bool:
@@ -885,9 +899,12 @@ def logic_checks(
     """Programmatic d4 signals besides value flow: (step, kind, reason).
 
     - "changed quantity": a computation uses a number that no earlier step and not the
-      question gives, while an earlier step computed a number it is easily confused with
-      (±1, one digit changed, two digits swapped, a zero dropped or added, ±2 or ±10) that is
-      never used again: the quantity silently changed between steps (24 computed, then 25 used);
+      question gives (in digits or in words, or as a percent of a number given), while an
+      earlier step computed a number it is easily confused with (±1, one digit changed, two
+      digits swapped, a zero dropped or added, ±2 or ±10): the quantity silently changed between
+      steps (24 computed, then 25 used). The computed number may be used elsewhere too (60 boys,
+      then 100 − 60 girls, then 70 − 40 more boys than girls), unless the two are round numbers
+      apart only in their leading digit (a list of cases);
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
@@ -914,12 +931,15 @@ def logic_checks(
             if flagged:
                 break
             for x in comp.operands:
-                if x in _WORLD or _in(x, q_numbers) or _in(x, mentioned_before) or _in(x, step_results):
+                if (x in _WORLD or _in(x, q_numbers) or _in(x, q.word_numbers) or _in(x, mentioned_before)
+                        or _in(x, step_results) or _in(x * 100, mentioned_before) or _in(x / 100, mentioned_before)
+                        or _in(x / 100, step_results)):  # "100% − 20% = 80%", then "50 days * 80%"
                     continue
                 for j, r in reversed(computed):
-                    if _carried_wrongly(x, r) and used_anywhere.get(_key(r), 0) <= 1 and not (final is not None and _same(r, final)):
+                    once = used_anywhere.get(_key(r), 0) <= 1
+                    if _carried_wrongly(x, r) and (once or not _round_pair(x, r)) and not (final is not None and _same(r, final)):
                         out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
-                                                           f"computed {fmt_number(r)} (never used again)"))
+                                                           f"computed {fmt_number(r)}" + (" (never used again)" if once else "")))
                         flagged = True
                         break
                 if flagged:
