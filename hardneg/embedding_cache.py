@@ -42,7 +42,6 @@ __all__ = ["EmbeddingStore", "VerdictStore", "CachingEmbedder", "LazyEmbedder", 
 _SAMPLE = 1 << 20  # bytes read from each end of a large model file
 
 
-@functools.lru_cache(maxsize=16)
 def model_identity(model_id: str) -> str:
     """What a model *is*, whatever path it is loaded from: a hub id as given; for a local folder, a
     digest of its files (relative names, sizes, small files whole, a large file's first and last MiB).
@@ -51,11 +50,21 @@ def model_identity(model_id: str) -> str:
     path = Path(str(model_id)).expanduser()
     if not path.is_dir():
         return str(model_id)
-    h = hashlib.blake2b(digest_size=10)
+    files = []
     for f in sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)):
-        size = f.stat().st_size
-        h.update(f"{f.relative_to(path).as_posix()}\x00{size}\x00".encode("utf-8", "surrogatepass"))
-        with open(f, "rb") as fh:
+        st = f.stat()
+        files.append((f.relative_to(path).as_posix(), st.st_size, st.st_mtime_ns))
+    # the listing (with modification times) is the cache key: a long-lived code server re-hashes a
+    # model whose files were edited in place, and only then
+    return _folder_digest(str(path), tuple(files))
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_digest(path: str, files: tuple) -> str:
+    h = hashlib.blake2b(digest_size=10)
+    for rel, size, _ in files:
+        h.update(f"{rel}\x00{size}\x00".encode("utf-8", "surrogatepass"))
+        with open(Path(path) / rel, "rb") as fh:
             if size <= 2 * _SAMPLE:
                 h.update(fh.read())
             else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from hardneg.profiles import Profile
+from hardneg.embedding_cache import model_identity
 from hardneg.verification import with_model_identities
 
 # Tag the definitions factory puts on every asset: which partitions it has. Jobs select by it.
@@ -66,8 +67,12 @@ class Binding:
             {"family": self.family, "seed": dg.StaticPartitionsDefinition([str(s) for s in profile.seeds])}
         )
         self._sections = dataclasses.asdict(profile)
-        # The same MiniLM in another venv or a moved clone must not mark the verifier stale.
+        # The same model in another venv or a moved clone must not mark a stage stale: the verifier's
+        # encoders and a user's `models.<name>.local_path` are hashed by what they hold, not where.
         self._sections["verifier"] = with_model_identities(self._sections["verifier"])
+        for spec in self._sections["models"].values():
+            if spec.get("local_path"):
+                spec["local_path"] = model_identity(spec["local_path"])
         self.cache: dict[int, object] = {}
 
     def partitions(self, ref: PartitionsRef) -> dg.PartitionsDefinition:

@@ -77,12 +77,24 @@ def test_a_moved_encoder_keeps_the_verifier_code_version(hardneg_home, tiny_mode
     here = definitions_for(tiny_profile(hardneg_home, tiny_model_dir))
     there = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, verifier={"embedding_model": str(moved)}))
     assert _version(here, "verifier_profiles") == _version(there, "verifier_profiles")
-    (moved / "config.json").write_text((moved / "config.json").read_text() + "\n")
-    from hardneg.embedding_cache import model_identity
-
-    model_identity.cache_clear()
+    (moved / "config.json").write_text((moved / "config.json").read_text() + "\n")  # edited in place: re-hashed
     changed = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, verifier={"embedding_model": str(moved)}))
     assert _version(here, "verifier_profiles") != _version(changed, "verifier_profiles")
+
+
+def test_a_moved_local_model_keeps_the_sft_code_version(hardneg_home, tiny_model_dir, tmp_path):
+    """`models.<name>.local_path` names the model by content too: a copy elsewhere is the same SFT input."""
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "tiny"
+    shutil.copytree(tiny_model_dir, moved)
+    model = lambda path: {"models": {"smollm2-135m-instruct": {"name": "smollm2-135m-instruct", "local_path": str(path)}}}
+    here = definitions_for(tiny_profile(hardneg_home, tiny_model_dir))
+    there = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, **model(moved)))
+    assert _version(here, "sft_adapter") == _version(there, "sft_adapter")
+    (moved / "config.json").write_text((moved / "config.json").read_text() + "\n")
+    changed = definitions_for(tiny_profile(hardneg_home, tiny_model_dir, **model(moved)))
+    assert _version(here, "sft_adapter") != _version(changed, "sft_adapter")
 
 
 def test_set_override_reaches_the_code_version(hardneg_home, tiny_model_dir):

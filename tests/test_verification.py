@@ -540,8 +540,9 @@ def test_model_identity_is_the_folder_content_not_its_path(tmp_path):
     assert model_identity(str(tmp_path / "renamed" / "minilm")) == model_identity(str(one)) != str(one)
     data = bytearray((two / "weights.bin").read_bytes())
     data[-1] ^= 1
-    (two / "weights.bin").write_bytes(bytes(data))
-    model_identity.cache_clear()
+    (two / "weights.bin").write_bytes(bytes(data))  # edited in place, same size, in this same process
+    later = (two / "weights.bin").stat().st_mtime_ns + 10**9  # a file system with coarse timestamps: an edit a second later
+    os.utime(two / "weights.bin", ns=(later, later))
     assert model_identity(str(one)) != model_identity(str(two))
     assert model_identity("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
 
