@@ -74,6 +74,7 @@ class QuestionInfo:
     bases: set = field(default_factory=set)  # the number bases the question names ("base 7", "_6", "base six")
     word_problem: bool = True  # no LaTeX in the question: its numbers are quantities (value-flow checks apply)
     functions: frozenset = frozenset()  # letters the question declares functions ("Let $e(x)$ be an even function")
+    figure: bool = False  # an [asy] figure: the solution may read numbers off it that the text never gives
     bounds: bool = False  # its numbers bound a range ("between 4000 and 7000") or have digits read: a solution may use the ends or digits
 
 
@@ -148,6 +149,7 @@ def question_info(question: str) -> QuestionInfo:
                 info.bases.add(b)
     info.word_problem = not _MATH_QUESTION.search(q)
     info.functions = declared_functions(q)
+    info.figure = bool(_ASY_RE.search(q))
     return info
 
 
@@ -904,7 +906,8 @@ def logic_checks(
       digits swapped, a zero dropped or added, ±2 or ±10): the quantity silently changed between
       steps (24 computed, then 25 used). The computed number may be used elsewhere too (60 boys,
       then 100 − 60 girls, then 70 − 40 more boys than girls), unless the two are round numbers
-      apart only in their leading digit (a list of cases);
+      apart only in their leading digit (a list of cases) or the question has a figure to read
+      numbers from;
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
@@ -937,7 +940,7 @@ def logic_checks(
                     continue
                 for j, r in reversed(computed):
                     once = used_anywhere.get(_key(r), 0) <= 1
-                    if _carried_wrongly(x, r) and (once or not _round_pair(x, r)) and not (final is not None and _same(r, final)):
+                    if _carried_wrongly(x, r) and (once or not (_round_pair(x, r) or q.figure)) and not (final is not None and _same(r, final)):
                         out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
                                                            f"computed {fmt_number(r)}" + (" (never used again)" if once else "")))
                         flagged = True
