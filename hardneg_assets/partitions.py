@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from hardneg.profiles import Profile
 from hardneg.embedding_cache import model_identity
+from hardneg.profiles import Profile
 from hardneg.verification import with_model_identities
 
 # Tag the definitions factory puts on every asset: which partitions it has. Jobs select by it.

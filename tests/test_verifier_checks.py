@@ -440,15 +440,15 @@ def test_a_value_carried_wrongly_is_a_changed_quantity(question, text, step):
          "17+14=31 flowers contain red.\n13+14=27 flowers contain white.\n31-27=4 more contain red."),
         ("He buys forty-two 75-pound bales and four 12-pound bags. How many pounds?",
          "He buys 4 * 12 = 48 pounds of carrots.\nHe buys 42 * 75 = 3150 pounds of hay.\n48 + 3150 = 3198 pounds."),
-        # a percent computed before ("80%"), used as 80
-        ("Billy takes 20% of the 50 days off. How many days does he work?",
-         "He works 100% - 20% = 80% of the days.\nThat is 50 * 80 / 100 = 40 days."),
+        # a percent computed before ("80%", read as 4/5), used as 80; the computed 50 is used again
+        ("Billy takes 20% of the days from March 1st to April 19th off. How many days does he work?",
+         "There are 31 + 19 = 50 days.\nHe works 100% - 20% = 80% of the days.\nThat is 50 * 80 / 100 = 40 days."),
         # a figure gives numbers the text does not (the computed 11 is used again, 16 is read off the graph)
         ("The double-bar graph shows the home runs of McGwire each month. [asy]draw((0,0)--(28,0));[/asy] When did he pass 30?",
          "By April, McGwire had 1 + 10 = 11 home runs.\nBy May, he had 11 + 16 = 27 home runs.\nBy June, 27 + 10 = 37."),
         # round numbers apart in their leading digit, the computed one used again: a list of cases
-        ("Cody logs 1,000 steps a day in the first week and 1,000 more each week. How many steps in 2 weeks?",
-         "First week: 7 * 1,000 = 7,000 steps.\nSecond week: 7 * 2,000 = 14,000 steps.\n7,000 + 14,000 = 21,000 steps."),
+        ("Cody logs 1,000 steps a day in the first week and 1,000 more each week. How many in weeks 1 and 3?",
+         "First week: 7 * 1,000 = 7,000 steps.\nThird week: 7 * 3,000 = 21,000 steps.\n7,000 + 21,000 = 28,000 steps."),
     ],
 )
 def test_a_carried_value_needs_a_number_from_nowhere(question, text):
