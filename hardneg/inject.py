@@ -755,14 +755,27 @@ def _last_answer_number(st: str, ref: Reference) -> Optional[tuple[int, int]]:
     return box + 7 + m.start(), box + 7 + m.end()
 
 
-def _numbers(s: str) -> set[str]:
-    return {m.group().replace(",", "") for m in re.finditer(_NUM, s)}
+def _values(s: str) -> set[Fraction]:
+    """The numbers written in s as values: "18.10" and "18.1", "1,200" and "1200" are one number."""
+    return {Fraction(m.group().replace(",", "")) for m in re.finditer(_NUM, s)}
 
 
-def _results(ref: Reference, k: int) -> set[str]:
+_TRIVIAL = {Fraction(0), Fraction(1), Fraction(2)}  # too common to show that one step uses another
+
+
+def _results(ref: Reference, k: int) -> set[Fraction]:
+    """The values step k computes (trivial ones left out)."""
     if ref.source == "gsm8k":
-        return {_fmt(c["value"]) for c in _arith_sites(ref) if c["step"] == k}
-    return {m.group(2) for _, body in _math_spans(ref.steps[k]) for m in _ARITH_EQ.finditer(body)}
+        vals = {c["value"] for c in _arith_sites(ref) if c["step"] == k}
+    else:
+        vals = {Fraction(m.group(2)) for _, body in _math_spans(ref.steps[k]) for m in _ARITH_EQ.finditer(body)}
+    return vals - _TRIVIAL
+
+
+def _uses(text: str, results: set[Fraction]) -> bool:
+    """Does text use one of the results, as written or as a percent ("100 - 5 = 95", then "220 * 0.95")?"""
+    vals = _values(text)
+    return any(r in vals or r / 100 in vals or r * 100 in vals for r in results)
 
 
 def _dependent_pairs(ref: Reference) -> list[int]:
@@ -772,8 +785,8 @@ def _dependent_pairs(ref: Reference) -> list[int]:
     for k in range(len(ref.steps) - 1):
         if k + 1 == ans:
             continue
-        res = {r for r in _results(ref, k) if r not in ("0", "1", "2")} - _numbers(ref.question)
-        if res and res & _numbers(ref.steps[k + 1]):
+        res = _results(ref, k) - _values(ref.question)
+        if res and _uses(ref.steps[k + 1], res):
             out.append(k)
     return out
 
@@ -788,9 +801,9 @@ def _correct(ref: Reference, rng: random.Random):
         for k in range(n - 1):
             if k + 1 == ans or k == ans:
                 continue
-            res_k = {r for r in _results(ref, k) if r not in ("0", "1", "2")}
-            res_k1 = {r for r in _results(ref, k + 1) if r not in ("0", "1", "2")}
-            if not (res_k & _numbers(steps[k + 1])) and not (res_k1 & _numbers(steps[k])) and res_k and res_k1:
+            res_k, res_k1 = _results(ref, k), _results(ref, k + 1)
+            # compared as values: "$18.10" in the text is the 18.1 a step computed, so the steps are not independent
+            if res_k and res_k1 and not _uses(steps[k + 1], res_k) and not _uses(steps[k], res_k1):
                 free.append(k)
         if free:
             k = rng.choice(free)

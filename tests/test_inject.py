@@ -245,3 +245,22 @@ def test_math_slips_flow_into_the_boxed_answer_and_wrong_operators_stay_written_
         if r["error_type"] == "wrong_operator":
             assert ("*" in steps[k]) <= ("*" in ref.steps[k]), steps[k]  # `\\cdot` is replaced by `\\cdot`, `\\div`, + or -
     assert moved >= 30, (moved, len(rows))  # few MATH answers are a plain number computed in a step
+
+
+def test_correct_rephrasings_reorder_only_independent_steps():
+    """A `correct` variant may swap two steps only when neither uses the other's result, compared as values:
+    "$18.10" in the text is the 18.1 the step computed (a string comparison let it swap them)."""
+    import random
+
+    from hardneg.inject import _correct, _dependent_pairs, _gsm8k_reference
+
+    row = {"question": "Rose wants a paintbrush for $2.40, paints for $9.20 and an easel for $6.50. She has $7.10. "
+                       "How much more does she need?",
+           "answer": "The total cost is $2.40 + $9.20 + $6.50 = $<<2.40+9.20+6.50=18.10>>18.10.\n"
+                     "Rose needs $18.10 - $7.10 = $<<18.10-7.10=11>>11 more.\n"
+                     "She saves $11 / 1 = $<<11/1=11>>11 a week for 1 week.\n#### 11"}
+    ref = _gsm8k_reference(0, row)
+    assert _dependent_pairs(ref) == [0, 1]
+    for seed in range(60):
+        text, error_type, _, _ = _correct(ref, random.Random(seed))
+        assert error_type == "correct" and text.index("18.10 - ") > text.index("= $18.10")

@@ -454,3 +454,20 @@ def test_a_value_carried_wrongly_is_a_changed_quantity(question, text, step):
 def test_a_carried_value_needs_a_number_from_nowhere(question, text):
     steps, ms = maths(text)
     assert logic_checks(ms, steps, question_info(question), None) == []
+
+
+def test_a_value_used_before_the_step_that_computes_it_is_flagged():
+    q = "Laura expects 220 people at her wedding, but 5% typically don't show. How many will go?"
+    steps, ms = maths("Laura expects 220 * 0.95 = 209 guests.\nLaura expects 100 - 5 = 95% to show up.\nThe answer is: 209")
+    got = logic_checks(ms, steps, question_info(q), Fraction(209))
+    assert [(i, kind) for i, kind, _ in got] == [(0, "used before computed")]
+    # in order, nothing to flag
+    steps, ms = maths("Laura expects 100 - 5 = 95% to show up.\nLaura expects 220 * 0.95 = 209 guests.\nThe answer is: 209")
+    assert logic_checks(ms, steps, question_info(q), Fraction(209)) == []
+
+
+def test_a_result_recomputed_from_the_step_that_used_it_is_no_inversion():
+    # 20 fingers and toes is world knowledge; 60 / 3 = 20 computes it back from this step's own 60
+    q = "A bully harasses for three times as many days as a person has fingers and toes. Each instance takes 3 days. How many instances?"
+    steps, ms = maths("That is 3 * 20 = 60 days.\nSo 60 / 3 = 20 instances.\nThe answer is: 20")
+    assert [k for _, k, _ in logic_checks(ms, steps, question_info(q), Fraction(20)) if k == "used before computed"] == []

@@ -854,6 +854,19 @@ def _round_pair(x: Fraction, r: Fraction) -> bool:
     return len(sx) == len(sr) >= 3 and sx[1:] == sr[1:] and set(sx[1:]) == {"0"}
 
 
+def _computed_later(maths: list[StepMath], i: int, x: Fraction) -> Optional[int]:
+    """The first step after i that computes x (or x as a percent) from numbers that steps i..j-1 did not compute."""
+    since: list = []
+    for j in range(i, len(maths)):
+        if j > i:
+            for c in maths[j].computations:
+                r = abs(c.result)
+                if (_same(r, x) or _same(r, x * 100) or _same(r * 100, x)) and not any(_in(abs(y), since) for y in c.operands):
+                    return j
+        since.extend(abs(c.result) for c in maths[j].computations)
+    return None
+
+
 def _carried_wrongly(x: Fraction, r: Fraction) -> bool:
     """Could x be the computed r carried into a later step wrongly? `_near`, or a zero dropped or added (8
     computed, 80 used), or, from 10 on, off by 2 or 10 (52 computed, 50 used). Only asked of a result that is
@@ -908,6 +921,10 @@ def logic_checks(
       then 100 − 60 girls, then 70 − 40 more boys than girls), unless the two are round numbers
       apart only in their leading digit (a list of cases) or the question has a figure to read
       numbers from;
+    - "used before computed": a computation uses a number that no earlier step and not the
+      question gives, and a later step computes exactly that number from numbers that do not
+      come from this step or the ones between (`60 × 0.95`, then `100 − 5 = 95`%): the steps are
+      out of order (a result computed from this step's own result is a check, not an inversion);
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
@@ -938,6 +955,12 @@ def logic_checks(
                         or _in(x, step_results) or _in(x * 100, mentioned_before) or _in(x / 100, mentioned_before)
                         or _in(x / 100, step_results)):  # "100% − 20% = 80%", then "50 days * 80%"
                     continue
+                later = _computed_later(maths, i, x)
+                if later is not None:
+                    out.append((i, "used before computed", f"used before computed: {fmt_number(x)} is used here, but only "
+                                                            f"step {later} computes it"))
+                    flagged = True
+                    break
                 for j, r in reversed(computed):
                     once = used_anywhere.get(_key(r), 0) <= 1
                     if _carried_wrongly(x, r) and (once or not (_round_pair(x, r) or q.figure)) and not (final is not None and _same(r, final)):

@@ -14,7 +14,7 @@ from typing import Optional
 
 __all__ = ["VerifierConfig", "VERIFIER_VERSION", "default_embedding_model", "DIMENSIONS"]
 
-VERIFIER_VERSION = "mv-1.13"
+VERIFIER_VERSION = "mv-1.14"
 
 # Output names of the six dimensions, in the paper's order d1..d6.
 DIMENSIONS = ("d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer")
@@ -44,8 +44,10 @@ def _wrongness_weights() -> dict[str, float]:
 def _logic_scores() -> dict[str, float]:
     # why these levels: a conclusion that no step supports is nearly certain; a confusable
     # number is strong evidence but can come from an unwritten step, so it scores lower; a
-    # solution that uses none of the question's numbers is about another question altogether
-    return {"changed quantity": 0.6, "question contradiction": 0.5, "conclusion contradiction": 0.8, "question ignored": 1.0}
+    # solution that uses none of the question's numbers is about another question altogether; a value used
+    # before the step that computes it is as likely an unwritten earlier step as a confusable number
+    return {"changed quantity": 0.6, "used before computed": 0.6, "question contradiction": 0.5,
+            "conclusion contradiction": 0.8, "question ignored": 1.0}
 
 
 def _absurdity_weights() -> dict[str, float]:
@@ -144,7 +146,7 @@ class VerifierConfig:
     """d4 of a programmatic value-flow contradiction (a computed value superseded by a stale one)."""
     logic_scores: dict[str, float] = field(default_factory=_logic_scores)
     """d4 of each other programmatic finding (checks.logic_checks): a quantity that silently changed between
-    steps, a number contradicting the question, a conclusion contradicting the step before, a solution
+    steps, a value used before the step that computes it, a number contradicting the question, a conclusion contradicting the step before, a solution
     that ignores every number of the question. Findings
     combine by noisy-or (d4 = 1 − Π(1 − s)), so d4 is graded; with NLI, d4 = max(NLI, programmatic)."""
 

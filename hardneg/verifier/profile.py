@@ -16,6 +16,7 @@ ERROR_KINDS = (
     "formula error",
     "value-flow contradiction",
     "changed quantity",
+    "used before computed",
     "question contradiction",
     "conclusion contradiction",
     "question ignored",

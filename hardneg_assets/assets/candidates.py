@@ -100,7 +100,7 @@ FROM candidates WHERE family = ? AND seed = ?
     group_name="candidates",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("3", "problems", "pool", "generation"),  # 3: MATH rows get wrong operators, carried values, propagation
+    code_version=stage_version("4", "problems", "pool", "generation"),  # 4: steps are independent by value ("$18.10" is 18.1)
     description="K sampled solutions per training problem from the family's policy, with confidence and perplexity.",
 )
 def candidate_pool(
