@@ -913,8 +913,8 @@ def logic_checks(
 ) -> list[tuple[int, str, str]]:
     """Programmatic d4 signals besides value flow: (step, kind, reason).
 
-    - "changed quantity": a computation uses a number that no earlier step and not the
-      question gives (in digits or in words, or as a percent of a number given), while an
+    - "changed quantity": a computation uses a number that neither the question gives (in
+      digits or in words) nor an earlier step (as written or as a percent: 80% and 80), while an
       earlier step computed a number it is easily confused with (±1, one digit changed, two
       digits swapped, a zero dropped or added, ±2 or ±10): the quantity silently changed between
       steps (24 computed, then 25 used). The computed number may be used elsewhere too (60 boys,
@@ -923,7 +923,7 @@ def logic_checks(
       numbers from;
     - "used before computed": a computation uses a number that no earlier step and not the
       question gives, and a later step computes exactly that number from numbers that do not
-      come from this step or the ones between (`60 × 0.95`, then `100 − 5 = 95`%): the steps are
+      come from this step or the ones between (`220 × 0.95`, then `100 − 5 = 95`%): the steps are
       out of order (a result computed from this step's own result is a check, not an inversion);
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
