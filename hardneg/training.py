@@ -127,6 +127,10 @@ def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict, other_ru
     changed after a killed run): those checkpoints are deleted, with a warning, and training starts fresh.
     """
     out = Path(output_dir)
+    for ckpt in out.glob("checkpoint-*"):
+        if ckpt.is_dir() and not checkpoint_complete(ckpt):
+            warnings.warn(f"{ckpt}: saving it did not finish (the run was killed then); deleting it", stacklevel=2)
+            shutil.rmtree(ckpt, ignore_errors=True)
     resume = last_checkpoint(out)
     if resume is None:
         return None
@@ -150,7 +154,10 @@ def check_resume_fingerprint(output_dir: str | Path, fingerprint: dict, other_ru
 
 def write_fingerprint(output_dir: str | Path, fingerprint: dict) -> None:
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    (Path(output_dir) / RUN_CONFIG_FILE).write_text(json.dumps(fingerprint, indent=2, default=str))
+    path = Path(output_dir) / RUN_CONFIG_FILE
+    tmp = path.with_name(path.name + ".tmp")  # a kill mid-write must not leave a fingerprint that does not parse
+    tmp.write_text(json.dumps(fingerprint, indent=2, default=str))
+    os.replace(tmp, path)
 
 
 def portable_path(path: str | Path | None, root: str | Path | None) -> str | None:
@@ -256,15 +263,30 @@ def bitsandbytes_usable() -> bool:
         return False
 
 
+def checkpoint_complete(ckpt: str | Path) -> bool:
+    """Did saving this `checkpoint-N` finish? transformers writes trainer_state.json after the weights and the
+    optimizer, and the portable-checkpoints callback rewrites adapter_config.json after that: a kill while saving
+    leaves one of them missing, empty or cut off. Every JSON file of a complete checkpoint parses."""
+    ckpt = Path(ckpt)
+    if not (ckpt / "trainer_state.json").is_file():
+        return False
+    for file in ckpt.glob("*.json"):
+        try:
+            json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            return False
+    return True
+
+
 def last_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest `checkpoint-N` a killed run left behind, for `resume_from_checkpoint`."""
+    """The newest complete `checkpoint-N` a killed run left behind, for `resume_from_checkpoint`."""
     out = Path(output_dir)
     if not out.is_dir():
         return None
     steps = []
     for child in out.iterdir():
         m = re.fullmatch(r"checkpoint-(\d+)", child.name)
-        if m and (child / "trainer_state.json").exists():
+        if m and checkpoint_complete(child):
             steps.append((int(m.group(1)), child))
     return str(max(steps)[1]) if steps else None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -285,6 +286,10 @@ def test_train_dpo_writes_adapter_logs_and_resumes(tiny_model_dir, tmp_path):
         train_dpo(str(tiny_model_dir), pairs, str(out), cfg, weighted=True, progress_callback=crash_at_3)
     assert last_checkpoint(out) == str(out / "checkpoint-2")
     assert not (out / "adapter").exists()
+    # a kill while checkpoint-3 was being saved: its trainer state is empty, so it is no resume point
+    shutil.copytree(out / "checkpoint-2", out / "checkpoint-3")
+    (out / "checkpoint-3" / "trainer_state.json").write_text("")
+    assert last_checkpoint(out) == str(out / "checkpoint-2")
     # a checkpoint of another run must not be silently resumed
     with pytest.raises(ValueError, match="different run"):
         train_dpo(str(tiny_model_dir), pairs, str(out), cfg, weighted=False)
