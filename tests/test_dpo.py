@@ -293,6 +293,8 @@ def test_train_dpo_writes_adapter_logs_and_resumes(tiny_model_dir, tmp_path):
     # a checkpoint of another run must not be silently resumed
     with pytest.raises(ValueError, match="different run"):
         train_dpo(str(tiny_model_dir), pairs, str(out), cfg, weighted=False)
+    assert not (out / "checkpoint-3").exists()  # the cut-off checkpoint is gone, the complete one kept
+    assert (out / "checkpoint-2").exists()
 
     seen = []
     res = train_dpo(str(tiny_model_dir), pairs, str(out), cfg, weighted=True,

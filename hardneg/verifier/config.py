@@ -146,8 +146,8 @@ class VerifierConfig:
     """d4 of a programmatic value-flow contradiction (a computed value superseded by a stale one)."""
     logic_scores: dict[str, float] = field(default_factory=_logic_scores)
     """d4 of each other programmatic finding (checks.logic_checks): a quantity that silently changed between
-    steps, a value used before the step that computes it, a number contradicting the question, a conclusion contradicting the step before, a solution
-    that ignores every number of the question. Findings
+    steps, a value used before the step that computes it, a number contradicting the question, a conclusion
+    contradicting the step before, a solution that ignores every number of the question. Findings
     combine by noisy-or (d4 = 1 − Π(1 − s)), so d4 is graded; with NLI, d4 = max(NLI, programmatic)."""
 
     # --- d5 numeric ---
