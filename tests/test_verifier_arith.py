@@ -257,7 +257,8 @@ def test_counts_rates_and_time_phrases(step, text, status):
 
 
 def test_times_and_labels_that_go_on_stay_unchecked():
-    assert statuses("50/5 = 10 times 3 = 30") == []
+    # `50/5 = 10` goes on with "times 3": not checked as written; "10 times 3 = 30" is read as words
+    assert statuses("50/5 = 10 times 3 = 30") == [("10 times 3 = 30", "ok")]
     assert statuses("Day 1 + 2 = 5") == []
 
 
@@ -323,3 +324,52 @@ def test_a_short_form_fraction_mentions_its_digits():
 def test_a_list_equated_to_a_list_is_not_checked_pairwise_across_the_commas():
     assert statuses(r"with numerator $2$ are $\frac 26, \frac 28 = \frac 13, \frac 14$ anyway.") == []
     assert statuses(r"So, $2/8 = 1/3$, and so on.") == [("2/8 = 1/3", "mismatch")]
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        # arithmetic in words, as models write it in prose and chains of thought
+        ("He gives away 5, so 12 minus 5 is 8 apples.", [("12 minus 5 = 8", "mismatch")]),
+        ("Then 7 plus 7 equals 14.", [("7 plus 7 = 14", "ok")]),
+        ("12 apples minus 5 apples is 7 apples", [("12 minus 5 = 7", "ok")]),
+        ("So 3 times $4 is $13.", [("3 times 4 = 13", "mismatch")]),
+        ("It costs 1,200 divided by 4 = 300 dollars each", [("1,200 divided by 4 = 300", "ok")]),
+        ("60 divided by 7 is about 8.6 hours", [("60 divided by 7 ≈ 8.6", "ok")]),
+        ("3 times 4 is 12, minus 5 is 7", [("3 times 4 = 12", "ok"), ("12 minus 5 = 7", "ok")]),
+        ("The sum of 3 and 4 is 8.", [("sum of 3 and 4 = 8", "mismatch")]),
+        ("The difference between 5 and 12 is 7.", [("difference of 5 and 12 = 7", "ok")]),
+        ("100% minus 20% is 80% of the price", [("100% minus 20% = 80%", "ok")]),
+        ("For a total of 10 times 8 is 88 liters", [("10 times 8 = 88", "mismatch")]),
+        ("The remainder of 111 divided by 4 is 3.", [("111 divided by 4 = 3", "ok")]),
+        # part of a longer expression, a question, a label, a result that goes on: not read
+        ("5 plus 3 times 4 is 17", []),
+        ("half of 12 minus 5 is 1", []),
+        ("Is 12 minus 5 equal to 7?", []),
+        ("Is 12 minus 5 is 8? No, it is 7.", []),
+        ("Week 3 times 2 is 7", []),
+        ("24 gallons in minus 4 gallons out is 24-4=20 gallons", [("24-4 = 20", "ok")]),
+        ("He is 3 more than 4 times 2 is 11", []),
+    ],
+)
+def test_arithmetic_in_words_is_checked(step, expected):
+    assert statuses(step) == expected
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        ("Half of the 30 apples is 16 apples.", [("half of 30 = 16", "mismatch")]),
+        ("20 percent of 50 is 10.", [("20% of 50 = 10", "ok")]),
+        ("She spends 20% of $50, which is $11.", [("20% of 50 = 11", "mismatch")]),
+        ("a third of 12 is 4", [("third of 12 = 4", "ok")]),
+        ("double 7 is 15", [("double 7 = 15", "mismatch")]),
+        # a conversion the words carry, residues, a result that goes on: not read as a slip
+        ("half of 3 hours is 90 minutes", []),
+        ("$2.50 minus $2.24 is 26 cents", []),
+        ("Double 7 gives 2 modulo 12.", []),
+        ("Tony got twice $1750 which is 2*$1750 = $3500", [("2*$1750 = 3500", "ok")]),
+    ],
+)
+def test_parts_and_multiples_in_words_are_checked(step, expected):
+    assert statuses(step) == expected

@@ -471,3 +471,47 @@ def test_a_result_recomputed_from_the_step_that_used_it_is_no_inversion():
     q = "A bully harasses for three times as many days as a person has fingers and toes. Each instance takes 3 days. How many instances?"
     steps, ms = maths("That is 3 * 20 = 60 days.\nSo 60 / 3 = 20 instances.\nThe answer is: 20")
     assert [k for _, k, _ in logic_checks(ms, steps, question_info(q), Fraction(20)) if k == "used before computed"] == []
+
+
+@pytest.mark.parametrize(
+    "question, text",
+    [
+        # a coin the question names gives its value: a nickel's 0.05 is no number from nowhere (GSM8K train 1841)
+        ("Mac trades 3 dimes or 7 nickels for a quarter. How many dollars does he lose on 20 trades of each?",
+         "Three dimes are 3 x .1 = .3 dollars.\nSeven nickels are 7 x .05 = .35 dollars.\n"
+         "With dimes he loses .3 - .25 = .05 dollars each time.\nWith nickels he loses .35 - .25 = .1 dollars each time.\n"
+         "20 x .05 + 20 x .1 = 3 dollars."),
+        # a second method computes what the first one stated (MATH test, counting_and_probability: 82 of 100)
+        ("A survey of 100 students: 59 did math, 49 English, 42 science, 20 English and science, 29 science and math, "
+         "31 math and English, and 12 all three. How many did no homework?",
+         "Adding the regions of the diagram there are 82 students who did some homework, so 100 - 82 = 18 did none.\n"
+         "Alternatively, add the subjects, subtract the pairs and add back the triples.\n"
+         "This gives 59 + 49 + 42 - 20 - 29 - 31 + 12 = 82 students, so 100 - 82 = 18."),
+        # answer choices taken one by one: the 50 of choice A is not carried into choice B
+        ("Which integers round to 40?\nA. 43\nB. 23\nC. 38",
+         "Take the choices one at a time.\nA. 43 is between 40 and 40 + 10 = 50, so it rounds to 40.\n"
+         "B. 23 is between 20 and 20 + 10 = 30, so it does not.\nC. 38 is between 30 and 30 + 10 = 40, so it rounds to 40."),
+    ],
+)
+def test_coins_second_methods_and_cases_are_not_changed_quantities(question, text):
+    steps, ms = maths(text)
+    assert logic_checks(ms, steps, question_info(question), None) == []
+
+
+def test_a_carried_value_is_still_flagged_inside_one_case_and_after_the_cases_start():
+    q = "A shop sells pens at $12 a box and pencils at $7 a box. Case by case: how much do 9 boxes of each cost?"
+    # the setup's 108 is carried into the second case as 180: the cases may use the setup, and so may its errors
+    steps, ms = maths("Nine boxes of pens cost 9 * 12 = 108 dollars.\nCase 1: pens only, 108 + 0 = 108 dollars.\n"
+                      "Case 2: with pencils, 9 * 7 = 63 dollars, and 180 + 63 = 243 dollars.")
+    assert [(i, k) for i, k, _ in logic_checks(ms, steps, question_info(q), None)] == [(2, "changed quantity")]
+    # without the case markers the same numbers are one method, and 180 is flagged the same way
+    steps, ms = maths("Nine boxes of pens cost 9 * 12 = 108 dollars.\nPens only, 108 + 0 = 108 dollars.\n"
+                      "With pencils, 9 * 7 = 63 dollars, and 180 + 63 = 243 dollars.")
+    assert [(i, k) for i, k, _ in logic_checks(ms, steps, question_info(q), None)] == [(2, "changed quantity")]
+
+
+def test_a_quarter_of_something_gives_a_quarter_not_25_cents():
+    assert Fraction(1, 4) in question_info("He ate a quarter of the cake.").word_numbers
+    assert Fraction(25) not in question_info("He ate a quarter of the cake.").word_numbers
+    assert {Fraction(1, 4), Fraction(25)} <= question_info("She has 4 quarters and 3 dimes. How many cents?").word_numbers
+    assert {Fraction(1, 10), Fraction(10)} <= question_info("She has 3 dimes.").word_numbers

@@ -269,3 +269,19 @@ def test_a_value_denied_before_does_not_hide_a_definition(verifier):
             "\\[x^3 + x - 115 + \\frac{1}{x} + \\frac{1}{x^3} = 0.\\]Let $y = x + \\frac{1}{x}.$  Then\n"
             "\\[x^3 + \\frac{1}{x^3} = y^3 - 3 \\left( x + \\frac{1}{x} \\right) = y^3 - 3y.\\]Thus, our equation becomes")
     assert first_error(verifier, text)[0] is None
+
+
+def test_a_chain_of_thought_in_words_gets_its_slip_and_its_carried_value_flagged(verifier):
+    q = "Tom has 13 boxes with 14 apples each. He gives away 25 apples and buys 17 more. How many apples does he have?"
+    ref = "13 * 14 = 182 apples.\n182 - 25 = 157 apples.\n157 + 17 = 174 apples.\nThe answer is 174."
+    slip = ("Okay, so 13 times 14 is 182 apples.\nThen he gives away 25, so 182 minus 25 is 147.\n"
+            "Then 147 plus 17 is 164.\nThe answer is 164.")
+    carried = ("Okay, so 13 times 14 is 182 apples.\nThen he gives away 25, so 182 minus 25 is 157.\n"
+               "Then 175 plus 17 is 192.\nThe answer is 192.")
+    right = ("Okay, so 13 times 14 is 182 apples.\nThen he gives away 25, so 182 minus 25 is 157.\n"
+             "Then 157 plus 17 is 174.\nThe answer is 174.")
+    p_slip, p_carried, p_right = verifier.verify_batch([VerifyInput(k, q, t, ref, "174") for k, t in
+                                                        (("slip", slip), ("carried", carried), ("right", right))])
+    assert p_slip.first_error_step == 1 and any("182 minus 25 = 147" in f for f in p_slip.steps[1].flags)
+    assert p_carried.first_error_step == 2 and p_carried.d_logic > 0.5
+    assert p_right.first_error_step is None and p_right.d_numeric == 0 and p_right.d_logic == 0

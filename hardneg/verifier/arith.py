@@ -17,7 +17,9 @@ A link with a free symbol (`(x+1)^2 = x^2 + 1`, `3x + 1 = 7`, `x = 2`) is classi
 algebra.py: identities are checked (exact polynomial expansion, random points, SymPy),
 equations and assignments are recorded and checked by substitution in checks.py. Word
 problems that write units between the numbers (`30 snakes * 3 birds/snake = 90 birds`) are
-read back by `_unit_links` when the words are plain units.
+read back by `_unit_links` when the words are plain units, and arithmetic written in words ("12 minus
+5 is 7", "half of 30 is 15", "the sum of 3 and 4 is 7", as models write chains of thought) by
+`_verbal_links`, one operation at a time and only where nothing around it continues the expression.
 
 Guards against false alarms (a wrong "slip" flag is worse than a missed one):
 - an expression next to a connective word (`half of 48 = 24`, `= 1/2 of 48`) is
@@ -1504,6 +1506,8 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
         _annotation_links(body, after, out, seen, rounding)
     if _plain_prose(text):
         _unit_links(text, toks, out, rounding)
+    if _VERBAL_OP_RE.search(text):
+        _verbal_links(text, out, rounding)
     if _UNITS_DIGIT_CUE.search(text):
         _units_digit_links(out)
     return out
@@ -1751,6 +1755,148 @@ def _unit_links(text: str, toks: list[Tok], out: StepMath, rounding: bool) -> No
         good = close_enough(lhs, rhs, value, res.value, False, rounding=rounding)
         out.links.append(Link(lhs, rhs, False, "ok" if good else "mismatch", None, "units", rounding=rounding))
         out.computations.append(Computation(lhs.operands, lhs.ops, res.value, f"{lhs.text} = {res_text}", result_text=res_text, ok=good))
+
+
+# Arithmetic written in words, as models write it in prose and in long chains of thought: "12 minus 5 is 7",
+# "3 times $4 equals $12", "60 divided by 4 = 15", "the sum of 3 and 4 is 7". The chain parser stops at words on
+# purpose ("half of 48 = 24" is incomplete), so these are read here, one operation at a time.
+_VERBAL_OP_RE = re.compile(r"\b(?:plus|minus|times|multiplied by|divided by|of|between|twice|double|triple|thrice)\s", re.IGNORECASE)
+
+
+def _vnum(name: str) -> str:
+    return rf"\$?(?P<{name}>\d{{1,3}}(?:,\d{{3}})+(?!\d)|\d+(?:\.\d+)?|\.\d+)(?P<{name}pct>%?)"
+
+
+_VREL = r",?\s+(?:is|are|equals|=|makes|gives(?: us)?|which is|that is|that's|comes to)\s+(?P<approx>(?:about|approximately|roughly|around)\s+)?"
+# the result ends the expression: not "is 24-4=20", "is 24 minus 4 is 20", "is 3x", "is 7/2"
+_VRESULT = _vnum("r") + r"(?![\d,.]\d|[:/\w^_{(]|\s*[-+*/×÷−]\s*[\d($.]|\s+(?:plus|minus|times|divided|multiplied)\b)"
+_VERBAL_BINARY_RE = re.compile(
+    r"(?<![\w.,:/^_{\\$])" + _vnum("a") + r"(?P<awords>(?:\s+[a-zA-Z]+){0,2}?),?\s+"  # "12 apples minus ..."
+    r"(?P<op>plus|minus|times|multiplied by|divided by)\s+" + _vnum("b") + r"(?P<bwords>(?:\s+[a-zA-Z]+){0,2}?)" + _VREL + _VRESULT,
+    re.IGNORECASE)
+_VERBAL_NAMED_RE = re.compile(
+    r"\b(?P<op>sum|product|difference)\s+(?:of|between)\s+" + _vnum("a") + r"\s+and\s+" + _vnum("b") + _VREL + _VRESULT,
+    re.IGNORECASE)
+# "half of 30 is 15", "twice 7 is 14", "20 percent of 50 is 10", "3/4 of 40 is 30" (with `=` the chain parser reads
+# "20% of 50" and "3/4 of 40", not "half of 48", whose "48 = 24" it skips as incomplete)
+_PART_WORDS = {"half": Fraction(1, 2), "third": Fraction(1, 3), "quarter": Fraction(1, 4), "fourth": Fraction(1, 4),
+               "fifth": Fraction(1, 5), "tenth": Fraction(1, 10), "twice": Fraction(2), "double": Fraction(2),
+               "triple": Fraction(3), "thrice": Fraction(3)}
+_VERBAL_PART_RE = re.compile(
+    r"(?<![\w.,/])(?:(?P<part>half|third|quarter|fourth|fifth|tenth)\s+of|(?P<times>twice|double|triple|thrice)"
+    r"|(?P<p>\d+(?:\.\d+)?)\s*(?:%|percent)\s+of|(?P<num>\d+)/(?P<den>\d+)\s+of)\s+(?:(?:the|his|her|their|its)\s+)?"
+    + _vnum("b") + r"(?P<bwords>(?:\s+[a-zA-Z]+){0,2}?)" + _VREL + _VRESULT,
+    re.IGNORECASE)
+_VERBAL_OPS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*", "divided by": "/", "sum": "+", "product": "*",
+               "difference": "-"}
+# what makes a number part of a longer expression: "5 plus 3 times 4", "twice 6 plus 1", "Week 3 times 2"
+_VERBAL_BEFORE_STOP = re.compile(r"(?:\b(?:plus|minus|times|by|than|twice|half|double|triple)|[-+*/×÷−–(^])\s*$", re.IGNORECASE)
+# ... or a unit word that is no unit: "3 more than 4", "20 percent of", "12 when divided by 4"
+_VERBAL_WORD_STOP = CONNECTIVES_LEFT | FRACTION_WORDS | LABEL_WORDS | {
+    "of", "is", "are", "was", "and", "or", "then", "so", "the", "a", "an", "to", "that", "which", "percent", "when", "if"}
+_MODULAR_RE = re.compile(r"remainder|modul|\bmod\b", re.IGNORECASE)
+# units one converts between: in "half of 3 hours is 90 minutes" the words carry a conversion the numbers do not
+_UNIT_FAMILIES = {u: fam for fam, units in {
+    "time": ("second", "sec", "minute", "min", "hour", "hr", "day", "week", "month", "year"),
+    "money": ("cent", "dollar", "penny", "pennies", "nickel", "dime", "quarter"),
+    "length": ("inch", "inches", "foot", "feet", "ft", "yard", "mile", "mm", "cm", "meter", "metre", "km"),
+    "mass": ("ounce", "oz", "pound", "lb", "gram", "kg", "kilogram", "ton"),
+    "volume": ("ml", "liter", "litre", "gallon", "quart", "pint", "cup", "teaspoon", "tablespoon"),
+}.items() for u in units}
+_UNIT_WORD_RE = re.compile(r"\b(" + "|".join(sorted(_UNIT_FAMILIES, key=len, reverse=True)) + r")(?:e?s)?\b", re.IGNORECASE)
+
+
+def _converts_units(text: str, after_result: str) -> bool:
+    """Is the result written in a unit whose family the step names more than one unit of (hours and minutes)?"""
+    m = re.match(r"\s*([a-zA-Z]+)", after_result)
+    unit = _UNIT_WORD_RE.fullmatch(m.group(1)) if m is not None else None
+    if unit is None:
+        return False
+    family = _UNIT_FAMILIES[unit.group(1).lower()]
+    named = {u.group(1).lower() for u in _UNIT_WORD_RE.finditer(text) if _UNIT_FAMILIES[u.group(1).lower()] == family}
+    if family == "money" and "$" in text:
+        named.add("dollar")  # "$2.50 minus $2.24 is 26 cents"
+    return len(named) > 1
+
+
+def _verbal_value(m: re.Match, name: str) -> Optional[Fraction]:
+    tok = _num_token(m.group(name), 0, len(m.group(name)))
+    if tok.kind != "NUM":
+        return None  # longer than any quantity (MAX_NUM_CHARS)
+    return tok.value / 100 if m.group(name + "pct") else tok.value
+
+
+def _verbal_operations(text: str) -> list[re.Match]:
+    """The `a op b (is|equals|...) c` of a step that nothing around makes part of a longer expression."""
+    found, pos = [], 0
+    while (m := _VERBAL_BINARY_RE.search(text, pos)) is not None:
+        pos = m.start("r")  # "3 times 4 is 12, minus 5 is 7": the result starts the next one
+        before = text[max(0, m.start() - 40) : m.start()]
+        last = re.search(r"([a-zA-Z]+)\s*$", before)
+        word = last.group(1).lower() if last is not None else ""
+        if (_VERBAL_BEFORE_STOP.search(before) or word in LABEL_WORDS
+                or (word == "of" and not _of_starts(before[: last.start()]))  # "half of 12 minus 5", not "a total of 12 plus 4"
+                or any(w.lower() in _VERBAL_WORD_STOP for w in (m.group("awords") + m.group("bwords")).split())):
+            continue
+        found.append(m)
+    for m in _VERBAL_PART_RE.finditer(text):
+        before = text[max(0, m.start() - 40) : m.start()]
+        if not (_VERBAL_BEFORE_STOP.search(before) or re.search(r"\band (?:a|one) $", before)  # "one and a half of"
+                or any(w.lower() in _VERBAL_WORD_STOP for w in m.group("bwords").split())):
+            found.append(m)
+    return found + list(_VERBAL_NAMED_RE.finditer(text))
+
+
+def _verbal_operation(m: re.Match) -> Optional[tuple[str, Fraction, Fraction, Fraction, str]]:
+    """(op, a, b, a op b, the operation as shown) of a match of _verbal_operations, None when it cannot be read."""
+    b = _verbal_value(m, "b")
+    b_text = m.group("b") + m.group("bpct")
+    if "part" in m.re.groupindex:  # a part of b: "half of 30", "20% of 50", "twice 7"
+        g = m.groupdict()
+        word = g["part"] or g["times"]
+        a = _PART_WORDS[word.lower()] if word else Fraction(g["p"]) / 100 if g["p"] else Fraction(int(g["num"]), int(g["den"])) if int(g["den"]) else None
+        if g["times"]:
+            shown = f"{g['times'].lower()} {b_text}"
+        else:
+            shown = (g["part"].lower() if g["part"] else g["p"] + "%" if g["p"] else g["num"] + "/" + g["den"]) + f" of {b_text}"
+        return None if a is None or b is None else ("*", a, b, a * b, shown)
+    word = m.group("op").lower()
+    op = _VERBAL_OPS[word]
+    a = _verbal_value(m, "a")
+    if a is None or b is None or (op == "/" and b == 0):
+        return None
+    a_text = m.group("a") + m.group("apct")
+    shown = f"{word} of {a_text} and {b_text}" if word in ("sum", "product", "difference") else f"{a_text} {word} {b_text}"
+    value = a + b if op == "+" else a * b if op == "*" else a / b if op == "/" else abs(a - b) if word == "difference" else a - b
+    return op, a, b, value, shown
+
+
+def _verbal_links(text: str, out: StepMath, rounding: bool) -> None:
+    """Links and computations of arithmetic written in words, checked like written ones. A result followed
+    by "?" is a question the step asks, not a claim."""
+    checked = {l.rhs.single_num.start for l in out.links if l.rhs.single_num is not None}
+    for m in _verbal_operations(text):
+        if m.start("r") in checked or text[m.end() : m.end() + 3].lstrip().startswith("?") or _converts_units(text, text[m.end() : m.end() + 30]):
+            continue
+        operation = _verbal_operation(m)
+        res = _num_token(m.group("r"), m.start("r"), m.end("r"))
+        if operation is None or res.kind != "NUM":
+            continue
+        op, a, b, value, shown = operation
+        if m.group("rpct"):
+            res.pct, res.value = True, res.value / 100
+        approx = m.group("approx") is not None  # "about 8.57"
+        has_pct = "%" in shown or "percent" in m.group(0).lower()
+        lhs = Side(shown, value=value, operands=[abs(a), abs(b)], ops=frozenset(op), has_pct=has_pct)
+        rhs = Side(m.group("r") + m.group("rpct"), value=res.value, single_num=res)
+        good = close_enough(lhs, rhs, value, res.value, approx, rounding=rounding or approx)
+        if not good and _MODULAR_RE.search(text):
+            if not (op == "/" and a.denominator == b.denominator == 1 and res.value == a % b):
+                continue  # "double 7 gives 2 modulo 12": arithmetic of residues, whose modulus the words may not name
+            good = True  # "the remainder of 111 divided by 4 is 3"
+        out.links.append(Link(lhs, rhs, approx, "ok" if good else "mismatch", None, "words", rounding=rounding))
+        out.computations.append(Computation(lhs.operands, lhs.ops, res.value, f"{lhs.text} = {rhs.text}", result_text=m.group("r"), ok=good))
+        checked.add(res.start)
 
 
 # before the first number of a prose computation these words end the sentence part that names it

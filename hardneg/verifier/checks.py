@@ -67,7 +67,8 @@ class QuestionInfo:
     target: str = ""
     numbers: set = field(default_factory=set)  # plain numbers given (abs values)
     percents: set = field(default_factory=set)  # p for every "p%" / "p percent" given
-    word_numbers: set = field(default_factory=set)  # numbers written as words ("five jackets", "forty-two"): given too
+    word_numbers: set = field(default_factory=set)  # numbers written as words ("five jackets", "forty-two", a dime's 0.1): given too
+    choice_labels: frozenset = frozenset()  # labels of listed answer choices ("A. $43$", "(B) 23"): a step may take them one by one
     wants: Optional[str] = None  # perimeter | area | circumference | circle_area
     opaque_star: bool = False
     other_base: bool = False
@@ -86,6 +87,12 @@ _NUMBER_WORDS = {
 } | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
      "dozen": 12, "twice": 2, "double": 2, "triple": 3}
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+# Coins name their values: "3 dimes" gives 0.1 (and a dime's 10 cents), as "five" gives 5. A quarter's 25 cents only
+# where the question speaks of cents or coins: "a quarter of the cake" gives 1/4, not 25.
+_COIN_VALUES = {"penny": ("0.01", "1"), "pennies": ("0.01", "1"), "nickel": ("0.05", "5"), "dime": ("0.1", "10"),
+                "quarter": ("0.25", "25"), "half-dollar": ("0.5", "50"), "half dollar": ("0.5", "50")}
+_COIN_RE = re.compile(r"\b(pennies|penny|nickel|dime|quarter|half[- ]dollar)s?\b", re.IGNORECASE)
+_CENTS_RE = re.compile(r"\bcents?\b|\bcoins?\b|¢", re.IGNORECASE)
 # "forty-two 75-pound bales", "twenty one": a tens word and a unit word are one number
 _COMPOUND_NUMBER_RE = re.compile(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ]"
                                  r"(one|two|three|four|five|six|seven|eight|nine)\b", re.IGNORECASE)
@@ -103,6 +110,10 @@ _ASY_RE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL | re.IGNORECASE)
 # of 271-3147": the question's numbers bound a range or are read digit by digit, and a solution uses the
 # range's ends (−12, 4, 11), the leading digits (4 for 4000) or the digits themselves
 _RANGE_RE = re.compile(r"\bdigits?\b|\bbetween\b|\b(?:greater|less|more|fewer|larger|smaller) than\b|\bat (?:least|most)\b|\bfrom\b[^.?]{0,40}\bto\b", re.IGNORECASE)
+
+
+# "A. $43$" / "(B) 23" on lines of their own: answer choices a solution may take one at a time
+_CHOICE_LABEL_RE = re.compile(r"(?m)^[ \t]*\(?([A-H])[.)][ \t]")
 
 
 def question_info(question: str) -> QuestionInfo:
@@ -126,6 +137,12 @@ def question_info(question: str) -> QuestionInfo:
         info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()]))
     for m in _COMPOUND_NUMBER_RE.finditer(q):
         info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()] + _NUMBER_WORDS[m.group(2).lower()]))
+    cents = bool(_CENTS_RE.search(q))
+    for m in _COIN_RE.finditer(q):
+        dollars, in_cents = _COIN_VALUES[m.group(1).lower().replace("-", " ").replace("half dollar", "half-dollar")]
+        info.word_numbers.add(Fraction(dollars))
+        if cents or m.group(1).lower() != "quarter":
+            info.word_numbers.add(Fraction(in_cents))
     spelled = Counter(Fraction(m.group(1)) for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE))
     for p, k in spelled.items():
         info.percents.add(p)
@@ -150,6 +167,8 @@ def question_info(question: str) -> QuestionInfo:
     info.word_problem = not _MATH_QUESTION.search(q)
     info.functions = declared_functions(q)
     info.figure = bool(_ASY_RE.search(q))
+    labels = _CHOICE_LABEL_RE.findall(q)
+    info.choice_labels = frozenset(labels) if len(set(labels)) >= 2 else frozenset()
     return info
 
 
@@ -854,10 +873,35 @@ def _round_pair(x: Fraction, r: Fraction) -> bool:
     return len(sx) == len(sr) >= 3 and sx[1:] == sr[1:] and set(sx[1:]) == {"0"}
 
 
-def _computed_later(maths: list[StepMath], i: int, x: Fraction) -> Optional[int]:
-    """The first step after i that computes x (or x as a percent) from numbers that steps i..j-1 did not compute."""
+# A step that starts another method or case works the question again: "Alternatively, ...", "Case 2:", "Otherwise,",
+# "In the second case". Its results are not the earlier method's carried on, nor are they what an earlier step
+# should have waited for.
+_NEW_METHOD_RE = re.compile(
+    r"^\W{0,4}(?:alternatively\b|(?:an? |the )?(?:alternative|another|second|2nd|other) (?:way|approach|method|solution)\b"
+    r"|(?:method|solution|approach) (?:2|ii|two)\b|or,|otherwise,|case\s*(?:\d+|[ivx]+\b|\(\w+\))"
+    r"|in the (?:first|second|third|other|last) case\b)",
+    re.IGNORECASE)
+_CHOICE_STEP_RE = re.compile(r"^\W{0,2}\(?([A-H])[.)]\s")
+
+
+def method_starts(steps: list[str], q: QuestionInfo) -> list[int]:
+    """Per step, the index of the step its method or case begins at: 0 throughout a solution worked one way; a
+    step opening another method, a case, or one of the question's answer choices ("B. 23 is between ...")
+    starts a new one."""
+    out, start = [], 0
+    for i, st in enumerate(steps):
+        label = _CHOICE_STEP_RE.match(st)
+        if i and (_NEW_METHOD_RE.match(st) or (label is not None and label.group(1) in q.choice_labels)):
+            start = i
+        out.append(start)
+    return out
+
+
+def _computed_later(maths: list[StepMath], i: int, x: Fraction, stop: int) -> Optional[int]:
+    """The first step after i, before `stop`, that computes x (or x as a percent) from numbers that steps i..j-1
+    did not compute."""
     since: list = []
-    for j in range(i, len(maths)):
+    for j in range(i, stop):
         if j > i:
             for c in maths[j].computations:
                 r = abs(c.result)
@@ -914,7 +958,7 @@ def logic_checks(
     """Programmatic d4 signals besides value flow: (step, kind, reason).
 
     - "changed quantity": a computation uses a number that neither the question gives (in
-      digits or in words) nor an earlier step (as written or as a percent: 80% and 80), while an
+      digits, in words or as a coin: a dime's 0.1) nor an earlier step (as written or as a percent: 80% and 80), while an
       earlier step computed a number it is easily confused with (±1, one digit changed, two
       digits swapped, a zero dropped or added, ±2 or ±10): the quantity silently changed between
       steps (24 computed, then 25 used). The computed number may be used elsewhere too (60 boys,
@@ -924,7 +968,10 @@ def logic_checks(
     - "used before computed": a computation uses a number that no earlier step and not the
       question gives, and a later step computes exactly that number from numbers that do not
       come from this step or the ones between (`220 × 0.95`, then `100 − 5 = 95`%): the steps are
-      out of order (a result computed from this step's own result is a check, not an inversion);
+      out of order (a result computed from this step's own result is a check, not an inversion).
+      Both read one method at a time (`method_starts`): a step in a case or a second method
+      ("Alternatively", "Case 2", "B. 23 is ...") is not compared with another case's results, and
+      what a later method computes does not count as computed later;
     - "question contradiction": the same, with a number of the question that the solution
       never uses: the step contradicts a condition of the question;
     - "conclusion contradiction": the last step only states the final answer, which no
@@ -944,7 +991,10 @@ def logic_checks(
             used_anywhere[_key(x)] = used_anywhere.get(_key(x), 0) + 1
     q_numbers = set(q.numbers) | {p / 100 for p in q.percents} | set(q.percents)
     word_problem = q.word_problem
+    starts = method_starts(steps[:n], q) + [0] * (n - len(steps))
+    trunk = next((s for s in starts if s), n)  # the steps before any other method or case: every case may use them
     for i, sm in enumerate(maths):
+        stop = next((s for s in starts[i + 1 :] if s > starts[i]), n)
         flagged = False
         step_results: list = []  # `2+5-3-1+10 = 13, so 18 - 13 = 5`: a result used later in its own step
         for comp in sm.computations:
@@ -955,13 +1005,15 @@ def logic_checks(
                         or _in(x, step_results) or _in(x * 100, mentioned_before) or _in(x / 100, mentioned_before)
                         or _in(x / 100, step_results)):  # "100% − 20% = 80%", then "50 days * 80%"
                     continue
-                later = _computed_later(maths, i, x)
+                later = _computed_later(maths, i, x, stop)
                 if later is not None:
                     out.append((i, "used before computed", f"used before computed: {fmt_number(x)} is used here, but only "
                                                             f"step {later} computes it"))
                     flagged = True
                     break
                 for j, r in reversed(computed):
+                    if trunk <= j < starts[i]:
+                        continue  # another case's result
                     once = used_anywhere.get(_key(r), 0) <= 1
                     if _carried_wrongly(x, r) and (once or not (_round_pair(x, r) or q.figure)) and not (final is not None and _same(r, final)):
                         out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
