@@ -10,7 +10,7 @@ import pytest
 from hardneg.verifier import VerifierConfig, aggregate
 from hardneg.verifier.alignment import align_steps, needleman_wunsch, order_score, spearman, structure_score
 from hardneg.verifier.arith import analyse_step
-from hardneg.verifier.checks import answer_value, formula_errors, logic_checks, question_info, ref_dependencies, value_flow, wrong_operation
+from hardneg.verifier.checks import answer_value, formula_errors, logic_checks, method_starts, question_info, ref_dependencies, value_flow, wrong_operation
 from hardneg.verifier.steps import split_steps
 
 NOTEBOOKS_Q = (
@@ -515,3 +515,17 @@ def test_a_quarter_of_something_gives_a_quarter_not_25_cents():
     assert Fraction(25) not in question_info("He ate a quarter of the cake.").word_numbers
     assert {Fraction(1, 4), Fraction(25)} <= question_info("She has 4 quarters and 3 dimes. How many cents?").word_numbers
     assert {Fraction(1, 10), Fraction(10)} <= question_info("She has 3 dimes.").word_numbers
+
+
+def test_a_second_method_that_reuses_a_number_is_no_stale_value():
+    # MATH test prealgebra (the clock at 2:48): the first method leaves 204 unused, the second ("Or we know ...")
+    # works from 288 again; without the opening word the same steps read as going on with a stale 288
+    second = ("The minute hand is at 48 * 6 = 288 degrees.\nThe hour hand is at 2.8 * 30 = 84 degrees.\n"
+              "The larger angle is 288 - 84 = 204 degrees, so the smaller one is 156 degrees.\n"
+              "Or we know that 84 + 360 = 444 degrees.\nNow 444 - 288 = 156 degrees.")
+    steps, ms = maths(second)
+    q = question_info("At 2:48 what is the degree measure of the smaller angle formed by the hands of a 12-hour clock?")
+    assert value_flow(ms, Fraction(156), method_starts(steps, q)) == []
+    one_way = second.replace("Or we know that", "We know that")
+    steps, ms = maths(one_way)
+    assert [j for j, _ in value_flow(ms, Fraction(156), method_starts(steps, q))] == [4]

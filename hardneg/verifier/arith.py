@@ -1851,15 +1851,18 @@ def _verbal_operation(m: re.Match) -> Optional[tuple[str, Fraction, Fraction, Fr
     """(op, a, b, a op b, the operation as shown) of a match of _verbal_operations, None when it cannot be read."""
     b = _verbal_value(m, "b")
     b_text = m.group("b") + m.group("bpct")
-    if "part" in m.re.groupindex:  # a part of b: "half of 30", "20% of 50", "twice 7"
+    if "part" in m.re.groupindex:  # a part of b: "half of 30", "20% of 50", "3/4 of 40", "twice 7"
         g = m.groupdict()
-        word = g["part"] or g["times"]
-        a = _PART_WORDS[word.lower()] if word else Fraction(g["p"]) / 100 if g["p"] else Fraction(int(g["num"]), int(g["den"])) if int(g["den"]) else None
-        if g["times"]:
-            shown = f"{g['times'].lower()} {b_text}"
+        if g["part"] or g["times"]:
+            word = (g["part"] or g["times"]).lower()
+            a, shown = _PART_WORDS[word], f"{word} of {b_text}" if g["part"] else f"{word} {b_text}"
+        elif g["p"]:
+            a, shown = Fraction(g["p"]) / 100, f"{g['p']}% of {b_text}"
+        elif int(g["den"]):
+            a, shown = Fraction(int(g["num"]), int(g["den"])), f"{g['num']}/{g['den']} of {b_text}"
         else:
-            shown = (g["part"].lower() if g["part"] else g["p"] + "%" if g["p"] else g["num"] + "/" + g["den"]) + f" of {b_text}"
-        return None if a is None or b is None else ("*", a, b, a * b, shown)
+            return None
+        return None if b is None else ("*", a, b, a * b, shown)
     word = m.group("op").lower()
     op = _VERBAL_OPS[word]
     a = _verbal_value(m, "a")
@@ -1876,7 +1879,8 @@ def _verbal_links(text: str, out: StepMath, rounding: bool) -> None:
     by "?" is a question the step asks, not a claim."""
     checked = {l.rhs.single_num.start for l in out.links if l.rhs.single_num is not None}
     for m in _verbal_operations(text):
-        if m.start("r") in checked or text[m.end() : m.end() + 3].lstrip().startswith("?") or _converts_units(text, text[m.end() : m.end() + 30]):
+        after = text[m.end() : m.end() + 30]
+        if m.start("r") in checked or after.lstrip().startswith("?") or _converts_units(text, after):
             continue
         operation = _verbal_operation(m)
         res = _num_token(m.group("r"), m.start("r"), m.end("r"))
@@ -1886,8 +1890,7 @@ def _verbal_links(text: str, out: StepMath, rounding: bool) -> None:
         if m.group("rpct"):
             res.pct, res.value = True, res.value / 100
         approx = m.group("approx") is not None  # "about 8.57"
-        has_pct = "%" in shown or "percent" in m.group(0).lower()
-        lhs = Side(shown, value=value, operands=[abs(a), abs(b)], ops=frozenset(op), has_pct=has_pct)
+        lhs = Side(shown, value=value, operands=[abs(a), abs(b)], ops=frozenset(op), has_pct="%" in shown)
         rhs = Side(m.group("r") + m.group("rpct"), value=res.value, single_num=res)
         good = close_enough(lhs, rhs, value, res.value, approx, rounding=rounding or approx)
         if not good and _MODULAR_RE.search(text):

@@ -46,7 +46,7 @@ from .steps import split_sentences
 
 __all__ = [
     "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
-    "equation_checks", "logic_checks", "wrong_operation", "other_base_links",
+    "equation_checks", "logic_checks", "method_starts", "wrong_operation", "other_base_links",
 ]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
@@ -90,7 +90,7 @@ _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNOR
 # Coins name their values: "3 dimes" gives 0.1 (and a dime's 10 cents), as "five" gives 5. A quarter's 25 cents only
 # where the question speaks of cents or coins: "a quarter of the cake" gives 1/4, not 25.
 _COIN_VALUES = {"penny": ("0.01", "1"), "pennies": ("0.01", "1"), "nickel": ("0.05", "5"), "dime": ("0.1", "10"),
-                "quarter": ("0.25", "25"), "half-dollar": ("0.5", "50"), "half dollar": ("0.5", "50")}
+                "quarter": ("0.25", "25"), "half-dollar": ("0.5", "50")}
 _COIN_RE = re.compile(r"\b(pennies|penny|nickel|dime|quarter|half[- ]dollar)s?\b", re.IGNORECASE)
 _CENTS_RE = re.compile(r"\bcents?\b|\bcoins?\b|¢", re.IGNORECASE)
 # "forty-two 75-pound bales", "twenty one": a tens word and a unit word are one number
@@ -139,9 +139,10 @@ def question_info(question: str) -> QuestionInfo:
         info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()] + _NUMBER_WORDS[m.group(2).lower()]))
     cents = bool(_CENTS_RE.search(q))
     for m in _COIN_RE.finditer(q):
-        dollars, in_cents = _COIN_VALUES[m.group(1).lower().replace("-", " ").replace("half dollar", "half-dollar")]
+        coin = m.group(1).lower()
+        dollars, in_cents = _COIN_VALUES["half-dollar" if coin.startswith("half") else coin]
         info.word_numbers.add(Fraction(dollars))
-        if cents or m.group(1).lower() != "quarter":
+        if cents or coin != "quarter":
             info.word_numbers.add(Fraction(in_cents))
     spelled = Counter(Fraction(m.group(1)) for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE))
     for p, k in spelled.items():
@@ -220,8 +221,10 @@ def _recomputes(later: Computation, earlier: Computation) -> bool:
     return True
 
 
-def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[int, str]]:
-    """(step index, flag) for every superseded value used again later.
+def value_flow(maths: list[StepMath], final: Optional[Fraction], starts: Optional[list[int]] = None) -> list[tuple[int, str]]:
+    """(step index, flag) for every superseded value used again later. `starts` (`method_starts`): a use in a
+    method or case that begins after the result was computed ("Or we know that 84° + 360° = 444°", then
+    "444° − 288°" after "288° − 84° = 204°") works the question again; it does not go on with a stale value.
 
     Indexed by value, so a 64-step candidate with hundreds of numbers stays linear."""
     n = len(maths)
@@ -261,7 +264,7 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction]) -> list[tuple[i
             if x in (0, 1, 2) or kx == kr or forms[kx, comp.ops] >= 3:
                 continue
             for j, comp2 in operand_uses.get(kx, ()):
-                if j <= i or j in flagged_steps or _recomputes(comp2, comp):
+                if j <= i or j in flagged_steps or _recomputes(comp2, comp) or (starts is not None and starts[j] > i):
                     continue
                 k2 = _key(abs(comp2.result))
                 if k2 == final_key or last_seen.get(k2, -1) > j:  # the stale value flows on to the answer
@@ -873,12 +876,12 @@ def _round_pair(x: Fraction, r: Fraction) -> bool:
     return len(sx) == len(sr) >= 3 and sx[1:] == sr[1:] and set(sx[1:]) == {"0"}
 
 
-# A step that starts another method or case works the question again: "Alternatively, ...", "Case 2:", "Otherwise,",
-# "In the second case". Its results are not the earlier method's carried on, nor are they what an earlier step
+# A step that starts another method or case works the question again: "Alternatively, ...", "Or we know that ...",
+# "Case 2:", "Otherwise,", "In the second case". Its results are not the earlier method's carried on, nor are they what an earlier step
 # should have waited for.
 _NEW_METHOD_RE = re.compile(
     r"^\W{0,4}(?:alternatively\b|(?:an? |the )?(?:alternative|another|second|2nd|other) (?:way|approach|method|solution)\b"
-    r"|(?:method|solution|approach) (?:2|ii|two)\b|or,|otherwise,|case\s*(?:\d+|[ivx]+\b|\(\w+\))"
+    r"|(?:method|solution|approach) (?:2|ii|two)\b|or\b|otherwise,|case\s*(?:\d+|[ivx]+\b|\(\w+\))"
     r"|in the (?:first|second|third|other|last) case\b)",
     re.IGNORECASE)
 _CHOICE_STEP_RE = re.compile(r"^\W{0,2}\(?([A-H])[.)]\s")
@@ -958,10 +961,11 @@ def logic_checks(
     """Programmatic d4 signals besides value flow: (step, kind, reason).
 
     - "changed quantity": a computation uses a number that neither the question gives (in
-      digits, in words or as a coin: a dime's 0.1) nor an earlier step (as written or as a percent: 80% and 80), while an
-      earlier step computed a number it is easily confused with (±1, one digit changed, two
-      digits swapped, a zero dropped or added, ±2 or ±10): the quantity silently changed between
-      steps (24 computed, then 25 used). The computed number may be used elsewhere too (60 boys,
+      digits, in words or as a coin: a dime's 0.1) nor an earlier step (as written or as a
+      percent: 80% and 80), while an earlier step computed a number it is easily confused with
+      (±1, one digit changed, two digits swapped, a zero dropped or added, ±2 or ±10): the
+      quantity silently changed between steps (24 computed, then 25 used). The computed number
+      may be used elsewhere too (60 boys,
       then 100 − 60 girls, then 70 − 40 more boys than girls), unless the two are round numbers
       apart only in their leading digit (a list of cases) or the question has a figure to read
       numbers from;
@@ -991,7 +995,7 @@ def logic_checks(
             used_anywhere[_key(x)] = used_anywhere.get(_key(x), 0) + 1
     q_numbers = set(q.numbers) | {p / 100 for p in q.percents} | set(q.percents)
     word_problem = q.word_problem
-    starts = method_starts(steps[:n], q) + [0] * (n - len(steps))
+    starts = method_starts(steps, q)  # one per step, as maths
     trunk = next((s for s in starts if s), n)  # the steps before any other method or case: every case may use them
     for i, sm in enumerate(maths):
         stop = next((s for s in starts[i + 1 :] if s > starts[i]), n)

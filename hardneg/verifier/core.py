@@ -45,6 +45,7 @@ from .checks import (
     equation_checks,
     formula_errors,
     logic_checks,
+    method_starts,
     other_base_links,
     question_equations,
     question_info,
@@ -500,7 +501,7 @@ class MathVerifier:
         # value flow and the number checks read numbers as quantities: word problems only (in MATH,
         # `f(4) = 7`, then `g(7) = 3·7 + 5` reuses numbers as arguments, not as stale quantities)
         word = w.qinfo.word_problem
-        vf = value_flow(w.maths, w.answer_val) if word else []
+        vf = value_flow(w.maths, w.answer_val, method_starts(w.steps, w.qinfo)) if word else []
         scores = []
         for j, msg in vf:
             w.flag(j, "value-flow contradiction", msg)
