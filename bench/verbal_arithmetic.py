@@ -9,7 +9,8 @@ was developed on them), each rewritten with every visible operation `a op b = c`
 - correct: the rewritten reference. A flagged step is a false alarm;
 - slip: the same with one written result changed (as the inject pool's arithmetic slips: ±1, a
   digit changed, ...), later steps unchanged. Detected = `first_error_step` on that step;
-- symbolic: the slip left in symbols (`12 - 5 = 8`), the verifier's known ground, side by side.
+- symbolic: the reference as written and the slip left in symbols (`12 - 5 = 8`), the verifier's
+  known ground, side by side.
 
     .venv/bin/python bench/verbal_arithmetic.py [--limit 1319] [--seed 0]
 
@@ -79,24 +80,25 @@ def main() -> None:
             if made is None:
                 continue
             words, slipped, symbolic, step = made
-            for kind, text in (("correct", words), ("slip", slipped), ("symbolic", symbolic)):
+            for kind, text in (("correct", words), ("slip", slipped), ("reference", ref.text), ("symbolic", symbolic)):
                 items.append(VerifyInput(f"{idx}:{kind}", ref.question, text, ref.text, ref.answer))
                 kinds.append((kind, step))
     verifier = MathVerifier(VerifierConfig(use_nli=False))
     t0 = time.perf_counter()
     profiles = verifier.verify_batch(items, progress=True)
     wall = time.perf_counter() - t0
-    n = {k: 0 for k in ("correct", "slip", "symbolic")}
+    n = {k: 0 for k in ("correct", "slip", "reference", "symbolic")}
     hit = dict(n)
     for (kind, step), p in zip(kinds, profiles):
         n[kind] += 1
-        hit[kind] += (p.first_error_step is not None) if kind == "correct" else (p.first_error_step == step)
+        hit[kind] += (p.first_error_step is not None) if kind in ("correct", "reference") else (p.first_error_step == step)
     print(f"## Arithmetic in words — verifier {VERIFIER_VERSION}\n")
     print(f"{platform.node()}, {os.cpu_count()} CPUs; `bench/verbal_arithmetic.py --limit {args.limit} --seed {args.seed}`; "
           f"{len(items)} candidates verified in {wall:.0f} s\n")
     print("| candidates | n | rate |\n|---|---|---|")
     print(f"| correct, in words: flagged (false alarms) | {n['correct']} | {hit['correct'] / max(n['correct'], 1):.3f} ({hit['correct']}) |")
     print(f"| slip in words: first error step exact | {n['slip']} | {hit['slip'] / max(n['slip'], 1):.3f} ({hit['slip']}) |")
+    print(f"| the reference in symbols: flagged | {n['reference']} | {hit['reference'] / max(n['reference'], 1):.3f} ({hit['reference']}) |")
     print(f"| the same slip in symbols: first error step exact | {n['symbolic']} | {hit['symbolic'] / max(n['symbolic'], 1):.3f} ({hit['symbolic']}) |")
 
 

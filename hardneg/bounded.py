@@ -70,6 +70,7 @@ class BoundedWorker:
         self._conn = None
         self._pid = None
         self._pending = 0  # warm-ups sent by prestart whose results have not been read yet
+        self._warmed: set = set()  # (func, repr(args)) of the warm-ups this worker process was given: each runs once
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -78,6 +79,7 @@ class BoundedWorker:
         proc.start()
         child.close()
         self._proc, self._conn, self._pid, self._pending = proc, parent, os.getpid(), 0
+        self._warmed = set()
 
     def _stop(self) -> None:
         if self._proc is not None:
@@ -86,6 +88,7 @@ class BoundedWorker:
             self._conn.close()
         self._proc = self._conn = None
         self._pending = 0
+        self._warmed = set()
 
     def _ensure(self) -> None:
         # A forked child inherits the handle of its parent's worker; never share it.
@@ -94,12 +97,18 @@ class BoundedWorker:
             self._start()
 
     def prestart(self, func: Callable[..., Any], *args: Any) -> None:
-        """Start the worker if needed and queue `func(*args)` (a warm-up) without waiting for it."""
+        """Start the worker if needed and queue `func(*args)` (a warm-up) without waiting for it. A warm-up
+        the running worker was already given is not queued again (every `MathVerifier` asks for the same
+        imports; a long-lived process builds many)."""
         with self._lock:
             self._ensure()
+            key = (func, repr(args))  # repr: arguments need not be hashable
+            if key in self._warmed:
+                return
             try:
                 self._conn.send((func, args, {}))
                 self._pending += 1
+                self._warmed.add(key)
             except (OSError, BrokenPipeError):
                 self._stop()
 

@@ -46,3 +46,19 @@ def test_a_warm_up_that_kills_the_worker_costs_the_call_nothing():
         assert worker._proc.pid != pid
     finally:
         worker.close()
+
+
+def test_a_warm_up_is_queued_once_per_worker_process():
+    worker = BoundedWorker()
+    try:
+        for _ in range(5):  # five MathVerifiers built in one process ask for the same imports
+            worker.prestart(abs, -1)
+        assert worker._pending == 1
+        assert worker.call(abs, -2, timeout=5.0) == 2
+        worker.prestart(abs, -1)
+        assert worker._pending == 0  # the running worker has it already
+        worker._stop()
+        worker.prestart(abs, -1)  # a new worker process needs it again
+        assert worker._pending == 1
+    finally:
+        worker.close()

@@ -99,6 +99,23 @@ def test_equation_followed_by_a_wrong_solution_is_flagged_by_substitution():
     assert ok == []
 
 
+@pytest.mark.parametrize(
+    "text, flagged",
+    [
+        # naming the unknown is no condition on the equation that follows (word problems solved by algebra)
+        ("Let x be his apples. Then x + 5 = 12, so x = 8.", True),
+        ("Let $n$ denote it. Then $3n + 5 = n + 11$, so $2n = 7$.", True),
+        ("Let x be his apples. Then x + 5 = 12, so x = 7.", False),
+        # a condition still is: "let x = 3" tries a value, "if" supposes
+        ("Let x + 5 = 12 hold for a moment, so x = 8 would follow.", False),
+        ("If x + 5 = 12, so x = 8.", False),
+    ],
+)
+def test_naming_an_unknown_is_no_condition(text, flagged):
+    found, _ = equation_checks([analyse_step(text)], [text])
+    assert bool(found) is flagged
+
+
 def test_an_equation_being_solved_is_not_called_a_slip():
     steps = ["Expanding, $(x+1)(x+2) = x^2 + 5$.", "So $3x + 2 = 5$, hence $x = 1$."]
     maths = [analyse_step(s) for s in steps]

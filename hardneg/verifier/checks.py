@@ -539,6 +539,8 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # --------------------------------------------------------------------------- algebra
 # Words before an equation that make it a condition or a trial value, not a derivation:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
+# "Let x be the number of apples", "let $n$ denote the count": a symbol named, not a condition put on what follows
+_NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*")
 _CONDITION_RE = re.compile(
     r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
     r"substitut\w*|test\w*|check\w*|set\w*|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
@@ -842,7 +844,7 @@ def equation_checks(
             roots.setdefault((i, x), set()).add(v)
     prev: dict[str, tuple] = {}
     for i, link, (x, v), ordinal in eqs:
-        cond = bool(_CONDITION_RE.search(link.pre))
+        cond = bool(_CONDITION_RE.search(_NAMING_RE.sub(" ", link.pre)))
         p = prev.get(x)
         between = link.pre
         if p is not None and p[0] == i and (k := between.rfind(p[1].rhs.text.lower())) >= 0:
