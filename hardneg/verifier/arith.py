@@ -1791,9 +1791,9 @@ _VERBAL_OPS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*", "d
                "difference": "-"}
 # what makes a number part of a longer expression: "5 plus 3 times 4", "twice 6 plus 1", "Week 3 times 2"
 _VERBAL_BEFORE_STOP = re.compile(r"(?:\b(?:plus|minus|times|by|than|twice|half|double|triple)|[-+*/×÷−–(^])\s*$", re.IGNORECASE)
-# ... or a unit word that is no unit: "3 more than 4", "20 percent of", "12 when divided by 4"
-_VERBAL_WORD_STOP = CONNECTIVES_LEFT | FRACTION_WORDS | LABEL_WORDS | {
-    "of", "is", "are", "was", "and", "or", "then", "so", "the", "a", "an", "to", "that", "which", "percent", "when", "if"}
+# ... or a unit word that is no unit: "3 more than 4", "20 percent of", "12 when divided by 4" (the prose reader's
+# stop words, but "per" may stand in a unit: "12 dollars per hour times 3")
+_VERBAL_WORD_STOP = (_UNIT_STOP - {"per"}) | {"the", "a", "an", "to", "that", "which", "percent", "when", "if"}
 _MODULAR_RE = re.compile(r"remainder|modul|\bmod\b", re.IGNORECASE)
 # units one converts between: in "half of 3 hours is 90 minutes" the words carry a conversion the numbers do not
 _UNIT_FAMILIES = {u: fam for fam, units in {

@@ -89,8 +89,9 @@ _NUMBER_WORDS = {
 _NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
 # Coins name their values: "3 dimes" gives 0.1 (and a dime's 10 cents), as "five" gives 5. A quarter's 25 cents only
 # where the question speaks of cents or coins: "a quarter of the cake" gives 1/4, not 25.
-_COIN_VALUES = {"penny": ("0.01", "1"), "pennies": ("0.01", "1"), "nickel": ("0.05", "5"), "dime": ("0.1", "10"),
-                "quarter": ("0.25", "25"), "half-dollar": ("0.5", "50")}
+_COIN_VALUES = {  # coin: (its value in dollars, in cents)
+    "penny": (Fraction(1, 100), Fraction(1)), "pennies": (Fraction(1, 100), Fraction(1)), "nickel": (Fraction(1, 20), Fraction(5)),
+    "dime": (Fraction(1, 10), Fraction(10)), "quarter": (Fraction(1, 4), Fraction(25)), "half-dollar": (Fraction(1, 2), Fraction(50))}
 _COIN_RE = re.compile(r"\b(pennies|penny|nickel|dime|quarter|half[- ]dollar)s?\b", re.IGNORECASE)
 _CENTS_RE = re.compile(r"\bcents?\b|\bcoins?\b|¢", re.IGNORECASE)
 # "forty-two 75-pound bales", "twenty one": a tens word and a unit word are one number
@@ -141,9 +142,9 @@ def question_info(question: str) -> QuestionInfo:
     for m in _COIN_RE.finditer(q):
         coin = m.group(1).lower()
         dollars, in_cents = _COIN_VALUES["half-dollar" if coin.startswith("half") else coin]
-        info.word_numbers.add(Fraction(dollars))
+        info.word_numbers.add(dollars)
         if cents or coin != "quarter":
-            info.word_numbers.add(Fraction(in_cents))
+            info.word_numbers.add(in_cents)
     spelled = Counter(Fraction(m.group(1)) for m in re.finditer(r"(\d+(?:\.\d+)?)\s*percent", q, re.IGNORECASE))
     for p, k in spelled.items():
         info.percents.add(p)
@@ -879,8 +880,8 @@ def _round_pair(x: Fraction, r: Fraction) -> bool:
 
 
 # A step that starts another method or case works the question again: "Alternatively, ...", "Or we know that ...",
-# "Case 2:", "Otherwise,", "In the second case". Its results are not the earlier method's carried on, nor are they what an earlier step
-# should have waited for.
+# "Case 2:", "Otherwise,", "In the second case". Its results are not the earlier method's carried on, nor are they
+# what an earlier step should have waited for.
 _NEW_METHOD_RE = re.compile(
     r"^\W{0,4}(?:alternatively\b|(?:an? |the )?(?:alternative|another|second|2nd|other) (?:way|approach|method|solution)\b"
     r"|(?:method|solution|approach) (?:2|ii|two)\b|or\b|otherwise,|case\s*(?:\d+|[ivx]+\b|\(\w+\))"
@@ -958,7 +959,7 @@ def _halved_or_doubled(givens: list, mentions: list) -> int:
 
 
 def logic_checks(
-    maths: list[StepMath], steps: list[str], q: QuestionInfo, final: Optional[Fraction]
+    maths: list[StepMath], steps: list[str], q: QuestionInfo, final: Optional[Fraction], starts: Optional[list[int]] = None
 ) -> list[tuple[int, str, str]]:
     """Programmatic d4 signals besides value flow: (step, kind, reason).
 
@@ -967,10 +968,9 @@ def logic_checks(
       percent: 80% and 80), while an earlier step computed a number it is easily confused with
       (±1, one digit changed, two digits swapped, a zero dropped or added, ±2 or ±10): the
       quantity silently changed between steps (24 computed, then 25 used). The computed number
-      may be used elsewhere too (60 boys,
-      then 100 − 60 girls, then 70 − 40 more boys than girls), unless the two are round numbers
-      apart only in their leading digit (a list of cases) or the question has a figure to read
-      numbers from;
+      may be used elsewhere too (60 boys, then 100 − 60 girls, then 70 − 40 more boys than
+      girls), unless the two are round numbers apart only in their leading digit (a list of
+      cases) or the question has a figure to read numbers from;
     - "used before computed": a computation uses a number that no earlier step and not the
       question gives, and a later step computes exactly that number from numbers that do not
       come from this step or the ones between (`220 × 0.95`, then `100 − 5 = 95`%): the steps are
@@ -997,7 +997,7 @@ def logic_checks(
             used_anywhere[_key(x)] = used_anywhere.get(_key(x), 0) + 1
     q_numbers = set(q.numbers) | {p / 100 for p in q.percents} | set(q.percents)
     word_problem = q.word_problem
-    starts = method_starts(steps, q)  # one per step, as maths
+    starts = method_starts(steps, q) if starts is None else starts  # one per step, as maths
     trunk = next((s for s in starts if s), n)  # the steps before any other method or case: every case may use them
     for i, sm in enumerate(maths):
         stop = next((s for s in starts[i + 1 :] if s > starts[i]), n)

@@ -501,12 +501,13 @@ class MathVerifier:
         # value flow and the number checks read numbers as quantities: word problems only (in MATH,
         # `f(4) = 7`, then `g(7) = 3·7 + 5` reuses numbers as arguments, not as stale quantities)
         word = w.qinfo.word_problem
-        vf = value_flow(w.maths, w.answer_val, method_starts(w.steps, w.qinfo)) if word else []
+        starts = method_starts(w.steps, w.qinfo) if word else []  # both read one method or case at a time
+        vf = value_flow(w.maths, w.answer_val, starts) if word else []
         scores = []
         for j, msg in vf:
             w.flag(j, "value-flow contradiction", msg)
             scores.append(cfg.value_flow_score)
-        for j, kind, msg in logic_checks(w.maths, w.steps, w.qinfo, w.answer_val) if word else ():
+        for j, kind, msg in logic_checks(w.maths, w.steps, w.qinfo, w.answer_val, starts) if word else ():
             w.flag(j, kind, msg)
             scores.append(cfg.logic_scores.get(kind, cfg.value_flow_score))
         w.value_flow_hit = bool(vf)
