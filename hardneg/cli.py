@@ -217,6 +217,14 @@ def _text(value: Any) -> str | None:
     return None if isinstance(value, str) else f"must be a string, got {_type_name(value)}"
 
 
+def _text_or_steps(value: Any) -> str | None:
+    """A solution: a string, or the caller's own steps as a list of strings."""
+    if isinstance(value, list):
+        bad = next((i for i, v in enumerate(value) if not isinstance(v, str)), None)
+        return None if bad is None else f"must be a string or a list of strings; item {bad} is {_type_name(value[bad])}"
+    return None if isinstance(value, str) else f"must be a string or a list of strings, got {_type_name(value)}"
+
+
 def _text_or_null(value: Any) -> str | None:
     return None if value is None or isinstance(value, str) else f"must be a string or null, got {_type_name(value)}"
 
@@ -297,7 +305,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     required = {
         "id": _id,
         "question": _text,
-        "candidate": _text,
+        "candidate": _text_or_steps,
         "reference_solution": _text_or_null,
         "reference_answer": lambda v: _answer(v, nullable=True),
     }

@@ -54,10 +54,19 @@ def test_verify_contract(tmp_path):
         }),
         json.dumps({"id": "y", "question": "What is 2+2?", "candidate": "2 + 2 = 4", "reference_solution": None, "reference_answer": None}),
         json.dumps({"id": "z", "question": "q"}),
+        # the caller's own steps: reported as given
+        json.dumps({"id": "s", "question": "Tom has 3 boxes of 4 apples. How many apples?",
+                    "candidate": ["", "3 * 4 = 13", "The answer is: 13"], "reference_solution": None,
+                    "reference_answer": 12}),
+        json.dumps({"id": "w", "question": "q", "candidate": ["3 * 4 = 12", 12], "reference_solution": None,
+                    "reference_answer": None}),
     ]
     proc, rows = _run(["verify", "--no-nli"], tmp_path, lines)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert [r["id"] for r in rows] == ["x", "y"]
+    assert [r["id"] for r in rows] == ["x", "y", "s"]
+    assert [s["text"] for s in rows[2]["steps"]] == ["", "3 * 4 = 13", "The answer is: 13"]
+    assert rows[2]["first_error_step"] == 1 and rows[2]["d_answer"] == 1
+    assert ":5:" in proc.stderr and "item 1 is" in proc.stderr
     assert VERIFY_FIELDS <= set(rows[0])
     assert rows[0]["d_answer"] == 1 and rows[0]["first_error_step"] == 0
     assert rows[1]["d_semantic"] is None and rows[1]["d_answer"] is None  # no reference: null, not 0

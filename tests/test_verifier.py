@@ -308,7 +308,53 @@ def test_a_broken_row_does_not_take_the_batch_down(verifier):
 def test_verify_input_validation():
     with pytest.raises(TypeError, match="'candidate'"):
         VerifyInput("x", "q", None)
+    with pytest.raises(TypeError, match="int at index 1"):
+        VerifyInput("x", "q", ["a step", 3])
     assert VerifyInput(7, "q", "c", None, 42).id == "7"
+    assert VerifyInput("x", "q", ("a", "b")).candidate == ["a", "b"]
+
+
+PENS_Q = "A shop sells pens at $3 each. Tom buys 4 pens and pays with a $20 bill. How much change does he get?"
+PENS_REF = "4 pens cost 4*3 = 12 dollars.\nHis change is 20-12 = 8 dollars.\nThe answer is: 8"
+# a first line of two sentences (>= 150 characters, so the verifier analyses them apart)
+PENS_LINE = ("Tom buys 4 pens and each pen costs 3 dollars, so we need the total amount he spends first. "
+             "The pens cost 4*3 = 12 dollars in all, which he pays from his 20 dollar bill.")
+
+
+def test_steps_and_first_error_count_the_candidates_lines(verifier):
+    """SPEC §5: a solution written one step per line is reported in its lines, even where a
+    long line is analysed sentence by sentence; a message naming another step uses the same
+    numbers. Given as a list, the same steps come back."""
+    lines = [PENS_LINE, "He pays with a 20 dollar bill, so his change is 20-15 = 5 dollars.", "The answer is: 5",
+             "He pays with a 20 dollar bill, so his change is 20-15 = 5 dollars."]
+    as_text, as_list = run(verifier, VerifyInput("t", PENS_Q, "\n".join(lines), PENS_REF, "8"),
+                           VerifyInput("l", PENS_Q, lines, PENS_REF, "8"))
+    for p in (as_text, as_list):
+        assert [s.text for s in p.steps] == lines
+        assert p.first_error_step == 1
+        assert any("but step 0 computed 12" in f for f in p.steps[1].flags), p.steps[1].flags
+        assert "duplicate step: near-identical to step 1" in p.steps[3].flags
+    assert as_text.dims() == as_list.dims()
+    # the same solution as one paragraph: nothing marks its steps but its sentences
+    [para] = run(verifier, VerifyInput("p", PENS_Q, " ".join(lines[:3]), PENS_REF, "8"))
+    assert len(para.steps) == 4 and para.first_error_step == 2
+
+
+def test_given_steps_keep_empty_items_and_a_slip_inside_a_long_step(verifier):
+    slip = PENS_LINE.replace("4*3 = 12", "4*3 = 13")
+    [p] = run(verifier, VerifyInput("g", PENS_Q, ["", slip, "His change is 20-13 = 7 dollars.", "The answer is: 7"], PENS_REF, "8"))
+    assert [s.text for s in p.steps][:2] == ["", slip]
+    assert p.first_error_step == 1
+    assert any("4*3 = 13" in f for f in p.steps[1].flags)
+    # past max_chars the later items are cut, not dropped: the numbering still holds
+    [cut] = run(verifier, VerifyInput("c", PENS_Q, ["4*3 = 13", "x " * 12_000, "The answer is: 13"], PENS_REF, "8"))
+    assert len(cut.steps) == 3 and cut.first_error_step == 0
+    assert any("only the first" in f for s in cut.steps for f in s.flags)
+    # many steps, even empty ones, are reported in at most max_steps
+    many = [""] * 5_000 + ["4*3 = 13"]
+    [long] = run(verifier, VerifyInput("m", PENS_Q, many, PENS_REF, "8"))
+    assert len(long.steps) == VerifierConfig().max_steps and long.first_error_step == VerifierConfig().max_steps - 1
+    assert any("merged" in f for f in long.steps[-1].flags)
 
 
 # ------------------------------------------------------------------------------- NLI

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hardneg.verifier import split_steps
-from hardneg.verifier.steps import embedding_text
+from hardneg.verifier.steps import embedding_text, segment, split_sentences
 
 
 def test_gsm8k_lines_are_steps():
@@ -65,6 +65,48 @@ def test_abbreviations_and_asy_blocks():
     steps = split_steps(long.strip())
     assert len(steps) == 2 and all(s.startswith("We use the identity, e.g. Vieta") for s in steps)
     assert split_steps("Draw it.\n[asy]\ndraw((0,0)--(1,1));\n[/asy]\nDone.") == ["Draw it.", "Done."]
+
+
+def test_abbreviations_are_whole_words():
+    # "cost." / "first." / "items." end sentences; only "St." / "Ms." themselves are abbreviations
+    text = ("Each of the 4 pens was bought at the same unit cost. Then 4*3 = 12 dollars is what they cost at first. "
+            "We count the items. Ms. Lee pays 12 dollars.")
+    assert split_sentences(text) == [
+        "Each of the 4 pens was bought at the same unit cost.",
+        "Then 4*3 = 12 dollars is what they cost at first.",
+        "We count the items.",
+        "Ms. Lee pays 12 dollars.",
+    ]
+
+
+_PROSE = ("Tom buys 4 pens and each pen costs 3 dollars, so we need the total amount he spends first. "
+          "The pens cost 4*3 = 12 dollars in all, which he pays from his 20 dollar bill.")  # >= 150 characters
+
+
+def test_segment_reports_the_lines_of_a_solution_written_in_lines():
+    seg = segment(_PROSE + "\nHis change is 20-12 = 8 dollars.\n\nThe answer is: 8")
+    assert seg.steps == [
+        "Tom buys 4 pens and each pen costs 3 dollars, so we need the total amount he spends first.",
+        "The pens cost 4*3 = 12 dollars in all, which he pays from his 20 dollar bill.",
+        "His change is 20-12 = 8 dollars.",
+        "The answer is: 8",
+    ]
+    assert seg.units == [_PROSE, "His change is 20-12 = 8 dollars.", "The answer is: 8"]
+    assert seg.unit_of == [0, 0, 1, 2] and not seg.identity
+
+
+def test_segment_reports_sentences_of_one_paragraph_and_marked_steps():
+    seg = segment(_PROSE)
+    assert seg.units == seg.steps and len(seg.steps) == 2 and seg.identity
+    seg = segment("Step 1: 4*3 = 12. Step 2: 20-12 = 8.\nThe answer is: 8")
+    assert seg.units == seg.steps == ["4*3 = 12.", "20-12 = 8.", "The answer is: 8"] and seg.identity
+
+
+def test_segment_of_given_steps_keeps_the_callers_numbering():
+    seg = segment(["", _PROSE, "The answer is: 8"])
+    assert seg.units == ["", _PROSE, "The answer is: 8"]
+    assert seg.unit_of == [1, 1, 2]
+    assert segment([]).steps == [] and segment([]).units == []
 
 
 @pytest.mark.parametrize("text", ["", "   \n\n  ", None])

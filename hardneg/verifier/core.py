@@ -57,7 +57,7 @@ from .config import VERIFIER_VERSION, VerifierConfig
 from .embedding import Embedder, LRUCache, embedder_from_config, text_key
 from .nli import NLIScorer
 from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
-from .steps import embedding_text, split_steps
+from .steps import Segmentation, embedding_text, segment, split_steps
 from .verdicts import MISSING, TimedOut, VerdictMemo
 
 __all__ = ["MathVerifier"]
@@ -107,6 +107,7 @@ class _Work:
     question: str = ""
     qinfo: QuestionInfo = field(default_factory=QuestionInfo)
     steps: list[str] = field(default_factory=list)
+    segmentation: Optional[Segmentation] = None  # steps and the units they are reported in
     emb_texts: list[str] = field(default_factory=list)
     flags: list[list[tuple[str, str]]] = field(default_factory=list)  # per step: (kind, message)
     maths: list[StepMath] = field(default_factory=list)
@@ -243,18 +244,28 @@ class MathVerifier:
             raise TypeError(f"expected VerifyInput, got {type(item).__name__}")
         w.id = item.id
         w.question = _clean(item.question) or ""
-        cand = _clean(item.candidate) or ""
-        text = cand
+        given_steps = not isinstance(item.candidate, str)
+        parts = [_clean(p) or "" for p in item.candidate] if given_steps else [_clean(item.candidate) or ""]
+        cand = "\n".join(parts)
         notes: list[str] = []
-        if len(text) > cfg.max_chars:
-            text = text[: cfg.max_chars]
+        if len(cand) > cfg.max_chars:
             notes.append(f"note: candidate is {len(cand)} characters; only the first {cfg.max_chars} were analysed")
-        steps = split_steps(text, cfg.prose_min_chars)
+            parts = _first_chars(parts, cfg.max_chars)
+        seg = segment(parts if given_steps else parts[0], cfg.prose_min_chars)
+        steps, unit_of, units = seg.steps, seg.unit_of, seg.units
         if len(steps) > cfg.max_steps:
             merged = len(steps) - cfg.max_steps + 1
             steps = steps[: cfg.max_steps - 1] + ["\n".join(steps[cfg.max_steps - 1 :])]
+            unit_of = unit_of[: cfg.max_steps]
+            units = units[: unit_of[-1]] + ["\n".join(units[unit_of[-1] :])]
             notes.append(f"note: {merged} trailing steps merged into this one (max_steps={cfg.max_steps})")
+        elif len(units) > cfg.max_steps:  # a list of many empty items: the report stays bounded too
+            cut = cfg.max_steps - 1
+            notes.append(f"note: {len(units) - cut} trailing steps merged into this one (max_steps={cfg.max_steps})")
+            units = units[:cut] + ["\n".join(units[cut:])]
+            unit_of = [min(u, cut) for u in unit_of]
         w.steps = steps
+        w.segmentation = Segmentation(steps, unit_of, units)
         w.flags = [[] for _ in steps]
         w.emb_texts = [embedding_text(s, cfg.embed_max_chars) for s in steps]
         w.qinfo = self._question(w.question)
@@ -736,7 +747,7 @@ class MathVerifier:
                 w.flags = [[]]
                 w.steps = w.steps or [""]
             w.flags[0].append(("note", f"analysis failed: {w.error}"))
-            prof.steps = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
+            prof.steps, _ = _report(w)
             prof.channels = ["failed"]
             prof.elapsed_ms = (w.t_own + shared_s) * 1000.0
             return prof
@@ -745,14 +756,53 @@ class MathVerifier:
         dims = prof.dims()
         prof.wrongness = aggregate(dims, cfg.wrongness_weights)
         prof.absurdity = aggregate(dims, cfg.absurdity_weights)
-        prof.steps = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
-        errors = [i for i, f in enumerate(w.flags) if any(k in ERROR_KINDS for k, _ in f)]
-        prof.first_error_step = errors[0] if errors else None
+        prof.steps, prof.first_error_step = _report(w)
         prof.channels = list(dict.fromkeys(w.channels))
         prof.formula_error = w.formula_error
         prof.signals = w.signals
         prof.elapsed_ms = (w.t_own + shared_s) * 1000.0
         return prof
+
+
+def _first_chars(parts: list[str], limit: int) -> list[str]:
+    """The parts cut to their first `limit` characters in all (joined by newlines); later
+    parts empty, so a caller's step numbering survives the cut."""
+    out, left = [], limit
+    for p in parts:
+        out.append(p[: max(left, 0)])
+        left -= len(p) + 1
+    return out
+
+
+# A flag message names another step by its analysed index ("near-identical to step 4");
+# "reference step 2" counts the reference's steps and is left alone.
+_STEP_MENTION_RE = re.compile(r"(?<!reference )\bstep (\d+)\b")
+
+
+def _report(w: _Work) -> tuple[list[StepReport], Optional[int]]:
+    """Per-unit step reports and the first unit in error (SPEC §5 `steps`, `first_error_step`).
+
+    The flags of the analysed steps are gathered into the units they lie in (see
+    `steps.Segmentation`), and step numbers inside messages are renumbered the same way."""
+    errors = [i for i, f in enumerate(w.flags) if any(k in ERROR_KINDS for k, _ in f)]
+    seg = w.segmentation
+    if seg is None or seg.identity or len(seg.steps) != len(w.flags):
+        reports = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
+        return reports, (errors[0] if errors else None)
+
+    def renumber(m: re.Match) -> str:
+        i = int(m.group(1))
+        return f"step {unit_of[i]}" if i < len(unit_of) else m.group(0)
+
+    unit_of = seg.unit_of
+    reports = [StepReport(u) for u in seg.units]
+    for i, f in enumerate(w.flags):
+        kept = reports[unit_of[i]].flags
+        for _, message in f:
+            message = _STEP_MENTION_RE.sub(renumber, message)
+            if message not in kept:
+                kept.append(message)
+    return reports, (unit_of[errors[0]] if errors else None)
 
 
 def _values_stated(sm: StepMath, link) -> bool:

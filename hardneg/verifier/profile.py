@@ -27,11 +27,13 @@ ERROR_KINDS = (
 
 @dataclass
 class VerifyInput:
-    """One candidate to verify. `reference_solution`/`reference_answer` may be None."""
+    """One candidate to verify. `candidate` is the solution text, or its steps as a list of
+    strings (then the profile's `steps` and `first_error_step` count exactly those).
+    `reference_solution`/`reference_answer` may be None."""
 
     id: str
     question: str
-    candidate: str
+    candidate: str | list[str]
     reference_solution: Optional[str] = None
     reference_answer: Optional[str] = None
 
@@ -40,9 +42,16 @@ class VerifyInput:
             self.id = str(self.id)
         if not isinstance(self.id, str):
             raise TypeError(f"VerifyInput.id must be a string, got {type(self.id).__name__}")
-        for name in ("question", "candidate"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"VerifyInput {self.id!r}: field {name!r} must be a string, got {type(getattr(self, name)).__name__}")
+        if not isinstance(self.question, str):
+            raise TypeError(f"VerifyInput {self.id!r}: field 'question' must be a string, got {type(self.question).__name__}")
+        if isinstance(self.candidate, tuple):
+            self.candidate = list(self.candidate)
+        if not isinstance(self.candidate, str):
+            bad = next((i for i, s in enumerate(self.candidate) if not isinstance(s, str)), None) \
+                if isinstance(self.candidate, list) else -1
+            if bad is not None:
+                got = type(self.candidate).__name__ if bad < 0 else f"{type(self.candidate[bad]).__name__} at index {bad}"
+                raise TypeError(f"VerifyInput {self.id!r}: field 'candidate' must be a string or a list of strings, got {got}")
         for name in ("reference_solution", "reference_answer"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):

@@ -17,8 +17,10 @@ delimiter is remembered, so junk like 100 KB of `\\[` stays linear).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-__all__ = ["split_steps", "embedding_text", "STEP_MARKER_RE"]
+__all__ = ["split_steps", "segment", "Segmentation", "embedding_text", "STEP_MARKER_RE"]
 
 # "Step 3:", "**Step 3.**", "## Step 3 -", "Step 3)": a step marker needs its number
 # followed by a separator, so prose such as "in step 2, we" is not a marker.
@@ -149,8 +151,9 @@ def _sentence_cut(text: str, i: int):
     if not (nxt.isupper() or nxt.isdigit() or nxt in "$\\("):
         return None
     if c == ".":
-        lowered = text[max(0, i - 6) : i + 1].lower()
-        if any(lowered.endswith(a) for a in _ABBREVIATIONS):
+        lowered = text[max(0, i - 7) : i + 1].lower()
+        # a whole word only: "cost." and "items." end sentences, "St." and "Ms." do not
+        if any(lowered.endswith(a) and not lowered[: -len(a)][-1:].isalpha() for a in _ABBREVIATIONS):
             return None
     return (1, j - i - 1)
 
@@ -158,6 +161,56 @@ def _sentence_cut(text: str, i: int):
 def split_sentences(text: str) -> list[str]:
     """Sentences of one paragraph, never cutting inside math."""
     return _split_outside(text, _protected_spans(text), _sentence_cut, _SENTENCE_END)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A solution cut two ways: `steps`, what the verifier analyses, and `units`, what it
+    reports on (per-step flags, `first_error_step`).
+
+    Why two: MATH prose is analysed sentence by sentence (the alignment with a reference
+    needs that grain), but a person or a labelled set who wrote a solution one step per line
+    counts steps in lines (SPEC §5: "Steps are the candidate's lines"). So a solution of
+    several lines reports its lines, a one-paragraph solution its sentences, a `Step k:`
+    solution its marked steps, and a solution given as a list of steps exactly that list.
+    """
+
+    steps: list[str]
+    unit_of: list[int]
+    """The unit each step lies in (same length as `steps`, non-decreasing)."""
+    units: list[str]
+
+    @property
+    def identity(self) -> bool:
+        """True when every step is its own unit (nothing to regroup when reporting)."""
+        return len(self.units) == len(self.steps) and self.unit_of == list(range(len(self.steps)))
+
+
+def segment(solution: str | Sequence[str], prose_min_chars: int = 150) -> Segmentation:
+    """Steps and report units of a solution: a string, or the caller's own list of steps
+    (each item is one unit, split further into steps by `split_steps`; empty items stay
+    units, so the caller's numbering holds)."""
+    if not isinstance(solution, str):
+        steps: list[str] = []
+        unit_of: list[int] = []
+        for u, item in enumerate(solution):
+            for s in split_steps(item, prose_min_chars):
+                steps.append(s)
+                unit_of.append(u)
+        return Segmentation(steps, unit_of, [item.strip() for item in solution])
+    text = _normalized(solution)
+    if not text:
+        return Segmentation([], [], [])
+    if STEP_MARKER_RE.search(text):
+        steps = _marked_steps(text, prose_min_chars)
+        return Segmentation(steps, list(range(len(steps))), steps)
+    lines = _lines(text)
+    per_line = [_line_steps(line, prose_min_chars) for line in lines]
+    steps = [s for part in per_line for s in part]
+    if len(lines) < 2:  # one paragraph: nothing says where its steps are but its sentences
+        return Segmentation(steps, list(range(len(steps))), steps)
+    unit_of = [u for u, part in enumerate(per_line) for _ in part]
+    return Segmentation(steps, unit_of, lines)
 
 
 def split_steps(text: str, prose_min_chars: int = 150) -> list[str]:
@@ -170,45 +223,54 @@ def split_steps(text: str, prose_min_chars: int = 150) -> list[str]:
       (MATH prose) is split into sentences.
     `[asy]` figure code is dropped: it is drawing code, not reasoning.
     """
-    if not text or not text.strip():
+    text = _normalized(text)
+    if not text:
         return []
+    if STEP_MARKER_RE.search(text):
+        return _marked_steps(text, prose_min_chars)
+    return [s for line in _lines(text) for s in _line_steps(line, prose_min_chars)]
+
+
+def _normalized(text: str) -> str:
+    if not text or not text.strip():
+        return ""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "[asy]" in text.lower():
         text = _ASY_RE.sub(" ", text)
+    return text
+
+
+def _marked_steps(text: str, prose_min_chars: int) -> list[str]:
     markers = list(STEP_MARKER_RE.finditer(text))
-    if markers:
-        steps: list[str] = []
-        pre = text[: markers[0].start()].strip()
-        if pre:
-            steps.extend(_split_lines(pre, prose_min_chars))
-        for k, m in enumerate(markers):
-            end = markers[k + 1].start() if k + 1 < len(markers) else len(text)
-            chunk = text[m.end() : end].strip()
-            if not chunk:
-                continue
-            if k + 1 == len(markers):
-                lines = chunk.split("\n")
-                tail = []
-                while len(lines) > 1 and _ANSWER_LINE_RE.match(lines[-1]):
-                    tail.insert(0, lines.pop().strip())
-                chunk = "\n".join(lines).strip()
-                steps.append(chunk)
-                steps.extend(t for t in tail if t)
-            else:
-                steps.append(chunk)
-        return [s for s in steps if s]
-    return _split_lines(text, prose_min_chars)
-
-
-def _split_lines(text: str, prose_min_chars: int) -> list[str]:
-    lines = _split_outside(text, _protected_spans(text), _newline_cut, _NEWLINE)
     steps: list[str] = []
-    for line in lines:
-        if len(line) >= prose_min_chars:
-            steps.extend(split_sentences(line))
+    pre = text[: markers[0].start()].strip()
+    if pre:
+        steps.extend(s for line in _lines(pre) for s in _line_steps(line, prose_min_chars))
+    for k, m in enumerate(markers):
+        end = markers[k + 1].start() if k + 1 < len(markers) else len(text)
+        chunk = text[m.end() : end].strip()
+        if not chunk:
+            continue
+        if k + 1 == len(markers):
+            lines = chunk.split("\n")
+            tail = []
+            while len(lines) > 1 and _ANSWER_LINE_RE.match(lines[-1]):
+                tail.insert(0, lines.pop().strip())
+            chunk = "\n".join(lines).strip()
+            steps.append(chunk)
+            steps.extend(t for t in tail if t)
         else:
-            steps.append(line)
-    return steps
+            steps.append(chunk)
+    return [s for s in steps if s]
+
+
+def _lines(text: str) -> list[str]:
+    """Non-blank lines, a line break inside protected math not counting."""
+    return _split_outside(text, _protected_spans(text), _newline_cut, _NEWLINE)
+
+
+def _line_steps(line: str, prose_min_chars: int) -> list[str]:
+    return split_sentences(line) if len(line) >= prose_min_chars else [line]
 
 
 _ANNOTATION_RE = re.compile(r"<<[^<>]{0,400}>>")

@@ -86,7 +86,7 @@ def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, com
     }
 
 
-INJECT_VERSION = "2"  # bump when hardneg/inject.py changes the rows it makes
+INJECT_VERSION = "3"  # bump when hardneg/inject.py changes the rows it makes
 POOL_STATS_SQL = """
 SELECT avg(CAST(correct AS INTEGER)) AS accuracy, count(DISTINCT problem_id) AS problems
 FROM candidates WHERE family = ? AND seed = ?
