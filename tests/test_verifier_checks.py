@@ -59,6 +59,21 @@ def test_value_flow_stale_question_number():
     assert [j for j, _ in flags] == [1]
 
 
+def test_value_flow_reads_the_computations_of_one_line_in_order():
+    # GSM8K test 47 written as prose lines: 5 is used in the same line, so 200 is not stale later
+    ties = ("He bought 200 / 40 = 5 blue ties. So he bought 5 * 2 = 10 red ties. Each red tie cost $40 * .5 = $20 more.\n"
+            "So he spent $200 + $600 = $800 on ties.\nThe answer is: 800")
+    assert value_flow(maths(ties)[1], Fraction(800)) == []
+    # GSM8K test 37: "11 x 15 = 165" checks a 165 the same line computed first
+    lego = ("He spent 8 x 20 = 160. He earned 160 + 5 = 165. He sold 11 lego sets because 11 x 15 = 165.\n"
+            "He has 13 - 11 = 2 sets left.\nThe answer is: 2")
+    assert value_flow(maths(lego)[1], Fraction(2)) == []
+    # a total the line computes and nothing uses, then the value it updated: still stale
+    pens = "He buys 4 * 3 = 12 dollars of pens. The tax is 12 * 0.1 = 1.2, so he pays 12 + 1.2 = 13.2.\nHis change is 20 - 12 = 8.\nThe answer is: 8"
+    flags = value_flow(maths(pens)[1], Fraction(8))
+    assert [j for j, _ in flags] == [1] and "13.2 was computed from 12" in flags[0][1]
+
+
 RECT_Q = "A rectangular garden is 6 meters long and 4 meters wide. What is the perimeter of the garden?"
 
 
@@ -446,6 +461,12 @@ def test_a_value_carried_wrongly_is_a_changed_quantity(question, text, step):
         # a figure gives numbers the text does not (the computed 11 is used again, 16 is read off the graph)
         ("The double-bar graph shows the home runs of McGwire each month. [asy]draw((0,0)--(28,0));[/asy] When did he pass 30?",
          "By April, McGwire had 1 + 10 = 11 home runs.\nBy May, he had 11 + 16 = 27 home runs.\nBy June, 27 + 10 = 37."),
+        # a result of the same line (GSM8K test 1240 as prose lines; the prose equation is parsed after the symbolic one)
+        ("Each of the middle 2 shelves can hold 10 books. The bottom shelf holds twice as many as a middle shelf. The top "
+         "shelf holds 5 fewer than the bottom. If she has 110 books, how many bookcases does she need?",
+         "The bottom shelf can hold 2 * 10 = 20 books. The 2 middle shelves can hold 2 * 10 = 20 books. The top shelf can "
+         "hold 20 - 5 = 15 books.\nEach bookcase can hold 20 books + 20 books + 15 books = 55 books. She needs 110 / 55 = 2 "
+         "bookcases.\nThe answer is: 2"),
         # round numbers apart in their leading digit, the computed one used again: a list of cases
         ("Cody logs 1,000 steps a day in the first week and 1,000 more each week. How many in weeks 1 and 3?",
          "First week: 7 * 1,000 = 7,000 steps.\nThird week: 7 * 3,000 = 21,000 steps.\n7,000 + 21,000 = 28,000 steps."),

@@ -259,6 +259,13 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction], starts: Optiona
             kr = _key(r)
             if last_seen.get(kr, -1) > i or kr == final_key or first_seen.get(kr, n) < i:
                 continue  # used later, the answer, or used before it was computed (an order problem: d3)
+            # A line of prose may hold several computations ("He bought 200 / 40 = 5 ties. So he bought
+            # 5 * 2 = 10."): another one of the step that uses the result or also gives it ("160 + 5 = 165
+            # ... because 11 x 15 = 165", a check) counts as a later step would. Either order: the parser
+            # lists a step's computations by kind (symbols, then prose), not by position.
+            if any(_key(abs(e.result)) == kr or any(_key(o) == kr for o in e.operands)
+                   for e in sm.computations if e is not comp):
+                continue
             # the quantity being updated is the first operand: 12 in "12 − 1.20 = 10.80"
             x = comp.operands[0]
             kx = _key(x)
@@ -1002,10 +1009,12 @@ def logic_checks(
     for i, sm in enumerate(maths):
         stop = next((s for s in starts[i + 1 :] if s > starts[i]), n)
         flagged = False
-        step_results: list = []  # `2+5-3-1+10 = 13, so 18 - 13 = 5`: a result used later in its own step
         for comp in sm.computations:
             if flagged:
                 break
+            # `2+5-3-1+10 = 13, so 18 - 13 = 5`: a result of the step's other computations (in any order:
+            # the parser lists them by kind, not position)
+            step_results = [abs(c.result) for c in sm.computations if c is not comp]
             for x in comp.operands:
                 if (x in _WORLD or _in(x, q_numbers) or _in(x, q.word_numbers) or _in(x, mentioned_before)
                         or _in(x, step_results) or _in(x * 100, mentioned_before) or _in(x / 100, mentioned_before)
@@ -1039,7 +1048,6 @@ def logic_checks(
                         break
                 if flagged:
                     break
-            step_results.append(abs(comp.result))
         for comp in sm.computations:
             computed.append((i, abs(comp.result)))
         mentioned_before.update(sm.mentions)

@@ -37,7 +37,7 @@ def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, com
     source_cfg = to_dict(cfg.inject if cfg.source == "inject" else cfg.external)
     parts = PoolParts(
         artifacts.work_dir("candidate_pool", f"{family}-{seed}"),
-        pool_key(cfg.source, source_cfg, cfg.shard_size, family, seed, fingerprint, INJECT_VERSION),
+        pool_key(cfg.source, source_cfg, cfg.shard_size, family, seed, fingerprint, POOL_VERSION),
     )
     start = parts.next_shard()
     if start:
@@ -86,7 +86,10 @@ def build_sharded_pool(context, prof, family: str, seed: int, wh, artifacts, com
     }
 
 
-INJECT_VERSION = "3"  # bump when hardneg/inject.py changes the rows it makes
+# The rows a pool makes: bump when they change (hardneg/inject.py, or the step split it checks its variants
+# with). It is the asset's code version, so the pool shows stale and is rebuilt, and part of the shard key,
+# so a half-built pool of the old rows is not resumed. 5: sentences end at "cost." and "items." (mv-1.18).
+POOL_VERSION = "5"
 POOL_STATS_SQL = """
 SELECT avg(CAST(correct AS INTEGER)) AS accuracy, count(DISTINCT problem_id) AS problems
 FROM candidates WHERE family = ? AND seed = ?
@@ -100,7 +103,7 @@ FROM candidates WHERE family = ? AND seed = ?
     group_name="candidates",
     kinds={"pytorch", "duckdb"},
     pool="gpu",
-    code_version=stage_version("4", "problems", "pool", "generation"),  # 4: steps are independent by value ("$18.10" is 18.1)
+    code_version=stage_version(POOL_VERSION, "problems", "pool", "generation"),
     description="K sampled solutions per training problem from the family's policy, with confidence and perplexity.",
 )
 def candidate_pool(
