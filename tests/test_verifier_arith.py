@@ -165,6 +165,14 @@ def test_symbolic_links_are_decided_in_the_bounded_worker():
         # a formula between dollars right before the period of the sentence
         ("The length of the base along the $x$-axis is $3-(-2)=7$.", "3-(-2) = 7"),
         ("That means that the sum of the solutions is $-7+4=-5$.", "-7+4 = -5"),
+        # a contraction or possessive is part of its word, not a prime times s; a hyphenated word is no operator
+        ("He needs to dig for 240 minutes so that's 240/60 = 5 hours.", "240/60 = 5"),
+        ("So, Pam's family used 10*6=40 tickets that day.", "10*6 = 40"),
+        ("One-fifth pound of almonds cost $10/5 = $0.", "10/5 = 0"),
+        ("At 5 small-sized scenes per day, 45 small-sized scenes will take 45/5 = 90 days.", "45/5 = 90"),
+        # a unit or an ordinal suffix glued to the result
+        ("In a day Bill sells 15 * 10 = 160kg of meat.", "15 * 10 = 160"),
+        ("She moved ahead 1 spot, to 7-1=16th place.", "7-1 = 16"),
     ],
 )
 def test_prose_slips_are_found(step, text):
@@ -180,6 +188,8 @@ def test_prose_slips_are_found(step, text):
         "Then find how many are rejected: 70% * 90 kids = 63 kids",
         "The sales were 20 iPads * $900 per iPad = $18000",
         "The length of the base along the $x$-axis is $3-(-2)=5$.",
+        "He needs to dig for 240 minutes so that's 240/60 = 4 hours.",
+        "In a day Bill sells 15 * 10 = 150kg of meat.",
     ],
 )
 def test_prose_computations_that_are_right_stay_ok(step):
@@ -196,6 +206,8 @@ def test_prose_computations_that_are_right_stay_ok(step):
         "Two thirds of 90 - 10 = 50 apples",
         "It costs $5, so 3 more = 8 dollars.",
         "He spent 2 times 4 + 1 = 9 dollars.",
+        "The area is 2 - 1 = 3x square units.",  # a letter glued to the result goes on: not a unit
+        "He walks from 5 + 3 = 2pm to 4pm.",  # a clock time glued to the number: not a result
     ],
 )
 def test_prose_reader_keeps_out_of_ambiguous_text(step):

@@ -263,6 +263,13 @@ _OPERAND_NEXT_RE = re.compile(r"(?:\s|\\[ ,;:!])*[\d(]")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
 
+# the end of "that's", "Pam's", "don't", "they're" after a word of two letters or more
+_CONTRACTION_RE = re.compile(r"(?:s|t|re|ll|ve|d|m)(?![A-Za-z])")
+# a unit glued to a result ("= 160kg", "= 5km", "= 16th"): a label, not a factor that continues the side
+_GLUED_UNITS = {"kg", "mg", "km", "cm", "mm", "ml", "lb", "lbs", "oz", "ft", "mi", "mph", "kph", "hr", "hrs", "min",
+                "mins", "sec", "secs", "th", "st", "nd", "rd", "gb", "mb", "kb"}
+
+
 def normalize(text: str) -> str:
     """Join LaTeX thousands separators (`90,\\!000`, `148{,}000`) before tokenizing."""
     if "," in text:
@@ -310,6 +317,9 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
             skip_to = deg.end()  # "180^\\circ": a unit of angle, not a power
             if toks and toks[-1].end == a:
                 toks[-1].end = deg.end()  # the link reads "130^\\circ", not "130"
+            continue
+        if s in ("'", "\u2019") and toks and toks[-1].kind == "WORD" and toks[-1].end == a and (c := _CONTRACTION_RE.match(text, b)):
+            toks[-1].end = skip_to = c.end()  # "that's 240/60", "Pam's 10*6": part of the word, not a prime times s
             continue
         if s == "\\angle" and (ang := _ANGLE_RE.match(text, b)):
             # "\\angle ABC": the measure of one angle, an unknown like any other
@@ -1118,6 +1128,8 @@ def _complete_right(span: Span) -> bool:
     ends = span.after2 is None or (span.after2.kind == "PUNCT" and span.after2.text in ".,;!?")
     if a is not None and a.kind == "WORD" and a.value == "times" and a.start > span.toks[-1].end and ends:
         return span.toks[-1].kind != "OP"  # "50/5 = 10 times.": a count, nothing is multiplied after it
+    if a is not None and a.kind == "WORD" and a.value in _GLUED_UNITS and a.start == span.toks[-1].end and span.toks[-1].kind == "NUM":
+        return True  # "= 160kg of meat", "= 16th place"
     if a is not None and a.kind == "WORD" and (a.value in CONNECTIVES_RIGHT or a.start == span.toks[-1].end):
         return False  # "= 1/2 of 48", "= \\frac{1}{2}bh": the expression goes on
     if a is not None and a.kind == "WORD" and a.value == "and" and span.after2 is not None and span.after2.kind in ("NUM", "LP"):
@@ -1217,7 +1229,7 @@ def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
                 cur_before = last
                 before2 = toks[idx - 2] if idx >= 2 else None
                 k = idx - 1
-                while k >= 0 and idx - k <= 6 and toks[k].kind == "WORD":
+                while k >= 0 and idx - k <= 6 and (toks[k].kind == "WORD" or _hyphen(toks, k)):
                     k -= 1
                 op_before = k < idx - 1 and k >= 0 and toks[k].kind == "OP"
             cur.append(t)
@@ -1232,6 +1244,13 @@ def _chains(toks: list[Tok]) -> list[tuple[list[Span], list[str]]]:
         last = t
     close(None)
     return chains
+
+
+def _hyphen(toks: list[Tok], k: int) -> bool:
+    """Is toks[k] the hyphen of a word such as "one-fifth" or "small-sized" (a `-` glued between two words)?"""
+    t = toks[k]
+    return (t.kind == "OP" and t.text == "-" and 0 < k < len(toks) - 1 and toks[k - 1].kind == "WORD"
+            and toks[k + 1].kind == "WORD" and toks[k - 1].end == t.start and t.end == toks[k + 1].start)
 
 
 def _short_fraction(toks: list[Tok], i: int) -> bool:

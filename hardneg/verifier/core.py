@@ -790,11 +790,12 @@ def _report(w: _Work) -> tuple[list[StepReport], Optional[int]]:
         reports = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
         return reports, (errors[0] if errors else None)
 
+    unit_of = seg.unit_of
+
     def renumber(m: re.Match) -> str:
         i = int(m.group(1))
         return f"step {unit_of[i]}" if i < len(unit_of) else m.group(0)
 
-    unit_of = seg.unit_of
     reports = [StepReport(u) for u in seg.units]
     for i, f in enumerate(w.flags):
         kept = reports[unit_of[i]].flags

@@ -223,12 +223,7 @@ def split_steps(text: str, prose_min_chars: int = 150) -> list[str]:
       (MATH prose) is split into sentences.
     `[asy]` figure code is dropped: it is drawing code, not reasoning.
     """
-    text = _normalized(text)
-    if not text:
-        return []
-    if STEP_MARKER_RE.search(text):
-        return _marked_steps(text, prose_min_chars)
-    return [s for line in _lines(text) for s in _line_steps(line, prose_min_chars)]
+    return segment(text or "", prose_min_chars).steps
 
 
 def _normalized(text: str) -> str:
