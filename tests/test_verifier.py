@@ -272,6 +272,8 @@ NASTY = [
     "",
     "   \n\n\t ",
     "(" * 3000 + "1" + ")" * 3000 + " = 1",
+    " " * 30_000,  # no step, but a note to put somewhere (over max_chars)
+    [" " * 30_000, ""],  # the same as a list of steps
 ]
 
 
@@ -292,6 +294,8 @@ def test_nasty_inputs_return_profiles_not_exceptions(verifier):
     assert by_id["n3"].d_numeric == pytest.approx(0.4)
     assert any("unbalanced" in f for s in by_id["n5"].steps for f in s.flags)
     assert by_id["n9"].steps == [] and by_id["n9"].d_answer == 1.0
+    for blank in ("n12", "n13"):
+        assert any("only the first" in f for s in by_id[blank].steps for f in s.flags)
     # one candidate per call: each returns within a few seconds (no sub-timing asserted here: see bench/fuzz_verifier.py)
 
 

@@ -102,6 +102,15 @@ def test_segment_reports_sentences_of_one_paragraph_and_marked_steps():
     assert seg.units == seg.steps == ["4*3 = 12.", "20-12 = 8.", "The answer is: 8"] and seg.identity
 
 
+def test_capped_merges_trailing_steps_and_units():
+    seg, merged = segment("\n".join(f"{i} + 1 = {i + 1}" for i in range(10))).capped(4)
+    assert merged == 7 and len(seg.steps) == len(seg.units) == 4 and seg.steps[-1].startswith("3 + 1") and seg.identity
+    # a caller's list: empty items hold no step, but count as units; both stay within the cap
+    seg, merged = segment([""] * 6 + ["a.", "b.", "c.", "d.", "e."]).capped(4)
+    assert len(seg.steps) <= 4 and len(seg.units) == 4 and seg.unit_of == [3, 3, 3, 3] and merged == 8
+    assert segment("one step").capped(4) == (segment("one step"), 0)
+
+
 def test_segment_of_given_steps_keeps_the_callers_numbering():
     seg = segment(["", _PROSE, "The answer is: 8"])
     assert seg.units == ["", _PROSE, "The answer is: 8"]

@@ -265,9 +265,10 @@ _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus",
 
 # the end of "that's", "Pam's", "don't", "they're" after a word of two letters or more
 _CONTRACTION_RE = re.compile(r"(?:s|t|re|ll|ve|d|m)(?![A-Za-z])")
-# a unit glued to a result ("= 160kg", "= 5km", "= 16th"): a label, not a factor that continues the side
-_GLUED_UNITS = {"kg", "mg", "km", "cm", "mm", "ml", "lb", "lbs", "oz", "ft", "mi", "mph", "kph", "hr", "hrs", "min",
-                "mins", "sec", "secs", "th", "st", "nd", "rd", "gb", "mb", "kb"}
+# a unit or an ordinal glued to a result ("= 160kg", "= 5km", "= 16th"): a label, not a factor that continues the
+# side. Not _MATH_WORDS: those keep "pm" (a clock time, no result) and lack "mi", "mg", "kb" (products in math).
+_GLUED_UNITS = _ORDINALS | {"kg", "mg", "km", "cm", "mm", "ml", "lb", "lbs", "oz", "ft", "mi", "mph", "kph", "hr", "hrs",
+                            "min", "mins", "sec", "secs", "gb", "mb", "kb"}
 
 
 def normalize(text: str) -> str:

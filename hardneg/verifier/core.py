@@ -251,21 +251,11 @@ class MathVerifier:
         if len(cand) > cfg.max_chars:
             notes.append(f"note: candidate is {len(cand)} characters; only the first {cfg.max_chars} were analysed")
             parts = _first_chars(parts, cfg.max_chars)
-        seg = segment(parts if given_steps else parts[0], cfg.prose_min_chars)
-        steps, unit_of, units = seg.steps, seg.unit_of, seg.units
-        if len(steps) > cfg.max_steps:
-            merged = len(steps) - cfg.max_steps + 1
-            steps = steps[: cfg.max_steps - 1] + ["\n".join(steps[cfg.max_steps - 1 :])]
-            unit_of = unit_of[: cfg.max_steps]
-            units = units[: unit_of[-1]] + ["\n".join(units[unit_of[-1] :])]
+        seg, merged = segment(parts if given_steps else parts[0], cfg.prose_min_chars).capped(cfg.max_steps)
+        if merged:
             notes.append(f"note: {merged} trailing steps merged into this one (max_steps={cfg.max_steps})")
-        elif len(units) > cfg.max_steps:  # a list of many empty items: the report stays bounded too
-            cut = cfg.max_steps - 1
-            notes.append(f"note: {len(units) - cut} trailing steps merged into this one (max_steps={cfg.max_steps})")
-            units = units[:cut] + ["\n".join(units[cut:])]
-            unit_of = [min(u, cut) for u in unit_of]
-        w.steps = steps
-        w.segmentation = Segmentation(steps, unit_of, units)
+        w.steps = steps = seg.steps
+        w.segmentation = seg
         w.flags = [[] for _ in steps]
         w.emb_texts = [embedding_text(s, cfg.embed_max_chars) for s in steps]
         w.qinfo = self._question(w.question)
@@ -786,7 +776,7 @@ def _report(w: _Work) -> tuple[list[StepReport], Optional[int]]:
     `steps.Segmentation`), and step numbers inside messages are renumbered the same way."""
     errors = [i for i, f in enumerate(w.flags) if any(k in ERROR_KINDS for k, _ in f)]
     seg = w.segmentation
-    if seg is None or seg.identity or len(seg.steps) != len(w.flags):
+    if seg is None or seg.identity or len(seg.unit_of) != len(w.flags):  # w.flag may add a step to an empty candidate
         reports = [StepReport(t, [m for _, m in f]) for t, f in zip(w.steps, w.flags)]
         return reports, (errors[0] if errors else None)
 

@@ -46,12 +46,15 @@ class VerifyInput:
             raise TypeError(f"VerifyInput {self.id!r}: field 'question' must be a string, got {type(self.question).__name__}")
         if isinstance(self.candidate, tuple):
             self.candidate = list(self.candidate)
-        if not isinstance(self.candidate, str):
-            bad = next((i for i, s in enumerate(self.candidate) if not isinstance(s, str)), None) \
-                if isinstance(self.candidate, list) else -1
+        got = None
+        if isinstance(self.candidate, list):
+            bad = next((i for i, s in enumerate(self.candidate) if not isinstance(s, str)), None)
             if bad is not None:
-                got = type(self.candidate).__name__ if bad < 0 else f"{type(self.candidate[bad]).__name__} at index {bad}"
-                raise TypeError(f"VerifyInput {self.id!r}: field 'candidate' must be a string or a list of strings, got {got}")
+                got = f"{type(self.candidate[bad]).__name__} at index {bad}"
+        elif not isinstance(self.candidate, str):
+            got = type(self.candidate).__name__
+        if got is not None:
+            raise TypeError(f"VerifyInput {self.id!r}: field 'candidate' must be a string or a list of strings, got {got}")
         for name in ("reference_solution", "reference_answer"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):

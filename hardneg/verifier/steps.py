@@ -185,6 +185,23 @@ class Segmentation:
         """True when every step is its own unit (nothing to regroup when reporting)."""
         return len(self.units) == len(self.steps) and self.unit_of == list(range(len(self.steps)))
 
+    def capped(self, n: int) -> tuple["Segmentation", int]:
+        """At most `n` steps and `n` units, the trailing ones merged into the last; and how many were merged
+        (0: none). Units merge with the steps they hold, and on their own where a caller's list has many
+        empty items."""
+        steps, unit_of, units = self.steps, self.unit_of, self.units
+        merged = 0
+        if len(steps) > n:
+            merged = len(steps) - n + 1
+            steps = steps[: n - 1] + ["\n".join(steps[n - 1 :])]
+            unit_of = unit_of[:n]
+            units = units[: unit_of[-1]] + ["\n".join(units[unit_of[-1] :])]
+        if len(units) > n:
+            merged = max(merged, len(self.units) - n + 1)
+            units = units[: n - 1] + ["\n".join(units[n - 1 :])]
+            unit_of = [min(u, n - 1) for u in unit_of]
+        return Segmentation(steps, unit_of, units), merged
+
 
 def segment(solution: str | Sequence[str], prose_min_chars: int = 150) -> Segmentation:
     """Steps and report units of a solution: a string, or the caller's own list of steps
