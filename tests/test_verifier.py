@@ -138,6 +138,23 @@ def test_missing_step_raises_d2_and_swapped_steps_raise_d3(verifier):
     assert pf.d_answer == 0.0  # the reference answer is read from "#### 42"
 
 
+def test_a_step_aligned_with_a_look_alike_is_no_order_inversion(verifier):
+    # GSM8K test 660 as lines of three steps: the last line holds reference steps 6 and 7, so the alignment
+    # (one step to one step) paired reference step 7 ("20 - 5 = 15 sheep ... on the farm") with "The farm has
+    # g + s = 20 animals", before step 6's 5; that line writes no 5, so it does not need step 6
+    q = ("Lee rears only sheep and geese on his farm.  If the total number of animal legs is 70, and the total "
+         "number of animal heads is 20, how many sheep live on Lee's farm?")
+    ref = ("Let g be the number of geese and let s be the number of sheep. The farm has g + s = 20 animals.\n"
+           "Therefore Lee has s = 20 - g sheep.\nThe animals have 2g + 4s = 70 legs.\n"
+           "Using the value of s above, 2g + 4(20-g) = 70.\n2g + 80 - 4g = 70.\n2g = 10.\n"
+           "There are therefore 10/2 = <<10/2=5>>5 geese.\nThere are 20 - 5 = <<20-5=15>>15 sheep remaining on the farm.\n#### 15")
+    steps = [s.replace("<<10/2=5>>", "").replace("<<20-5=15>>", "") for s in ref.split("\n")[:-1]]
+    lines = [" ".join(steps[i : i + 3]) for i in range(0, len(steps), 3)] + ["The answer is: 15"]
+    [p] = run(verifier, VerifyInput("lines", q, "\n".join(lines), ref, None))
+    assert p.first_error_step is None, [s.flags for s in p.steps]
+    assert not any("order inversion" in f for s in p.steps for f in s.flags)
+
+
 def test_table2_hard_negative(verifier):
     [p] = run(verifier, VerifyInput("t2", NOTEBOOKS_Q, TABLE2_HARD_NEG, NOTEBOOKS_REF, "9.20"))
     assert p.d_logic >= 0.9

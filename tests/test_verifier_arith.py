@@ -217,6 +217,60 @@ def test_prose_reader_keeps_out_of_ambiguous_text(step):
 @pytest.mark.parametrize(
     "step, text",
     [
+        # after a connective no reading gives the result: not alone, not with a number written before it
+        ("She can run at 3*2=7 miles per hour.", "3*2 = 7"),
+        ("The walls subtract 2*1=0 inches.", "2*1 = 0"),
+        ("So 5 more than 3*2 = 12 apples.", "3*2 = 12"),
+        ("Five boxes at 2*3 = 31 dollars.", "2*3 = 31"),
+        ("Two thirds of 90 - 10 = 51 apples", "90 - 10 = 51"),
+        # "by" after no scaling word gives an amount, which stands alone
+        ("Sam was off his target by 120 - 65 = 65 crates.", "120 - 65 = 65"),
+        # a glued x between two numbers, a currency sign after the amount, the article of a rate
+        ("He pays 10x6=40 dollars.", "10x6 = 40"),
+        ("If each book sells at 20$, then she earned 20*65 = $1301 in the second year.", "20*65 = 1301"),
+        ("Jack now has 100 + 20 = 122$.", "100 + 20 = 122"),
+        ("So each pair of contacts costs 180/90 = $1 a pair.", "180/90 = 1"),
+    ],
+)
+def test_connectives_glued_times_and_trailing_currency_slips(step, text):
+    assert (text, "mismatch") in statuses(step)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        # the same shapes when a reading holds
+        "She can run at 3*2=6 miles per hour.",
+        "4 boxes at 3*2 = 24 dollars.",  # 4 × 6
+        "5 more than 3*2 = 11 apples.",
+        "Five boxes at 2*3 = 30 dollars.",  # a number in words
+        "Twice 3+4 = 14 hours.",
+        "There are 15 cups because 12 x 1 and 1/4 = 15",  # a mixed number
+        "He pays 10x6=60 dollars.",
+        "If each book sells at 20$, then she earned 20*65 = $1300 in the second year.",
+        "So each pair of contacts costs 180/90 = $2 a pair.",
+        "Yuri scored 1/2 (68) + 10 = 44 points",  # a written fraction times a bracket
+        "So 1/2 off is $3/2 = $1.50+$3.00=$4.50",  # a running total
+    ],
+)
+def test_connectives_glued_times_and_trailing_currency_when_right(step):
+    assert all(s != "mismatch" for _, s in statuses(step)), statuses(step)
+
+
+def test_glued_x_stays_an_unknown_where_the_step_uses_x():
+    # "3x2 + 2x": a square written without its superscript, not 3 × 2
+    assert all(link.kind == "algebra" or link.status != "mismatch" for link in analyse_step("3x2 + 2x = 5").links)
+    assert statuses("2x3 = 6 so 4x5 = 21") == [("2x3 = 6", "ok"), ("4x5 = 21", "mismatch")]
+
+
+def test_a_running_total_needs_its_next_link_to_hold():
+    assert ("3/2 = 1.50+3.00", "mismatch") in statuses("so 3/2 = 1.50+3.00=4.60")
+    assert statuses("3/2 = 2.50+3.00 = 5.50") == [("3/2 = 2.50+3.00", "mismatch"), ("2.50+3.00 = 5.50", "ok")]
+
+
+@pytest.mark.parametrize(
+    "step, text",
+    [
         # a \text unit label glued to the result ends the expression
         (r"This is a total of: $$9\times10\times10\times5=4510\text{ four digit odd numbers}$$", r"9\times10\times10\times5 = 4510"),
         (r"a speed of $$\frac{3}{4}\times80\text{ miles per hour}=3\times20=59\text{ miles per hour}.$$", r"3\times20 = 59"),

@@ -192,6 +192,10 @@ def test_alignment_missing_extra_swapped_and_duplicates():
     assert al.missing == [] and al.extra == [] and len(al.reordered) == 1
     d3, inv = order_score(al, {2: {1}}, 0.25, 0.5)
     assert d3 == pytest.approx((1 - spearman([0, 1, 2, 3], [0, 2, 1, 3])) / 2 + 0.25) and inv == [(1, 1)]
+    # a predicted step that shows none of the results it would need is no inversion (and adds no penalty)
+    d3_unused, inv_unused = order_score(al, {2: {1}}, 0.25, 0.5, uses=lambda i1, j: False)
+    assert inv_unused == [] and d3_unused == pytest.approx(d3 - 0.25)
+    assert order_score(al, {2: {1}}, 0.25, 0.5, uses=lambda i1, j: (i1, j) == (1, 1)) == (d3, inv)
     S_pp = np.eye(3)
     S_pp[0, 2] = S_pp[2, 0] = 0.99
     al = align_steps(np.eye(3), S_pp, 0.5, 0.95)

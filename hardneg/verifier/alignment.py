@@ -13,6 +13,7 @@ steps where the later one uses the result of the earlier one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -105,10 +106,14 @@ def spearman(xs: list[float], ys: list[float]) -> float:
     return 1.0 - 6.0 * d2 / (n * (n * n - 1))
 
 
-def order_score(al: Alignment, ref_depends: dict[int, set[int]], penalty: float, cap: float) -> tuple[float, list[tuple[int, int]]]:
+def order_score(al: Alignment, ref_depends: dict[int, set[int]], penalty: float, cap: float,
+                uses: Optional[Callable[[int, int], bool]] = None) -> tuple[float, list[tuple[int, int]]]:
     """d3 and the inverted key pairs as (reference step used, predicted step that uses it too early).
 
-    `ref_depends[i2]` holds the reference steps whose results step i2 uses."""
+    `ref_depends[i2]` holds the reference steps whose results step i2 uses. `uses(i1, j)`: does predicted
+    step j show a result of reference step i1? An inversion is counted only where it does: a step aligned
+    with i2 that holds none of the values i2 takes from i1 does not need i1 (a weak match, as when one
+    predicted step holds both i1 and i2 and i2 was aligned with a look-alike elsewhere)."""
     matched = al.matched
     if len(matched) < 2:
         return 0.0, []
@@ -120,7 +125,7 @@ def order_score(al: Alignment, ref_depends: dict[int, set[int]], penalty: float,
         if i2 not in where:
             continue
         for i1 in deps:
-            if i1 in where and i1 < i2 and where[i1] > where[i2]:
+            if i1 in where and i1 < i2 and where[i1] > where[i2] and (uses is None or uses(i1, where[i2])):
                 inversions.append((i1, where[i2]))
     extra = min(cap, penalty * len(inversions))
     return float(min(1.0, max(0.0, base) + extra)), inversions

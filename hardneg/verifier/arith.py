@@ -23,7 +23,9 @@ read back by `_unit_links` when the words are plain units, and arithmetic writte
 
 Guards against false alarms (a wrong "slip" flag is worse than a missed one):
 - an expression next to a connective word (`half of 48 = 24`, `= 1/2 of 48`) is
-  incomplete and skipped; words end a chain, so `60 minutes = 1 hour` is not a link;
+  incomplete and not checked on its own; after the connective it is a slip only when no
+  reading gives the result (`at 3*2 = 7` alone, `4 boxes at 3*2 = 24` with the 4 before it:
+  _tied_slip); words end a chain, so `60 minutes = 1 hour` is not a link;
 - no tolerance without a reason: a result written with k decimals may be rounded only
   when the exact value needs more digits (`12/7 = 1.71`); an integer for a non-integer value
   needs a word that says so (`10/3 = 3 full boxes`, "about", "rounded", ≈), so
@@ -263,6 +265,8 @@ _OPERAND_NEXT_RE = re.compile(r"(?:\s|\\[ ,;:!])*[\d(]")
 _CUSTOM_OPS = set("@#") | {"\\ast", "\\star", "\\diamond", "\\nabla", "\\oplus", "\\otimes", "\\odot", "\\circledast", "\\bullet", "\\clubsuit", "\\heartsuit", "\\spadesuit", "\\triangle", "\\Box", "\\square"}
 
 
+# a word of two letters or more after one space ("$1 a pair": "a" is an article there)
+_WORD_NEXT_RE = re.compile(r" [A-Za-z]{2}")
 # the end of "that's", "Pam's", "don't", "they're" after a word of two letters or more
 _CONTRACTION_RE = re.compile(r"(?:s|t|re|ll|ve|d|m)(?![A-Za-z])")
 # a unit or an ordinal glued to a result ("= 160kg", "= 5km", "= 16th"): a label, not a factor that continues the
@@ -338,6 +342,8 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
             continue
         if kind == "brk" and s == "$" and not latex and _CURRENCY_AFTER.match(text, b):
             continue  # "$12", "$ 6": a currency sign in plain text
+        if kind == "brk" and s == "$" and not latex and not in_math and toks and toks[-1].kind == "NUM" and text[toks[-1].end : a] in ("", " "):
+            continue  # "sells at 20$", "gave 20 $ to Jack": a currency sign written after the amount
         if kind == "brk":
             # math delimiters end an expression and switch math mode (where "ab" is a product)
             if s in ("$", "$$"):
@@ -422,6 +428,8 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
                     toks.append(Tok("VAR", ch, a + k, a + k + 1, ch))
             elif in_math and s in _MATH_CONNECTIVES:
                 toks.append(Tok("WORD", s, a, b, s))  # `$e = 0 or e = 3$`: two statements, not a product
+            elif s == "a" and not in_math and toks and toks[-1].kind == "NUM" and toks[-1].end < a and _WORD_NEXT_RE.match(text, b):
+                toks.append(Tok("WORD", s, a, b, s))  # "= $1 a pair", "20 a day": the article of a rate, not a product
             elif (len(s) == 1 and s.isascii()) or (len(s) <= 4 and s.isascii() and (s.isupper() or in_math)):
                 toks.append(Tok("VAR", s, a, b, s))  # x, or a geometry name such as AC
             else:
@@ -524,6 +532,12 @@ def _rewrite(toks: list[Tok]) -> list[Tok]:
     out: list[Tok] = []
     n = len(toks)
     skip_until = -1
+    # "10x6 = 60": a glued x between two numbers is a product unless the step uses x as an unknown ("3x2 + 2x",
+    # a square written without its superscript)
+    times_x = {i for i in range(1, n - 1) if toks[i].kind == "VAR" and toks[i].value in ("x", "X")
+               and toks[i - 1].kind == "NUM" and toks[i + 1].kind == "NUM"
+               and toks[i - 1].end == toks[i].start and toks[i].end == toks[i + 1].start}
+    x_unknown = any(t.kind == "VAR" and t.value in ("x", "X") and i not in times_x for i, t in enumerate(toks))
     for i, t in enumerate(toks):
         if i <= skip_until:
             continue
@@ -546,11 +560,26 @@ def _rewrite(toks: list[Tok]) -> list[Tok]:
             out.append(Tok("RP", "", toks[i + 2].end, toks[i + 2].end))
             skip_until = i + 2
             continue
+        if (
+            t.kind == "NUM" and t.decimals == 0 and i + 3 < n and not (out and out[-1].kind == "OP" and out[-1].value in "/^")
+            and toks[i + 1].kind == "OP" and toks[i + 1].value == "/" and _glued(t, toks[i + 1])
+            and toks[i + 2].kind == "NUM" and toks[i + 2].decimals == 0 and _glued(toks[i + 1], toks[i + 2])
+            and toks[i + 3].kind == "LP" and toks[i + 3].text == "("
+        ):
+            # "1/2 (68) + 10 = 44", "3/4(12)": a written fraction times a bracket, not 1 over 2·68
+            out.append(Tok("LP", "", t.start, t.start))
+            out.extend(toks[i : i + 3])
+            out.append(Tok("RP", "", toks[i + 2].end, toks[i + 2].end))
+            skip_until = i + 2
+            continue
         prev = out[-1] if out else None
         nxt = toks[i + 1] if i + 1 < n else None
         if t.kind == "VAR" and t.value in ("x", "X") and prev is not None and nxt is not None:
             if prev.kind in ("NUM", "RP") and nxt.kind in ("NUM", "LP") and prev.end < t.start and t.end < nxt.start:
                 out.append(Tok("OP", t.text, t.start, t.end, "*"))  # "5 x 3" (spaced); "2x(7)" is a product with x
+                continue
+            if i in times_x and not x_unknown:
+                out.append(Tok("OP", t.text, t.start, t.end, "*"))
                 continue
         if t.kind == "WORD" and prev is not None and prev.kind == "NUM" and nxt is not None:
             if nxt.kind == "OP" and nxt.value in ("*", "/") and len(t.text) <= 15 and t.value not in CONNECTIVES_LEFT:
@@ -1964,6 +1993,7 @@ def _per_hundred_after(span: Span) -> bool:
 
 def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, seen, rounding: bool = False, eq_ctx: bool = False) -> None:
     sides: list[Optional[tuple[Side, list[Tok], Optional[str]]]] = []
+    tied_first: Optional[Span] = None  # the first side follows a connective ("at 3*2 = 6"): see _tied_slip
     for k, sp in enumerate(spans):
         if not sp.toks:
             sides.append(None)
@@ -1984,6 +2014,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             sp.after2 if toks[-1] is sp.toks[-1] else None,
         )
         left_ok = _complete_left(sub)
+        if k == 0 and not left_ok and not trimmed_left and _tied_by_connective(sub):
+            tied_first = sub
         if trimmed_left:
             at = sp.toks.index(toks[0])
             cut = sp.toks[at - 1]
@@ -2019,8 +2051,10 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if a is None or b is None:
             prev_link = None
             continue
-        lhs, _, ra, left_ok, _ = a
+        lhs, lhs_toks, ra, left_ok, _ = a
         rhs, _, rb, _, right_ok = b
+        if k == 0 and tied_first is not None and right_ok and len(sides) == 2 and ra is None and rb is None:
+            _tied_slip(text, tied_first, lhs, rhs, lhs_toks, out, seen, rounding)
         if not (left_ok and right_ok):
             prev_link = None
             continue
@@ -2062,6 +2096,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
                 and prev_link.status == "ok" and prev_link.rhs is lhs and _carries_rounding(prev_link.lhs, lhs, rhs)):
             # `452 ÷ (1.05)^{14} = 452 ÷ 1.98 = 228.29`: the result is the chain's exact value, not its rounded middle's
             link.status = "ok"
+        if link is not None and link.status == "mismatch" and link.kind == "arith" and _running_total(sides, k):
+            link.status, link.note = "unchecked", "unchecked: a running total (A = a + b = c, a being A's value)"
         if link is not None:
             link.rewrite = rewrite
             link.closed_only = rewrite and not chained  # only a number or a bound follows (`A = B = c`, `A = B > 0`)
@@ -2069,6 +2105,109 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
+
+
+def _running_total(sides: list, k: int) -> bool:
+    """`$3/2 = $1.50 + $3.00 = $4.50`: the middle side starts from the value of the side before it and goes on
+    adding, and the chain's next link holds, so the writer keeps a running total rather than equating A with it."""
+    if k + 2 >= len(sides) or sides[k + 2] is None:
+        return False
+    (lhs, _, _, _, _), (mid, mid_toks, _, _, _), (nxt, _, _, _, _) = sides[k], sides[k + 1], sides[k + 2]
+    if len(mid_toks) < 3 or mid_toks[0].kind != "NUM" or mid_toks[1].kind != "OP" or mid_toks[1].value not in "+-":
+        return False
+    if lhs.value is None or mid.value is None or nxt.value is None or mid_toks[0].value != lhs.value:
+        return False
+    return close_enough(mid, nxt, mid.value, nxt.value, False)
+
+
+def _tied_by_connective(span: Span) -> bool:
+    """Is a connective word right before it ("run at 3*2 = 6", "5 more than 3*2 = 11", "half of 10+2 = 6")
+    the only thing that makes the side incomplete (_complete_left)?"""
+    b, first = span.before, span.toks[0]
+    if span.op_before_words or b is None or b.kind != "WORD" or b.end == first.start:
+        return False
+    if first.kind in ("OP", "FACT"):
+        return False
+    b2 = span.before2
+    if b.value == "and" and b2 is not None and b2.kind == "NUM":
+        return False  # "12 x 1 and 1/4 = 15": a mixed number, whose whole part sits before "and"
+    return b.value in CONNECTIVES_LEFT or b.value == "of"
+
+
+# connectives that take an operand written before them ("divided it by 2 + 1", "5 more than 3*2"): without a
+# number before them in the sentence the other operand is unknown ("it") and nothing is checked. After the others
+# ("runs at 3*2 = 6 mph", "subtract 2*1 = 2 inches") the expression may also stand alone.
+_BINARY_CONNECTIVES = {"times", "plus", "minus", "by", "from", "than", "over", "and", "less", "more", "divided",
+                       "multiplied", "through", "of"}
+# "by" takes an operand before it after these ("divided it by"); elsewhere it gives an amount ("off his target by
+# 120 - 65 = 55", "greater ... by 4000 - 3000 = 1000")
+_SCALING_RE = re.compile(r"divid|multipl|split|shar|scal|factor|times", re.IGNORECASE)
+_SMALL_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                  "ten": 10, "eleven": 11, "twelve": 12, "a": 1, "an": 1}
+_PARTS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fourths": 4,
+          "fifth": 5, "fifths": 5, "tenth": 10, "tenths": 10}
+_MULTIPLES = {"twice": 2, "double": 2, "triple": 3, "thrice": 3}
+_PART_RE = re.compile(r"\b(?:(" + "|".join(_SMALL_NUMBERS) + r")[\s-]+)?(" + "|".join(_PARTS) + "|" + "|".join(_MULTIPLES) + r")\b",
+                      re.IGNORECASE)
+_TIED_NUMBERS = 4  # the numbers nearest before the connective that may be the other operand
+_SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)|\n")
+
+
+def _words_before(before: str) -> list[Fraction]:
+    """The numbers a clause writes in words before an expression: "two thirds", "half", "twice", "five"."""
+    out = []
+    for m in _PART_RE.finditer(before):
+        count, word = m.group(1), m.group(2).lower()
+        out.append(Fraction(_MULTIPLES[word]) if word in _MULTIPLES
+                   else Fraction(_SMALL_NUMBERS[count.lower()] if count else 1, _PARTS[word]))
+    out += [Fraction(v) for w in re.findall(r"[a-z]+", before.lower()) if (v := _SMALL_NUMBERS.get(w)) and w not in ("a", "an")]
+    return out
+
+
+def _tied_readings(toks: list[Tok], L: Fraction, v: Fraction) -> list[Fraction]:
+    """v combined with the expression `toks` (value L): v ∘ (E), (E) ∘ v and, by the usual precedence, v ∘ E
+    ("half of 48 + 2" is 24 + 2, "2 times 4 + 1" is 9), for ∘ in + − × ÷, and E as a percentage of v."""
+    out = [v + L, v - L, L - v, v * L, v * L / 100]
+    if L:
+        out.append(v / L)
+    if v:
+        out.append(L / v)
+    for op in "+-*/":
+        try:
+            out.append(eval_exact(parse_span([Tok("NUM", "v", 0, 0, v), Tok("OP", op, 0, 0, op)] + toks)))
+        except (ArithmeticError, _ParseError, _FreeSymbol, _NeedsSymbolic, RecursionError):
+            continue
+    return out
+
+
+def _tied_slip(text: str, span: Span, lhs: Side, rhs: Side, toks: list[Tok], out: StepMath, seen, rounding: bool) -> None:
+    """`she runs at 3*2 = 7 mph`: an expression after a connective may be the second operand of a longer
+    computation ("4 boxes at 3*2 = 24", "5 more than 3*2 = 11", "half of 48 + 2 = 26"), so it is not checked on
+    its own (_complete_left). It is a slip when no reading gives the result: the expression alone (where the
+    connective allows it), or combined (_tied_readings) with one of the numbers the sentence writes before it, in
+    digits or in words, or with the product of two of them."""
+    if lhs.free or rhs.free or lhs.value is None or rhs.value is None or rhs.single_num is None or not lhs.ops:
+        return
+    L, R = lhs.value, rhs.value
+    if close_enough(lhs, rhs, L, R, False, rounding=rounding):
+        return
+    ends = [m.end() for m in _SENTENCE_END_RE.finditer(text, 0, span.before.start)]
+    before = text[ends[-1] if ends else 0 : span.before.end]
+    nums = [t.value for t in tokenize(before) if t.kind == "NUM"][-_TIED_NUMBERS:] + _words_before(before)
+    binary = span.before.value in _BINARY_CONNECTIVES and not (span.before.value == "by" and not _SCALING_RE.search(before))
+    if not nums and binary:
+        return  # "she divided it by 2 + 1 = 7": the other operand is not written
+    nums += [a * b for i, a in enumerate(nums) for b in nums[i + 1 :]]
+    if any(close_enough(lhs, rhs, x, R, False, rounding=rounding) for v in nums for x in _tied_readings(toks, L, v)):
+        return
+    key = (lhs.text.replace(" ", ""), rhs.text.replace(" ", ""))
+    if key in seen:
+        return
+    seen.add(key)
+    link = Link(lhs, rhs, False, "mismatch", rounding=rounding)
+    start = span.toks[0].start
+    link.pre = text[max(0, start - 30) : start].lower()
+    out.links.append(link)
 
 
 def _carries_rounding(first: Side, middle: Side, last: Side) -> bool:

@@ -528,6 +528,12 @@ def _signature(operands) -> tuple:
     return tuple(sorted(round(float(x), 6) for x in operands))
 
 
+def shows_result(source: StepMath, step: StepMath) -> bool:
+    """Does `step` write a number that `source` computed (the order check: does it need that step)?"""
+    results = [abs(c.result) for c in source.computations]
+    return any(_in(x, results) for x in step.mentions)
+
+
 def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
     """Reference step -> earlier reference steps whose computed results it uses."""
     produced: list[tuple[int, Fraction]] = []

@@ -50,6 +50,7 @@ from .checks import (
     question_equations,
     question_info,
     ref_dependencies,
+    shows_result,
     value_flow,
     wrong_operation,
 )
@@ -460,7 +461,9 @@ class MathVerifier:
                 al.missing = [i for i in range(S_rp.shape[0]) if i not in used_r]
                 al.extra = sorted(set(al.extra) | set(echoes))
             w.dims["d_structure"] = structure_score(al, len(w.ref.steps), m, cfg.missing_weight, cfg.extra_weight)
-            d3, inversions = order_score(al, w.ref.depends, cfg.key_inversion_penalty, cfg.key_inversion_cap)
+            ref_maths, maths = w.ref.maths, w.maths
+            d3, inversions = order_score(al, w.ref.depends, cfg.key_inversion_penalty, cfg.key_inversion_cap,
+                                         lambda i1, j: j < len(maths) and shows_result(ref_maths[i1], maths[j]))
             w.dims["d_order"] = d3
             for i1, j in inversions:
                 w.flag(j, "order inversion", f"order inversion: this step needs the result of reference step {i1}, which comes later here")
