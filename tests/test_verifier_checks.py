@@ -10,7 +10,7 @@ import pytest
 from hardneg.verifier import VerifierConfig, aggregate
 from hardneg.verifier.alignment import align_steps, needleman_wunsch, order_score, spearman, structure_score
 from hardneg.verifier.arith import analyse_step
-from hardneg.verifier.checks import answer_value, formula_errors, logic_checks, method_starts, question_info, ref_dependencies, value_flow, wrong_operation
+from hardneg.verifier.checks import answer_value, formula_errors, logic_checks, method_starts, question_info, ref_dependencies, reused_values, value_flow, wrong_operation
 from hardneg.verifier.steps import split_steps
 
 NOTEBOOKS_Q = (
@@ -57,6 +57,20 @@ def test_value_flow_stale_question_number():
     _, ms = maths(text)
     flags = value_flow(ms, Fraction(60))
     assert [j for j, _ in flags] == [1]
+
+
+def test_value_flow_keeps_a_quantity_the_reference_keeps_using():
+    # GSM8K train 4027: 14/2 = 7 cheesecakes is a comparison nothing uses later, and 14 is used again on purpose
+    ref = ("Lionel has enough Graham crackers to make 14/2 = 7 Oreo cheesecakes\n"
+           "Lionel has enough Oreos to make 15/3 = 5 Oreo cheesecakes\n"
+           "Therefore, the maximum number of cheesecakes Lionel can make is 5.\n"
+           "Lionel needs 2 * 5 = 10 boxes of Graham crackers\nHe'll have 14 - 10 = 4 boxes left over\nThe answer is: 4")
+    _, ms = maths(ref)
+    assert [j for j, _ in value_flow(ms, Fraction(4))] == [4]  # without a reference: read as stale
+    assert value_flow(ms, Fraction(4), live=reused_values(ms)) == []
+    # the paper's Table 2: its reference computes with 12 in two steps, but never after 12 − 1.20 = 10.80
+    _, stale = maths(TABLE2_HARD_NEG)
+    assert [j for j, _ in value_flow(stale, Fraction(8), live=reused_values(maths(TABLE2_CORRECT)[1]))] == [4]
 
 
 def test_value_flow_reads_the_computations_of_one_line_in_order():

@@ -222,10 +222,14 @@ def _recomputes(later: Computation, earlier: Computation) -> bool:
     return True
 
 
-def value_flow(maths: list[StepMath], final: Optional[Fraction], starts: Optional[list[int]] = None) -> list[tuple[int, str]]:
+def value_flow(maths: list[StepMath], final: Optional[Fraction], starts: Optional[list[int]] = None,
+               live: frozenset = frozenset()) -> list[tuple[int, str]]:
     """(step index, flag) for every superseded value used again later. `starts` (`method_starts`): a use in a
     method or case that begins after the result was computed ("Or we know that 84° + 360° = 444°", then
     "444° − 288°" after "288° − 84° = 204°") works the question again; it does not go on with a stale value.
+    `live` (`reused_values` of the reference): where the reference computes the same result from the same value
+    and uses that value again later ("14/2 = 7 cheesecakes", then "14 - 10 = 4 boxes left"), the value is not stale.
+    (The paper's Table 2 reference computes 10.80 from 12 and never uses 12 again: "$20 − $12" stays flagged.)
 
     Indexed by value, so a 64-step candidate with hundreds of numbers stays linear."""
     n = len(maths)
@@ -269,7 +273,7 @@ def value_flow(maths: list[StepMath], final: Optional[Fraction], starts: Optiona
             # the quantity being updated is the first operand: 12 in "12 − 1.20 = 10.80"
             x = comp.operands[0]
             kx = _key(x)
-            if x in (0, 1, 2) or kx == kr or forms[kx, comp.ops] >= 3:
+            if x in (0, 1, 2) or kx == kr or forms[kx, comp.ops] >= 3 or (kx, kr) in live:
                 continue
             for j, comp2 in operand_uses.get(kx, ()):
                 if j <= i or j in flagged_steps or _recomputes(comp2, comp) or (starts is not None and starts[j] > i):
@@ -526,6 +530,19 @@ def _reference_operation(comp: Computation, ref_comps: list[Computation], ref_in
 
 def _signature(operands) -> tuple:
     return tuple(sorted(round(float(x), 6) for x in operands))
+
+
+def reused_values(maths: list[StepMath]) -> frozenset:
+    """(x, r) as value_flow keys wherever a step computes r from x (x its first operand) and a later step computes
+    with x again: in this solution x stays current after r."""
+    last_use: dict[float, int] = {}
+    for i, sm in enumerate(maths):
+        for comp in sm.computations:
+            for x in comp.operands:
+                last_use[_key(x)] = i
+    return frozenset((_key(comp.operands[0]), _key(abs(comp.result)))
+                     for i, sm in enumerate(maths) for comp in sm.computations
+                     if comp.operands and last_use[_key(comp.operands[0])] > i)
 
 
 def shows_result(source: StepMath, step: StepMath) -> bool:

@@ -50,6 +50,7 @@ from .checks import (
     question_equations,
     question_info,
     ref_dependencies,
+    reused_values,
     shows_result,
     value_flow,
     wrong_operation,
@@ -97,6 +98,7 @@ class _Reference:
     comps: list[Computation]
     depends: dict[int, set[int]]
     notes: list[str]
+    reused: frozenset = frozenset()  # (value, result) pairs after which it uses the value again (value_flow's `live`)
 
 
 @dataclass
@@ -342,6 +344,7 @@ class MathVerifier:
             comps=comps,
             depends=ref_dependencies(maths, q.numbers),
             notes=notes,
+            reused=reused_values(maths),
         )
         self._ref_cache.put(key, ref)
         return ref
@@ -506,7 +509,7 @@ class MathVerifier:
         # `f(4) = 7`, then `g(7) = 3·7 + 5` reuses numbers as arguments, not as stale quantities)
         word = w.qinfo.word_problem
         starts = method_starts(w.steps, w.qinfo) if word else []  # both read one method or case at a time
-        vf = value_flow(w.maths, w.answer_val, starts) if word else []
+        vf = value_flow(w.maths, w.answer_val, starts, w.ref.reused if w.ref else frozenset()) if word else []
         scores = []
         for j, msg in vf:
             w.flag(j, "value-flow contradiction", msg)
