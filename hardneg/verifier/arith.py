@@ -128,6 +128,14 @@ LABEL_WORDS = {
     "round", "game", "room", "floor", "section", "stage", "phase", "version", "number", "no", "question",
     "problem", "line", "row", "column", "lap", "case", "option", "equation", "item", "figure", "table",
 }
+# the values of number words ("five", "a dozen", "twice"), read by the checks and by _tied_slip
+NUMBER_WORD_VALUES = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+     "dozen": 12, "twice": 2, "double": 2, "triple": 3}
 # letters that name functions in MATH ("f(x) = x^2"); "a(2)" stays a product
 FUNCTION_LETTERS = {"f", "g", "h", "p", "q"} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # ... and any letter (or Greek letter) the text calls a function: "the function $b(x)$", "functions $a(x)$
@@ -2142,26 +2150,20 @@ _BINARY_CONNECTIVES = {"times", "plus", "minus", "by", "from", "than", "over", "
 # "by" takes an operand before it after these ("divided it by"); elsewhere it gives an amount ("off his target by
 # 120 - 65 = 55", "greater ... by 4000 - 3000 = 1000")
 _SCALING_RE = re.compile(r"divid|multipl|split|shar|scal|factor|times", re.IGNORECASE)
-_SMALL_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-                  "ten": 10, "eleven": 11, "twelve": 12, "a": 1, "an": 1}
-_PARTS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fourths": 4,
-          "fifth": 5, "fifths": 5, "tenth": 10, "tenths": 10}
-_MULTIPLES = {"twice": 2, "double": 2, "triple": 3, "thrice": 3}
-_PART_RE = re.compile(r"\b(?:(" + "|".join(_SMALL_NUMBERS) + r")[\s-]+)?(" + "|".join(_PARTS) + "|" + "|".join(_MULTIPLES) + r")\b",
+# "two thirds", "a half", "one-fifth", "twice": a count (a word or "a") and a part word of _PART_WORDS or its plural
+_PARTS_PLURAL = _PART_WORDS | {w + "s": v for w, v in _PART_WORDS.items() if w != "half"} | {"halves": _PART_WORDS["half"]}
+_PART_RE = re.compile(r"\b(?:(" + "|".join(NUMBER_WORD_VALUES) + r"|an?)[\s-]+)?(" + "|".join(_PARTS_PLURAL) + r")\b",
                       re.IGNORECASE)
-_TIED_NUMBERS = 4  # the numbers nearest before the connective that may be the other operand
+_TIED_NUMBERS = 4  # the numbers (in digits, and in words) nearest before the connective that may be the other operand
 _SENTENCE_END_RE = re.compile(r"[.!?](?:\s|$)|\n")
 
 
 def _words_before(before: str) -> list[Fraction]:
     """The numbers a clause writes in words before an expression: "two thirds", "half", "twice", "five"."""
-    out = []
-    for m in _PART_RE.finditer(before):
-        count, word = m.group(1), m.group(2).lower()
-        out.append(Fraction(_MULTIPLES[word]) if word in _MULTIPLES
-                   else Fraction(_SMALL_NUMBERS[count.lower()] if count else 1, _PARTS[word]))
-    out += [Fraction(v) for w in re.findall(r"[a-z]+", before.lower()) if (v := _SMALL_NUMBERS.get(w)) and w not in ("a", "an")]
-    return out
+    out = [_PARTS_PLURAL[m.group(2).lower()] * NUMBER_WORD_VALUES.get((m.group(1) or "").lower(), 1)
+           for m in _PART_RE.finditer(before)]
+    out += [Fraction(v) for w in re.findall(r"[a-z]+", before.lower()) if (v := NUMBER_WORD_VALUES.get(w))]
+    return out[-_TIED_NUMBERS:]
 
 
 def _tied_readings(toks: list[Tok], L: Fraction, v: Fraction) -> list[Fraction]:

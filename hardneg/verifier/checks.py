@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import TABLE_RE, Computation, StepMath, analyse_step, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
+from .arith import NUMBER_WORD_VALUES, TABLE_RE, Computation, StepMath, analyse_step, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
 __all__ = [
@@ -79,14 +79,7 @@ class QuestionInfo:
     bounds: bool = False  # its numbers bound a range ("between 4000 and 7000") or have digits read: a solution may use the ends or digits
 
 
-_NUMBER_WORDS = {
-    w: i for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
-     "dozen": 12, "twice": 2, "double": 2, "triple": 3}
-_NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.IGNORECASE)
+_NUMBER_WORD_RE = re.compile(r"\b(" + "|".join(NUMBER_WORD_VALUES) + r")\b", re.IGNORECASE)
 # Coins name their values: "3 dimes" gives 0.1 (and a dime's 10 cents), as "five" gives 5. A quarter's 25 cents only
 # where the question speaks of cents or coins: "a quarter of the cake" gives 1/4, not 25.
 _COIN_VALUES = {  # coin: (its value in dollars, in cents)
@@ -135,9 +128,9 @@ def question_info(question: str) -> QuestionInfo:
             info.numbers.add(abs(tok.value))
             plain[abs(tok.value)] += 1
     for m in _NUMBER_WORD_RE.finditer(q):  # "five jackets": a given 5 (not a 5% misused)
-        info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()]))
+        info.word_numbers.add(Fraction(NUMBER_WORD_VALUES[m.group(1).lower()]))
     for m in _COMPOUND_NUMBER_RE.finditer(q):
-        info.word_numbers.add(Fraction(_NUMBER_WORDS[m.group(1).lower()] + _NUMBER_WORDS[m.group(2).lower()]))
+        info.word_numbers.add(Fraction(NUMBER_WORD_VALUES[m.group(1).lower()] + NUMBER_WORD_VALUES[m.group(2).lower()]))
     cents = bool(_CENTS_RE.search(q))
     for m in _COIN_RE.finditer(q):
         coin = m.group(1).lower()
@@ -163,7 +156,7 @@ def question_info(question: str) -> QuestionInfo:
     if info.other_base:
         for m in _BASE_NUMBER_RE.finditer(q):
             b = m.group(1) or m.group(2)
-            b = int(b) if b.isdigit() else _NUMBER_WORDS.get(b.lower(), 0)
+            b = int(b) if b.isdigit() else NUMBER_WORD_VALUES.get(b.lower(), 0)
             if 2 <= b <= 36 and b != 10:
                 info.bases.add(b)
     info.word_problem = not _MATH_QUESTION.search(q)
