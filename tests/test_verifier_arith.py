@@ -263,6 +263,14 @@ def test_glued_x_stays_an_unknown_where_the_step_uses_x():
     assert statuses("2x3 = 6 so 4x5 = 21") == [("2x3 = 6", "ok"), ("4x5 = 21", "mismatch")]
 
 
+def test_a_side_counted_in_thousands_is_no_slip():
+    # GSM8K train 3859: "losing 5 thousand dollars ... 5 * 3 = $15,000"
+    assert statuses("The shop is losing 5 thousand dollars a day, so over three days the losses are 5 * 3 = $15,000.") == [
+        ("5 * 3 = 15,000", "ok")]
+    assert statuses("He earns 2 million a year, so 2 * 3 = 7,000,000 in 3 years") == [("2 * 3 = 7,000,000", "mismatch")]
+    assert statuses("The losses are 5 * 3 = $15,000.") == [("5 * 3 = 15,000", "mismatch")]  # no scale word in the step
+
+
 def test_a_running_total_needs_its_next_link_to_hold():
     assert ("3/2 = 1.50+3.00", "mismatch") in statuses("so 3/2 = 1.50+3.00=4.60")
     assert statuses("3/2 = 2.50+3.00 = 5.50") == [("3/2 = 2.50+3.00", "mismatch"), ("2.50+3.00 = 5.50", "ok")]

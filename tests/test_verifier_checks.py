@@ -568,3 +568,18 @@ def test_a_second_method_that_reuses_a_number_is_no_stale_value():
     one_way = second.replace("Or we know that", "We know that")
     steps, ms = maths(one_way)
     assert [j for j, _ in value_flow(ms, Fraction(156), method_starts(steps, q))] == [4]
+
+
+def test_a_final_answer_the_step_says_it_rounds_to_is_no_conclusion_contradiction():
+    # GSM8K train 4603: "66.666...%, which rounds up to 67%", then "#### 67"
+    q = "Matt has six cats and half of them are female. What percentage of his cats are kittens (rounded to the nearest percent)?"
+    body = "6 cats / 2 = 3 cats\n7 kittens/cat * 3 cats = 21 kittens\n21 - 9 = 12 kittens\n12 + 6 = 18 cats\n"
+
+    def conclusion(last: str, final: int):
+        steps = split_steps(body + last + f"\nThe answer is: {final}")
+        found = logic_checks([analyse_step(s) for s in steps], steps, question_info(q), Fraction(final), None)
+        return [msg for _, kind, msg in found if kind == "conclusion contradiction"]
+
+    assert conclusion("12 kittens / 18 cats * 100% = 66.666...%, which rounds up to 67%", 67) == []
+    assert conclusion("12 kittens / 18 cats * 100% = 66.666...%", 67)  # no rounding said
+    assert conclusion("12 kittens / 18 cats * 100% = 66.666...%, which rounds up to 67%", 69)  # not the rounded value

@@ -1542,6 +1542,7 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
     # (`p + i = 1.10, … i = .05`: a step that gives i a value uses it as an unknown, not √−1)
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text)) and not i_unknown and not _I_VALUE_RE.search(text)
     no_solution = bool(NO_SOLUTION_CUE.search(text))
+    scales = {_SCALE_WORDS[w.lower()] for w in _SCALE_WORD_RE.findall(text)}
     moduli = sorted({int(g) for m in _MODULUS_RE.finditer(text) for g in m.groups() if g and 2 < int(g) < 10**12})  # mod 2: half of all slips would pass
     for spans, seps in _chains(toks):
         if _list_equality(spans):
@@ -1554,6 +1555,12 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
                 if link.kind == "arith" and link.status == "mismatch" and _congruent(link.lhs.value, link.rhs.value, moduli):
                     # `50^{-1} = 24` next to `\pmod{1199}`: an equality of residues (50 · 24 = 1200 ≡ 1)
                     link.status, link.note = "ok", "ok: holds modulo " + ", ".join(map(str, moduli))
+        if scales:
+            for link in out.links[first_new:]:
+                if (link.kind == "arith" and link.status == "mismatch" and link.lhs.value and link.rhs.value
+                        and (link.rhs.value / link.lhs.value in scales or link.lhs.value / link.rhs.value in scales)):
+                    # "losing 5 thousand dollars a day, so 5 * 3 = $15,000": one side counts in thousands
+                    link.status, link.note = "ok", "ok: one side counts in the step's " + " / ".join(_SCALE_WORD_RE.findall(text))
         if no_solution and spans[-1].toks:
             rest = _sentence_rest(text, spans[-1].toks[-1].end)
             for link in out.links[first_new:]:
@@ -1569,6 +1576,10 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
         _units_digit_links(out)
     return out
 
+
+# a number written with a scale word ("5 thousand dollars", "2.5 million"): the step may count in those units
+_SCALE_WORDS = {"thousand": 1000, "million": 10**6, "billion": 10**9}
+_SCALE_WORD_RE = re.compile(r"(?<=\d )(thousand|million|billion)\b", re.IGNORECASE)
 
 # a modulus the step works in: `\pmod{1199}`, `\bmod 7`, `\mod{9}`, "modulo 13", "(mod 5)"
 _MODULUS_RE = re.compile(r"\\pmod\s*\{?\s*(\d+)|\\b?mod\s*\{?\s*(\d+)|\bmodulo\s+\$?(\d+)|\(mod\s*(\d+)\)")

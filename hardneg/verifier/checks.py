@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import NUMBER_WORD_VALUES, TABLE_RE, Computation, StepMath, analyse_step, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
+from .arith import NUMBER_WORD_VALUES, ROUNDING_CUE, TABLE_RE, Computation, StepMath, analyse_step, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
 __all__ = [
@@ -1077,7 +1077,10 @@ def logic_checks(
             as_percent = {r * 100 for r in prev_results} | {r / 100 for r in prev_results}  # "0.25" then "25" (%)
             # a table (`\begin{array}`, a column sum) is work the parser skips: the answer may be read from it
             tabled = any(TABLE_RE.search(s) for s in steps[:-1])
-            if prev_results and not tabled and not _in(final, before) and not _in(final, prev_results) and not _in(final, as_percent):
+            # "66.666...%, which rounds up to 67%": a step that says it rounds may state the whole number next to its result
+            rounded = (final.denominator == 1 and bool(ROUNDING_CUE.search(steps[-2]))
+                       and any(abs(final - r) < 1 for r in (*prev_results, *as_percent)))
+            if prev_results and not tabled and not rounded and not _in(final, before) and not _in(final, prev_results) and not _in(final, as_percent):
                 r = prev_results[-1]
                 out.append((n - 1, "conclusion contradiction", f"conclusion contradiction: the final answer {fmt_number(final)} "
                                                                f"contradicts step {n - 2}, which computed {fmt_number(r)}"))
