@@ -98,7 +98,7 @@ class _Reference:
     comps: list[Computation]
     depends: dict[int, set[int]]
     notes: list[str]
-    reused: frozenset = frozenset()  # (value, result) pairs after which it uses the value again (value_flow's `live`)
+    reused: frozenset  # (value, result) pairs after which it uses the value again (value_flow's `live`)
 
 
 @dataclass
