@@ -1542,7 +1542,8 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
     # (`p + i = 1.10, … i = .05`: a step that gives i a value uses it as an unknown, not √−1)
     algebra.COMPLEX["on"] = bool(_COMPLEX_CUE.search(text)) and not i_unknown and not _I_VALUE_RE.search(text)
     no_solution = bool(NO_SOLUTION_CUE.search(text))
-    scales = {_SCALE_WORDS[w.lower()] for w in _SCALE_WORD_RE.findall(text)}
+    scale_words = sorted({w.lower() for w in _SCALE_WORD_RE.findall(text)})
+    scales = {_SCALE_WORDS[w] for w in scale_words}
     moduli = sorted({int(g) for m in _MODULUS_RE.finditer(text) for g in m.groups() if g and 2 < int(g) < 10**12})  # mod 2: half of all slips would pass
     for spans, seps in _chains(toks):
         if _list_equality(spans):
@@ -1560,7 +1561,7 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
                 if (link.kind == "arith" and link.status == "mismatch" and link.lhs.value and link.rhs.value
                         and (link.rhs.value / link.lhs.value in scales or link.lhs.value / link.rhs.value in scales)):
                     # "losing 5 thousand dollars a day, so 5 * 3 = $15,000": one side counts in thousands
-                    link.status, link.note = "ok", "ok: one side counts in the step's " + " / ".join(_SCALE_WORD_RE.findall(text))
+                    link.status, link.note = "ok", "ok: one side counts in the step's " + " / ".join(scale_words)
         if no_solution and spans[-1].toks:
             rest = _sentence_rest(text, spans[-1].toks[-1].end)
             for link in out.links[first_new:]:
