@@ -2218,10 +2218,10 @@ def _tied_slip(text: str, span: Span, lhs: Side, rhs: Side, toks: list[Tok], out
     if key in seen:
         return
     seen.add(key)
-    link = Link(lhs, rhs, False, "mismatch", rounding=rounding)
-    start = span.toks[0].start
-    link.pre = text[max(0, start - 30) : start].lower()
-    out.links.append(link)
+    link = _add_link(out, lhs, rhs, None, None, False, "text", rounding)  # its guards (degrees, [x]) hold here too
+    if link is not None:
+        start = span.toks[0].start
+        link.pre = text[max(0, start - 30) : start].lower()
 
 
 def _carries_rounding(first: Side, middle: Side, last: Side) -> bool:

@@ -466,7 +466,7 @@ class MathVerifier:
             w.dims["d_structure"] = structure_score(al, len(w.ref.steps), m, cfg.missing_weight, cfg.extra_weight)
             ref_maths, maths = w.ref.maths, w.maths
             d3, inversions = order_score(al, w.ref.depends, cfg.key_inversion_penalty, cfg.key_inversion_cap,
-                                         lambda i1, j: j < len(maths) and shows_result(ref_maths[i1], maths[j]))
+                                         lambda i1, j: shows_result(ref_maths[i1], maths[j]))
             w.dims["d_order"] = d3
             for i1, j in inversions:
                 w.flag(j, "order inversion", f"order inversion: this step needs the result of reference step {i1}, which comes later here")
