@@ -462,3 +462,24 @@ def test_shipped_semantic_constants_match_the_calibration(embedder):
     for name in ("semantic_paraphrase_level", "semantic_unrelated_level", "match_threshold", "drift_threshold"):
         assert abs(c[name] - getattr(cfg, name)) <= 0.03, name
     assert np.median(c["paraphrase_raw"]) < cfg.semantic_paraphrase_level < min(c["unrelated_raw"])
+
+
+def test_a_wrong_answer_with_no_wrong_step_found_is_located_off_the_reference_path(verifier):
+    """A misread question (the spill ignored) is arithmetic done right: no slip, but the answer is wrong. The
+    first step off the reference's path is named; the dimensions are those of before (the answer counts in d6)."""
+    from test_verifier_checks import ORANGE_Q, ORANGE_REF
+
+    ref_body = ORANGE_REF.split("####")[0]
+    wrong = ("1. **Water in the orange drink:**\n   \\[\n   10 \\times \\frac{2}{3} = \\frac{20}{3} \\approx 6.67 \\text{ liters}\n   \\]\n"
+             "2. **Water in the pineapple drink:**\n   \\[\n   15 \\times \\frac{3}{5} = 9 \\text{ liters}\n   \\]\n"
+             "3. **Total water:**\n   \\[\n   6.67 + 9 = 15.67 \\text{ liters}\n   \\]\n"
+             "Therefore, the final answer is \\(\\boxed{15.67}\\).")
+    detour = ("The orange drink left is 10 - 1 = 9 liters, of which 9 × 2/3 = 6 liters are water.\n"
+              "The pineapple drink holds 15 × 3/5 = 9 liters of water.\nSo there are 6 + 9 = 15 liters of water.\n"
+              "The answer is 15.")
+    bad, good = run(verifier, VerifyInput("bad", ORANGE_Q, wrong, ref_body, "15"),
+                    VerifyInput("good", ORANGE_Q, detour, ref_body, "15"))
+    assert bad.d_answer == 1.0 and bad.d_numeric == 0.0 and bad.d_logic == 0.0
+    assert "10 \\times \\frac{2}{3}" in bad.steps[bad.first_error_step].text
+    assert bad.steps[bad.first_error_step].flags[0].startswith("off the reference's path")
+    assert good.d_answer == 0.0 and good.first_error_step is None, [s.flags for s in good.steps]

@@ -583,3 +583,119 @@ def test_a_final_answer_the_step_says_it_rounds_to_is_no_conclusion_contradictio
     assert conclusion("12 kittens / 18 cats * 100% = 66.666...%, which rounds up to 67%", 67) == []
     assert conclusion("12 kittens / 18 cats * 100% = 66.666...%", 67)  # no rounding said
     assert conclusion("12 kittens / 18 cats * 100% = 66.666...%, which rounds up to 67%", 69)  # not the rounded value
+
+
+# ------------------------------------------------------------------ off the reference's path (a wrong answer, no flag)
+def _off_path(question: str, reference: str, steps: list[str], answer: str):
+    from hardneg.verifier.checks import off_path
+
+    body, ref_answer = reference.split("####")
+    ref_comps = [c for s in split_steps(body) for c in analyse_step(s).computations]
+    maths = [analyse_step(s) for s in steps]
+    return off_path(maths, ref_comps, Fraction(ref_answer.strip()), question_info(question), Fraction(answer))
+
+
+ORANGE_Q = ("I have 10 liters of orange drink that are two-thirds water and I wish to add it to 15 liters of pineapple "
+            "drink that is three-fifths water. But as I pour it, I spill one liter of the orange drink. How much water "
+            "is in the remaining 24 liters?")
+ORANGE_REF = ("There are 15 x 3/5 = <<15*3/5=9>>9 liters of water from the 15 liters pineapple drink.\n"
+              "After 1 liter of orange drink was spilled, there were 10 - 1 = <<10-1=9>>9 liters of orange drink left.\n"
+              "Out of the 9 liters, 9 x 2/3 = <<9*2/3=6>>6 liters are water.\n"
+              "Thus, there are a total of 9 + 6 = <<9+6=15>>15 liters of water out of the 24 liters.\n#### 15")
+HENRY_Q = ("Henry made two stops during his 60-mile bike trip. He first stopped after 20 miles. His second stop was 15 "
+           "miles before the end of the trip. How many miles did he travel between his first and second stops?")
+HENRY_REF = ("He traveled 20 miles + 15 miles = <<20+15=35>>35 miles not counting the distance between stops.\n"
+             "Henry traveled 60 miles - 35 miles = <<60-35=25>>25 miles between his first and second stop.\n#### 25")
+ICE_Q = ("Cynthia eats one serving of ice cream every night. She buys cartons of ice cream with 15 servings of ice "
+         "cream per carton at a cost of $4.00 per carton. After 60 days, how much will she spend on ice cream?")
+ICE_REF = ("She will need 60/15 = 4 containers of ice cream\n"
+           "If each carton costs $4.00 and she needs 4 containers then it will cost her 4*4 = $<<4*4=16.00>>16.00\n#### 16")
+ORANGES_Q = "A basket contains 25 oranges among which 1 is bad, 20% are unripe, 2 are sour and the rest are good. How many oranges are good?"
+ORANGES_REF = ("20% of 25 oranges is (20/100)*25 = <<(20/100)*25=5>>5 oranges\n"
+               "The total number of bad, unripe and sour oranges is therefore 1+5+2 = <<1+5+2=8>>8 oranges\n"
+               "The rest which is 25-8 = <<25-8=17>>17 oranges are good\n#### 17")
+TIES_Q = ("John buys twice as many red ties as blue ties. The red ties cost 50% more than blue ties. He spent $200 on "
+          "blue ties that cost $40 each. How much did he spend on ties?")
+TIES_REF = ("He bought 200 / 40 = <<200/40=5>>5 blue ties\nSo he bought 5 * 2 = <<5*2=10>>10 red ties\n"
+            "Each red tie cost $40 * .5 = $<<40*.5=20>>20 more than blue ties\nSo they each cost $40 + $20 = $<<40+20=60>>60\n"
+            "So he spent $60 * 10 = $<<60*10=600>>600 on red ties\nSo he spent $200 + $600 = $<<200+600=800>>800 on ties\n#### 800")
+UNITS_Q = ("Richard lives in an apartment building with 15 floors. Each floor contains 8 units, and 3/4 of the building "
+           "is occupied. What's the total number of unoccupied units In the building?")
+UNITS_REF = ("The total number of units in the building will be 8 units/floor * 15 floors = <<8*15=120>>120 units.\n"
+             "If 3/4 of the building is occupied, then the total number of occupied units is 3/4 * 120 units = <<3/4*120=90>>90 units.\n"
+             "The total number of unoccupied units is 120 units - 90 units = <<120-90=30>>30 units.\n#### 30")
+
+
+def test_off_path_names_the_step_that_misreads_the_question():
+    steps = ["Water in the orange drink: 10 × 2/3 = 20/3 ≈ 6.67 liters.", "Water in the pineapple drink: 15 × 3/5 = 9 liters.",
+             "Total: 6.67 + 9 = 15.67 liters.", "The answer is 15.67."]
+    step, message = _off_path(ORANGE_Q, ORANGE_REF, steps, "15.67")
+    assert step == 0 and "off the reference's path" in message and "10 × 2/3" in message
+    # the spill first, then the same arithmetic slip-free route: no step leaves the path before the wrong sum
+    right_route = ["10 - 1 = 9 liters of orange drink are left.", "9 × 2/3 = 6 liters of it are water.",
+                   "The pineapple drink has 15 × 3/5 = 9 liters of water.", "In all 6 + 9 = 16 liters.", "The answer is 16."]
+    assert _off_path(ORANGE_Q, ORANGE_REF, right_route, "16")[0] == 3
+
+
+def test_off_path_a_correct_detour_then_a_wrong_operation():
+    """60 − 15 = 45 is not the reference's quantity but a right one (45 − 20 = 25): the wrong step is 45 + 20."""
+    steps = ["His second stop was at mile 60 - 15 = 45.", "His first stop was at mile 20.",
+             "So between the stops he traveled 45 + 20 = 65 miles.", "The answer is 65."]
+    step, message = _off_path(HENRY_Q, HENRY_REF, steps, "65")
+    assert step == 2 and "45 − 20" in message
+
+
+def test_off_path_an_inverted_ratio_is_blamed_where_it_is_made():
+    """60 ÷ 3.75 would give 16, but so would 4/15 in place of 15/4: the earlier step is the error."""
+    steps = ["She needs 60 × 1 = 60 servings.", "Each serving costs 15/4 = 3.75 dollars.", "In all 60 × 3.75 = 225 dollars.",
+             "The answer is 225."]
+    assert _off_path(ICE_Q, ICE_REF, steps, "225")[0] == 1
+
+
+def test_off_path_a_left_out_step_and_a_change_taken_for_the_quantity():
+    oranges = ["20% of 25 is 0.2 * 25 = 5 unripe oranges.", "So 25 - 5 = 20 oranges are good.", "The answer is 20."]
+    step, message = _off_path(ORANGES_Q, ORANGES_REF, oranges, "20")
+    assert step == 1 and "1+5+2 = 8" in message  # the unripe count is right; the step that skips the rest is not
+    ties = ["He bought 200 / 40 = 5 blue ties.", "He bought 2 × 5 = 10 red ties.", "A red tie costs 40 × 0.5 = 20 dollars.",
+            "The red ties cost 10 × 20 = 200 dollars.", "In all 200 + 200 = 400 dollars.", "The answer is 400."]
+    step, message = _off_path(TIES_Q, TIES_REF, ties, "400")
+    assert step == 2 and "is a change, not the quantity" in message
+
+
+def test_off_path_a_final_answer_the_reference_passes_on_its_way():
+    steps = ["The building has 15 * 8 = 120 units.", "3/4 of them are occupied, so 120 * 3/4 = 90 units are occupied.",
+             "So 90 units are unoccupied.", "The answer is 90."]
+    step, message = _off_path(UNITS_Q, UNITS_REF, steps, "90")
+    assert step == 2 and "reaches on its way" in message
+
+
+def test_off_path_follows_a_result_rounded_to_the_answer():
+    q = ("Uriah needs to remove 15 pounds from his book bag. His comic books weigh 1/4 pound each and his toys weigh "
+         "1/2 pound each. If he removes 30 comic books, how many toys does he need to remove?")
+    ref = ("30 comic books weigh 7.5 pounds because 30 x .25 = <<30*.25=7.5>>7.5\n"
+           "He needs to remove 7.5 more pounds because 15 - 7.5 = <<15-7.5=7.5>>7.5\n"
+           "He needs to remove 15 toys because 7.5 / .5 = 15\n#### 15")
+    steps = ["30 comic books weigh 30 * 0.25 = 7.5 pounds.", "He still needs to remove 15 - 7.5 = 7.5 pounds.",
+             "He needs 7.5 * 0.5 = 3.75 toys, which rounds to 4 toys.", "The answer is 4."]
+    assert _off_path(q, ref, steps, "4")[0] == 2
+
+
+def test_fraction_command_of_two_numbers_is_a_division():
+    [c] = analyse_step(r"so she needs \(\frac{60}{15} = 4\) cartons").computations
+    assert c.operands == [60, 15] and c.ops == frozenset("/") and c.result == 4 and c.ok
+    [c] = analyse_step(r"\[ x = \frac{19.50}{0.75} = 25 \]").computations
+    assert c.ok is False
+    assert analyse_step(r"\(\frac{1}{2}\)").computations == []
+
+
+def test_equation_lines_with_no_words_are_a_derivation():
+    from hardneg.verifier.checks import equation_checks
+
+    def flags(lines):
+        return equation_checks([analyse_step(s) for s in lines], lines)[0]
+
+    [(step, message)] = flags([r"\[ s + (s + 30) = 110 \]", r"\[ 2s = 140 \]", r"\[ s = 70 \]"])
+    assert step == 1 and "algebra slip" in message
+    assert flags([r"\[ s + (s + 30) = 110 \]", r"\[ 2s = 80 \]", r"\[ s = 40 \]"]) == []
+    # two conditions stated one after the other are not one derived from the other
+    assert flags(["Let x be the apples: x + 3 = 10", "and y the pears: 2y = 14"]) == []

@@ -1301,6 +1301,13 @@ def _short_fraction(toks: list[Tok], i: int) -> bool:
     )
 
 
+def _fraction_of_numbers(toks: list[Tok]) -> bool:
+    """`\\frac{a}{b}` of two written numbers, alone (brackets around it aside)."""
+    while len(toks) >= 3 and toks[0].kind in ("LP", "LB") and toks[-1].kind in ("RP", "RB"):
+        toks = toks[1:-1]
+    return [t.kind for t in toks] == ["CMD", "LB", "NUM", "RB", "LB", "NUM", "RB"] and toks[0].value == "frac"
+
+
 def literal_values(toks: list[Tok]) -> list[Fraction]:
     """The numbers written in `toks` (absolute values), "\\frac34" giving 3 and 4, not 34."""
     out: list[Fraction] = []
@@ -2051,7 +2058,8 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         reason = _evaluate(side, toks)
         sides.append((side, toks, reason, left_ok, right_ok))
     # a computation: the first side holding an operator, the chain's last literal as result
-    formula = next((s for s in sides if s and s[0].ops and s[2] is None and not s[0].free), None)
+    # (`\frac{60}{15} = 4` divides as `60/15 = 4` does: Qwen-style solutions write their divisions so)
+    formula = next((s for s in sides if s and (s[0].ops or _fraction_of_numbers(s[1])) and s[2] is None and not s[0].free), None)
     last = sides[-1]
     if formula is not None and last is not None and last[0].single_num is not None and last[0] is not formula[0] and last[2] is None:
         res = last[0].value
@@ -2059,7 +2067,7 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
             fside = formula[0]
             ok = None if fside.value is None else close_enough(fside, last[0], fside.value, res, False)
             out.computations.append(
-                Computation(fside.operands, fside.ops, res, f"{fside.text} = {last[0].text}",
+                Computation(fside.operands, fside.ops or frozenset("/"), res, f"{fside.text} = {last[0].text}",
                             fside.has_pi, fside.has_square, last[0].text, ok)
             )
     if (len(sides) == 2 and None not in sides and sides[0][0].single_num is not None and sides[1][0].single_num is not None

@@ -35,6 +35,7 @@ to fire only on a specific pattern:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -525,6 +526,183 @@ def _signature(operands) -> tuple:
     return tuple(sorted(round(float(x), 6) for x in operands))
 
 
+def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Optional[Fraction], q: QuestionInfo,
+             final: Optional[Fraction]) -> Optional[tuple[int, str]]:
+    """(step, message) of the first step that leaves the reference's path, for a candidate whose final answer
+    is wrong while no check found a wrong step: a misread question or a wrong method is arithmetic done right
+    on the wrong quantities ("10 × 2/3 = 20/3" where one litre was spilt first), which no slip check sees.
+
+    A computation is on the path when its result is a number the reference computes or brings in (not one
+    the question gives: "80 × 0.25 = 20" where the question says "20 more than" is no way back).
+    The first one off it that the solution goes on from (a later computation or mention uses it, or it is,
+    or rounds to, the final answer) is the error, unless
+    - a later computation brings the result back onto the path, to a value the reference computes: another
+      way to the same quantities ("60 − 15 = 45", then "45 − 20 = 25");
+    - it uses a value of the path where the reference goes on from that value first: a reference step is
+      left out. The step that leaves it out is the error ("25 − 5 = 20" good oranges, where the reference
+      counts 1 + 5 + 2 = 8 bad ones first), unless the left-out step adds the value to, or takes it from, a
+      number it was computed from: then a change was taken for the quantity ("40 × 0.5 = 20" dollars for a
+      red tie, where the reference goes on to 40 + 20 = 60), and the step that computed it is the error;
+    - the next computation made from it reaches a value the reference computes with another operation
+      ("45 + 20 = 65", where 45 − 20 = 25) and no other operation in the first one would through the
+      next one as written: then the first was a correct detour and the next one is the error. Where both
+      would ("15/4 = 3.75", then "60 × 3.75 = 225": 4/15, and 60 ÷ 3.75, both give 16) the earlier is.
+    A final answer the reference reaches on its way (the cost of the red ties, not of all the ties) is
+    answered too early: the error is the first step after its computation that states it.
+    Only the first such step is named: after it every value differs from the reference's."""
+    given = [Fraction(x) for x in (*q.numbers, *q.word_numbers)]
+    given += [Fraction(p) / 100 for p in q.percents] + [Fraction(p) for p in q.percents]
+    results = [rc.result for rc in ref_comps]
+    targets = results + ([ref_final] if ref_final is not None else [])
+    # the reference's numbers: what it computes, and what it brings in beyond the question (7 days a week)
+    known = [abs(t) for t in targets] + [abs(x) for rc in ref_comps for x in rc.operands if not _close(x, given)]
+    # how often the reference reaches each value: a second way to it ("4 × 3 = 12" walking, where the
+    # reference's one 12 is "2 × 6 = 12" running) is a coincidence, not the path
+    # (in distinct operands: a GSM8K reference writes `3*2 = 6` twice, in its annotation and its text)
+    left = Counter(kr for kr, _ in {(_key(abs(rc.result)), _signature(rc.operands)) for rc in ref_comps})
+    claimed: dict[float, set] = {}
+    produced: dict[float, tuple[int, Computation]] = {}  # a value of the path -> the step and computation giving it
+    comps = [(i, c) for i, sm in enumerate(maths) for c in sm.computations if c.operands]
+    for k, (i, c) in enumerate(comps):
+        r = abs(c.result)
+        if _close(r, c.operands) and not _other_factor(c, ref_comps):  # (`60 × 1 = 60` keeps a number as it is)
+            if _close(r, known):
+                produced.setdefault(_key(r), (i, c))  # (`2/5 × 5 = 2` more articles)
+            continue
+        is_final = final is not None and _close(r, [final])
+        if is_final and _close(r, [abs(x) for x in results]):
+            j = next((j for j in range(i + 1, len(maths)) if _close(r, maths[j].mentions)), i)
+            return j, (f"off the reference's path: the final answer {fmt_number(r)} is a value the reference reaches "
+                       f"on its way ({c.text}), not its answer (no other check found a wrong step)")
+        if not is_final and _on_path(r, c, known, left, claimed):
+            produced.setdefault(_key(r), (i, c))
+            continue
+        later = [(j, c2) for j, c2 in comps[k + 1:] if j >= i and _close(r, c2.operands)]
+        rounded = (final is not None and final.denominator == 1 and r.denominator != 1
+                   and final in (math.floor(r), math.ceil(r)))  # "3.75 toys, which rounds to 4"
+        goes_on = later or is_final or rounded or any(_close(r, sm.mentions) for sm in maths[i + 1:])
+        # (back on the path means a value the reference computes: "180 + 185 = 365" days is no way back)
+        if not goes_on or any(_close(abs(c2.result), [abs(t) for t in targets]) for _, c2 in later):
+            continue
+        left_out = _left_out(i, c, ref_comps, targets, produced)
+        if left_out is not None:
+            return left_out
+        if later:
+            j, c2 = later[0]
+            shown = _other_operations(c2, targets)
+            if shown and not _other_operations(c, targets, through=c2):
+                return j, (f"off the reference's path: {c2.text}, but {shown[0]} reaches the reference's value "
+                           f"(the final answer is wrong; no other check found a wrong step)")
+        return i, (f"off the reference's path: {c.text} gives {fmt_number(r)}, which the reference never reaches, "
+                   f"and the solution goes on from it to a wrong final answer (no other check found a wrong step)")
+    return None
+
+
+def _left_out(i: int, c: Computation, ref_comps: list[Computation], targets: list[Fraction],
+              produced: dict) -> Optional[tuple[int, str]]:
+    """A reference step left out before `c` (step i, `a op b`): an operand x that an earlier step computed on
+    the path, where the reference computes y from x and `a op b` with y for x gives a value of the reference.
+    (step in error, message), or None."""
+    parts = _binary(c)
+    if parts is None:
+        return None
+    op, a, b = parts
+    for pos, x in enumerate((a, b)):
+        if _key(x) not in produced:
+            continue
+        step, source = produced[_key(x)]
+        for rc in ref_comps:
+            y = rc.result
+            if _close(y, [x]) or not _close(x, rc.operands):
+                continue
+            v = _apply(op, y, b) if pos == 0 else _apply(op, a, y)
+            if v is None or not _close(v, targets):
+                continue
+            base = [o for o in rc.operands if not _close(o, [x])]
+            if ({_OP_NAMES.get(o) for o in rc.ops} <= {"+", "-"} and len(base) == 1 and _close(base[0], source.operands)
+                    and x < base[0]):  # (a change is a part of its base: "2 × 60 = 120" boys is no change of 60)
+                return step, (f"off the reference's path: {source.text} is a change, not the quantity: the reference "
+                              f"goes on to {rc.text}, and {c.text} uses {fmt_number(x)} for {fmt_number(y)} (no other "
+                              f"check found a wrong step)")
+            return i, (f"off the reference's path: {c.text} uses {fmt_number(x)} where the reference first goes on to "
+                       f"{rc.text} (a step left out; no other check found a wrong step)")
+    return None
+
+
+def _other_factor(c: Computation, ref_comps: list[Computation]) -> bool:
+    """`185 × 1 = 185` where the reference computes 185 × 2 = 370: the same number, the same operation, another
+    result (a wrong rate, not a number kept as it is)."""
+    parts = _binary(c)
+    if parts is None:
+        return False
+    op, a, b = parts
+    for rc in ref_comps:
+        other = _binary(rc)
+        if (other is not None and other[0] == op and not _close(rc.result, [c.result])
+                and (_close(a, other[1:]) or _close(b, other[1:]))):
+            return True
+    return False
+
+
+def _on_path(r: Fraction, c: Computation, known: list[Fraction], left: Counter, claimed: dict) -> bool:
+    """Is r one of the reference's values, not yet reached by the candidate from other operands?"""
+    if not _close(r, known):
+        return False
+    kr = _key(r)
+    signature = _signature(c.operands)
+    ways = claimed.setdefault(kr, set())
+    if signature in ways:
+        return True  # the same computation again (a check, a restatement)
+    if ways and len(ways) >= left.get(kr, 1):
+        return False
+    ways.add(signature)
+    return True
+
+
+def _close(x: Fraction, values) -> bool:
+    """x among `values`, exactly or as its rounding (6.67 for 20/3, 24.38 for 24.375)."""
+    fx = float(x)
+    for v in values:
+        fv = float(v)
+        tol = 1e-6 if fx.is_integer() and fv.is_integer() else 1e-3
+        if abs(fx - fv) <= tol * max(abs(fx), abs(fv), 1.0):
+            return True
+    return False
+
+
+def _binary(c: Computation) -> Optional[tuple[str, Fraction, Fraction]]:
+    """(operation, a, b) of a computation written `a op b` with one operation, else None."""
+    if len(c.operands) != 2 or len(c.ops) != 1:
+        return None
+    op = _OP_NAMES.get(next(iter(c.ops)))
+    a, b = c.operands
+    if op is None or _apply(op, a, b) is None or not _close(abs(_apply(op, a, b)), [abs(c.result)]):
+        return None
+    return op, a, b
+
+
+def _other_operations(c: Computation, targets: list[Fraction], through: Optional[Computation] = None) -> list[str]:
+    """Other operations on c's operands (either order), as text, whose result is one of `targets`; with
+    `through` (the next computation, as written), whose result fed into it in place of c's gives one."""
+    parts = _binary(c)
+    nxt = _binary(through) if through is not None else None
+    if parts is None or (through is not None and nxt is None):
+        return []
+    op, a, b = parts
+    found = []
+    for other in ("+", "-", "*", "/"):
+        for x, y in ((a, b), (b, a)):
+            if other == op and (x, y) == (a, b) or other in "+*" and (x, y) == (b, a):
+                continue
+            v = _apply(other, x, y)
+            if v is not None and nxt is not None:
+                op2, a2, b2 = nxt
+                v = _apply(op2, v, b2) if _close(abs(c.result), [a2]) else _apply(op2, a2, v)
+            if v is not None and _close(v, targets):
+                found.append(f"{fmt_number(x)} {_OP_SHOW[other]} {fmt_number(y)}")
+    return found
+
+
 def reused_values(maths: list[StepMath]) -> frozenset:
     """(x, r) as value_flow keys wherever a step computes r from x (x its first operand) and a later step computes
     with x again: in this solution x stays current after r."""
@@ -712,6 +890,9 @@ _DERIVATION_RE = re.compile(
 )
 
 
+_WORD_RE = re.compile(r"(?<!\\)\b[A-Za-z]{2,}")
+
+
 def question_equations(question: str) -> dict:
     """symbol -> (solution, text) for each symbol that exactly one linear equation of the question
     determines (`Solve for x: 3x + 5 = 20`): the candidate's value of it can be substituted back."""
@@ -873,7 +1054,9 @@ def equation_checks(
         between = link.pre
         if p is not None and p[0] == i and (k := between.rfind(p[1].rhs.text.lower())) >= 0:
             between = between[k + len(p[1].rhs.text) :]  # `x − 3 = 0, x − 7 = 0, or …`: only words after E1 derive E2
-        derived = bool(_DERIVATION_RE.search(between))
+        # (or nothing but the equation, right after the one before: lines or displays of a derivation,
+        # `s + (s + 30) = 110`, then `2s = 140`, say nothing of how they follow)
+        derived = bool(_DERIVATION_RE.search(between)) or (p is not None and p[0] == i - 1 and not _WORD_RE.search(between))
         if p is not None and not cond and derived:
             pi, plink, pv, pcond, pord = p
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")

@@ -46,6 +46,7 @@ from .checks import (
     formula_errors,
     logic_checks,
     method_starts,
+    off_path,
     other_base_links,
     question_equations,
     question_info,
@@ -72,9 +73,9 @@ _ANSWER_MAX_CHARS = 1_000_000
 def _grading():
     # hardneg.grading is written by another part of the project; import late so the
     # verifier module imports even while it is being changed.
-    from ..grading import answers_equal, extract_answer
+    from ..grading import answers_equal, extract_answer, states_answer
 
-    return extract_answer, answers_equal
+    return extract_answer, answers_equal, states_answer
 
 
 def _clean(s: Optional[str]) -> Optional[str]:
@@ -118,6 +119,7 @@ class _Work:
     ref_answer: Optional[str] = None
     answer: Optional[str] = None
     answer_val: Optional[Fraction] = None
+    answer_stated: bool = False  # a box, "the answer is", an output block (grading.states_answer): not the last number
     dims: dict[str, Optional[float]] = field(default_factory=dict)
     channels: list[str] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
@@ -214,6 +216,9 @@ class MathVerifier:
             if w.error is None:
                 self._timed(w, self._analyse, w)
         t_nli = self._nli_channel(works)
+        for w in works:
+            if w.error is None and w.fine:
+                self._timed(w, self._off_path, w)
         n_texts = sum(w.n_texts for w in works) or 1
         n_pairs = sum(len(w.nli_pairs) for w in works) or 1
         profiles = []
@@ -270,9 +275,10 @@ class MathVerifier:
                 w.flag(i, "note", "note: unbalanced braces")
         for note in notes:
             w.flag(len(w.steps) - 1, "note", note)
-        extract_answer, _ = _grading()
+        extract_answer, _, states_answer = _grading()
         answer_text = cand if len(cand) <= _ANSWER_MAX_CHARS else cand[-cfg.max_chars :]
         w.answer = extract_answer(answer_text)
+        w.answer_stated = states_answer(answer_text)
         w.answer_val = answer_value(w.answer)
         ref_sol = _clean(item.reference_solution)
         ref_ans = _clean(item.reference_answer)
@@ -714,6 +720,17 @@ class MathVerifier:
                     w.flag(step, "NLI contradiction", msg)
         return time.perf_counter() - t0
 
+    def _off_path(self, w: _Work) -> None:
+        """A wrong final answer where no check found a wrong step: name the first step that leaves the
+        reference's path (checks.off_path). It locates the error; the dimensions already count it (d6)."""
+        if w.ref is None or w.answer_val is None or not w.answer_stated or w.dims.get("d_answer") != 1.0:
+            return  # (a cut-off solution's last number is no answer: its error is where it stops)
+        if any(kind in ERROR_KINDS for f in w.flags for kind, _ in f):
+            return
+        found = off_path(w.maths, w.ref.comps, answer_value(w.ref_answer), w.qinfo, w.answer_val)
+        if found is not None:
+            w.flag(found[0], "off path", found[1])
+
     def _answer(self, w: _Work) -> None:
         if w.ref_answer is None or not str(w.ref_answer).strip():
             return
@@ -721,7 +738,7 @@ class MathVerifier:
             w.dims["d_answer"] = 1.0
             w.signals["answer"] = None
             return
-        _, answers_equal = _grading()
+        _, answers_equal, _ = _grading()
         key = VerdictMemo.key("answers_equal", [str(w.answer), str(w.ref_answer)])
         same = self.verdicts.get(key)
         if same is MISSING:

@@ -22,6 +22,7 @@ ERROR_KINDS = (
     "question ignored",
     "NLI contradiction",
     "order inversion",
+    "off path",
 )
 
 
