@@ -35,6 +35,7 @@ to fire only on a specific pattern:
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -555,32 +556,42 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
     results = [rc.result for rc in ref_comps]
     targets = results + ([ref_final] if ref_final is not None else [])
     # the reference's numbers: what it computes, and what it brings in beyond the question (7 days a week)
-    known = [abs(t) for t in targets] + [abs(x) for rc in ref_comps for x in rc.operands if not _close(x, given)]
+    given_values = _Values((x, 0) for x in given)
+    known = _Values([(t, 0) for t in targets] + [(x, 0) for rc in ref_comps for x in rc.operands if not given_values.near(x)])
+    reached = _Values((t, 0) for t in results)
     # how often the reference reaches each value: a second way to it ("4 × 3 = 12" walking, where the
     # reference's one 12 is "2 × 6 = 12" running) is a coincidence, not the path
     # (in distinct operands: a GSM8K reference writes `3*2 = 6` twice, in its annotation and its text)
     left = Counter(kr for kr, _ in {(_key(abs(rc.result)), _signature(rc.operands)) for rc in ref_comps})
+    ref_results_by_operand: dict[tuple, set] = {}  # (operation, operand) -> results (`_other_factor`)
+    for rc in ref_comps:
+        parts = _binary(rc)
+        for x in parts[1:] if parts else ():
+            ref_results_by_operand.setdefault((parts[0], _key(x)), set()).add(_key(rc.result))
     claimed: dict[float, set] = {}
     produced: dict[float, tuple[int, Computation]] = {}  # a value of the path -> the step and computation giving it
     comps = [(i, c) for i, sm in enumerate(maths) for c in sm.computations if c.operands]
+    # (indexed, so a hostile candidate of thousands of computations stays near linear)
+    uses = _Values((x, k2) for k2, (_, c2) in enumerate(comps) for x in c2.operands)
+    mentioned = _Values((x, j) for j, sm in enumerate(maths) for x in sm.mentions)
     for k, (i, c) in enumerate(comps):
         r = abs(c.result)
-        if _close(r, c.operands) and not _other_factor(c, ref_comps):  # (`60 × 1 = 60` keeps a number as it is)
-            if _close(r, known):
+        if _close(r, c.operands) and not _other_factor(c, ref_results_by_operand):  # (`60 × 1 = 60` keeps a number)
+            if known.near(r):
                 produced.setdefault(_key(r), (i, c))  # (`2/5 × 5 = 2` more articles)
             continue
         is_final = final is not None and _close(r, [final])
-        if is_final and _close(r, [abs(x) for x in results]):
-            j = next((j for j in range(i + 1, len(maths)) if _close(r, maths[j].mentions)), i)
+        if is_final and reached.near(r):
+            j = min((j for j in mentioned.near(r) if j > i), default=i)
             return j, (f"off the reference's path: the final answer {fmt_number(r)} is a value the reference reaches "
                        f"on its way ({c.text}), not its answer (no other check found a wrong step)")
-        if not is_final and _on_path(r, c, known, left, claimed):
+        if not is_final and known.near(r) and _on_path(r, c, left, claimed):
             produced.setdefault(_key(r), (i, c))
             continue
-        later = [(j, c2) for j, c2 in comps[k + 1:] if j >= i and _close(r, c2.operands)]
+        later = [comps[k2] for k2 in sorted({k2 for k2 in uses.near(r) if k2 > k})]
         rounded = (final is not None and final.denominator == 1 and r.denominator != 1
                    and final in (math.floor(r), math.ceil(r)))  # "3.75 toys, which rounds to 4"
-        goes_on = later or is_final or rounded or any(_close(r, sm.mentions) for sm in maths[i + 1:])
+        goes_on = later or is_final or rounded or any(j > i for j in mentioned.near(r))
         # (back on the path means a value the reference computes: "180 + 185 = 365" days is no way back)
         if not goes_on or any(_close(abs(c2.result), [abs(t) for t in targets]) for _, c2 in later):
             continue
@@ -596,6 +607,21 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
         return i, (f"off the reference's path: {c.text} gives {fmt_number(r)}, which the reference never reaches, "
                    f"and the solution goes on from it to a wrong final answer (no other check found a wrong step)")
     return None
+
+
+class _Values:
+    """Numbers looked up as `_close` compares them (a rounding away, sign aside), each with a tag, in
+    O(log n): `near(x)` gives the tags of the numbers close to x."""
+
+    def __init__(self, pairs) -> None:
+        self._rows = sorted((abs(float(v)), tag) for v, tag in pairs)
+        self._keys = [v for v, _ in self._rows]
+
+    def near(self, x) -> list:
+        fx = abs(float(x))
+        tol = max(0.0051, 1.01e-6 * fx)
+        lo, hi = bisect.bisect_left(self._keys, fx - tol), bisect.bisect_right(self._keys, fx + tol)
+        return [tag for v, tag in self._rows[lo:hi] if _close(fx, [v])]
 
 
 def _left_out(i: int, c: Computation, ref_comps: list[Computation], targets: list[Fraction],
@@ -629,25 +655,20 @@ def _left_out(i: int, c: Computation, ref_comps: list[Computation], targets: lis
     return None
 
 
-def _other_factor(c: Computation, ref_comps: list[Computation]) -> bool:
+def _other_factor(c: Computation, ref_results_by_operand: dict) -> bool:
     """`185 × 1 = 185` where the reference computes 185 × 2 = 370: the same number, the same operation, another
     result (a wrong rate, not a number kept as it is)."""
     parts = _binary(c)
     if parts is None:
         return False
     op, a, b = parts
-    for rc in ref_comps:
-        other = _binary(rc)
-        if (other is not None and other[0] == op and not _close(rc.result, [c.result])
-                and (_close(a, other[1:]) or _close(b, other[1:]))):
-            return True
-    return False
+    kr = _key(c.result)
+    return any(other != kr for x in (a, b) for other in ref_results_by_operand.get((op, _key(x)), ()))
 
 
-def _on_path(r: Fraction, c: Computation, known: list[Fraction], left: Counter, claimed: dict) -> bool:
-    """Is r one of the reference's values, not yet reached by the candidate from other operands?"""
-    if not _close(r, known):
-        return False
+def _on_path(r: Fraction, c: Computation, left: Counter, claimed: dict) -> bool:
+    """r, a value of the reference, on the path here: not reached yet by the candidate from other operands
+    more often than the reference reaches it."""
     kr = _key(r)
     signature = _signature(c.operands)
     ways = claimed.setdefault(kr, set())
@@ -660,12 +681,14 @@ def _on_path(r: Fraction, c: Computation, known: list[Fraction], left: Counter, 
 
 
 def _close(x: Fraction, values) -> bool:
-    """x among `values`, exactly or as its rounding (6.67 for 20/3, 24.38 for 24.375)."""
+    """x among `values`, exactly or as its rounding to cents (6.67 for 20/3, 24.38 for 24.375)."""
     fx = float(x)
     for v in values:
         fv = float(v)
-        tol = 1e-6 if fx.is_integer() and fv.is_integer() else 1e-3
-        if abs(fx - fv) <= tol * max(abs(fx), abs(fv), 1.0):
+        if fx.is_integer() and fv.is_integer():
+            if abs(fx - fv) <= 1e-6 * max(abs(fx), abs(fv), 1.0):
+                return True
+        elif abs(fx - fv) <= 0.005 + 1e-9:
             return True
     return False
 
