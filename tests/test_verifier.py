@@ -483,3 +483,12 @@ def test_a_wrong_answer_with_no_wrong_step_found_is_located_off_the_reference_pa
     assert "10 \\times \\frac{2}{3}" in bad.steps[bad.first_error_step].text
     assert bad.steps[bad.first_error_step].flags[0].startswith("off the reference's path")
     assert good.d_answer == 0.0 and good.first_error_step is None, [s.flags for s in good.steps]
+
+
+def test_a_rounded_result_carried_on_exactly_is_no_slip(verifier):
+    q = "Sophia drove 100 miles on the 12 gallons of a full tank. How far can she drive on 4 gallons?"
+    exact, slip = run(verifier,
+                      VerifyInput("exact", q, "100 / 12 = 8.33 miles per gallon.\n8.33 * 4 = 33.33 miles.\nThe answer is 33.33."),
+                      VerifyInput("slip", q, "100 / 12 = 8.33 miles per gallon.\n8.33 * 4 = 32.33 miles.\nThe answer is 32.33."))
+    assert exact.d_numeric == 0.0 and exact.first_error_step is None, [s.flags for s in exact.steps]
+    assert slip.d_numeric == pytest.approx(0.4) and slip.first_error_step == 1

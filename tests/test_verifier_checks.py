@@ -699,3 +699,16 @@ def test_equation_lines_with_no_words_are_a_derivation():
     assert flags([r"\[ s + (s + 30) = 110 \]", r"\[ 2s = 80 \]", r"\[ s = 40 \]"]) == []
     # two conditions stated one after the other are not one derived from the other
     assert flags(["Let x be the apples: x + 3 = 10", "and y the pears: 2y = 14"]) == []
+
+
+def test_a_result_written_rounded_is_carried_exact():
+    """`100 / 12 = 8.33`, then `8.33 × 4 = 33.33`: the solution goes on with 8.333…; 33.33 is no slip. A
+    wrong result stays one, and without the earlier rounding 8.33 × 4 is 33.32."""
+    from hardneg.verifier.checks import computes_with_exact
+
+    carried = {Fraction("8.33"): Fraction(100, 12)}
+    [link] = analyse_step("8.33 * 4 = 33.33 miles").links
+    assert link.status == "mismatch" and computes_with_exact(link, carried)
+    assert not computes_with_exact(link, {})
+    [slip] = analyse_step("8.33 * 4 = 34.33 miles").links
+    assert not computes_with_exact(slip, carried)

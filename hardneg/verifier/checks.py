@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import NUMBER_WORD_VALUES, ROUNDING_CUE, TABLE_RE, Computation, StepMath, analyse_step, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
+from .arith import NUMBER_WORD_VALUES, ROUNDING_CUE, TABLE_RE, Computation, StepMath, analyse_step, close_enough, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
 __all__ = [
@@ -405,6 +405,24 @@ def wrong_operation(link) -> Optional[str]:
     return None
 
 
+def computes_with_exact(link, carried: dict) -> bool:
+    """`100 / 12 = 8.33`, then `8.33 × 4 = 33.33`: the later step computed with the exact 8.333… that the step
+    before only wrote rounded (`carried`: written value -> exact value). True when `a op b`, one of a and b
+    replaced by its exact value, gives the written result by the rounding rules of `close_enough`."""
+    lhs, rhs = link.lhs, link.rhs
+    if len(lhs.operands) != 2 or len(lhs.ops) != 1 or rhs.value is None or lhs.has_pct or rhs.has_pct:
+        return False
+    op = _OP_NAMES.get(next(iter(lhs.ops)))
+    a, b = lhs.operands
+    if op is None or _apply(op, a, b) != lhs.value:
+        return False  # not plainly `a op b`
+    for x, y in ((carried.get(a), b), (a, carried.get(b))):
+        v = None if x is None or y is None else _apply(op, x, y)
+        if v is not None and close_enough(lhs, rhs, v, rhs.value, link.approx, rounding=link.rounding):
+            return True
+    return False
+
+
 def other_base_links(sm: StepMath, q: QuestionInfo) -> StepMath:
     """In a problem about other number bases, `1+6=10` may be base 7. Keep only the plain arithmetic
     links (two literal sides, no symbols) and call one wrong only when it is false in base 10 and in
@@ -549,7 +567,8 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
       next one as written: then the first was a correct detour and the next one is the error. Where both
       would ("15/4 = 3.75", then "60 × 3.75 = 225": 4/15, and 60 ÷ 3.75, both give 16) the earlier is.
     A final answer the reference reaches on its way (the cost of the red ties, not of all the ties) is
-    answered too early: the error is the first step after its computation that states it.
+    answered too early: the error is the first step after its computation that states it (not one that
+    computes on with it).
     Only the first such step is named: after it every value differs from the reference's."""
     given = [Fraction(x) for x in (*q.numbers, *q.word_numbers)]
     given += [Fraction(p) / 100 for p in q.percents] + [Fraction(p) for p in q.percents]
@@ -582,7 +601,9 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             continue
         is_final = final is not None and _close(r, [final])
         if is_final and reached.near(r):
-            j = min((j for j in mentioned.near(r) if j > i), default=i)
+            # (the step that states it: one that only computes on with it, "60 × 0.5 = 30", does not)
+            j = min((j for j in mentioned.near(r) if j > i and not any(_close(r, c2.operands) for c2 in maths[j].computations)),
+                    default=i)
             return j, (f"off the reference's path: the final answer {fmt_number(r)} is a value the reference reaches "
                        f"on its way ({c.text}), not its answer (no other check found a wrong step)")
         if not is_final and known.near(r) and _on_path(r, c, left, claimed):

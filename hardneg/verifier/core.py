@@ -42,6 +42,7 @@ from .checks import (
     CASE_RE,
     QuestionInfo,
     answer_value,
+    computes_with_exact,
     equation_checks,
     formula_errors,
     logic_checks,
@@ -486,11 +487,14 @@ class MathVerifier:
         slips = algebra_slips = 0
         eq_flags, withdrawn = equation_checks(w.maths, w.steps, self._question_equations(w.question))
         eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps)  # whole chains / derivations (algebra.py)
+        carried: dict = {}  # a result written rounded in an earlier step -> its exact value (`100 / 12 = 8.33`)
         for i, sm in enumerate(w.maths):
             for link in sm.links:
                 status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))
                 if status != "mismatch":
                     continue
+                if link.kind == "arith" and carried and computes_with_exact(link, carried):
+                    continue  # `8.33 × 4 = 33.33` goes on from the exact 100/12, which the step before wrote rounded
                 if link.kind == "algebra":
                     if id(link) in withdrawn:
                         continue  # values assigned later satisfy it: an equation being solved
@@ -501,6 +505,10 @@ class MathVerifier:
                 else:
                     slips += 1
                     w.flag(i, "arithmetic slip", _slip_message(link, L, R))
+            for link in sm.links:
+                status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))
+                if status == "ok" and link.kind == "arith" and link.rhs.single_num is not None and None not in (L, R) and L != R:
+                    carried.setdefault(Fraction(R), Fraction(L))
         for i, msg in eq_flags:
             algebra_slips += 1
             w.flag(i, "algebra slip", msg)
