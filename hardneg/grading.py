@@ -249,9 +249,8 @@ def _clean_extracted(answer: str) -> str:
 def states_answer(completion: str) -> bool:
     """Does the completion state its final answer (a box, "the answer is", an output block), rather than
     leave `extract_answer` to fall back to its last number (a cut-off generation's last number is no answer)?"""
-    text = completion
-    return (("final answer is $" in text and "$. I hope" in text) or _BOX_OPEN.search(text) is not None
-            or "he answer is" in text or bool(_output_block(text)))
+    return (("final answer is $" in completion and "$. I hope" in completion) or _BOX_OPEN.search(completion) is not None
+            or "he answer is" in completion or bool(_output_block(completion)))
 
 
 def extract_answer(completion: str) -> str | None:

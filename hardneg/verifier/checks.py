@@ -572,12 +572,11 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
     Only the first such step is named: after it every value differs from the reference's."""
     given = [Fraction(x) for x in (*q.numbers, *q.word_numbers)]
     given += [Fraction(p) / 100 for p in q.percents] + [Fraction(p) for p in q.percents]
-    results = [rc.result for rc in ref_comps]
-    targets = results + ([ref_final] if ref_final is not None else [])
+    targets = [rc.result for rc in ref_comps] + ([ref_final] if ref_final is not None else [])
     # the reference's numbers: what it computes, and what it brings in beyond the question (7 days a week)
     given_values = _Values((x, 0) for x in given)
     known = _Values([(t, 0) for t in targets] + [(x, 0) for rc in ref_comps for x in rc.operands if not given_values.near(x)])
-    reached = _Values((t, 0) for t in results)
+    reached = _Values((t, 0) for t in targets)
     # how often the reference reaches each value: a second way to it ("4 × 3 = 12" walking, where the
     # reference's one 12 is "2 × 6 = 12" running) is a coincidence, not the path
     # (in distinct operands: a GSM8K reference writes `3*2 = 6` twice, in its annotation and its text)
@@ -604,8 +603,8 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             # (the step that states it: one that only computes on with it, "60 × 0.5 = 30", does not)
             j = min((j for j in mentioned.near(r) if j > i and not any(_close(r, c2.operands) for c2 in maths[j].computations)),
                     default=i)
-            return j, (f"off the reference's path: the final answer {fmt_number(r)} is a value the reference reaches "
-                       f"on its way ({c.text}), not its answer (no other check found a wrong step)")
+            return j, _off_path_note(f"the final answer {fmt_number(r)} is a value the reference reaches on its way "
+                                     f"({c.text}), not its answer")
         if not is_final and known.near(r) and _on_path(r, c, left, claimed):
             produced.setdefault(_key(r), (i, c))
             continue
@@ -614,7 +613,7 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
                    and final in (math.floor(r), math.ceil(r)))  # "3.75 toys, which rounds to 4"
         goes_on = later or is_final or rounded or any(j > i for j in mentioned.near(r))
         # (back on the path means a value the reference computes: "180 + 185 = 365" days is no way back)
-        if not goes_on or any(_close(abs(c2.result), [abs(t) for t in targets]) for _, c2 in later):
+        if not goes_on or any(reached.near(c2.result) for _, c2 in later):
             continue
         left_out = _left_out(i, c, ref_comps, targets, produced)
         if left_out is not None:
@@ -623,11 +622,14 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             j, c2 = later[0]
             shown = _other_operations(c2, targets)
             if shown and not _other_operations(c, targets, through=c2):
-                return j, (f"off the reference's path: {c2.text}, but {shown[0]} reaches the reference's value "
-                           f"(the final answer is wrong; no other check found a wrong step)")
-        return i, (f"off the reference's path: {c.text} gives {fmt_number(r)}, which the reference never reaches, "
-                   f"and the solution goes on from it to a wrong final answer (no other check found a wrong step)")
+                return j, _off_path_note(f"{c2.text}, but {shown[0]} reaches the reference's value")
+        return i, _off_path_note(f"{c.text} gives {fmt_number(r)}, which the reference never reaches, and the solution "
+                                 f"goes on from it to a wrong final answer")
     return None
+
+
+def _off_path_note(reason: str) -> str:
+    return f"off the reference's path: {reason} (the final answer is wrong; no other check found a wrong step)"
 
 
 class _Values:
@@ -668,11 +670,10 @@ def _left_out(i: int, c: Computation, ref_comps: list[Computation], targets: lis
             base = [o for o in rc.operands if not _close(o, [x])]
             if ({_OP_NAMES.get(o) for o in rc.ops} <= {"+", "-"} and len(base) == 1 and _close(base[0], source.operands)
                     and x < base[0]):  # (a change is a part of its base: "2 × 60 = 120" boys is no change of 60)
-                return step, (f"off the reference's path: {source.text} is a change, not the quantity: the reference "
-                              f"goes on to {rc.text}, and {c.text} uses {fmt_number(x)} for {fmt_number(y)} (no other "
-                              f"check found a wrong step)")
-            return i, (f"off the reference's path: {c.text} uses {fmt_number(x)} where the reference first goes on to "
-                       f"{rc.text} (a step left out; no other check found a wrong step)")
+                return step, _off_path_note(f"{source.text} is a change, not the quantity: the reference goes on to "
+                                            f"{rc.text}, and {c.text} uses {fmt_number(x)} for {fmt_number(y)}")
+            return i, _off_path_note(f"{c.text} uses {fmt_number(x)} where the reference first goes on to {rc.text} "
+                                     f"(a step left out)")
     return None
 
 
