@@ -712,3 +712,23 @@ def test_a_result_written_rounded_is_carried_exact():
     assert not computes_with_exact(link, {})
     [slip] = analyse_step("8.33 * 4 = 34.33 miles").links
     assert not computes_with_exact(slip, carried)
+
+
+def test_off_path_a_correct_detour_then_a_wrong_number_of_the_question():
+    q = "In an 8 fluid ounce bottle there are 125 calories. How many calories would a 12 fluid ounce bottle contain?"
+    ref = "125/8 = 15.625 calories per ounce.\nA 12 ounce bottle has 15.625 * 12 = 187.5 calories.\n#### 187.5"
+    steps = ["There are 125 / 8 = 15.625 calories per ounce.", "So the bottle has 15.625 * 8 = 125 calories.", "The answer is 125."]
+    step, message = _off_path(q, ref, steps, "125")
+    assert step == 1 and "15.625 × 12" in message
+
+
+def test_a_value_solved_for_after_and_is_derived():
+    from hardneg.verifier.checks import equation_checks
+
+    def flags(line):
+        return equation_checks([analyse_step(line)], [line])[0]
+
+    [(_, message)] = flags("Since $4^x = 2^{2x}$, we have $2x = 8$ and $x = 16$.")
+    assert "x = 4" in message
+    assert flags("Since $4^x = 2^{2x}$, we have $2x = 8$ and $x = 4$.") == []
+    assert flags("The roots are $x - 2 = 0$ and $x + 3 = 0$.") == []

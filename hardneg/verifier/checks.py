@@ -563,8 +563,9 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
       number it was computed from: then a change was taken for the quantity ("40 × 0.5 = 20" dollars for a
       red tie, where the reference goes on to 40 + 20 = 60), and the step that computed it is the error;
     - the next computation made from it reaches a value the reference computes with another operation
-      ("45 + 20 = 65", where 45 − 20 = 25) and no other operation in the first one would through the
-      next one as written: then the first was a correct detour and the next one is the error. Where both
+      ("45 + 20 = 65", where 45 − 20 = 25), or with a number of the question for one of its operands
+      ("15.625 × 8 = 125" calories, where 15.625 × 12 = 187.5), and no other operation in the first one would
+      through the next one as written: then the first was a correct detour and the next one is the error. Where both
       would ("15/4 = 3.75", then "60 × 3.75 = 225": 4/15, and 60 ÷ 3.75, both give 16) the earlier is.
     A final answer the reference reaches on its way (the cost of the red ties, not of all the ties) is
     answered too early: the error is the first step after its computation that states it (not one that
@@ -620,11 +621,13 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             return left_out
         if later:
             j, c2 = later[0]
-            shown = _other_operations(c2, targets)
+            shown = _other_operations(c2, targets) or _other_operand(c2, given, targets)
             if shown and not _other_operations(c, targets, through=c2):
                 return j, _off_path_note(f"{c2.text}, but {shown[0]} reaches the reference's value")
-        return i, _off_path_note(f"{c.text} gives {fmt_number(r)}, which the reference never reaches, and the solution "
-                                 f"goes on from it to a wrong final answer")
+        hint = (_other_operations(c, targets) or _other_operand(c, given, targets))[:1]
+        would = f" ({hint[0]} would)" if hint else ""
+        return i, _off_path_note(f"{c.text} gives {fmt_number(r)}, which the reference never reaches{would}, and the "
+                                 f"solution goes on from it")
     return None
 
 
@@ -724,6 +727,21 @@ def _binary(c: Computation) -> Optional[tuple[str, Fraction, Fraction]]:
     if op is None or _apply(op, a, b) is None or not _close(abs(_apply(op, a, b)), [abs(c.result)]):
         return None
     return op, a, b
+
+
+def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction]) -> list[str]:
+    """`a op b` with a number of the question in place of a or b, as text, where that gives one of `targets`."""
+    parts = _binary(c)
+    if parts is None:
+        return []
+    op, a, b = parts
+    found = []
+    for g in dict.fromkeys(given):
+        for x, y in ((g, b), (a, g)):
+            v = _apply(op, x, y)
+            if (x, y) != (a, b) and v is not None and _close(v, targets):
+                found.append(f"{fmt_number(x)} {_OP_SHOW[op]} {fmt_number(y)}")
+    return found
 
 
 def _other_operations(c: Computation, targets: list[Fraction], through: Optional[Computation] = None) -> list[str]:
@@ -936,6 +954,7 @@ _DERIVATION_RE = re.compile(
 
 
 _WORD_RE = re.compile(r"(?<!\\)\b[A-Za-z]{2,}")
+_AND_ONLY_RE = re.compile(r"[\s,$()\\]*and[\s,$()\\]*")
 
 
 def question_equations(question: str) -> dict:
@@ -1102,6 +1121,8 @@ def equation_checks(
         # (or nothing but the equation, right after the one before: lines or displays of a derivation,
         # `s + (s + 30) = 110`, then `2s = 140`, say nothing of how they follow)
         derived = bool(_DERIVATION_RE.search(between)) or (p is not None and p[0] == i - 1 and not _WORD_RE.search(between))
+        # (`so 2x = 8 and x = 16`: a value after "and" in the same step is the one just solved for)
+        derived = derived or (p is not None and p[0] == i and link.status == "assign" and _AND_ONLY_RE.fullmatch(between) is not None)
         if p is not None and not cond and derived:
             pi, plink, pv, pcond, pord = p
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
