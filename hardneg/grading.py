@@ -246,13 +246,6 @@ def _clean_extracted(answer: str) -> str:
     return answer.strip()
 
 
-def states_answer(completion: str) -> bool:
-    """Does the completion state its final answer (a box, "the answer is", an output block), rather than
-    leave `extract_answer` to fall back to its last number (a cut-off generation's last number is no answer)?"""
-    return (("final answer is $" in completion and "$. I hope" in completion) or _BOX_OPEN.search(completion) is not None
-            or "he answer is" in completion or bool(_output_block(completion)))
-
-
 def extract_answer(completion: str) -> str | None:
     """The final answer of a completion by the protocol's rules, lightly trimmed (not normalized).
 
@@ -261,28 +254,36 @@ def extract_answer(completion: str) -> str | None:
     draft, and a truncated generation does not fall back to "the last number"). Empty boxes
     (`\\boxed{72} \\boxed{}`) are skipped: the last non-empty box counts.
     """
+    return extract_stated_answer(completion)[0]
+
+
+def extract_stated_answer(completion: str) -> tuple[str | None, bool]:
+    """(`extract_answer`'s answer, whether the completion states it): stated is a box, "the answer is"
+    or an output block; not the last-number fallback (a cut-off generation's last number is no answer)."""
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a str, got {type(completion).__name__}")
     text = completion
+    stated = True
     if "final answer is $" in text and "$. I hope" in text:
         answer = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0]
     elif _BOX_OPEN.search(text):
         boxes = _boxes_with_unclosed(text)
         if not boxes or boxes[-1] is None:
-            return None
+            return None, True
         filled = [b for b in boxes if b is not None and _clean_extracted(b)]
         if not filled:
-            return None
+            return None, True
         answer = filled[-1]
     elif "he answer is" in text:
         answer = text.split("he answer is")[-1]
     else:
         answer = _output_block(text)
         if not answer:
+            stated = False
             numbers = _LAST_NUMBER.findall(text.replace(",", ""))
             answer = numbers[-1] if numbers else ""
     answer = _clean_extracted(answer)
-    return answer or None
+    return answer or None, stated
 
 
 def gsm8k_reference_answer(answer_field: str) -> str:

@@ -373,6 +373,17 @@ def _digit_confusion(sa: str, sb: str) -> bool:
     return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and sa[diffs[0]] == sb[diffs[1]] and sa[diffs[1]] == sb[diffs[0]]
 
 
+def _one_operation(operands, ops) -> Optional[tuple]:
+    """(operation, a, b, a op b) of two operands and one operation (the value None for a division by 0), else None."""
+    if len(operands) != 2 or len(ops) != 1:
+        return None
+    op = _OP_NAMES.get(next(iter(ops)))
+    if op is None:
+        return None
+    a, b = operands
+    return op, a, b, _apply(op, a, b)
+
+
 def wrong_operation(link) -> Optional[str]:
     """`a op b = c` is false, but c is exactly what another operation gives on the same operands
     (`12 × 4 = 16` is 12 + 4; `20 − 8 = 160` is 20 × 8): a wrong operation, a formula-level error
@@ -384,14 +395,10 @@ def wrong_operation(link) -> Optional[str]:
     lhs, rhs = link.lhs, link.rhs
     if rhs.single_num is None or rhs.value is None or lhs.value is None or lhs.has_pct or rhs.has_pct:
         return None
-    if len(lhs.operands) != 2 or len(lhs.ops) != 1:
-        return None
-    op = _OP_NAMES.get(next(iter(lhs.ops)))
-    if op is None or lhs.text.lstrip().startswith(("-", "−", "(")):
-        return None
-    a, b = lhs.operands
-    if _apply(op, a, b) != lhs.value:
+    parts = _one_operation(lhs.operands, lhs.ops)
+    if parts is None or lhs.text.lstrip().startswith(("-", "−", "(")) or parts[3] != lhs.value:
         return None  # not plainly `a op b` (brackets, signs, more terms): leave it a slip
+    op, a, b, _ = parts
     right, c = lhs.value, rhs.value
     if c == right or _near_miss(c, right):
         return None
@@ -410,12 +417,10 @@ def computes_with_exact(link, carried: dict) -> bool:
     before only wrote rounded (`carried`: written value -> exact value). True when `a op b`, one of a and b
     replaced by its exact value, gives the written result by the rounding rules of `close_enough`."""
     lhs, rhs = link.lhs, link.rhs
-    if len(lhs.operands) != 2 or len(lhs.ops) != 1 or rhs.value is None or lhs.has_pct or rhs.has_pct:
-        return False
-    op = _OP_NAMES.get(next(iter(lhs.ops)))
-    a, b = lhs.operands
-    if op is None or _apply(op, a, b) != lhs.value:
+    parts = _one_operation(lhs.operands, lhs.ops)
+    if parts is None or parts[3] != lhs.value or rhs.value is None or lhs.has_pct or rhs.has_pct:
         return False  # not plainly `a op b`
+    op, a, b, _ = parts
     for x, y in ((carried.get(a), b), (a, carried.get(b))):
         v = None if x is None or y is None else _apply(op, x, y)
         if v is not None and close_enough(lhs, rhs, v, rhs.value, link.approx, rounding=link.rounding):
@@ -720,13 +725,10 @@ def _close(x: Fraction, values) -> bool:
 
 def _binary(c: Computation) -> Optional[tuple[str, Fraction, Fraction]]:
     """(operation, a, b) of a computation written `a op b` with one operation, else None."""
-    if len(c.operands) != 2 or len(c.ops) != 1:
+    parts = _one_operation(c.operands, c.ops)
+    if parts is None or parts[3] is None or not _close(abs(parts[3]), [abs(c.result)]):
         return None
-    op = _OP_NAMES.get(next(iter(c.ops)))
-    a, b = c.operands
-    if op is None or _apply(op, a, b) is None or not _close(abs(_apply(op, a, b)), [abs(c.result)]):
-        return None
-    return op, a, b
+    return parts[:3]
 
 
 def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction]) -> list[str]:

@@ -74,9 +74,9 @@ _ANSWER_MAX_CHARS = 1_000_000
 def _grading():
     # hardneg.grading is written by another part of the project; import late so the
     # verifier module imports even while it is being changed.
-    from ..grading import answers_equal, extract_answer, states_answer
+    from ..grading import answers_equal, extract_stated_answer
 
-    return extract_answer, answers_equal, states_answer
+    return extract_stated_answer, answers_equal
 
 
 def _clean(s: Optional[str]) -> Optional[str]:
@@ -120,7 +120,7 @@ class _Work:
     ref_answer: Optional[str] = None
     answer: Optional[str] = None
     answer_val: Optional[Fraction] = None
-    answer_stated: bool = False  # a box, "the answer is", an output block (grading.states_answer): not the last number
+    answer_stated: bool = False  # a box, "the answer is", an output block (grading.extract_stated_answer): not the last number
     dims: dict[str, Optional[float]] = field(default_factory=dict)
     channels: list[str] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
@@ -276,10 +276,9 @@ class MathVerifier:
                 w.flag(i, "note", "note: unbalanced braces")
         for note in notes:
             w.flag(len(w.steps) - 1, "note", note)
-        extract_answer, _, states_answer = _grading()
+        extract_stated_answer, _ = _grading()
         answer_text = cand if len(cand) <= _ANSWER_MAX_CHARS else cand[-cfg.max_chars :]
-        w.answer = extract_answer(answer_text)
-        w.answer_stated = states_answer(answer_text)
+        w.answer, w.answer_stated = extract_stated_answer(answer_text)
         w.answer_val = answer_value(w.answer)
         ref_sol = _clean(item.reference_solution)
         ref_ans = _clean(item.reference_answer)
@@ -288,7 +287,7 @@ class MathVerifier:
             if not w.ref.steps:  # e.g. only figure code: nothing to compare steps with
                 w.ref = None
         if ref_ans is None and ref_sol is not None and ref_sol.strip():
-            ref_ans = extract_answer(ref_sol if len(ref_sol) <= _ANSWER_MAX_CHARS else ref_sol[-cfg.max_chars :])
+            ref_ans = extract_stated_answer(ref_sol if len(ref_sol) <= _ANSWER_MAX_CHARS else ref_sol[-cfg.max_chars :])[0]
         w.ref_answer = ref_ans
 
     def _question(self, question: str) -> QuestionInfo:
@@ -746,7 +745,7 @@ class MathVerifier:
             w.dims["d_answer"] = 1.0
             w.signals["answer"] = None
             return
-        _, answers_equal, _ = _grading()
+        _, answers_equal = _grading()
         key = VerdictMemo.key("answers_equal", [str(w.answer), str(w.ref_answer)])
         same = self.verdicts.get(key)
         if same is MISSING:
