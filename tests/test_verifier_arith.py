@@ -447,3 +447,35 @@ def test_arithmetic_in_words_is_checked(step, expected):
 )
 def test_parts_and_multiples_in_words_are_checked(step, expected):
     assert statuses(step) == expected
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        ("$\\log_2 8 = 3$", "ok"),
+        ("$\\log_2 8 = 4$", "mismatch"),
+        ("$\\log_{10} 1000 = 3$", "ok"),
+        ("$\\log_8 2 = \\frac{1}{3}$", "ok"),
+        ("$\\log_3 \\frac{1}{9} = -2$", "ok"),
+        ("$\\log_4 2 = 2$", "mismatch"),
+        # the root written after the number is part of the argument; an irrational argument is SymPy's to check
+        ("$\\log_3 27\\sqrt3 = \\frac72$", "symbolic"),
+        ("$\\log_2 8 + \\log_2 4 = 6$", "mismatch"),
+    ],
+)
+def test_logarithms_to_a_written_base_are_checked(step, expected):
+    assert [status for _, status in statuses(step)] == [expected]
+
+
+def test_a_logarithm_without_its_base_is_not_checked():
+    # MATH means base 10 here, SymPy's log is natural: neither reading can be told from the text
+    assert statuses("$\\log 1000 = 3$") == []
+    assert statuses("$\\log_{10}(40\\cdot 25) = \\log 1000$") == []
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [("$\\frac{6!}{4!2!} = 15$", "ok"), ("$\\dfrac{10!}{8!\\,2!} = 90$", "mismatch"), ("$3!3! = 36$", "ok")],
+)
+def test_factorials_written_side_by_side_are_a_product(step, expected):
+    assert [status for _, status in statuses(step)] == [expected]

@@ -1284,6 +1284,8 @@ def num_eval(node, env: dict, depth: int = 0) -> complex:
             if x.imag != 0 or x.real > 170 or x.real < 0:
                 raise _NoValue("factorial")
             v = complex(math.gamma(x.real + 1))
+        elif kind == "func" and str(node[1]).startswith("log_"):
+            v = cmath.log(num_eval(node[2], env, depth + 1)) / math.log(int(node[1][4:]))
         elif kind == "func":
             name = _FUNCS.get(str(node[1]).lstrip("\\"))
             if name is None:

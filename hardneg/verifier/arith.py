@@ -266,6 +266,8 @@ _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
 # a subscript that names a term of a sequence or one of several unknowns: "_1", "_n", "_{12}", "_{n+1}", "_{k-1}"
 _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s*\}|(\d(?!\d)|[A-Za-z](?![A-Za-z]))")
+# the base of "\\log_2", "\\log_{10}": a whole number of at most three digits
+_LOG_BASE_RE = re.compile(r"\s*(?:\{\s*(\d{1,3})\s*\}|(\d)(?!\d))")
 _ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 # `3 \text{ Y } 2`, `(-2)\ \$\ 3`: a letter or sign between two operands names an operation the problem defines
 _TEXT_OPERATOR_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf)\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
@@ -338,6 +340,12 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
             # "\\angle ABC": the measure of one angle, an unknown like any other
             toks.append(Tok("VAR", text[a : ang.end()], a, ang.end(), "angle_" + ang.group(1).replace("{", "").replace("}", "")))
             skip_to = ang.end()
+            continue
+        if s == "_" and toks and toks[-1].kind == "FUNC" and toks[-1].value == "log" and (base := _LOG_BASE_RE.match(text, b)):
+            # "\\log_2 8", "\\log_{10} 1000": one function, the logarithm to that base
+            prev = toks[-1]
+            prev.value = f"log_{base.group(1) or base.group(2)}"
+            prev.end = skip_to = base.end()
             continue
         if s == "_" and toks and toks[-1].kind == "VAR" and toks[-1].end == a and (sub := _SUBSCRIPT_RE.match(text, b)):
             # "a_1", "x_{n+1}": one indexed name, not a product with an unknown operator
@@ -663,7 +671,7 @@ class _Parser:
             if t is None:
                 break
             if t.kind in ("VAR", "CONST", "LP", "LB", "CMD", "FUNC") or (
-                t.kind == "NUM" and self.toks[self.i - 1].kind in ("RP", "RB")
+                t.kind == "NUM" and self.toks[self.i - 1].kind in ("RP", "RB", "FACT")  # `\\frac{6!}{4!2!}`
             ):
                 rhs = self.power()
                 after = self.peek()
@@ -723,7 +731,8 @@ class _Parser:
         node = self.power()
         if node[0] not in ("num", "var", "const"):
             return node  # `\\sin (x + y)`, `\\sin \\frac{a}{2}`: the bracket or fraction is the argument
-        while (t := self.peek()) is not None and t.kind in ("VAR", "CONST"):
+        # `\\log_3 27\\sqrt3` is log(27√3): a root written after the number belongs to the argument too
+        while (t := self.peek()) is not None and (t.kind in ("VAR", "CONST") or (t.kind == "CMD" and t.value == "sqrt")):
             node = ("bin", "*", node, self.power())
         return node
 
@@ -894,8 +903,28 @@ def eval_exact(node, env: Optional[dict] = None) -> Fraction:
             raise TooLarge("binomial coefficient too large")
         return Fraction(math.comb(int(n), int(k)))
     if kind == "func":
+        if node[1].startswith("log_"):
+            return _exact_log(eval_exact(node[2], env), int(node[1][4:]))
         raise _NeedsSymbolic()
     raise _ParseError(kind)
+
+
+def _has_plain_log(node) -> bool:
+    if node[0] == "func" and node[1] == "log":
+        return True
+    return any(_has_plain_log(c) for c in node[1:] if isinstance(c, tuple))
+
+
+def _exact_log(x: Fraction, base: int) -> Fraction:
+    """log_base(x) when it is rational (`\\log_2 8 = 3`, `\\log_8 2 = 1/3`, `\\log_3 \\frac{1}{9} = -2`)."""
+    if x <= 0 or base < 2:
+        raise _NeedsSymbolic()
+    guess = math.log(x.numerator) - math.log(x.denominator)
+    for q in range(1, 7):  # exponents p/q with a small denominator: roots of the base
+        p = round(guess / math.log(base) * q)
+        if abs(p) <= 64 * q and Fraction(base) ** p == x**q:
+            return Fraction(p, q)
+    raise _NeedsSymbolic()
 
 
 def has_var(node) -> bool:
@@ -946,6 +975,8 @@ def to_sympy_source(node) -> str:
         return f"root({to_sympy_source(node[1])},{int(k)})"
     if kind == "binom":
         return f"binomial({to_sympy_source(node[1])},{to_sympy_source(node[2])})"
+    if kind == "func" and node[1].startswith("log_"):
+        return f"log({to_sympy_source(node[2])},{int(node[1][4:])})"
     if kind == "func":
         name = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(node[1], node[1])
         return f"{name}({to_sympy_source(node[2])})"
@@ -1373,6 +1404,8 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
         return "skip"
     except _NeedsSymbolic:
         pass
+    if _has_plain_log(node):
+        return "skip"  # `\\log 1000 = 3`: a base-10 logarithm in MATH, natural in SymPy; its base is not written
     try:
         side.sympy_src = to_sympy_source(node)
         return None
