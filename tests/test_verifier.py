@@ -492,3 +492,15 @@ def test_a_rounded_result_carried_on_exactly_is_no_slip(verifier):
                       VerifyInput("slip", q, "100 / 12 = 8.33 miles per gallon.\n8.33 * 4 = 32.33 miles.\nThe answer is 32.33."))
     assert exact.d_numeric == 0.0 and exact.first_error_step is None, [s.flags for s in exact.steps]
     assert slip.d_numeric == pytest.approx(0.4) and slip.first_error_step == 1
+
+
+def test_a_wrong_residue_is_the_first_error(verifier):
+    q = "What is the remainder when $2^{100}$ is divided by 7?"
+    steps = ("Since $2^3 = 8 \\equiv 1 \\pmod 7$, powers of 2 repeat every 3.\n"
+             "We have $100 = 3 \\cdot 33 + 1$, so $2^{100} \\equiv 2^1 \\pmod 7$.\n"
+             "So $2^{100} \\equiv R \\pmod 7$.\nThe answer is $\\boxed{R}$.")
+    right, wrong = run(verifier, VerifyInput("right", q, steps.replace("R", "2"), None, "2"),
+                       VerifyInput("wrong", q, steps.replace("R", "4"), None, "2"))
+    assert right.first_error_step is None, [s.flags for s in right.steps]
+    assert wrong.first_error_step == 2
+    assert "modulo 7 the left side leaves 2, the right side 4" in wrong.steps[2].flags[0]

@@ -479,3 +479,35 @@ def test_a_logarithm_without_its_base_is_not_checked():
 )
 def test_factorials_written_side_by_side_are_a_product(step, expected):
     assert [status for _, status in statuses(step)] == [expected]
+
+
+def congruences(step: str):
+    return [(link.text, link.status) for link in analyse_step(step).congruences]
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        ("$2^{10} = 1024 \\equiv 2 \\pmod 7$", [("1024 ≡ 2", "ok")]),
+        ("$2^{10} = 1024 \\equiv 3 \\pmod 7$", [("1024 ≡ 3", "mismatch")]),
+        ("$-1 \\equiv 6 \\pmod{7}$", [("-1 ≡ 6", "ok")]),
+        ("$2^{2005} \\equiv 2 \\pmod 7$", [("2^{2005} ≡ 2", "ok")]),  # reduced by modular exponentiation
+        ("$13 \\equiv 3 \\equiv 1 \\pmod{5}$", [("13 ≡ 3", "ok"), ("3 ≡ 1", "mismatch")]),
+        # the modulus written between two congruences is passed over: the left side is 109, not {94}
+        ("$6+10+93 \\equiv 109 \\pmod{94}\\equiv 15\\pmod{94}$", [("6+10+93 ≡ 109", "ok"), ("109 ≡ 15", "ok")]),
+    ],
+)
+def test_congruences_between_numbers_are_checked_modulo_the_step_s_modulus(step, expected):
+    assert congruences(step) == expected
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "$17 \\equiv 3$",  # no modulus in the step: it may be the question's
+        "$x \\equiv 3 \\pmod 5$",  # an unknown: a condition, not a computation
+        "Suppose $2^{20} \\equiv 1 \\pmod{125}$; then …",  # supposed, not stated
+    ],
+)
+def test_congruences_not_stated_between_numbers_are_left_alone(step):
+    assert congruences(step) == []

@@ -1078,10 +1078,11 @@ class Link:
     rewrite: bool = False  # a later link of a chain, or one followed by a closed form: an identity is meant
     closed_only: bool = False  # a rewrite only because a number or a bound follows (`A = B = c`), which may state values
     solving: bool = False  # an equation cue in its clause ("solve", "we need", "if"): it may be an equation
+    modulus: Optional[int] = None  # a congruence `lhs ≡ rhs (mod m)`, checked modulo m (StepMath.congruences)
 
     @property
     def text(self) -> str:
-        sep = " ≈ " if self.approx else " = "
+        sep = " ≡ " if self.modulus else " ≈ " if self.approx else " = "
         return f"{self.lhs.text}{sep}{self.rhs.text}"
 
 
@@ -1106,6 +1107,8 @@ class StepMath:
     mentions: list[Fraction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unbalanced: bool = False
+    # `1024 \\equiv 3 \\pmod 7`: kept apart from `links`, whose sides are equal values (value flow, carried results)
+    congruences: list[Link] = field(default_factory=list)
 
 
 def _span_text(text: str, toks: list[Tok]) -> str:
@@ -1615,6 +1618,8 @@ def analyse_step(step: str, opaque_star: bool = False, cued: bool = False, i_unk
         _verbal_links(text, out, rounding)
     if _UNITS_DIGIT_CUE.search(text):
         _units_digit_links(out)
+    if "\\equiv" in text or "≡" in text:
+        _congruence_links(text, toks, out)
     return out
 
 
@@ -1624,6 +1629,79 @@ _SCALE_WORD_RE = re.compile(r"(?<=\d )(thousand|million|billion)\b", re.IGNORECA
 
 # a modulus the step works in: `\pmod{1199}`, `\bmod 7`, `\mod{9}`, "modulo 13", "(mod 5)"
 _MODULUS_RE = re.compile(r"\\pmod\s*\{?\s*(\d+)|\\b?mod\s*\{?\s*(\d+)|\bmodulo\s+\$?(\d+)|\(mod\s*(\d+)\)")
+
+
+def _congruence_links(text: str, toks: list[Tok], out: StepMath) -> None:
+    """`2^{10} = 1024 \\equiv 3 \\pmod 7`: a congruence between two closed numbers, checked modulo the modulus the
+    step names (a step that names none, or sides with unknowns, are left alone: the modulus may be the question's)."""
+    moduli = sorted({int(g) for m in _MODULUS_RE.finditer(text) for g in m.groups() if g and 2 <= int(g) < 10**12})
+    if not moduli or _SUPPOSED_RE.search(text):
+        return
+    for i, t in enumerate(toks):
+        if t.text not in ("\\equiv", "≡"):
+            continue
+        left, right = _congruence_side(toks, i, -1), _congruence_side(toks, i, 1)
+        residues = [_residues(text, side, moduli) for side in (left, right)]
+        if None in residues:
+            continue
+        (lhs, a), (rhs, b) = residues
+        hits = [m for m, x, y in zip(moduli, a, b) if x == y]
+        status = "ok" if hits else "mismatch"
+        m = hits[0] if hits else moduli[0]
+        note = None if hits else f"modulo {m} the left side leaves {a[0]}, the right side {b[0]}"
+        out.congruences.append(Link(lhs, rhs, False, status, note, modulus=m))
+
+
+# a congruence supposed, wanted or refuted rather than stated ("suppose … then 2^{20} ≡ 1 (mod 125)")
+_SUPPOSED_RE = re.compile(r"suppos|assum|contradict|\bif\b|\bwhether\b|\bwould\b|\bmust\b|\bneed|\bwant|\bseek|\bor\b",
+                          re.IGNORECASE)
+_MOD_CMDS = ("\\pmod", "\\mod", "\\bmod")
+
+
+def _congruence_side(toks: list[Tok], i: int, step: int) -> list[Tok]:
+    """The operand written next to the congruence sign at toks[i], up to the next relation, word or modulus.
+    On the left, a modulus is passed over: in `109 \\pmod{94} \\equiv 15` the left side is 109."""
+    run: list[Tok] = []
+    j = i + step
+    while 0 <= j < len(toks):
+        t = toks[j]
+        if step < 0 and t.text in _MOD_CMDS and run:
+            run, j = [], j - 1  # what was read is the modulus; the operand lies before its command
+            continue
+        if t.kind not in MATH_KINDS or t.kind == "OPAQUE":
+            break
+        if t.kind == "LP" and step > 0 and j + 1 < len(toks) and toks[j + 1].kind in ("WORD", "OPAQUE"):
+            break  # "2 (\\text{mod} 7)", "2 (\\bmod 7)"
+        run.append(t)
+        j += step
+    return run if step > 0 else run[::-1]
+
+
+def _residues(text: str, toks: list[Tok], moduli: list[int]) -> Optional[tuple[Side, list]]:
+    """The side and its residue modulo each modulus, or None when it is not a closed integer expression (or too
+    large to write out: a power of whole numbers, `2^{2005}`, is reduced with modular exponentiation)."""
+    if not toks or _trim_brackets(toks, "both") is not toks:
+        return None
+    try:
+        node = parse_span(toks)
+        if has_var(node):
+            return None
+        try:
+            v = eval_exact(node)
+        except TooLarge:
+            if not (node[0] == "bin" and node[1] == "^" and node[2][0] == "num" and node[3][0] == "num"):
+                return None
+            base, exp = node[2][1], node[3][1]
+            if base.denominator != 1 or exp.denominator != 1 or exp < 0 or exp > 10**12:
+                return None
+            return Side(_span_text(text, toks)), [pow(int(base), int(exp), m) for m in moduli]
+    except (_ParseError, _CutOff, _FreeSymbol, _NeedsSymbolic, ZeroDivisionError, RecursionError, TooLarge):
+        return None
+    if v.denominator != 1:
+        return None
+    side = Side(_span_text(text, toks))
+    side.value = v
+    return side, [int(v) % m for m in moduli]
 
 
 def _congruent(a, b, moduli: list[int]) -> bool:

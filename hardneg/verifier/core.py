@@ -504,6 +504,10 @@ class MathVerifier:
                 else:
                     slips += 1
                     w.flag(i, "arithmetic slip", _slip_message(link, L, R))
+            for link in sm.congruences:
+                if link.status == "mismatch":
+                    slips += 1
+                    w.flag(i, "arithmetic slip", f"arithmetic slip: {link.text} ({link.note})")
             for link in sm.links:
                 status, L, R = w.verdicts.get(id(link), (link.status, link.lhs.value, link.rhs.value))
                 if status == "ok" and link.kind == "arith" and link.rhs.single_num is not None and None not in (L, R) and L != R:
