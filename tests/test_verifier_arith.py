@@ -511,3 +511,25 @@ def test_congruences_between_numbers_are_checked_modulo_the_step_s_modulus(step,
 )
 def test_congruences_not_stated_between_numbers_are_left_alone(step):
     assert congruences(step) == []
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        ("$\\lfloor 3.7 \\rfloor = 3$", "ok"),
+        ("$\\lfloor -2.5 \\rfloor = -2$", "mismatch"),  # the floor of a negative number rounds down
+        ("$\\lceil -2.5 \\rceil = -2$", "ok"),
+        ("$\\left\\lfloor \\frac{7}{2} \\right\\rfloor = 4$", "mismatch"),
+        ("$\\gcd(12, 18) = 6$", "ok"),
+        ("$\\gcd(84, 126, 210) = 14$", "mismatch"),
+        ("$\\text{lcm}(4,6)=24$", "mismatch"),
+        ("$\\operatorname{lcm}[4,6]=12$", "ok"),
+        ("$\\text{lcm}(15,9,15,105)=315$", "ok"),  # "15,105" is two arguments here, not fifteen thousand
+    ],
+)
+def test_floors_ceilings_and_gcds_of_numbers_are_checked(step, expected):
+    assert [status for _, status in statuses(step)] == [expected]
+
+
+def test_a_pair_in_brackets_is_no_gcd():
+    assert statuses("$(28,365)=1$") == []

@@ -367,7 +367,7 @@ def to_poly(node) -> Poly:
                 raise NotPolynomial("irrational radicand")
     if kind == "binom" and a.has_var(node):
         return _binomial_poly(to_poly(node[1]), to_poly(node[2]))
-    if kind in ("sqrt", "fact", "func", "binom"):
+    if kind in ("sqrt", "fact", "func", "binom", "floor", "ceil", "gcd", "lcm"):
         if a.has_var(node):
             raise NotPolynomial(f"symbol inside {kind}")
         try:

@@ -182,7 +182,7 @@ _COMPLEX_CUE = re.compile(r"\bi\^|\d\s*i\b|[+\-]\s*[a-z]?i\b|complex|imaginary")
 _I_UNKNOWN_RE = re.compile(r"\$\s*i\s*\$\s*(?:=|be\b|is the\b|denotes?\b|represents?\b)")
 _I_VALUE_RE = re.compile(r"(?:^|[$(,]|\band)\s*i\s*=\s*-?(?:\d+\.?\d*|\.\d+)\s*(?:[$,;]|\.(?!\d)|$|\band\b)")
 CONNECTIVES_RIGHT = {"of", "times", "plus", "minus", "divided", "multiplied", "over"}
-MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE"}
+MATH_KINDS = {"NUM", "OP", "FACT", "LP", "RP", "LB", "RB", "CMD", "CONST", "FUNC", "VAR", "OPAQUE", "SEP"}
 
 
 class TooLarge(ArithmeticError):
@@ -461,7 +461,53 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
                 toks.append(Tok("OPAQUE", s, a, b))  # an en dash is a range, not a minus
             else:
                 toks.append(Tok("PUNCT", s, a, b))
-    return _rewrite(toks)
+    return _rewrite(_gcd_calls(toks))
+
+
+_NAME_WRAPPERS_RE = re.compile(r"\\(?:text|operatorname|mathrm|mathop|rm)|[^a-z]")
+
+
+def _gcd_calls(toks: list[Tok]) -> list[Tok]:
+    """`\\gcd(12, 18)`, `\\text{lcm}[4,6]`: the name becomes a command and the commas of its brackets separate
+    its arguments (anywhere else a comma ends an expression: `(28,365)=1` is a pair, not a number)."""
+    for i in range(len(toks) - 1):
+        t = toks[i]
+        if t.kind not in ("OPAQUE", "WORD") or toks[i + 1].kind != "LP" or toks[i + 1].value is not None:
+            continue
+        name = _NAME_WRAPPERS_RE.sub("", t.text.lower())
+        if name not in ("gcd", "lcm"):
+            continue
+        depth, commas, grouped = 0, [], []
+        for j in range(i + 1, len(toks)):
+            u = toks[j]
+            depth += (u.kind in ("LP", "LB")) - (u.kind in ("RP", "RB"))
+            if depth == 1 and u.kind == "PUNCT" and u.text == ",":
+                commas.append(j)
+            elif depth == 1 and u.kind == "NUM" and "," in u.text:
+                grouped.append(j)
+            if depth == 0:
+                t.kind, t.value = "CMD", name
+                for k in commas:
+                    toks[k] = Tok("SEP", ",", toks[k].start, toks[k].end)
+                if grouped and any(toks[k + 1].start == toks[k].end for k in commas):
+                    # `\\text{lcm}(15,9,15,105)`: arguments written without spaces, so "15,105" is two of them
+                    for k in reversed(grouped):
+                        toks[k : k + 1] = _split_grouped(toks[k])
+                break
+    return toks
+
+
+def _split_grouped(tok: Tok) -> list[Tok]:
+    """"15,105" read as 15105 -> the tokens 15 , 105."""
+    out: list[Tok] = []
+    pos = tok.start
+    for k, part in enumerate(tok.text.split(",")):
+        if k:
+            out.append(Tok("SEP", ",", pos, pos + 1))
+            pos += 1
+        out.append(_num_token(part, pos, pos + len(part)))
+        pos += len(part)
+    return out
 
 
 def _function_power(toks: list[Tok]) -> None:
@@ -514,6 +560,10 @@ def _command_token(toks: list[Tok], s: str, a: int, b: int) -> None:
         toks.append(Tok("CMD", s, a, b, "frac"))
     elif name == "sqrt":
         toks.append(Tok("CMD", s, a, b, "sqrt"))
+    elif name in ("lfloor", "lceil"):
+        toks.append(Tok("LP", s, a, b, name[1:]))  # a bracket that rounds what it holds ("floor", "ceil")
+    elif name in ("rfloor", "rceil"):
+        toks.append(Tok("RP", s, a, b, name[1:]))
     elif name in ("binom", "dbinom", "tbinom"):
         toks.append(Tok("CMD", s, a, b, "binom"))
     elif name in ("cdot", "times"):
@@ -762,8 +812,10 @@ class _Parser:
         elif t.kind in ("LP", "LB"):
             node = self.expr()
             close = self.take()
-            if close.kind not in ("RP", "RB"):
-                raise _ParseError("unbalanced parenthesis")
+            if close.kind not in ("RP", "RB") or close.value != t.value:
+                raise _ParseError("unbalanced parenthesis")  # also `\\lfloor x )`
+            if t.value is not None:
+                node = (t.value, node)  # `\\lfloor 3.7 \\rfloor`: ("floor", 3.7)
         elif t.kind == "CMD" and t.value == "frac":
             nxt = self.peek()
             if nxt is not None and nxt.kind == "NUM" and nxt.decimals == 0 and len(nxt.text) == 2 and nxt.text.isdigit():
@@ -784,6 +836,16 @@ class _Parser:
             node = ("sqrt", self.group(), index)
         elif t.kind == "CMD" and t.value == "binom":
             node = ("binom", self.group(), self.group())
+        elif t.kind == "CMD" and t.value in ("gcd", "lcm"):
+            if self.take().kind != "LP":
+                raise _ParseError("gcd without its arguments")
+            args = [self.expr()]
+            while (sep := self.peek()) is not None and sep.kind == "SEP":
+                self.i += 1
+                args.append(self.expr())
+            if self.take().kind != "RP" or len(args) < 2:
+                raise _ParseError("gcd arguments")
+            node = (t.value, *args)
         elif t.kind == "FUNC":
             nxt = self.peek()
             if nxt is not None and nxt.kind == "OP" and nxt.value == "^":
@@ -902,6 +964,14 @@ def eval_exact(node, env: Optional[dict] = None) -> Fraction:
         if n > MAX_FACTORIAL:
             raise TooLarge("binomial coefficient too large")
         return Fraction(math.comb(int(n), int(k)))
+    if kind in ("floor", "ceil"):
+        v = eval_exact(node[1], env)
+        return Fraction(v.numerator // v.denominator if kind == "floor" else -(-v.numerator // v.denominator))
+    if kind in ("gcd", "lcm"):
+        args = [eval_exact(c, env) for c in node[1:]]
+        if any(v.denominator != 1 for v in args):
+            raise _ParseError(f"{kind} of a fraction")
+        return Fraction((math.gcd if kind == "gcd" else math.lcm)(*(int(v) for v in args)))
     if kind == "func":
         if node[1].startswith("log_"):
             return _exact_log(eval_exact(node[2], env), int(node[1][4:]))
@@ -909,10 +979,17 @@ def eval_exact(node, env: Optional[dict] = None) -> Fraction:
     raise _ParseError(kind)
 
 
-def _has_plain_log(node) -> bool:
-    if node[0] == "func" and node[1] == "log":
-        return True
-    return any(_has_plain_log(c) for c in node[1:] if isinstance(c, tuple))
+def _any_node(node, pred) -> bool:
+    """Does `pred` hold for the AST node or any node inside it?"""
+    return pred(node) or any(_any_node(c, pred) for c in node[1:] if isinstance(c, tuple))
+
+
+def _plain_log(node) -> bool:
+    return node[0] == "func" and node[1] == "log"
+
+
+def _number_theory(node) -> bool:
+    return node[0] in ("floor", "ceil", "gcd", "lcm")
 
 
 def _exact_log(x: Fraction, base: int) -> Fraction:
@@ -975,6 +1052,8 @@ def to_sympy_source(node) -> str:
         return f"root({to_sympy_source(node[1])},{int(k)})"
     if kind == "binom":
         return f"binomial({to_sympy_source(node[1])},{to_sympy_source(node[2])})"
+    if kind in ("floor", "ceil"):
+        return f"{'floor' if kind == 'floor' else 'ceiling'}({to_sympy_source(node[1])})"
     if kind == "func" and node[1].startswith("log_"):
         return f"log({to_sympy_source(node[2])},{int(node[1][4:])})"
     if kind == "func":
@@ -1367,8 +1446,8 @@ def _side(text: str, toks: list[Tok]) -> Side:
         t.kind == "OP" and t.value == "^" and i + 1 < len(toks) and toks[i + 1].text == "2" for i, t in enumerate(toks)
     )
     inner = toks
-    while len(inner) >= 3 and inner[0].kind in ("LP", "LB") and inner[-1].kind in ("RP", "RB"):
-        inner = inner[1:-1]  # "\\boxed{74726}", "(12)"
+    while len(inner) >= 3 and inner[0].kind in ("LP", "LB") and inner[-1].kind in ("RP", "RB") and inner[0].value is None:
+        inner = inner[1:-1]  # "\\boxed{74726}", "(12)"; not `\\lfloor 3.7 \\rfloor`, which rounds
     toks_for_literal = inner
     if len(toks_for_literal) == 1 and toks_for_literal[0].kind == "NUM":
         side.single_num = toks_for_literal[0]
@@ -1392,6 +1471,8 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
         return "skip"
     side.node = node
     if has_var(node):
+        if _any_node(node, _number_theory):
+            return "skip"  # `\\gcd(m, n) = 1`, `x^{\\lfloor x \\rfloor}`: a condition on integers, not an identity to sample
         side.free = True
         return None  # classified with the other side (algebra.classify)
     try:
@@ -1407,7 +1488,7 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
         return "skip"
     except _NeedsSymbolic:
         pass
-    if _has_plain_log(node):
+    if _any_node(node, _plain_log):
         return "skip"  # `\\log 1000 = 3`: a base-10 logarithm in MATH, natural in SymPy; its base is not written
     try:
         side.sympy_src = to_sympy_source(node)

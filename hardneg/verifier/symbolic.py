@@ -57,6 +57,8 @@ def _namespace() -> dict:
         "pi": sympy.pi,
         "factorial": sympy.factorial,
         "binomial": sympy.binomial,
+        "floor": sympy.floor,
+        "ceiling": sympy.ceiling,
         "sin": sympy.sin,
         "cos": sympy.cos,
         "tan": sympy.tan,
