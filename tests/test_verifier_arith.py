@@ -533,3 +533,17 @@ def test_floors_ceilings_and_gcds_of_numbers_are_checked(step, expected):
 
 def test_a_pair_in_brackets_is_no_gcd():
     assert statuses("$(28,365)=1$") == []
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        ("$|3 - 8| = 5$", [("|3 - 8| = 5", "ok")]),
+        ("$|3 - 8| = -5$", [("|3 - 8| = -5", "mismatch")]),
+        ("$|-5| + 2|-1| = 6$", [("|-5| + 2|-1| = 6", "mismatch")]),
+        ("$|-3| = x$", []),  # a value against an unknown: nothing to compare (and no crash on the missing AST)
+        ("Plugging $x = -7$ back in, we get $|-7-3|=2(-7)+4$.", []),  # a root tested and rejected
+    ],
+)
+def test_absolute_values_of_numbers_are_checked(step, expected):
+    assert statuses(step) == expected

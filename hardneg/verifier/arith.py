@@ -1462,6 +1462,12 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
     """Fill side.value (exact) or side.sympy_src; return a skip/unchecked reason."""
     if any(t.kind == "OPAQUE" for t in toks):
         side.abs_terms = _abs_terms(toks)
+        if side.abs_terms and not any(has_var(node) for _, node in side.abs_terms):
+            try:  # `|3 - 8| + 2|-1|`: absolute values of numbers
+                side.value = sum((coef * abs(eval_exact(node)) for coef, node in side.abs_terms), Fraction(0))
+                return None
+            except (_NeedsSymbolic, _ParseError, ZeroDivisionError, TooLarge):
+                pass
         return "skip"
     try:
         node = parse_span(toks)
@@ -2465,6 +2471,8 @@ def _add_link(
         return link
     no_solution = isinstance(eq_ctx, tuple) and eq_ctx[1]
     if lhs.free or rhs.free:
+        if lhs.node is None or rhs.node is None:
+            return None  # `|-3| = x`: a side known only by its value (absolute values of numbers) has no AST to compare
         return _algebra_link(out, lhs, rhs, approx, source, eq_ctx)
     if lhs.sympy_src is not None or rhs.sympy_src is not None:
         link = Link(lhs, rhs, approx, "symbolic", None, source, rounding=rounding)
@@ -2473,6 +2481,8 @@ def _add_link(
     ok = close_enough(lhs, rhs, lhs.value, rhs.value, approx, rounding=rounding)
     if not ok and no_solution and lhs.single_num is not None and rhs.single_num is not None:
         return None  # "we get 0 = 8, which has no solutions": a contradiction shown on purpose
+    if not ok and (lhs.abs_terms or rhs.abs_terms) and isinstance(eq_ctx, tuple) and eq_ctx[0]:
+        return None  # "plugging x = -7 back in, |-7-3| = 2(-7)+4": a root tested, and this one rejected
     if not ok and _integer_part(lhs, rhs):
         return None  # `\left[\frac{3 \times 2004 - 4}{10}\right] = 601`: [x] is the greatest (or nearest) integer
     link = Link(lhs, rhs, approx, "ok" if ok else "mismatch", None, source, rounding=rounding)
