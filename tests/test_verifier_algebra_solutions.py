@@ -151,3 +151,43 @@ def test_numeric_checks_are_bounded():
     assert time.perf_counter() - t0 < 5
     [link] = analyse_step("$(x+1)^{10^6} = x + 1 = y$").links[:1]
     assert link.status == "unchecked"
+
+
+# ------------------------------------------------------------------ a stated root that does not solve its equation
+@pytest.mark.parametrize(
+    "text, flagged",
+    [
+        ("We solve $x^2 - 5x + 6 = 0$, which factors as $(x-2)(x-3) = 0$, so $x = 2$ or $x = 4$.", "x = 4 does not solve"),
+        ("$x^2 = 49$, so $x = 7$ or $x = -8$.", "x = -8 does not solve x^2 = 49"),
+        ("The equation is $n^2 + n - 12 = 0$.\nSo $n = 4$.", "n = 4 does not solve n^2 + n - 12 = 0 (step 0)"),
+        # a reference typo (MATH test 2198): the system reads a^2 = 1
+        ("From $a^2 = -1,$ $a = 1$ or $a = -1.$", "a = 1 does not solve a^2 = -1"),
+    ],
+)
+def test_a_root_that_does_not_solve_the_equation_before_it_is_a_slip(text, flagged):
+    assert any(flagged in msg for _, msg in solution_flags(text)), solution_flags(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We solve $x^2 - 5x + 6 = 0$, which factors as $(x-2)(x-3) = 0$, so $x = 2$ or $x = 3$.",
+        "$x^2 = 49$, so $x = 7$.",  # a root left out (rejected, say, as negative) is no slip here
+        "If $x = 4$, then $x^2 - 5x + 6 = 2$.",  # a trial value
+        "$x^2 - 5x + 6 = 0$. The vertex is at $x = 2.5$.",  # a value that is not given as a solution
+        "$x^2 - 5x + 6 = 0$.\nIf $x = 4$, the left side is 2.",
+        # the false alarms of a sweep over the MATH references (train 572, 4027, test 2227, 2142, 528, 2706, 7)
+        "For $n = 19,$ $n(n + 1) = 19 \\cdot 20 = 380,$ and for $n = 20,$ $n(n + 1) = 20 \\cdot 21 = 420.$",
+        "This factors as $a(a + 1)(a^2 - a - 1) = 0.$  The quadratic $a^2 - a - 1 = 0$ has no integer solutions, "
+        "so $a = 0$ or $a = -1.$",
+        "Setting $x^3=0$, $x-9=0$ and $x+8=0$, we find the solutions $x=0$, $x=9$ and $x=-8$.",
+        "This gives $x^2 + 3x = 7.$ (Be careful! We may have introduced one of the roots $x = 1, 5, 10, 25$ here.)",
+        "Then $x^2 = 4$, so $x = 3$ is not a root.",  # a value the words after it reject
+        # test 7: "(1 + r/100)^3 = 1.225 ... which means r = 7, to the nearest integer"
+        "So $(1 + r)^3 = 2$, which means $r = 7$, to the nearest integer.",
+        "So $n^2 - n = 110$. Then $n = 11$ works: $n = 10$ is too small, and $n = 12$ is too big.",
+        "Then $a^2 = 4,$ so $a = 2.$\nThen $a^2 = -4,$ which has no real solutions.\nTherefore, $a = 2.$",
+    ],
+)
+def test_values_not_given_as_roots_are_left_alone(text):
+    assert not any("does not solve" in msg for _, msg in solution_flags(text))

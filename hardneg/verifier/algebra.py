@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 import math
 import random
+import re
 from fractions import Fraction
 from typing import Optional
 
@@ -1371,7 +1372,7 @@ def chain_checks(maths, steps=None) -> list[tuple[int, str]]:
     return flags
 
 
-_MODULAR_RE = __import__("re").compile(r"\\(?:equiv|pmod|bmod|mod)\b|\bmod(?:ulo)?\b|\\circ|\\approx|≈")
+_MODULAR_RE = re.compile(r"\\(?:equiv|pmod|bmod|mod)\b|\bmod(?:ulo)?\b|\\circ|\\approx|≈")
 
 
 def _side_value(side) -> Optional[Fraction]:
@@ -1431,7 +1432,7 @@ def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
     within the to_poly guards, gcds of degree ≤ MAX_ROOT_DEGREE; an expression too deep to walk
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
-    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks):
+    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks, stated_root_checks):
         try:
             out += check(maths, steps)
         except RecursionError:
@@ -1450,8 +1451,8 @@ def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
 
 MAX_ROOT_DEGREE = 32
 # a chain introduced as a case or a trial value is not a derivation
-_TRIAL_RE = __import__("re").compile(
-    r"\b(?:if|when|whenever|suppose|assum\w*|case|unless|plug\w*|substitut\w*|test\w*|try\w*|check\w*)\b", __import__("re").IGNORECASE)
+_TRIAL_RE = re.compile(
+    r"\b(?:if|when|whenever|suppose|assum\w*|case|unless|plug\w*|substitut\w*|test\w*|try\w*|check\w*)\b", re.IGNORECASE)
 
 
 def _univariate(p: Poly) -> Optional[tuple[str, list]]:
@@ -1641,6 +1642,99 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
                 flags.append((i, f"algebra slip: {link.text} is not an identity; {x} = {a.fmt_number(values[0]) if len(values) == 1 else 'the values found'} "
                                  f"only makes both sides 0, which a wrong factorization keeps"))
     return flags
+
+
+# the words before a value that give it as a solution of what came before: "so x = 2 or x = 4"
+_GIVES_ROOT_RE = re.compile(
+    r"\b(?:so|thus|hence|therefore|gives?|giving|get|yields?|implies|means|find|solutions?|roots?|zeros?|or|"
+    r"either|then)\b|\\implies|\\rightarrow|⇒|→|^[\s$,;:.\\(){}]*$")
+# a value the words reject, doubt or only suppose is no stated root: "none of x = 1, 5", "we may have introduced"
+_NOT_GIVEN_RE = re.compile(
+    r"\b(?:not|none|neither|nor|no|never|extraneous|reject\w*|exclud\w*|except|may|might|could|would|cannot)\b|n't\b",
+    re.IGNORECASE)
+
+
+def _words_around(link) -> tuple[str, str]:
+    """The words between the previous formula and this link, and between it and the next formula (pre and post
+    reach across formulas)."""
+    before = re.split(r"\$|\\\]|\\\)", link.pre.rstrip().rstrip("$").rstrip("\\[("))[-1]
+    after = re.split(r"\$|\\\[|\\\(", link.post.lstrip().lstrip("$").lstrip("\\])"))[0]
+    return before, after
+
+
+# after a value: more values ("x = 1, 5, 10", one of a list) or a rounding ("r = 7, to the nearest integer")
+_LIST_OR_ROUNDED_RE = re.compile(r"\s*,\s*-?\d|.*\b(?:nearest|approximately|about|roughly|rounded)\b")
+
+
+def _value_of(link, x: str) -> Optional[Fraction]:
+    """c for a link that states `x = c` (the symbol alone on one side), else None."""
+    sol = linear_solution(link.diff) if link.diff is not None else None
+    if sol is None or sol[0] != x or x not in (link.lhs.text.strip(), link.rhs.text.strip()):
+        return None
+    return sol[1]
+
+
+def stated_root_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a value given as a solution of a polynomial equation in one symbol that solves
+    none of the equations in that symbol just before it: `x^2 − 5x + 6 = 0`, which factors as
+    `(x − 2)(x − 3) = 0`, "so x = 2 or x = 4". Linear equations are checks.equation_checks' job; here the
+    latest equation has degree ≥ 2, the value follows it in the same step (or opens the next one) with words
+    that derive it, and it is none of: a case or trial value, a value the words reject or only suppose, a
+    value already stated for that symbol (a recap), an equation that only evaluates at a value given
+    before it in the step (`for n = 19, n(n + 1) = 380`). A root the solution leaves out is no slip here:
+    it may be rejected for a reason this check cannot see."""
+    from .checks import CASE_RE
+
+    flags: list[tuple[int, str]] = []
+    recent: dict[str, list] = {}  # symbol -> [(step, equation link, its coefficients)], oldest first
+    stated: dict[str, set] = {}  # symbol -> the values stated for it so far
+    for i, sm in enumerate(maths):
+        if steps is not None and i < len(steps) and _TRIAL_RE.search(steps[i][:40]):
+            recent.clear()
+            continue
+        set_here: set[str] = set()  # symbols given a value earlier in this step
+        for link in sm.links:
+            if link.kind != "algebra" or link.diff is None or link.status not in ("assign", "equation"):
+                continue
+            syms = symbols(link.diff)
+            uni = _univariate(link.diff)
+            if uni is None or not uni[0]:
+                for x in syms:  # an equation this check cannot read: what follows may solve it
+                    recent.pop(x, None)
+                continue
+            x, coeffs = uni
+            if CASE_RE.search(link.pre) or _TRIAL_RE.search(link.pre):
+                recent.pop(x, None)
+                set_here.add(x)
+                continue
+            value = _value_of(link, x)
+            if value is None:
+                if x in set_here:
+                    continue  # evaluated at the value just given, not solved
+                eqs = [e for e in recent.get(x, []) if i - e[0] <= 1]
+                recent[x] = eqs + [(i, link, coeffs)]
+                continue
+            set_here.add(x)
+            eqs = [e for e in recent.get(x, []) if i - e[0] <= 1]
+            seen = stated.setdefault(x, set())
+            before, after = _words_around(link)
+            if (eqs and len(_trim(eqs[-1][2])) >= 3 and value not in seen and not link.rounding and not link.approx
+                    and _GIVES_ROOT_RE.search(before) and not _NOT_GIVEN_RE.search(before + " " + after)
+                    and not _LIST_OR_ROUNDED_RE.match(after)
+                    and all(_horner(c, value) != 0 for _, _, c in eqs)):
+                eq = eqs[-1][1]
+                flags.append((i, f"algebra slip: {x} = {_arith().fmt_number(value)} does not solve {eq.lhs.text} = {eq.rhs.text}"
+                                 f"{'' if eqs[-1][0] == i else f' (step {eqs[-1][0]})'}"))
+                recent.pop(x)  # one flag per equation: the values after the first wrong one follow from it
+            seen.add(value)
+    return flags
+
+
+def _horner(coeffs: list, v: Fraction) -> Fraction:
+    out = Fraction(0)
+    for c in reversed(coeffs):
+        out = out * v + c
+    return out
 
 
 def _safe_zero(a, link, x, v) -> bool:

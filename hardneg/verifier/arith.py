@@ -1153,6 +1153,7 @@ class Link:
     tentative: bool | str = False
     diff: Optional[dict] = None  # lhs − rhs as a polynomial (algebra.Poly), when both sides are polynomials
     pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations
+    post: str = ""  # the words just after the last link of a chain ("x = 12 is too big", "x = 1, 5, 10")
     rounding: bool = False  # the step says it rounds (ROUNDING_CUE)
     rewrite: bool = False  # a later link of a chain, or one followed by a closed form: an identity is meant
     closed_only: bool = False  # a rewrite only because a number or a bound follows (`A = B = c`), which may state values
@@ -2331,6 +2332,9 @@ def _links_from_chain(text, spans: list[Span], seps: list[str], out: StepMath, s
         if link is not None and k == 0 and spans[0].toks:
             start = spans[0].toks[0].start
             link.pre = text[max(0, start - 30) : start].lower()
+        if link is not None and k == len(sides) - 2 and spans[-1].toks:
+            end = spans[-1].toks[-1].end
+            link.post = text[end : end + 30].lower()
 
 
 def _running_total(sides: list, k: int) -> bool:
