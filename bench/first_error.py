@@ -6,12 +6,15 @@ leave a step out, answer an intermediate quantity, invert a ratio: arithmetic do
 quantities, which no slip check sees. Workload: `bench/first_error_labelled.jsonl`, solutions to GSM8K *test*
 problems written by hand in three styles models use (Qwen-style numbered steps with `\\[ \\]` displays,
 Llama-style `## Step N:` headers, plain lines), each labelled correct or with the text of its first wrong
-step (`first_error`: a string, or a list where two readings are fair) and the kind of error. Rounds 1-5 were
+step (`first_error`: a string, or a list where two readings are fair) and the kind of error. Rounds 1-6 were
 written one after the other; each round was run once before any rule was changed after it (BENCHMARKS.md
 keeps those first looks), so only the first look of a round is a held-out figure.
 
-Reported per round: correct solutions with any step flagged, and wrong ones whose first flagged step holds
-the labelled text (exact), another step (other) or no step at all (none).
+Round 6 adds solutions to MATH *test* problems (algebra, counting, number theory), written and labelled the same
+way; MATH rows carry `math_test` (the line of data/math/test.jsonl) where GSM8K rows carry `gsm8k_test`.
+
+Reported per benchmark and round: correct solutions with any step flagged, and wrong ones whose first flagged
+step holds the labelled text (exact), another step (other) or no step at all (none).
 
     .venv/bin/python bench/first_error.py [--show]   # ~1 min on 2 cores
 """
@@ -28,14 +31,27 @@ DATA = ROOT / "bench" / "first_error_labelled.jsonl"
 
 
 def items(rows: list[dict]):
+    from hardneg.grading import math_reference_answer
     from hardneg.verifier import VerifyInput
 
     gsm8k = [json.loads(line) for line in open(ROOT / "data" / "gsm8k" / "test.jsonl", encoding="utf-8")]
+    math = [json.loads(line) for line in open(ROOT / "data" / "math" / "test.jsonl", encoding="utf-8")]
     for k, row in enumerate(rows):
+        if "math_test" in row:
+            problem = math[row["math_test"]]
+            yield VerifyInput(id=str(k), question=problem["problem"], candidate=row["completion"],
+                              reference_solution=problem["solution"],
+                              reference_answer=math_reference_answer(problem["solution"]))
+            continue
         problem = gsm8k[row["gsm8k_test"]]
         body, answer = problem["answer"].split("####")
         yield VerifyInput(id=str(k), question=problem["question"], candidate=row["completion"],
                           reference_solution=body, reference_answer=answer.strip())
+
+
+def source(row: dict) -> str:
+    """The benchmark a row's problem comes from: its rounds are tallied apart."""
+    return "MATH" if "math_test" in row else "GSM8K"
 
 
 def outcome(row: dict, profile) -> str:
@@ -59,22 +75,22 @@ def main() -> None:
     tally: dict[int, Counter] = {}
     for row, p in zip(rows, profiles):
         kind = outcome(row, p)
-        tally.setdefault(row["round"], Counter())[kind] += 1
+        tally.setdefault((source(row), row["round"]), Counter())[kind] += 1
         if args.show and kind not in ("correct clean", "wrong exact"):
-            print(f"== {kind}: GSM8K test {row['gsm8k_test']} ({row['style']}, {row['kind']})")
+            print(f"== {kind}: {source(row)} test {row.get('gsm8k_test', row.get('math_test'))} ({row['style']}, {row['kind']})")
             for i, s in enumerate(p.steps):
                 print(f"  [{i}] {s.text[:100]!r} {s.flags}")
     print(f"### First error step on hand-labelled model-style solutions ({VERIFIER_VERSION}, {len(rows)} solutions)\n")
-    print("| round | correct | flagged | wrong | exact | other step | no step |")
-    print("|---|---|---|---|---|---|---|")
+    print("| problems | round | correct | flagged | wrong | exact | other step | no step |")
+    print("|---|---|---|---|---|---|---|---|")
     total = Counter()
-    for rnd in sorted(tally):
-        t = tally[rnd]
+    for src, rnd in sorted(tally, key=lambda key: (key[0] != "GSM8K", key[1])):
+        t = tally[src, rnd]
         total.update(t)
-        print(f"| {rnd} | {t['correct clean'] + t['correct flagged']} | {t['correct flagged']} | "
+        print(f"| {src} | {rnd} | {t['correct clean'] + t['correct flagged']} | {t['correct flagged']} | "
               f"{t['wrong exact'] + t['wrong other'] + t['wrong none']} | {t['wrong exact']} | {t['wrong other']} | {t['wrong none']} |")
     wrong = total["wrong exact"] + total["wrong other"] + total["wrong none"]
-    print(f"| all | {total['correct clean'] + total['correct flagged']} | {total['correct flagged']} | {wrong} | "
+    print(f"| all | | {total['correct clean'] + total['correct flagged']} | {total['correct flagged']} | {wrong} | "
           f"**{total['wrong exact']}** | {total['wrong other']} | {total['wrong none']} |")
 
 

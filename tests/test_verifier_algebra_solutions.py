@@ -187,6 +187,8 @@ def test_a_root_that_does_not_solve_the_equation_before_it_is_a_slip(text, flagg
         "So $(1 + r)^3 = 2$, which means $r = 7$, to the nearest integer.",
         "So $n^2 - n = 110$. Then $n = 11$ works: $n = 10$ is too small, and $n = 12$ is too big.",
         "Then $a^2 = 4,$ so $a = 2.$\nThen $a^2 = -4,$ which has no real solutions.\nTherefore, $a = 2.$",
+        # GSM8K train 3923: `5e − 100 = e` is an equation (1/5e read as 1/(5e) made the one before it quadratic)
+        "We know that e - 20 = 1/5e\nTherefore 5e - 100 = e\nTherefore, 4e = 100\nTherefore, e = 25",
     ],
 )
 def test_values_not_given_as_roots_are_left_alone(text):

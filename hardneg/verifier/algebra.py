@@ -1667,10 +1667,12 @@ _LIST_OR_ROUNDED_RE = re.compile(r"\s*,\s*-?\d|.*\b(?:nearest|approximately|abou
 
 
 def _value_of(link, x: str) -> Optional[Fraction]:
-    """c for a link that states `x = c` (the symbol alone on one side), else None."""
+    """c for a link that states `x = c` (the symbol alone on one side, a number on the other), else None."""
     sol = linear_solution(link.diff) if link.diff is not None else None
-    if sol is None or sol[0] != x or x not in (link.lhs.text.strip(), link.rhs.text.strip()):
+    if sol is None or sol[0] != x:
         return None
+    if not any(one.text.strip() == x and not other.free for one, other in ((link.lhs, link.rhs), (link.rhs, link.lhs))):
+        return None  # `5e − 100 = e` is an equation in e, not its value
     return sol[1]
 
 
