@@ -72,7 +72,7 @@ def main() -> None:
 
     rows = [json.loads(line) for line in open(DATA, encoding="utf-8")]
     profiles = MathVerifier(VerifierConfig(use_nli=False)).verify_batch(list(items(rows)))
-    tally: dict[int, Counter] = {}
+    tally: dict[tuple[str, int], Counter] = {}  # (problems, round) -> outcomes
     for row, p in zip(rows, profiles):
         kind = outcome(row, p)
         tally.setdefault((source(row), row["round"]), Counter())[kind] += 1

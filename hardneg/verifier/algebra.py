@@ -1647,7 +1647,7 @@ def factor_root_checks(maths, steps=None) -> list[tuple[int, str]]:
 # the words before a value that give it as a solution of what came before: "so x = 2 or x = 4"
 _GIVES_ROOT_RE = re.compile(
     r"\b(?:so|thus|hence|therefore|gives?|giving|get|yields?|implies|means|find|solutions?|roots?|zeros?|or|"
-    r"either|then)\b|\\implies|\\rightarrow|⇒|→|^[\s$,;:.\\(){}]*$")
+    r"then)\b|\\implies|\\rightarrow|⇒|→|^[\s$,;:.\\(){}]*$")  # ("either" is a case: CASE_RE, on the wider pre)
 # a value the words reject, doubt or only suppose is no stated root: "none of x = 1, 5", "we may have introduced"
 _NOT_GIVEN_RE = re.compile(
     r"\b(?:not|none|neither|nor|no|never|extraneous|reject\w*|exclud\w*|except|may|might|could|would|cannot)\b|n't\b",
@@ -1698,10 +1698,9 @@ def stated_root_checks(maths, steps=None) -> list[tuple[int, str]]:
         for link in sm.links:
             if link.kind != "algebra" or link.diff is None or link.status not in ("assign", "equation"):
                 continue
-            syms = symbols(link.diff)
             uni = _univariate(link.diff)
             if uni is None or not uni[0]:
-                for x in syms:  # an equation this check cannot read: what follows may solve it
+                for x in symbols(link.diff):  # an equation this check cannot read: what follows may solve it
                     recent.pop(x, None)
                 continue
             x, coeffs = uni
