@@ -193,3 +193,110 @@ def test_a_root_that_does_not_solve_the_equation_before_it_is_a_slip(text, flagg
 )
 def test_values_not_given_as_roots_are_left_alone(text):
     assert not any("does not solve" in msg for _, msg in solution_flags(text))
+
+
+# ------------------------------------------------------------------ a derived equation that keeps none of the roots
+@pytest.mark.parametrize(
+    "text, flagged",
+    [
+        # MATH test 1069 (round 6): squaring done as doubling
+        ("Dividing by 192 gives $x^2 = \\frac{16}{192} = \\frac{1}{12}$.\n"
+         "Since $x^4 = (x^2)^2$, we have $x^4 = \\frac{1}{12 \\cdot 2} = \\frac{1}{24}$.",
+         (1, "keeps none of the roots of x^2 = \\frac{16}{192} (step 0)")),
+        ("We get $x^2 - 5x + 6 = 0$.\nSo $x^2 - 5x - 6 = 0$ and $(x - 6)(x + 1) = 0$.", (1, "keeps none of the roots")),
+        # a display under a heading: the heading parts no derivation
+        ("1. **Expand:**\n\\[\n(t + 1)^2 = 9\n\\]\n2. **Simplify:**\n\\[\nt^2 + 2t - 10 = 0\n\\]",
+         (3, "t^2 + 2t - 10 = 0 keeps none of the roots of (t + 1)^2 = 9 (step 1)")),
+    ],
+)
+def test_a_derived_equation_that_keeps_none_of_the_roots_before_it_is_a_slip(text, flagged):
+    assert flagged[0] in [i for i, _ in solution_flags(text)] and any(
+        flagged[1] in msg for _, msg in solution_flags(text)), solution_flags(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dividing by 192 gives $x^2 = \\frac{16}{192} = \\frac{1}{12}$.\nSo $x^4 = \\frac{1}{144}$.",
+        "We get $x^2 - 5x + 6 = 0$.\nSo $(x - 2)(x - 3) = 0$.",
+        "Squaring, $x^2 = 4x - 4$ and $x^4 = 16x^2 - 32x + 16$.",  # squaring keeps the roots and may add some
+        "So $x^3 = 4x$. Dividing by $x$, $x^2 = 4$.",  # dividing loses the root 0, not all of them
+        "Then $a^2 = 4,$ so $a = 2.$\nThen $a^2 = -4,$ which has no real solutions.",  # alternatives: the same left side
+        "So $x^2 - 4 = 5$ or $x^2 - 4 = -5$.",
+        "If $x^2 = 9$, then $x^3 = 27$ or $x^3 = -27$.\nIf $x^2 = 16$, then $x^4 = 256$.",  # cases
+        "$t^2 = 4$ gives $t = 2$.\nNow suppose $t^2 = 9$ instead.",
+        "We have $x + 1 = 3$. So $x - 1 = 5$.",  # two linear equations: checks.equation_checks' job
+        # the false alarms of a sweep over the MATH and GSM8K references (train 192, test 2963, GSM8K train 2921)
+        "Our first equation $f(a)=a^2-2=14$ yields that $a= \\pm 4$.\nOur second equation $f(a)=2a-20=14$ yields that $a=17$.",
+        "We can construct the polynomial $10x + 10 = 0,$ which has $x = -1$ as a root.\nWe can then construct the polynomial\n"
+        "\\[10x^{10} - x^9 - x^8 - x^7 - x^6 - x^5 - x^4 - x^3 - x^2 - x - 1 = 0,\\]which has $x = 1$ as a root.",
+        "We know that 1/3b + b = 48\nSo 4/3b = 48\nb = 36",
+    ],
+)
+def test_derivations_that_keep_a_root_and_alternatives_are_left_alone(text):
+    assert not any("keeps none" in msg for _, msg in solution_flags(text)), solution_flags(text)
+
+
+def test_the_solutions_first_equation_must_keep_a_root_of_the_questions(verifier):
+    # MATH test 172 (round 6): 3x moved across "=" without its sign changed
+    question = "The quadratic $x^2-4x-14=3x+16$ has two solutions. What is the positive difference between these solutions?"
+    bad = ("Subtract $3x$ and $16$ from both sides: $x^2 - 4x + 3x - 14 - 16 = 0$, which gives $x^2 - x - 30 = 0$.\n"
+           "So $(x - 6)(x + 5) = 0$ and $x = 6$ or $x = -5$.\nThe difference is $6 - (-5) = 11$.")
+    first, flags = profile_flags(verifier, bad, question=question, answer="13")
+    assert first == 0 and any("(the question)" in f for _, f in flags), flags
+    good = bad.replace("+ 3x", "- 3x").replace("x^2 - x - 30", "x^2 - 7x - 30").replace("(x - 6)(x + 5)", "(x - 10)(x + 3)")
+    good = good.replace("x = 6$ or $x = -5", "x = 10$ or $x = -3").replace("6 - (-5) = 11", "10 - (-3) = 13")
+    first, flags = profile_flags(verifier, good, question=question, answer="13")
+    assert first is None, flags
+
+
+def test_a_heading_between_two_linear_equations_does_not_part_them(verifier):
+    # MATH test 804 (round 6): `6b − 9 = 27`, a heading, then `6b = 27 − 9`
+    text = ("\\[\n6b - 9 = 27\n\\]\n5. **Solve for \\(b\\):**\n\\[\n6b = 27 - 9 = 18 \\implies b = 3\n\\]\n"
+            "Therefore, the final answer is \\(\\boxed{9}\\).")
+    first, flags = profile_flags(verifier, text, answer="18")
+    assert first == 2 and any("but 6b - 9 = 27 (step 0) gives b = 6" in f for _, f in flags), flags
+    first, _ = profile_flags(verifier, text.replace("27 - 9 = 18", "27 + 9 = 36").replace("b = 3", "b = 6"), answer="18")
+    assert first is None
+
+
+# ------------------------------------------------------------------ the solution's value put back into its derivation
+def test_the_step_after_which_the_solutions_value_solves_every_equation_is_the_slip(verifier):
+    # MATH test 2992 (round 6): (√x + √3)^2 expanded without the factor 2 of the cross term
+    question = "Find $x,$ given that \\[\\sqrt{x+7} - \\sqrt{x} = \\sqrt{3}.\\]"
+    bad = ("Add $\\sqrt{x}$ to both sides: $\\sqrt{x+7} = \\sqrt{x} + \\sqrt{3}$.\n"
+           "Square both sides: $x + 7 = x + \\sqrt{3x} + 3$.\nSubtract $x + 3$: $4 = \\sqrt{3x}$.\n"
+           "Square again: $16 = 3x$, so $x = \\frac{16}{3}$.\nThe answer is $\\boxed{\\frac{16}{3}}$.")
+    first, flags = profile_flags(verifier, bad, question=question, answer="\\frac{4}{3}")
+    assert first == 1 and any("changed the solutions" in f for _, f in flags), flags
+    good = bad.replace("\\sqrt{3x} + 3", "2\\sqrt{3x} + 3").replace("4 = \\sqrt{3x}", "2 = \\sqrt{3x}")
+    good = good.replace("16 = 3x", "4 = 3x").replace("\\frac{16}{3}", "\\frac{4}{3}")
+    first, flags = profile_flags(verifier, good, question=question, answer="\\frac{4}{3}")
+    assert first is None, flags
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # squaring adds a root the solution rejects
+        "Squaring $\\sqrt{x + 2} = x$ gives $x + 2 = x^2$, so $x^2 - x - 2 = 0$.\nThen $x = 2$ or $x = -1$, "
+        "and $x = -1$ is extraneous.",
+        # a case: each branch is its own derivation
+        "If $x \\ge 0$, $|x| + 1 = 3$ becomes $x + 1 = 3$, so $x = 2$.",
+        # a rounded value
+        "So $\\sqrt{x} = 1.5 + x/4$ and $x \\approx 3.1$.",
+        # the value solves every equation
+        "We have $\\frac{12}{x^2} = 3$, so $12 = 3x^2$ and $x = 2$.",
+        # a value tried, not found (MATH train 7200: an identity "for all x", then "Taking x = 2")
+        "Thus $x^2 - 5x + 6 = (x - 2)(x - 3)$ for all $x.$  Taking $x = 4,$ we get $(4 - 2)(4 - 3) = 2$.",
+        # complex values of square roots (MATH test 537)
+        "Then $\\sqrt{49-16k} = \\sqrt{-15}$, so $49-16k = -15$ and $k = 4$.",
+    ],
+)
+def test_values_that_solve_their_derivation_or_are_rejected_are_left_alone(text):
+    assert not any("changed the solutions" in msg for _, msg in solution_flags(text)), solution_flags(text)
+
+
+def test_a_squaring_slip_is_located_by_the_value():
+    text = "We have $\\sqrt{x + 1} = 3$.\nThen $x + 1 = 6$, so $x = 5$."
+    assert [i for i, m in solution_flags(text) if "changed the solutions" in m] == [1], solution_flags(text)

@@ -732,3 +732,13 @@ def test_a_value_solved_for_after_and_is_derived():
     assert "x = 4" in message
     assert flags("Since $4^x = 2^{2x}$, we have $2x = 8$ and $x = 4$.") == []
     assert flags("The roots are $x - 2 = 0$ and $x + 3 = 0$.") == []
+
+
+def test_consecutive_factors_next_to_the_computed_number_are_not_a_changed_quantity():
+    # MATH test 1275 (round 6, a correct solution): 12 computed, then C(12, 2) = 12 × 11 / 2
+    q = "Two cards are chosen at random from a standard 52-card deck. What is the probability that both are face cards?"
+    steps, ms = maths("There are 3 * 4 = 12 face cards.\nThe pairs of face cards: 12 * 11 / 2 = 66.")
+    assert logic_checks(ms, steps, question_info(q), None) == []
+    # 11 without the computed 12 beside it is still a value carried wrongly
+    steps, ms = maths("There are 3 * 4 = 12 face cards.\nThe pairs of face cards: 11 * 10 / 2 = 55.")
+    assert [(i, k) for i, k, _ in logic_checks(ms, steps, question_info(q), None)] == [(1, "changed quantity")]

@@ -1426,15 +1426,20 @@ def _breaks(before, mid, after) -> bool:
     return bracket
 
 
-def solution_checks(maths, steps=None) -> list[tuple[int, str]]:
+def solution_checks(maths, steps=None, given_links=()) -> list[tuple[int, str]]:
     """Algebra slips that only the solution as a whole shows (core.py adds them to d5).
     Pure Python and bounded: numeric evaluation at a few points, exact polynomial arithmetic
     within the to_poly guards, gcds of degree ≤ MAX_ROOT_DEGREE; an expression too deep to walk
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
-    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks, stated_root_checks):
+    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks):
         try:
             out += check(maths, steps)
+        except RecursionError:
+            continue
+    for check, extra in ((stated_root_checks, given_equations(given_links)), (back_substitution_checks, given_links)):
+        try:
+            out += check(maths, steps, extra)
         except RecursionError:
             continue
     return out
@@ -1676,22 +1681,46 @@ def _value_of(link, x: str) -> Optional[Fraction]:
     return sol[1]
 
 
-def stated_root_checks(maths, steps=None) -> list[tuple[int, str]]:
-    """(step, reason) for a value given as a solution of a polynomial equation in one symbol that solves
-    none of the equations in that symbol just before it: `x^2 − 5x + 6 = 0`, which factors as
-    `(x − 2)(x − 3) = 0`, "so x = 2 or x = 4". Linear equations are checks.equation_checks' job; here the
-    latest equation has degree ≥ 2, the value follows it in the same step (or opens the next one) with words
-    that derive it, and it is none of: a case or trial value, a value the words reject or only suppose, a
-    value already stated for that symbol (a recap), an equation that only evaluates at a value given
-    before it in the step (`for n = 19, n(n + 1) = 380`). A root the solution leaves out is no slip here:
-    it may be rejected for a reason this check cannot see."""
-    from .checks import CASE_RE
+def given_equations(links) -> dict:
+    """symbol -> [(text, coefficients)] of the polynomial equations in one symbol among `links` (the question's
+    own, `x^2 − 4x − 14 = 3x + 16`): what the solution's first equations in that symbol must keep a root of."""
+    out: dict[str, list] = {}
+    for link in links:
+        if link.kind != "algebra" or link.status != "equation" or link.diff is None:
+            continue
+        uni = _univariate(link.diff)
+        if uni is not None and uni[0] and len(_trim(uni[1])) >= 2:
+            out.setdefault(uni[0], []).append((link.text, uni[1]))
+    return out
+
+
+def stated_root_checks(maths, steps=None, given=None) -> list[tuple[int, str]]:
+    """(step, reason) for a polynomial equation in one symbol that the solution derives, or a value it gives as a
+    solution, which keeps none of the roots of the equations in that symbol just before it (in the same step or
+    the previous one with a formula; the question's own equations, `given`, before the first one):
+
+    - a value: `x^2 − 5x + 6 = 0`, which factors as `(x − 2)(x − 3) = 0`, "so x = 2 or x = 4" (the latest
+      equation of degree ≥ 2: linear ones are checks.equation_checks' job);
+    - an equation: `x^2 = 1/12`, then `x^4 = 1/24`; the question's `x^2 − 4x − 14 = 3x + 16`, then
+      `x^2 − x − 30 = 0` (a term moved across "=" without its sign changed). A derivation may lose roots
+      (dividing by a factor, taking a square root) or gain some (squaring both sides), never all of them:
+      two equations with no common root (over ℂ; exact, through the gcd) cannot both hold.
+
+    Left alone: a case or trial value, a value the words reject or only suppose, a value already stated for
+    that symbol (a recap), an equation that only evaluates at a value given before it in the step (`for
+    n = 19, n(n + 1) = 380`), alternatives (`x^2 = 4 or x^2 = 9`, the same left side twice), a pair of linear
+    equations (equation_checks), a step that says there is no solution. A root the solution leaves out is no
+    slip here: it may be rejected for a reason this check cannot see."""
+    from .arith import NO_SOLUTION_CUE
+    from .checks import CASE_RE, previous_math_steps
 
     flags: list[tuple[int, str]] = []
-    recent: dict[str, list] = {}  # symbol -> [(step, equation link, its coefficients)], oldest first
+    # symbol -> [(step, "lhs = rhs", its coefficients)], oldest first; the question's at step −1
+    recent: dict[str, list] = {x: [(-1, text, c) for text, c in eqs] for x, eqs in (given or {}).items()}
     stated: dict[str, set] = {}  # symbol -> the values stated for it so far
+    last_math = previous_math_steps(maths)
     for i, sm in enumerate(maths):
-        if steps is not None and i < len(steps) and _TRIAL_RE.search(steps[i][:40]):
+        if steps is not None and i < len(steps) and (_TRIAL_RE.search(steps[i][:40]) or NO_SOLUTION_CUE.search(steps[i])):
             recent.clear()
             continue
         set_here: set[str] = set()  # symbols given a value earlier in this step
@@ -1708,27 +1737,190 @@ def stated_root_checks(maths, steps=None) -> list[tuple[int, str]]:
                 recent.pop(x, None)
                 set_here.add(x)
                 continue
+            # the question's equations count until the solution's first equation in x; the solution's, for a step
+            eqs = [e for e in recent.get(x, []) if e[0] in (i, last_math[i]) or (e[0] == -1 and x not in stated)]
             value = _value_of(link, x)
+            before, after = _words_around(link)
             if value is None:
                 if x in set_here:
                     continue  # evaluated at the value just given, not solved
-                eqs = [e for e in recent.get(x, []) if i - e[0] <= 1]
-                recent[x] = eqs + [(i, link, coeffs)]
+                # what it must keep a root of: the equations just before it and every equation of the question
+                # (`the second quadratic factors as …` keeps a root of the question's second quadratic)
+                known = [e for e in eqs if e[0] >= 0] + [(-1, text, c) for text, c in (given or {}).get(x, [])]
+                if (known and _derived(link, before, i, sm, [e[0] for e in eqs], steps)
+                        and not _AMBIGUOUS_SLASH_RE.search(" ".join([link.text] + [e[1] for e in known]))
+                        and max(len(_trim(c)) for c in [coeffs] + [e[2] for e in known]) >= 3
+                        and not any(text.split("=")[0].replace(" ", "") == link.lhs.text.replace(" ", "") for _, text, _ in known)
+                        and all(len(_pgcd(coeffs, c)) <= 1 for _, _, c in known)):
+                    step, text, _ = eqs[-1] if eqs else known[0]
+                    flags.append((i, f"algebra slip: {link.text} keeps none of the roots of {text}"
+                                     f"{' (the question)' if step == -1 else '' if step == i else f' (step {step})'}"))
+                    eqs = []  # what follows is derived from this one
+                recent[x] = eqs + [(i, link.text, coeffs)]
+                stated.setdefault(x, set())
                 continue
             set_here.add(x)
-            eqs = [e for e in recent.get(x, []) if i - e[0] <= 1]
             seen = stated.setdefault(x, set())
-            before, after = _words_around(link)
             if (eqs and len(_trim(eqs[-1][2])) >= 3 and value not in seen and not link.rounding and not link.approx
                     and _GIVES_ROOT_RE.search(before) and not _NOT_GIVEN_RE.search(before + " " + after)
                     and not _LIST_OR_ROUNDED_RE.match(after)
                     and all(_horner(c, value) != 0 for _, _, c in eqs)):
-                eq = eqs[-1][1]
-                flags.append((i, f"algebra slip: {x} = {_arith().fmt_number(value)} does not solve {eq.lhs.text} = {eq.rhs.text}"
-                                 f"{'' if eqs[-1][0] == i else f' (step {eqs[-1][0]})'}"))
+                step, text, _ = eqs[-1]
+                flags.append((i, f"algebra slip: {x} = {_arith().fmt_number(value)} does not solve {text}"
+                                 f"{' (the question)' if step == -1 else '' if step == i else f' (step {step})'}"))
                 recent.pop(x)  # one flag per equation: the values after the first wrong one follow from it
             seen.add(value)
     return flags
+
+
+# the words that derive an equation from the one before it: "so", "we get", "subtract 3 from both sides", "squaring"
+_DERIVES_RE = re.compile(
+    r"\b(?:so|thus|hence|therefore|gives?|giving|get|gets|yields?|implies|means|becomes?|leaves?|obtain\w*|have|"
+    r"simplif\w*|subtract\w*|add\w*|divid\w*|multipl\w*|squar\w*|cub\w*|rais\w*|expand\w*|rearrang\w*|isolat\w*|"
+    r"mov\w*|collect\w*|combin\w*|cancel\w*|clear\w*|cross-multipl\w*|both sides|then|reduc\w*)\b|\\implies|\\Rightarrow|"
+    r"\\rightarrow|⇒|→|\\therefore", re.IGNORECASE)
+# an equation named as an object, or one of several: "the roots of", "the polynomial", "either", "or"
+_NOT_DERIVED_RE = re.compile(
+    r"\b(?:roots?|zeros?|solutions?|polynomials?|quadratics?|equations?|either|or|and|case|cases|if|when|suppose|"
+    r"first|second|third|similarly|also|another|other|consider|construct\w*)\b", re.IGNORECASE)
+
+
+def _derived(link, before: str, i: int, sm, previous_steps: list, steps=None) -> bool:
+    """Is the equation at `link` derived from the one just before it? Words that derive it ("so", "squaring both
+    sides") and none that name it as an object or an alternative; or no words at all: a display that opens its
+    step right after a step with an equation (`\\[ 6b - 9 = 27 \\]`, a heading, `\\[ 6b = 18 \\]`), where the
+    step before does not end by naming an object ("We can then construct the polynomial")."""
+    if _NOT_DERIVED_RE.search(before) or _NOT_GIVEN_RE.search(before):
+        return False
+    if _DERIVES_RE.search(before):
+        return True
+    if re.search(r"[A-Za-z]{2,}", before) or link is not sm.links[0] or steps is None or i >= len(steps):
+        return False
+    head = re.split(r"\$|\\\[|\\\(", steps[i], maxsplit=1)[0]  # "Subtract $x + 3$: $4 = \\sqrt{3x}$"
+    if re.search(r"[A-Za-z]{2,}", head) and (_NOT_DERIVED_RE.search(head) or not _DERIVES_RE.search(head)):
+        return False  # words open the step ("Our second equation $f(a) = 2a - 20 = 14$")
+    if i > 0 and (_NOT_DERIVED_RE.search(steps[i - 1][-80:]) or _NOT_GIVEN_RE.search(steps[i - 1][-80:])):
+        return False
+    return any(j < i for j in previous_steps)
+
+
+# `1/3b`: a third of b or 1/(3b)? GSM8K writes the first and the parser reads the second
+_AMBIGUOUS_SLASH_RE = re.compile(r"\d\s*/\s*\d+\s*[a-zA-Z]")
+
+
+# --------------------------------------------------------------------------- values put back
+def back_substitution_checks(maths, steps=None, given_links=()) -> list[tuple[int, str]]:
+    """(step, reason) for the step of a derivation that changed the solutions, found by putting the solution's
+    own value back. In E0 → E1 → … → En, "so x = v", each equation implies the next, so v, a root of En, solves
+    every Ek unless a step changed the solutions: where v solves E(k+1), …, En and not Ek, the step that wrote
+    E(k+1) is the slip. (`√(x + 7) = √x + √3`, squared as `x + 7 = x + √(3x) + 3`, then `4 = √(3x)`, `16 = 3x`,
+    x = 16/3: it solves every equation after the squaring and not the one before.) Numeric (radicals,
+    fractions, absolute values, powers), so it reaches what the polynomial checks above cannot.
+
+    A derivation is a run of equations in one symbol, each in the same step as the one before or the next
+    step with a formula, with no case, trial or alternative words before it (`_derived`); the question's own
+    equations in that symbol open the first one. Left alone: a solution that says a value is extraneous, or
+    that there is none (squaring adds roots, which it may reject), rounded or approximate values, values a
+    derivation of one equation gives, and any equation not evaluable at the value."""
+    from .arith import NO_SOLUTION_CUE
+    from .checks import CASE_RE, previous_math_steps
+
+    if steps is not None and any(NO_SOLUTION_CUE.search(s) for s in steps):
+        return []
+    last_math = previous_math_steps(maths)
+    chains: dict[str, list] = {}  # symbol -> [(step, link)] of the derivation so far
+    for link in given_links:
+        syms = _equation_symbols(link)
+        if syms is not None and len(syms) == 1:
+            chains.setdefault(next(iter(syms)), []).append((-1, link))
+    flags: list[tuple[int, str]] = []
+    for i, sm in enumerate(maths):
+        if steps is not None and i < len(steps) and _TRIAL_RE.search(steps[i][:40]):
+            chains.clear()
+            continue
+        values: dict[str, list] = {}  # symbol -> the values this step states for it
+        for link in sm.links:
+            syms = _equation_symbols(link)
+            if syms is None or len(syms) != 1:
+                continue
+            (x,) = syms
+            if CASE_RE.search(link.pre) or _TRIAL_RE.search(link.pre):
+                chains.pop(x, None)
+                continue
+            if link.lhs.node[0] == "var" and not _vars(link.rhs.node):
+                before, after = _words_around(link)
+                if (not link.approx and not link.rounding and _GIVES_ROOT_RE.search(before)
+                        and not _NOT_GIVEN_RE.search(before + " " + after)):  # "Taking x = 2": a value tried
+                    values.setdefault(x, []).append(link)
+                continue
+            chain = chains.get(x, [])
+            before, _ = _words_around(link)
+            near = [j for j, _ in chain if j in (i, last_math[i]) or (j == -1 and all(k == -1 for k, _ in chain))]
+            if chain and near and _derived(link, before, i, sm, near, steps):
+                chain.append((i, link))
+            else:
+                chain = [(i, link)]
+            chains[x] = chain
+        for x, links in values.items():
+            chain = chains.pop(x, [])
+            if len(chain) < 2 or not any(j >= 0 for j, _ in chain) or not any(_nonlinear(link) for _, link in chain):
+                continue  # (linear equations one after another are checks.equation_checks' job)
+            if any(_AMBIGUOUS_SLASH_RE.search(link.text) for _, link in chain):
+                continue
+            vals = [v for v in (_num_value(l.rhs.node) for l in links) if v is not None]
+            solves = [_solves(link, x, vals) for _, link in chain]
+            if not vals or None in solves or not solves[-1]:
+                continue
+            k = max((k for k, ok in enumerate(solves) if not ok), default=None)
+            if k is None:
+                continue
+            (j0, e0), (j1, e1) = chain[k], chain[k + 1]
+            where = "the question" if j0 == -1 else f"step {j0}" if j0 != j1 else "the equation before it"
+            flags.append((j1, f"algebra slip: {e1.text} changed the solutions: {x} = {links[0].rhs.text} solves it, "
+                              f"and not {e0.text} ({where})"))
+    return flags
+
+
+def _equation_symbols(link) -> Optional[set]:
+    """The symbols of an equation or assignment whose sides could be read (None otherwise)."""
+    if link.kind != "algebra" or link.lhs.node is None or link.rhs.node is None:
+        return None
+    if link.status not in ("assign", "equation", "symbolic-id", "symbolic") or link.modulus:
+        return None
+    syms = _vars(link.lhs.node) | _vars(link.rhs.node)
+    return None if "i" in syms else syms
+
+
+def _nonlinear(link) -> bool:
+    """An equation of degree ≥ 2, or not a polynomial (radicals, fractions of the unknown, absolute values)."""
+    if link.diff is None:
+        return True
+    uni = _univariate(link.diff)
+    return uni is None or len(_trim(uni[1])) >= 3
+
+
+def _num_value(node) -> Optional[complex]:
+    try:
+        v = num_eval(node, {})
+    except (_NoValue, ArithmeticError, ValueError, OverflowError, RecursionError):
+        return None
+    return v if abs(v.imag) <= 1e-12 * max(1.0, abs(v)) else None
+
+
+def _solves(link, x: str, values: list) -> Optional[bool]:
+    """Does one of the values make both sides agree (1e-9, relative)? None when a side is not evaluable at all of them."""
+    seen = False
+    for v in values[:4]:
+        try:
+            lv, rv = num_eval(link.lhs.node, {x: v}), num_eval(link.rhs.node, {x: v})
+        except (_NoValue, ArithmeticError, ValueError, OverflowError, RecursionError):
+            continue
+        if max(abs(lv.imag), abs(rv.imag)) > 1e-12 * max(1.0, abs(lv), abs(rv)):
+            continue  # `√(49 − 16k) = √(−15)`: principal branches do not survive squaring; real values only
+        seen = True
+        if abs(lv - rv) <= 1e-9 * max(1.0, abs(lv), abs(rv)):
+            return True
+    return False if seen else None
 
 
 def _horner(coeffs: list, v: Fraction) -> Fraction:

@@ -307,7 +307,28 @@ def normalize(text: str) -> str:
         text = _TRIANGLE_NAME_RE.sub(lambda m: "\\text{" + m.group().replace("-", ":") + "}", text)
     if "\\tag" in text or "\\label" in text or "\\ " in text or "quad" in text:
         text = _TAG_RE.sub(" ", text)
+    if " as " in text:
+        text = _STATED_AS_RE.sub(_stated_as, text)
     return text
+
+
+# a rewrite stated in words: "We expand $(x + y)^2$ as $x^2 + xy + y^2$" claims the identity `(x + y)^2 = x^2 + xy + y^2`
+_STATED_AS_RE = re.compile(
+    r"(\b(?:expand\w*|factor\w*|rewrit\w*|writ\w*|express\w*)\b[^.$\n]{0,40})\$([^$=<>]{1,200})\$(\s*as\s*)\$([^$=<>]{1,200})\$",
+    re.IGNORECASE)
+
+
+def _letters(formula: str) -> set:
+    return set(re.findall(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", " ", formula)))
+
+
+def _stated_as(m: re.Match) -> str:
+    """`$A$ as $B$` -> `$A = B$` when both sides hold the same letters (`write $n$ as $10a + b$` introduces
+    new unknowns: a substitution, left as words)."""
+    a, b = m.group(2), m.group(4)
+    if not _letters(a) or _letters(a) != _letters(b):
+        return m.group(0)
+    return f"{m.group(1)}${a} = {b}$"
 
 
 def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozenset()) -> list[Tok]:

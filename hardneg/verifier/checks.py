@@ -959,22 +959,40 @@ _WORD_RE = re.compile(r"(?<!\\)\b[A-Za-z]{2,}")
 _AND_ONLY_RE = re.compile(r"[\s,$()\\]*and[\s,$()\\]*")
 
 
-def question_equations(question: str) -> dict:
-    """symbol -> (solution, text) for each symbol that exactly one linear equation of the question
-    determines (`Solve for x: 3x + 5 = 20`): the candidate's value of it can be substituted back."""
+def question_equation_links(question: str) -> list:
+    """The equations the question states, one sentence at a time (`Solve for x: 3x + 5 = 20`)."""
+    q = question_info(question)
+    if q.other_base:
+        return []
+    return [link for sentence in split_sentences(" ".join((question or "")[:2000].split()))
+            for link in analyse_step(sentence, opaque_star=q.opaque_star).links
+            if link.kind == "algebra" and link.status == "equation" and link.diff is not None
+            and link.pre.rstrip().endswith(("$", "\\[", "\\("))]  # a whole formula: `4:x^2 = x:16` is no x^2 = x
+
+
+def question_equations(links: list) -> dict:
+    """symbol -> (solution, text) for each symbol that exactly one linear equation of the question (its
+    question_equation_links) determines: the candidate's value of it can be substituted back."""
     from .algebra import linear_solution
 
     found: dict[str, list] = {}
-    q = question_info(question)
-    if q.other_base:
-        return {}
-    for sentence in split_sentences(" ".join((question or "")[:2000].split())):
-        for link in analyse_step(sentence, opaque_star=q.opaque_star).links:
-            if link.kind == "algebra" and link.status == "equation" and link.diff is not None:
-                sol = linear_solution(link.diff)
-                if sol is not None:
-                    found.setdefault(sol[0], []).append((sol[1], link.text))
+    for link in links:
+        sol = linear_solution(link.diff)
+        if sol is not None:
+            found.setdefault(sol[0], []).append((sol[1], link.text))
     return {x: v[0] for x, v in found.items() if len(v) == 1}
+
+
+def previous_math_steps(maths: list[StepMath]) -> list[Optional[int]]:
+    """For each step, the last step before it with a formula (None for the first): headings and words between
+    two displays do not part a derivation."""
+    out: list[Optional[int]] = []
+    last = None
+    for i, sm in enumerate(maths):
+        out.append(last)
+        if sm.links:
+            last = i
+    return out
 
 
 def equation_checks(
@@ -1113,6 +1131,8 @@ def equation_checks(
     for i, link, (x, v), _ in eqs:
         if link.status == "assign":
             roots.setdefault((i, x), set()).add(v)
+    # a step with no formula between two equations (a heading, "5. **Solve for b:**") does not part them
+    last_math = previous_math_steps(maths)
     prev: dict[str, tuple] = {}
     for i, link, (x, v), ordinal in eqs:
         cond = bool(_CONDITION_RE.search(_NAMING_RE.sub(" ", link.pre)))
@@ -1122,7 +1142,7 @@ def equation_checks(
             between = between[k + len(p[1].rhs.text) :]  # `x − 3 = 0, x − 7 = 0, or …`: only words after E1 derive E2
         # (or nothing but the equation, right after the one before: lines or displays of a derivation,
         # `s + (s + 30) = 110`, then `2s = 140`, say nothing of how they follow)
-        derived = bool(_DERIVATION_RE.search(between)) or (p is not None and p[0] == i - 1 and not _WORD_RE.search(between))
+        derived = bool(_DERIVATION_RE.search(between)) or (p is not None and p[0] == last_math[i] and not _WORD_RE.search(between))
         # (`so 2x = 8 and x = 16`: a value after "and" in the same step is the one just solved for)
         derived = derived or (p is not None and p[0] == i and link.status == "assign" and _AND_ONLY_RE.fullmatch(between) is not None)
         if p is not None and not cond and derived:
@@ -1130,7 +1150,7 @@ def equation_checks(
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
             # E1 must be the equation right before E2 (no other equation in between)
             listed = pv in roots.get((i, x), ()) or pv in roots.get((pi, x), ())
-            if pord == ordinal - 1 and i - pi <= 1 and not pcond and not sibling and plink.status == "equation" and v != pv and not listed:
+            if pord == ordinal - 1 and pi in (i, last_math[i]) and not pcond and not sibling and plink.status == "equation" and v != pv and not listed:
                 flags.append(
                     (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
                         f"gives {x} = {fmt_number(pv)}")
@@ -1297,6 +1317,8 @@ def logic_checks(
                     if trunk <= j < starts[i]:
                         continue  # another case's result
                     once = used_anywhere.get(_key(r), 0) <= 1
+                    if abs(x - r) == 1 and comp.ops <= {"*", "/"} and _in(r, comp.operands):
+                        continue  # `\binom{12}{2} = \frac{12 \times 11}{2}`, n(n + 1): consecutive factors, 12 used as computed
                     if _carried_wrongly(x, r) and (once or not (_round_pair(x, r) or q.figure)) and not (final is not None and _same(r, final)):
                         out.append((i, "changed quantity", f"changed quantity: {fmt_number(x)} is used here, but step {j} "
                                                            f"computed {fmt_number(r)}" + (" (never used again)" if once else "")))

@@ -49,6 +49,7 @@ from .checks import (
     method_starts,
     off_path,
     other_base_links,
+    question_equation_links,
     question_equations,
     question_info,
     ref_dependencies,
@@ -298,11 +299,13 @@ class MathVerifier:
             self._q_cache.put(key, info)
         return info
 
-    def _question_equations(self, question: str) -> dict:
+    def _question_equations(self, question: str) -> tuple[dict, dict]:
+        """(symbol -> the value its one linear equation gives, the equations) of the question."""
         key = text_key(question, "equations")
         eqs = self._q_cache.get(key)
         if eqs is None:
-            eqs = question_equations(question)
+            links = question_equation_links(question)
+            eqs = (question_equations(links), links)
             self._q_cache.put(key, eqs)
         return eqs
 
@@ -484,8 +487,9 @@ class MathVerifier:
         # d5: equations, exact then bounded SymPy; symbolic links: identities, then substitution
         self._symbolic(w)
         slips = algebra_slips = 0
-        eq_flags, withdrawn = equation_checks(w.maths, w.steps, self._question_equations(w.question))
-        eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps)  # whole chains / derivations (algebra.py)
+        linear, question_links = self._question_equations(w.question)
+        eq_flags, withdrawn = equation_checks(w.maths, w.steps, linear)
+        eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps, question_links)  # whole chains / derivations (algebra.py)
         carried: dict = {}  # a result written rounded in an earlier step -> its exact value (`100 / 12 = 8.33`)
         for i, sm in enumerate(w.maths):
             for link in sm.links:
