@@ -300,3 +300,16 @@ def test_values_that_solve_their_derivation_or_are_rejected_are_left_alone(text)
 def test_a_squaring_slip_is_located_by_the_value():
     text = "We have $\\sqrt{x + 1} = 3$.\nThen $x + 1 = 6$, so $x = 5$."
     assert [i for i, m in solution_flags(text) if "changed the solutions" in m] == [1], solution_flags(text)
+
+
+def test_the_words_that_open_a_step_derive_its_first_equation(verifier):
+    # round 7 (MATH test 1100): -9 moved across "=" without its sign changed; the verb opens the step, beyond `pre`
+    text = ("Expand the right side: $x - 9 = 2x + 2$.\n"
+            "Move the $x$ terms to the left and the constants to the right: $x - 2x = 2 - 9$.\nSo $-x = -7$.\nTherefore $x = 7$.")
+    first, flags = profile_flags(verifier, text, answer="-11")
+    assert first == 1 and any("gives x = 7, but x - 9 = 2x + 2 (step 0) gives x = -11" in f for _, f in flags), flags
+    first, _ = profile_flags(verifier, text.replace("2 - 9", "2 + 9").replace("-7", "11").replace("x = 7", "x = -11"), answer="-11")
+    assert first is None
+    # a case opening the step is no derivation
+    first, _ = profile_flags(verifier, text.replace("Move the", "If we move the"), answer="-11")
+    assert first != 1

@@ -1773,12 +1773,6 @@ def stated_root_checks(maths, steps=None, given=None) -> list[tuple[int, str]]:
     return flags
 
 
-# the words that derive an equation from the one before it: "so", "we get", "subtract 3 from both sides", "squaring"
-_DERIVES_RE = re.compile(
-    r"\b(?:so|thus|hence|therefore|gives?|giving|get|gets|yields?|implies|means|becomes?|leaves?|obtain\w*|have|"
-    r"simplif\w*|subtract\w*|add\w*|divid\w*|multipl\w*|squar\w*|cub\w*|rais\w*|expand\w*|rearrang\w*|isolat\w*|"
-    r"mov\w*|collect\w*|combin\w*|cancel\w*|clear\w*|cross-multipl\w*|both sides|then|reduc\w*)\b|\\implies|\\Rightarrow|"
-    r"\\rightarrow|⇒|→|\\therefore", re.IGNORECASE)
 # an equation named as an object, or one of several: "the roots of", "the polynomial", "either", "or"
 _NOT_DERIVED_RE = re.compile(
     r"\b(?:roots?|zeros?|solutions?|polynomials?|quadratics?|equations?|either|or|and|case|cases|if|when|suppose|"
@@ -1790,14 +1784,16 @@ def _derived(link, before: str, i: int, sm, previous_steps: list, steps=None) ->
     sides") and none that name it as an object or an alternative; or no words at all: a display that opens its
     step right after a step with an equation (`\\[ 6b - 9 = 27 \\]`, a heading, `\\[ 6b = 18 \\]`), where the
     step before does not end by naming an object ("We can then construct the polynomial")."""
+    from .checks import DERIVATION_RE
+
     if _NOT_DERIVED_RE.search(before) or _NOT_GIVEN_RE.search(before):
         return False
-    if _DERIVES_RE.search(before):
+    if DERIVATION_RE.search(before):
         return True
     if re.search(r"[A-Za-z]{2,}", before) or link is not sm.links[0] or steps is None or i >= len(steps):
         return False
     head = re.split(r"\$|\\\[|\\\(", steps[i], maxsplit=1)[0]  # "Subtract $x + 3$: $4 = \\sqrt{3x}$"
-    if re.search(r"[A-Za-z]{2,}", head) and (_NOT_DERIVED_RE.search(head) or not _DERIVES_RE.search(head)):
+    if re.search(r"[A-Za-z]{2,}", head) and (_NOT_DERIVED_RE.search(head) or not DERIVATION_RE.search(head)):
         return False  # words open the step ("Our second equation $f(a) = 2a - 20 = 14$")
     if i > 0 and (_NOT_DERIVED_RE.search(steps[i - 1][-80:]) or _NOT_GIVEN_RE.search(steps[i - 1][-80:])):
         return False

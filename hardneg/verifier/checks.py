@@ -949,9 +949,13 @@ def _holds(link, env: dict) -> bool:
         return False
 
 
-_DERIVATION_RE = re.compile(
+# the words that derive an equation from the one before it: "so", "we get", "move the x terms to the left",
+# "squaring both sides" (algebra.py's derivation checks read the same words)
+DERIVATION_RE = re.compile(
     r"\b(?:so|thus|hence|therefore|gives?|giving|get|gets|getting|yields?|implies|means|find|found|solv\w*|simplif\w*|"
-    r"subtract\w*|divid\w*|multipl\w*|becomes?|leaves?|obtain\w*|isolat\w*|then)\b|\\rightarrow|\\implies|⇒|→|\\therefore"
+    r"subtract\w*|divid\w*|multipl\w*|becomes?|leaves?|obtain\w*|isolat\w*|then|have|add\w*|squar\w*|cub\w*|"
+    r"rais\w*|expand\w*|rearrang\w*|mov\w*|collect\w*|combin\w*|cancel\w*|clear\w*|cross-multipl\w*|both sides|"
+    r"reduc\w*)\b|\\rightarrow|\\Rightarrow|\\implies|⇒|→|\\therefore", re.IGNORECASE
 )
 
 
@@ -1008,7 +1012,7 @@ def equation_checks(
     or that follow a step speaking of an equation ("Squaring both sides, we get").
 
     The substitution check compares E2 with E1 only when E2 is introduced as a derivation
-    ("so", "we get", "⇒": _DERIVATION_RE) and not as a condition, and E1 is not a sibling
+    ("so", "we get", "⇒": DERIVATION_RE) and not as a condition, and E1 is not a sibling
     alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
     from .arith import EQUATION_CUE
     from .algebra import linear_solution, ratio, symbols
@@ -1142,9 +1146,13 @@ def equation_checks(
             between = between[k + len(p[1].rhs.text) :]  # `x − 3 = 0, x − 7 = 0, or …`: only words after E1 derive E2
         # (or nothing but the equation, right after the one before: lines or displays of a derivation,
         # `s + (s + 30) = 110`, then `2s = 140`, say nothing of how they follow)
-        derived = bool(_DERIVATION_RE.search(between)) or (p is not None and p[0] == last_math[i] and not _WORD_RE.search(between))
+        derived = bool(DERIVATION_RE.search(between)) or (p is not None and p[0] == last_math[i] and not _WORD_RE.search(between))
         # (`so 2x = 8 and x = 16`: a value after "and" in the same step is the one just solved for)
         derived = derived or (p is not None and p[0] == i and link.status == "assign" and _AND_ONLY_RE.fullmatch(between) is not None)
+        # (or the words that open the step, before its first formula: "Move the $x$ terms to the left …: $x - 2x = 2 - 9$")
+        derived = derived or (p is not None and p[0] == last_math[i] and steps is not None and link is maths[i].links[0]
+                              and bool(DERIVATION_RE.search(head := re.split(r"\$|\\\[|\\\(", steps[i], maxsplit=1)[0]))
+                              and not CASE_RE.search(head.lower()))
         if p is not None and not cond and derived:
             pi, plink, pv, pcond, pord = p
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
