@@ -33,7 +33,10 @@ Whole-solution checks (`solution_checks`, called by core.py next to checks.equat
 a chain side whose two neighbours are the same function while it is not (`chain_checks`); a
 rewrite in a chain ending in a number that changes the roots (`root_checks`); a wrong
 factorization that the solution's value satisfies only by making both sides 0
-(`factor_root_checks`). See the sections below for what each leaves alone.
+(`factor_root_checks`); a derived equation, or a stated root, that keeps none of the roots of the
+equation before it, the question's included (`stated_root_checks`); the step after which the
+solution's own value solves every equation of its derivation (`back_substitution_checks`). See the
+sections below for what each leaves alone.
 
 How the verdict is reached, and why it is cheap and bounded: polynomial sides are expanded
 exactly in pure Python (`to_poly`; exponents ≤ MAX_SYM_EXPONENT, ≤ MAX_TERMS terms, the
