@@ -288,9 +288,10 @@ def test_the_step_after_which_the_solutions_value_solves_every_equation_is_the_s
         # the value solves every equation
         "We have $\\frac{12}{x^2} = 3$, so $12 = 3x^2$ and $x = 2$.",
         # a value tried, not found (MATH train 7200: an identity "for all x", then "Taking x = 2")
-        "Thus $x^2 - 5x + 6 = (x - 2)(x - 3)$ for all $x.$  Taking $x = 4,$ we get $(4 - 2)(4 - 3) = 2$.",
+        "So $x^2 - 5x + 6 = 0$.\nThus $(x - 2)(x - 3) = x^2 - 5x + 6 + \\sin^2 x + \\cos^2 x - 1$ for all $x.$  "
+        "Taking $x = 4,$ we get $2$.",
         # complex values of square roots (MATH test 537)
-        "Then $\\sqrt{49-16k} = \\sqrt{-15}$, so $49-16k = -15$ and $k = 4$.",
+        "Then $\\sqrt{49-16k} = \\sqrt{-15}$, so $49-16k = -15$, so $k = 4$.",
     ],
 )
 def test_values_that_solve_their_derivation_or_are_rejected_are_left_alone(text):

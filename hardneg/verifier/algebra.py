@@ -1787,7 +1787,7 @@ def _derived(link, before: str, i: int, sm, previous_steps: list, steps=None) ->
     sides") and none that name it as an object or an alternative; or no words at all: a display that opens its
     step right after a step with an equation (`\\[ 6b - 9 = 27 \\]`, a heading, `\\[ 6b = 18 \\]`), where the
     step before does not end by naming an object ("We can then construct the polynomial")."""
-    from .checks import DERIVATION_RE
+    from .checks import DERIVATION_RE, step_head
 
     if _NOT_DERIVED_RE.search(before) or _NOT_GIVEN_RE.search(before):
         return False
@@ -1795,7 +1795,7 @@ def _derived(link, before: str, i: int, sm, previous_steps: list, steps=None) ->
         return True
     if re.search(r"[A-Za-z]{2,}", before) or link is not sm.links[0] or steps is None or i >= len(steps):
         return False
-    head = re.split(r"\$|\\\[|\\\(", steps[i], maxsplit=1)[0]  # "Subtract $x + 3$: $4 = \\sqrt{3x}$"
+    head = step_head(steps[i])  # "Subtract $x + 3$: $4 = \\sqrt{3x}$"
     if re.search(r"[A-Za-z]{2,}", head) and (_NOT_DERIVED_RE.search(head) or not DERIVATION_RE.search(head)):
         return False  # words open the step ("Our second equation $f(a) = 2a - 20 = 14$")
     if i > 0 and (_NOT_DERIVED_RE.search(steps[i - 1][-80:]) or _NOT_GIVEN_RE.search(steps[i - 1][-80:])):

@@ -987,6 +987,11 @@ def question_equations(links: list) -> dict:
     return {x: v[0] for x, v in found.items() if len(v) == 1}
 
 
+def step_head(step: str) -> str:
+    """The words that open a step, before its first formula ("Move the $x$ terms …" gives "Move the ")."""
+    return re.split(r"\$|\\\[|\\\(", step, maxsplit=1)[0]
+
+
 def previous_math_steps(maths: list[StepMath]) -> list[Optional[int]]:
     """For each step, the last step before it with a formula (None for the first): headings and words between
     two displays do not part a derivation."""
@@ -1151,7 +1156,7 @@ def equation_checks(
         derived = derived or (p is not None and p[0] == i and link.status == "assign" and _AND_ONLY_RE.fullmatch(between) is not None)
         # (or the words that open the step, before its first formula: "Move the $x$ terms to the left …: $x - 2x = 2 - 9$")
         derived = derived or (p is not None and p[0] == last_math[i] and steps is not None and link is maths[i].links[0]
-                              and bool(DERIVATION_RE.search(head := re.split(r"\$|\\\[|\\\(", steps[i], maxsplit=1)[0]))
+                              and bool(DERIVATION_RE.search(head := step_head(steps[i])))
                               and not CASE_RE.search(head.lower()))
         if p is not None and not cond and derived:
             pi, plink, pv, pcond, pord = p

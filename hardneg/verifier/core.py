@@ -299,7 +299,7 @@ class MathVerifier:
             self._q_cache.put(key, info)
         return info
 
-    def _question_equations(self, question: str) -> tuple[dict, dict]:
+    def _question_equations(self, question: str) -> tuple[dict, list]:
         """(symbol -> the value its one linear equation gives, the equations) of the question."""
         key = text_key(question, "equations")
         eqs = self._q_cache.get(key)
