@@ -314,3 +314,128 @@ def test_the_words_that_open_a_step_derive_its_first_equation(verifier):
     # a case opening the step is no derivation
     first, _ = profile_flags(verifier, text.replace("Move the", "If we move the"), answer="-11")
     assert first != 1
+
+
+# ------------------------------------------------------------------ a power rewritten with the wrong exponent rule
+def test_a_chain_that_rewrites_a_power_with_the_wrong_exponent_is_a_slip(verifier):
+    # round 7 (MATH test 35): (a^m)^n read as a^{m+n} in the middle of a chain of rewrites
+    question = "If $9^{18n}=27^{24}$, find $n$."
+    bad = ("Write both sides as powers of 3: $9^{18n} = (3^2)^{18n} = 3^{2 + 18n}$ and $27^{24} = (3^3)^{24} = 3^{72}$.\n"
+           "Set the exponents equal: $2 + 18n = 72$.\nSo $18n = 70$ and $n = \\frac{35}{9}$.")
+    first, flags = profile_flags(verifier, bad, question=question, answer="2")
+    assert first == 0 and any("(exponent)" in f for _, f in flags), flags
+    good = bad.replace("2 + 18n", "36n").replace("36n = 72$.\nSo $18n = 70$ and $n = \\frac{35}{9}", "36n = 72$.\nSo $n = 2")
+    first, flags = profile_flags(verifier, good, question=question, answer="2")
+    assert first is None, flags
+
+
+def test_a_chain_that_switches_to_the_equation_it_solves_keeps_its_values(verifier):
+    # `2^{x+3}` is the question's other side: the solution's own x = 3 satisfies the link
+    text = "We have $4^x = (2^2)^x = 2^{x+3}$.\nSo $2x = x + 3$, and $x = 3$."
+    first, flags = profile_flags(verifier, text, question="Solve $4^x = 2^{x+3}$.", answer="3")
+    assert first is None, flags
+    # and a value that does not satisfy it leaves the slip standing
+    first, flags = profile_flags(verifier, text.replace("2x = x + 3$, and $x = 3", "2x = x + 4$, and $x = 4"),
+                                 question="Solve $4^x = 2^{x+3}$.", answer="3")
+    assert first == 0, flags
+
+
+# ------------------------------------------------------------------ a linear relation in two symbols, re-derived
+@pytest.mark.parametrize(
+    "text, flagged",
+    [
+        # round 7 (MATH test 1021): 3x = 8y solved for x with the coefficient inverted
+        ("From $3x = 8y$ we get $x = \\frac{3y}{8}$.", True),
+        ("From $3x = 8y$ we get $x = \\frac{8y}{3}$.", False),
+        ("We have $2a = 3b$.\nSolving for $a$, $a = \\frac{2b}{3}$.", True),
+        ("We have $2a = 3b$.\nSolving for $a$, $a = \\frac{3b}{2}$.", False),
+        # an equation with a constant is as often the next one of a system (MATH test 1060: from the other equation)
+        ("Then $3a + 5b = 16$, so $15a + 9b = 63$.", False),
+        # a system, written one equation after another, states new relations
+        ("The sum is $x + y = 10$ and the difference is $x - y = 2$.", False),
+        ("\\[\nx + y = 10\n\\]\n\\[\nx - y = 2\n\\]", False),
+        ("The sum is 10, so $x + y = 10$. The difference is 2, so $x - y = 2$.", False),
+        # the same left side twice, or two ratios paired with their forms in any order: alternatives (MATH train 5011)
+        ("So $x = 2y$ or $x = 3y$.", False),
+        ("The ratios left are $\\frac{b}{a} = \\frac{6}{3}$, or $\\frac{b}{a} = \\frac{3}{6}$. So we have $b = 2a$ or $a = 2b$.", False),
+    ],
+)
+def test_a_linear_relation_must_be_kept_up_to_a_factor(text, flagged):
+    found = [m for _, m in solution_flags(text) if "the relation between" in m]
+    assert bool(found) == flagged, solution_flags(text)
+
+
+# ------------------------------------------------------------------ a root at which the question is undefined
+def test_a_root_that_makes_a_denominator_of_the_question_zero_is_no_solution(verifier):
+    # round 7 (MATH test 2156): cleared of denominators, the cubic keeps the root −2 of x + 2
+    question = "Find all real solutions to the equation \\[\\frac{x^2-3}{x+2} = \\frac{2x}{x^2-4}.\\]"
+    bad = ("Multiply both sides by $(x - 2)(x + 2)$: $(x^2 - 3)(x - 2) = 2x$.\n"
+           "Expand: $x^3 - 2x^2 - 5x + 6 = 0$, which factors as $(x - 1)(x - 3)(x + 2) = 0$.\n"
+           "So the solutions are $x = 1$, $x = 3$, and $x = -2$.\nThe answer is $\\boxed{-2, 1, 3}$.")
+    first, flags = profile_flags(verifier, bad, question=question, answer="1,3")
+    assert first == 2 and any("undefined there" in f for _, f in flags), flags
+    # the same values, with -2 set aside, or only the two that are solutions
+    rejected = bad.replace("and $x = -2$.", "and $x = -2$, but $x = -2$ makes a denominator zero.")
+    assert not any("undefined there" in f for _, f in profile_flags(verifier, rejected, question=question, answer="1,3")[1])
+    kept = bad.replace(", and $x = -2$", "").replace("-2, 1, 3", "1, 3")
+    assert not any("undefined there" in f for _, f in profile_flags(verifier, kept, question=question, answer="1,3")[1])
+    # the poles listed as values (MATH test 2142), and a check that finds the equation undefined (MATH test 2730)
+    for text in ("Clearing denominators may bring in the roots $x = 2, -2$ of $x^2 - 4$.\nSo $x = 1$.",
+                 bad.replace("The answer is", "Checking, the given equation is not defined for $x = -2$. The answer is")):
+        assert not any("undefined there" in f for _, f in profile_flags(verifier, text, question=question, answer="1,3")[1]), text
+
+
+# ------------------------------------------------------------------ |A| = c has two cases
+@pytest.mark.parametrize(
+    "text, question, step",
+    [
+        # round 7 (MATH tests 42, 459, 139): the negative case never worked
+        ("The equation $|x - 1| = 7$ means the distance from $x$ to 1 is 7.\nSo $x - 1 = 7$, which gives $x = 8$.\n"
+         "The sum is $8$.", "What is the sum of all values of $x$ for which $|x-1| = 7$?", 1),
+        ("We have $|2 - x| = |x - 2| = 3$.\nSo $x - 2 = 3$, which gives $x = 5$.",
+         "Find the sum of all solutions of the equation $|2-x|= 3$.", 1),
+        ("\\[\n2 - |x| = 1 \\implies |x| = 1\n\\]\n\\[\n|x| = 1 \\implies x = 1\n\\]\nSo the sum of squares is $1$.",
+         "Solve it.", 1),
+        # both cases worked, in any order or form
+        ("So $x - 1 = 7$ or $x - 1 = -7$, which give $x = 8$ and $x = -6$.", "Solve $|x-1| = 7$.", None),
+        ("From $|x - 1| = 7$: $x = 8$.\nThe other case gives $x = -6$.", "Solve it.", None),
+        ("So $x - 1 = \\pm 7$ and $x = 8$.", "Solve $|x-1| = 7$.", None),
+        # the question asks for one root, or bounds x
+        ("So $x - 1 = 7$, which gives $x = 8$.", "What is the largest $x$ with $|x-1| = 7$?", None),
+        ("So $x - 1 = 7$, which gives $x = 8$.", "Find the positive $x$ with $|x-1| = 7$.", None),
+        # |x| is part of a side, not the side; a modulus of a complex number
+        ("We have $2 - |x| = 1$, so $2 - x = 1$ and $x = 1$.", "Solve it.", None),
+        ("Since $|z| = 5$, $z = 5$ works.", "Let $z$ be a complex number with $|z| = 5$.", None),
+    ],
+)
+def test_an_absolute_value_equation_has_two_cases(text, question, step):
+    flags = [i for i, m in algebra.dropped_case_checks([analyse_step(s) for s in split_steps(text)], split_steps(text), question)]
+    assert flags == ([] if step is None else [step]), flags
+
+
+def test_a_logarithm_to_a_root_base_of_an_irrational_argument_is_checked_by_sympy(verifier):
+    text = "So $\\log_{\\sqrt8}(64\\sqrt8) = 4$.\nAnd $\\log_{1/2}(4\\sqrt2) = -\\frac{5}{2}$.\nAlso $\\log_{\\sqrt8}(64\\sqrt8) = 5$."
+    [p] = verifier.verify_batch([VerifyInput("t", "Compute.", text, None, "5")])
+    assert [bool(s.flags) for s in p.steps] == [True, False, False], [s.flags for s in p.steps]
+    assert "should be 5" in p.steps[0].flags[0]
+
+
+def test_setting_two_sides_equal_is_a_derivation_not_a_condition(verifier):
+    # round 8 (MATH test 221): "Set exponents equal" opens the equation that the next step moves terms of
+    text = ("Set them equal: $-2x - 4 = -3x$.\n"
+            "Adding $3x$ to both sides and moving the constant: $-2x + 3x = -4$.\nWe get $x = -4$.")
+    first, flags = profile_flags(verifier, text, answer="4")
+    assert first == 1 and any("gives x = 4" in f for _, f in flags), flags
+    # a symbol set to a value is still a condition
+    first, flags = profile_flags(verifier, text.replace("Set them equal:", "Set $x$ to 3:"), answer="4")
+    assert first is None, flags
+
+
+def test_an_equation_read_as_a_possible_slip_still_carries_the_derivation():
+    # round 8 (MATH test 2148): (18 − x)^2 expanded without the factor 2; the squared equation is itself a
+    # tentative slip (one value satisfies it), and the value put back shows where the solutions changed
+    text = ("Isolate the radical: $\\sqrt{x^2 - 3x - 6} = 18 - x$.\nSquare again: $x^2 - 3x - 6 = 324 - 18x + x^2$.\n"
+            "So $15x = 330$, which gives $x = 22$.")
+    assert [i for i, m in solution_flags(text) if "changed the solutions" in m] == [1], solution_flags(text)
+    good = text.replace("18x", "36x").replace("15x = 330", "33x = 330").replace("x = 22", "x = 10")
+    assert not any("changed the solutions" in m for _, m in solution_flags(good)), solution_flags(good)

@@ -461,6 +461,12 @@ def test_parts_and_multiples_in_words_are_checked(step, expected):
         # the root written after the number is part of the argument; an irrational argument is SymPy's to check
         ("$\\log_3 27\\sqrt3 = \\frac72$", "symbolic"),
         ("$\\log_2 8 + \\log_2 4 = 6$", "mismatch"),
+        # a square root or a reciprocal as the base (round 7, MATH test 55: log to the base √8 taken as half of log_8)
+        ("$\\log_{\\sqrt8} 64 = 4$", "ok"),
+        ("$\\log_{\\sqrt8} 64 = \\frac{1}{2}\\log_8 64$", "mismatch"),
+        ("$\\log_{\\sqrt{2}} 8 = 6$", "ok"),
+        ("$\\log_{1/2} 8 = -3$", "ok"),
+        ("$\\log_{\\frac{1}{3}} 9 = 2$", "mismatch"),
     ],
 )
 def test_logarithms_to_a_written_base_are_checked(step, expected):

@@ -26,7 +26,8 @@ classified here:
   (`x + y + z = x + z`): tentatively a dropped term; with i the imaginary unit, sides that differ
   by a complex constant are a slip like a real constant; fractions over one denominator compare
   their numerators; a symbol in an exponent (`(2^2)^x = 2^{3x}`) is compared through logarithms
-  (`_exponential`);
+  (`_exponential`), and in a later link of a chain powers that agree only at some values are a
+  wrong power rule (`(3^2)^{18n} = 3^{2 + 18n}`), unless the solution's values satisfy them;
 - anything else (`3x + 5 = x + 11`, `AB^2 + BC^2 = AC^2`): an equation, not flagged here.
 
 Whole-solution checks (`solution_checks`, called by core.py next to checks.equation_checks):
@@ -35,8 +36,11 @@ rewrite in a chain ending in a number that changes the roots (`root_checks`); a 
 factorization that the solution's value satisfies only by making both sides 0
 (`factor_root_checks`); a derived equation, or a stated root, that keeps none of the roots of the
 equation before it, the question's included (`stated_root_checks`); the step after which the
-solution's own value solves every equation of its derivation (`back_substitution_checks`). See the
-sections below for what each leaves alone.
+solution's own value solves every equation of its derivation (`back_substitution_checks`); a linear
+relation in two or more symbols re-derived with other proportions (`linear_relation_checks`); a
+value given as a solution at which the question's equation is undefined (`undefined_root_checks`);
+one case of `|A| = c` never worked (`dropped_case_checks`). See the sections below for what each
+leaves alone.
 
 How the verdict is reached, and why it is cheap and bounded: polynomial sides are expanded
 exactly in pure Python (`to_poly`; exponents ≤ MAX_SYM_EXPONENT, ≤ MAX_TERMS terms, the
@@ -588,7 +592,15 @@ def classify(lhs_node, rhs_node, lhs_text: str, rhs_text: str, equation_context=
     verdict = _poly_rules(lhs_node, rhs_node, pl, pr, lhs_text, rhs_text, lv, rv, equation_context, no_solution, middle)
     if verdict[0] == "equation" and lv and rv and not COMPLEX["on"] and (_symbol_exponent(lhs_node) or _symbol_exponent(rhs_node)):
         # `2^{2n} = (2^n)^3`: two powers set equal only agree at n = 0 (see _exponential)
-        return _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving) or verdict
+        found = _exponential(lhs_node, rhs_node, lhs_text, rhs_text, no_solution, solving)
+        if found is None and middle is True and not no_solution and _vars(lhs_node) == _vars(rhs_node):
+            # `9^{18n} = (3^2)^{18n} = 3^{2 + 18n}`: a later link of a chain rewrites one power, so exponents that
+            # disagree are a wrong power rule, not an equation. Tentative: a chain that does switch to the
+            # equation being solved (`4^x = 2^{2x} = 2^{x+3}`, then x = 3) keeps its own values
+            note = (f"algebra slip (exponent): {lhs_text} = {rhs_text} is not an identity (the powers agree only "
+                    f"at some values of {', '.join(sorted(_vars(lhs_node)))})")
+            return "mismatch", "algebra", note, verdict[3], "switch"
+        return found or verdict
     return verdict
 
 
@@ -1289,7 +1301,8 @@ def num_eval(node, env: dict, depth: int = 0) -> complex:
                 raise _NoValue("factorial")
             v = complex(math.gamma(x.real + 1))
         elif kind == "func" and str(node[1]).startswith("log_"):
-            v = cmath.log(num_eval(node[2], env, depth + 1)) / math.log(int(node[1][4:]))
+            b, r = _arith().log_base(node[1])
+            v = cmath.log(num_eval(node[2], env, depth + 1)) / (math.log(b) * float(r))
         elif kind == "func":
             name = _FUNCS.get(str(node[1]).lstrip("\\"))
             if name is None:
@@ -1429,18 +1442,20 @@ def _breaks(before, mid, after) -> bool:
     return bracket
 
 
-def solution_checks(maths, steps=None, given_links=()) -> list[tuple[int, str]]:
+def solution_checks(maths, steps=None, given_links=(), question: str = "") -> list[tuple[int, str]]:
     """Algebra slips that only the solution as a whole shows (core.py adds them to d5).
     Pure Python and bounded: numeric evaluation at a few points, exact polynomial arithmetic
     within the to_poly guards, gcds of degree ≤ MAX_ROOT_DEGREE; an expression too deep to walk
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
-    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks):
+    for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks, linear_relation_checks,
+                  list_rewrite_checks):
         try:
             out += check(maths, steps)
         except RecursionError:
             continue
-    for check, extra in ((stated_root_checks, given_equations(given_links)), (back_substitution_checks, given_links)):
+    for check, extra in ((stated_root_checks, given_equations(given_links)), (back_substitution_checks, given_links),
+                         (undefined_root_checks, given_links), (dropped_case_checks, question)):
         try:
             out += check(maths, steps, extra)
         except RecursionError:
@@ -1884,7 +1899,9 @@ def _equation_symbols(link) -> Optional[set]:
     """The symbols of an equation or assignment whose sides could be read (None otherwise)."""
     if link.kind != "algebra" or link.lhs.node is None or link.rhs.node is None:
         return None
-    if link.status not in ("assign", "equation", "symbolic-id", "symbolic") or link.modulus:
+    if link.status not in ("assign", "equation", "symbolic-id", "symbolic") and not (link.status == "mismatch" and link.tentative):
+        return None  # (a tentative mismatch may be an equation being solved: `x^2 − 3x − 6 = 324 − 18x + x^2`)
+    if link.modulus:
         return None
     syms = _vars(link.lhs.node) | _vars(link.rhs.node)
     return None if "i" in syms else syms
@@ -1934,3 +1951,257 @@ def _safe_zero(a, link, x, v) -> bool:
         return a.eval_exact(link.lhs.node, {x: v}) == 0 == a.eval_exact(link.rhs.node, {x: v})
     except Exception:  # noqa: BLE001
         return False
+
+
+# --------------------------------------------------------------------------- relations and domains
+# the words a step may put between an equation and the one it derives from it: derivation words
+# (checks.DERIVATION_RE) and these, nothing else ("The difference is 2, so $x - y = 2$" states a new relation)
+_GLUE_WORDS = frozenset(
+    "we us it this that which by for to the both sides side each from now can again further".split())
+
+
+_EACH_RE = re.compile(r"\b(?:for|each|every)\b", re.IGNORECASE)  # "for b/a = 3/6, b = 2a": one of several
+# (and "b/a = 6/3, or b/a = 3/6. So b = 2a or a = 2b": alternatives, paired in any order)
+_LONE_SYMBOL_RE = re.compile(r"\$\s*[A-Za-z]\s*\$|\\\(\s*[A-Za-z]\s*\\\)")
+
+
+def linear_relation_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a ratio of two or more symbols derived from the ratio just before it in the same
+    symbols, which is not a multiple of it: `3x = 8y`, "we get" `x = \\frac{3y}{8}`. Rearranging, scaling and
+    solving for one symbol keep a relation c1·x + c2·y = 0 up to a constant factor; nothing else does.
+
+    Only ratios (no constant term): equations with one (`x + y = 10`, `3a + 5b = 16`) are as often the next
+    equation of a system, derived from another one or from the question, as a rearrangement. Only neighbours
+    with nothing but derivation words between them ("so", "we get", "dividing by 3"): a sentence between two
+    equations ("The difference is 2, so") states a new relation. A case, a trial value ("for b/a = 3/6") or
+    another equation in between parts them; the same left side twice is two alternatives."""
+    from .checks import CASE_RE, DERIVATION_RE, previous_math_steps
+
+    flags: list[tuple[int, str]] = []
+    last_math = previous_math_steps(maths)
+    prev = None  # (step, link) of the last equation or assignment read
+    for i, sm in enumerate(maths):
+        if steps is not None and i < len(steps) and _TRIAL_RE.search(steps[i][:40]):
+            prev = None
+            continue
+        for link in sm.links:
+            if link.kind != "algebra" or link.status not in ("assign", "equation"):
+                continue
+            diff = link.diff
+            if (diff is None or degree(diff) != 1 or len(symbols(diff)) < 2 or _has_constant_symbols(diff)
+                    or diff.get(()) or CASE_RE.search(link.pre) or _TRIAL_RE.search(link.pre)):
+                prev = None  # (only ratios, `3x = 8y`: an equation with a constant is as often a new one of a system)
+                continue
+            if (prev is not None and prev[0] in (i, last_math[i]) and symbols(prev[1].diff) == symbols(diff)
+                    and not _EACH_RE.search(prev[1].pre) and not re.search(r"\bor\b", _words_around(prev[1])[0] + _words_around(link)[1])):
+                # ("Solving for $a$, $a = 6 - 3b$": a lone symbol is a word here, not a formula)
+                before = re.split(r"\$|\\\]|\\\)", _LONE_SYMBOL_RE.sub(" x ", link.pre).rstrip().rstrip("$").rstrip("\\[("))[-1]
+                words = re.findall(r"[A-Za-z]{2,}", before)
+                if (words and DERIVATION_RE.search(before) and not _NOT_DERIVED_RE.search(before)
+                        and all(w.lower() in _GLUE_WORDS or DERIVATION_RE.fullmatch(w) for w in words)
+                        and prev[1].lhs.text.replace(" ", "") != link.lhs.text.replace(" ", "")
+                        and ratio(diff, prev[1].diff) is None):
+                    where = "" if prev[0] == i else f" (step {prev[0]})"
+                    flags.append((i, f"algebra slip: {link.text} does not follow from {prev[1].text}{where}: "
+                                     f"the relation between {', '.join(sorted(symbols(diff)))} changed"))
+            prev = (i, link)
+    return flags
+
+
+# words by which a solution sets a value aside: it may list the roots of a cleared equation, then reject one
+_SETS_ASIDE_RE = re.compile(
+    r"\b(?:extraneous|reject\w*|exclud\w*|undefined|not defined|denominators?|discard\w*|not allowed|domain|invalid|"
+    r"not valid|not a (?:valid )?solution|cannot|can't|none of|introduc\w*|check\w*)\b|\\neq|\\ne\b|≠", re.IGNORECASE)
+
+
+_LIST_GLUE_RE = re.compile(r"[\s$,;.]*(?:and|or)?[\s$,;.]*")
+
+
+def undefined_root_checks(maths, steps=None, given_links=()) -> list[tuple[int, str]]:
+    """(step, reason) for a value given as a solution at which the question's own equation is undefined: for
+    `\\frac{x^2 − 3}{x + 2} = \\frac{2x}{x^2 − 4}`, clearing the denominators gives a cubic with the root −2,
+    which makes a denominator zero and so is no solution. Exact (rational values only). Left alone: a solution
+    whose words set a value aside anywhere ("extraneous", "undefined", "x ≠ −2"), and values tried or doubted."""
+    from .checks import CASE_RE
+
+    if steps is None or any(_SETS_ASIDE_RE.search(s) for s in steps):
+        return []
+    a = _arith()
+    questions: dict[str, list] = {}
+    for link in given_links:
+        syms = _equation_symbols(link)
+        if syms is not None and len(syms) == 1:
+            questions.setdefault(next(iter(syms)), []).append(link)
+    if not questions:
+        return []
+    for i, sm in enumerate(maths):
+        if i < len(steps) and _TRIAL_RE.search(steps[i][:40]):
+            continue
+        listing = None  # the symbol of the value just given in this step: "x = 1, x = 3, and x = −2" go on listing
+        for link in sm.links:
+            syms = _equation_symbols(link)
+            if syms is None or len(syms) != 1 or link.lhs.node[0] != "var" or _vars(link.rhs.node):
+                listing = None
+                continue
+            (x,) = syms
+            before, after = _words_around(link)
+            given = _GIVES_ROOT_RE.search(before) or (listing == x and _LIST_GLUE_RE.fullmatch(before))
+            listing = None
+            if (x not in questions or link.approx or link.rounding or CASE_RE.search(link.pre)
+                    or _TRIAL_RE.search(link.pre) or not given or _NOT_GIVEN_RE.search(before + " " + after)
+                    or re.match(r"\s*,\s*-?\d", after)):  # ("x = 1, 5, 10, 25": the poles listed, not roots)
+                continue
+            listing = x
+            try:
+                v = a.eval_exact(link.rhs.node)
+            except Exception:  # noqa: BLE001 (not a rational number: nothing exact to put back)
+                continue
+            for q in questions[x]:
+                if _undefined_at(a, q, x, v):
+                    return [(i, f"algebra slip: {x} = {link.rhs.text} is no solution: the question's {q.text} "
+                                f"is undefined there (a denominator is zero)")]
+    return []
+
+
+def _undefined_at(a, link, x: str, v: Fraction) -> bool:
+    """Does a side of the equation divide by zero at x = v (and nothing else stop its evaluation)?"""
+    for node in (link.lhs.node, link.rhs.node):
+        try:
+            a.eval_exact(node, {x: v})
+        except ZeroDivisionError:
+            return True
+        except Exception:  # noqa: BLE001 (a root, a bound: not decided here)
+            continue
+    return False
+
+
+# `|A| = c` as a whole formula or a whole side of one: after "$", "=", ",", "\implies"; before "$", ",", ".", "\quad"
+_ABS_EQUATION_RE = re.compile(
+    r"(?:\\left|\\big|\\Big)?(?:\||\\lvert|\\vert)(?P<inner>[^|$\\]{1,40}?)(?:\\right|\\big|\\Big)?(?:\||\\rvert|\\vert)"
+    r"\s*=\s*(?P<c>\d+(?:\.\d+)?|\\d?frac\{\d+\}\{\d+\})(?=\s*(?:$|[$,;]|\.(?!\d)|\\\]|\\\)|\\quad|\\qquad|\\implies|"
+    r"\\Rightarrow|\\iff|\\text|\\\\|and\b|or\b|means\b|so\b))")
+_ABS_BEFORE_RE = re.compile(r"(?:^|[$=,;:(]|\\\[|\\\(|\\implies|\\Rightarrow|\\iff|\\quad|\\qquad|\\\\|\b[a-z]{2,}\.?)\s*$")
+# the question asks for one of the solutions or bounds them; the solution speaks of both signs or sets a case aside
+_ONE_ROOT_ASKED_RE = re.compile(
+    r"\b(?:positive|negative|nonnegative|non-negative|greatest|largest|least|smallest|maximum|minimum|"
+    r"complex|vectors?|modulus|magnitude|matrix|inequalit\w*)\b|\\(?:geq?|leq?|mathbf|vec)\b|[<>≥≤]", re.IGNORECASE)
+_BOTH_SIGNS_RE = re.compile(r"\\pm|±|\\mp|\bnegative\b|\bopposite\b|\bboth\b|\bplus or minus\b", re.IGNORECASE)
+
+
+def _abs_equations(text: str) -> list:
+    """(x, the inner polynomial A, c) of each `|A| = c` in text with A linear in one symbol x and c > 0."""
+    a = _arith()
+    out = []
+    for m in _ABS_EQUATION_RE.finditer(text or ""):
+        if not _ABS_BEFORE_RE.search(text[max(0, m.start() - 12):m.start()]):
+            continue  # `2 - |x| = 1`, `5|x| = 10`: |A| is part of a side, not the side
+        try:
+            inner = to_poly(a.parse_span(a.tokenize(m.group("inner"))))
+            c = a.eval_exact(a.parse_span(a.tokenize(m.group("c"))))
+        except Exception:  # noqa: BLE001 (anything unreadable is left alone)
+            continue
+        uni = _univariate(inner)
+        if uni is None or not uni[0] or len(_trim(uni[1])) != 2 or c <= 0:
+            continue
+        out.append((uni[0], inner, c))
+    return out
+
+
+def dropped_case_checks(maths, steps=None, question: str = "") -> list[tuple[int, str]]:
+    """(step, reason) for an absolute-value equation `|A| = c` (c > 0, A linear in x, in the question or the
+    solution) of which the solution works one case only: `|x − 1| = 7`, "so x − 1 = 7, which gives x = 8", and
+    never x − 1 = −7 (x = −6). A case counts as worked when the solution writes its equation (any multiple of
+    A ∓ c = 0) or its root as a value of x. Left alone: questions that ask for one root or bound x ("the
+    largest", "positive", "x > 0"), moduli of complex numbers and vectors, and solutions that speak of both signs
+    ("±", "negative") or set a value aside."""
+    from .arith import NO_SOLUTION_CUE
+
+    if steps is None or _ONE_ROOT_ASKED_RE.search(question or ""):
+        return []
+    found = [(-1, e) for e in _abs_equations(question)]
+    found += [(i, e) for i, s in enumerate(steps) for e in _abs_equations(s)]
+    flags: list[tuple[int, str]] = []
+    done = set()
+    for at, (x, inner, c) in found:
+        branches = [poly_sub(inner, {(): c}), poly_sub(inner, {(): -c})]
+        roots = [linear_solution(b)[1] for b in branches]
+        if (x, frozenset(roots)) in done:
+            continue  # `|2 − x| = 3` in the question, `|x − 2| = 3` in the solution: one equation
+        done.add((x, frozenset(roots)))
+        later = steps[max(at, 0):]
+        if any(_BOTH_SIGNS_RE.search(s) or _SETS_ASIDE_RE.search(s) or NO_SOLUTION_CUE.search(s) or _ONE_ROOT_ASKED_RE.search(s)
+               for s in later):
+            continue
+        worked: list[Optional[int]] = [None, None]  # the first step that works each case
+        for i in range(max(at, 0), len(maths)):
+            for link in maths[i].links:
+                if link.kind != "algebra" or link.diff is None or link.status not in ("assign", "equation"):
+                    continue
+                for k in (0, 1):
+                    if worked[k] is None and (ratio(link.diff, branches[k]) is not None or _value_of(link, x) == roots[k]):
+                        worked[k] = i
+        if (worked[0] is None) != (worked[1] is None):
+            k = 0 if worked[1] is None else 1
+            fmt = _arith().fmt_number
+            lost = f"{fmt_poly(inner)} = {fmt(-c if k == 0 else c)}"
+            root = f"{x} = {fmt(roots[1 - k])}"
+            flags.append((worked[k], f"algebra slip: one case of |{fmt_poly(inner)}| = {fmt(c)} is dropped: "
+                                     f"{lost}{f' ({root})' if root != lost else ''} is never worked"))
+    return flags
+
+
+# a formula: `$…$`, `\(…\)` or `\[…\]`
+_FORMULA_RE = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$(.+?)\$", re.DOTALL)
+_LIST_SEPARATOR_RE = re.compile(r"\s*(?:(?<!\\)[,;]|\\q?quad\b)\s*")  # (not the spaces `\,` and `\;`)
+
+
+def _list_items(formula: str) -> Optional[list]:
+    """The items of a formula that is a list (`(−3x^3)(4), \quad (−8x)(−7x^2)`), split at separators outside
+    brackets; None when it is no list of two or more items, or holds a relation."""
+    if re.search(r"=|<|>|\\[lg]eq?\b|\\neq?\b|\\approx|\\cdots|\\ldots|\\dots", formula):
+        return None
+    items, depth, start = [], 0, 0
+    for m in re.finditer(r"[({\[]|[)}\]]|" + _LIST_SEPARATOR_RE.pattern, formula):
+        tok = m.group(0)
+        if tok in "({[":
+            depth += 1
+        elif tok in ")}]":
+            depth -= 1
+        elif depth == 0:
+            items.append(formula[start:m.start()])
+            start = m.end()
+    items.append(formula[start:])
+    items = [t for t in (re.sub(r"^(?:\s|\\[;,:! ]|~)+|(?:\s|\\[;,:! ]|~)+$", "", t) for t in items) if t]
+    return items if len(items) >= 2 else None
+
+
+def list_rewrite_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a list of expressions rewritten item by item in the next formula, where every item
+    but one keeps its value: `(−3x^3)(4), (−3x^2)(3x), (−8x)(−7x^2), (1)(2x^3)`, then (a heading between)
+    `−12x^3, −9x^3, −56x^3, 2x^3` — the third is 56x^3. Lists of the same length, every item written anew (a list
+    of primes, then another with one changed, is two lists, not a rewrite), all items polynomials."""
+    if steps is None:
+        return []
+    a = _arith()
+    prev = None  # (step, items) of the last formula, when it was a list
+    flags: list[tuple[int, str]] = []
+    for i, step in enumerate(steps):
+        formulas = [next(g for g in m.groups() if g is not None) for m in _FORMULA_RE.finditer(step)]
+        if not formulas:
+            continue
+        items = _list_items(formulas[0]) if len(formulas) == 1 else None
+        if items is not None and prev is not None and len(items) == len(prev[1]):
+            try:
+                before = [to_poly(a.parse_span(a.tokenize(t))) for t in prev[1]]
+                after = [to_poly(a.parse_span(a.tokenize(t))) for t in items]
+            except Exception:  # noqa: BLE001 (an item that is no polynomial: nothing to compare)
+                before = after = None
+            if before is not None:
+                changed = [k for k, (p, q) in enumerate(zip(before, after)) if poly_sub(p, q)]
+                rewritten = all(t1.replace(" ", "") != t2.replace(" ", "") for t1, t2 in zip(prev[1], items))
+                if len(changed) == 1 and rewritten:
+                    k = changed[0]
+                    flags.append((i, f"algebra slip: {prev[1][k]} (step {prev[0]}) is {fmt_poly(before[k])}, not "
+                                     f"{items[k]}; the list's other items keep their values"))
+        prev = (i, items) if items is not None else None
+    return flags

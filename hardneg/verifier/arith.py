@@ -266,8 +266,11 @@ _THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
 # a subscript that names a term of a sequence or one of several unknowns: "_1", "_n", "_{12}", "_{n+1}", "_{k-1}"
 _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s*\}|(\d(?!\d)|[A-Za-z](?![A-Za-z]))")
-# the base of "\\log_2", "\\log_{10}": a whole number of at most three digits
-_LOG_BASE_RE = re.compile(r"\s*(?:\{\s*(\d{1,3})\s*\}|(\d)(?!\d))")
+# the base of "\\log_2", "\\log_{10}": a whole number of at most three digits, its square root
+# ("\\log_{\\sqrt8}", "\\log_{\\sqrt{2}}") or its reciprocal ("\\log_{1/2}", "\\log_{\\frac{1}{3}}")
+_LOG_BASE_RE = re.compile(
+    r"\s*(?:\{\s*(\d{1,3})\s*\}|(\d)(?!\d)|\{\s*\\sqrt\s*(?:\{\s*(\d{1,3})\s*\}|(\d{1,3}))\s*\}"
+    r"|\{\s*(?:1\s*/\s*|\\d?frac\s*\{?\s*1\s*\}?\s*)\{?\s*(\d{1,3})\s*\}?\s*\})")
 _ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 # `3 \text{ Y } 2`, `(-2)\ \$\ 3`: a letter or sign between two operands names an operation the problem defines
 _TEXT_OPERATOR_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf)\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
@@ -365,7 +368,8 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
         if s == "_" and toks and toks[-1].kind == "FUNC" and toks[-1].value == "log" and (base := _LOG_BASE_RE.match(text, b)):
             # "\\log_2 8", "\\log_{10} 1000": one function, the logarithm to that base
             prev = toks[-1]
-            prev.value = f"log_{base.group(1) or base.group(2)}"
+            whole, root, reciprocal = base.group(1) or base.group(2), base.group(3) or base.group(4), base.group(5)
+            prev.value = f"log_{whole}" if whole else f"log_{root}^1/2" if root else f"log_{reciprocal}^-1"
             prev.end = skip_to = base.end()
             continue
         if s == "_" and toks and toks[-1].kind == "VAR" and toks[-1].end == a and (sub := _SUBSCRIPT_RE.match(text, b)):
@@ -995,7 +999,8 @@ def eval_exact(node, env: Optional[dict] = None) -> Fraction:
         return Fraction((math.gcd if kind == "gcd" else math.lcm)(*(int(v) for v in args)))
     if kind == "func":
         if node[1].startswith("log_"):
-            return _exact_log(eval_exact(node[2], env), int(node[1][4:]))
+            b, r = log_base(node[1])
+            return _exact_log(eval_exact(node[2], env), b) / r
         raise _NeedsSymbolic()
     raise _ParseError(kind)
 
@@ -1011,6 +1016,13 @@ def _plain_log(node) -> bool:
 
 def _number_theory(node) -> bool:
     return node[0] in ("floor", "ceil", "gcd", "lcm")
+
+
+def log_base(name: str) -> tuple[int, Fraction]:
+    """(b, r) for the function "log_b^r" (the logarithm to the base b^r; "log_8" is (8, 1), "log_8^1/2" the
+    logarithm to the base √8, "log_2^-1" to the base 1/2): log_{b^r} x = log_b x / r."""
+    b, _, r = name[4:].partition("^")
+    return int(b), Fraction(r) if r else Fraction(1)
 
 
 def _exact_log(x: Fraction, base: int) -> Fraction:
@@ -1076,7 +1088,8 @@ def to_sympy_source(node) -> str:
     if kind in ("floor", "ceil"):
         return f"{'floor' if kind == 'floor' else 'ceiling'}({to_sympy_source(node[1])})"
     if kind == "func" and node[1].startswith("log_"):
-        return f"log({to_sympy_source(node[2])},{int(node[1][4:])})"
+        b, r = log_base(node[1])
+        return f"log({to_sympy_source(node[2])},{b})" if r == 1 else f"(log({to_sympy_source(node[2])},{b})/Rational({r.numerator},{r.denominator}))"
     if kind == "func":
         name = {"ln": "log", "arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(node[1], node[1])
         return f"{name}({to_sympy_source(node[2])})"
@@ -1170,7 +1183,8 @@ class Link:
     source: str = "text"  # or "annotation"
     kind: str = "arith"  # "algebra": a link with free symbols (identity, equation, assignment)
     # an algebra mismatch that an equation context may explain (checks.py); "values": only the
-    # solution's own values satisfying it do (`1 + 2c + 1 = 1 + 1 + c, so c = 0`)
+    # solution's own values satisfying it do (`1 + 2c + 1 = 1 + 1 + c, so c = 0`); "switch": a rewrite
+    # that the solution's values may show to be the chain switching to the equation it solves
     tentative: bool | str = False
     diff: Optional[dict] = None  # lhs − rhs as a polynomial (algebra.Poly), when both sides are polynomials
     pre: str = ""  # the words just before the link ("if x = 2", "when"): conditions are not derivations

@@ -810,7 +810,7 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 _NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*")
 _CONDITION_RE = re.compile(
     r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
-    r"substitut\w*|test\w*|check\w*|set\w*|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
+    r"substitut\w*|test\w*|check\w*|set\w*(?!\s+(?:the\s+|these\s+|them\s+|both\s+)?(?:[a-z]{2,}\s+){0,2}equal\b)|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
 )
 
 
@@ -1097,7 +1097,7 @@ def equation_checks(
             if _holds_with_definitions(link, definitions_until(i, values=False)) or _holds_with_definitions(link, definitions_until(i)):
                 withdrawn.add(id(link))  # `x + 1/y = x + 1/(1 − 1/z)` with y = 1 − 1/z defined before
                 continue
-            if link.rewrite:
+            if link.rewrite and link.tentative != "switch":
                 continue  # a rewrite must hold for every value; a wrong one may still agree at the roots
             # a "values" mismatch (`1 + 2c + 1 = 1 + 1 + c`) is withdrawn only by a value the solution
             # states right there (`so c = 0`, in this step or the next), not by one solved from another

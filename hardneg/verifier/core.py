@@ -489,7 +489,7 @@ class MathVerifier:
         slips = algebra_slips = 0
         linear, question_links = self._question_equations(w.question)
         eq_flags, withdrawn = equation_checks(w.maths, w.steps, linear)
-        eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps, question_links)  # whole chains / derivations (algebra.py)
+        eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps, question_links, w.question)  # whole chains / derivations (algebra.py)
         carried: dict = {}  # a result written rounded in an earlier step -> its exact value (`100 / 12 = 8.33`)
         for i, sm in enumerate(w.maths):
             for link in sm.links:
