@@ -349,6 +349,9 @@ def test_a_chain_that_switches_to_the_equation_it_solves_keeps_its_values(verifi
         ("From $3x = 8y$ we get $x = \\frac{8y}{3}$.", False),
         ("We have $2a = 3b$.\nSolving for $a$, $a = \\frac{2b}{3}$.", True),
         ("We have $2a = 3b$.\nSolving for $a$, $a = \\frac{3b}{2}$.", False),
+        # an arrow in one formula derives the next equation (round 8, MATH test 3470: n moved without its sign)
+        ("\\[\n10n + D = n + 619 \\implies 11n + D = 619\n\\]", True),
+        ("\\[\n10n + D = n + 619 \\implies 9n + D = 619\n\\]", False),
         # an equation with a constant is as often the next one of a system (MATH test 1060: from the other equation)
         ("Then $3a + 5b = 16$, so $15a + 9b = 63$.", False),
         # a system, written one equation after another, states new relations
@@ -439,3 +442,23 @@ def test_an_equation_read_as_a_possible_slip_still_carries_the_derivation():
     assert [i for i, m in solution_flags(text) if "changed the solutions" in m] == [1], solution_flags(text)
     good = text.replace("18x", "36x").replace("15x = 330", "33x = 330").replace("x = 22", "x = 10")
     assert not any("changed the solutions" in m for _, m in solution_flags(good)), solution_flags(good)
+
+
+# ------------------------------------------------------------------ a list rewritten item by item
+@pytest.mark.parametrize(
+    "text, flagged",
+    [
+        # round 7 (MATH test 1010): the product of two negatives taken as negative, the other three right
+        ("1. **List the products:**\n\\[\n(-3x^3)(4), \\quad (-3x^2)(3x), \\quad (-8x)(-7x^2), \\quad (1)(2x^3)\n\\]\n"
+         "2. **Compute each product:**\n\\[\n-12x^3, \\quad -9x^3, \\quad -56x^3, \\quad 2x^3\n\\]", 3),
+        ("The squares are $3^2, 4^2, 5^2$.\nThat is $9, 16, 24$.", 1),
+        # every item right; a second list that is no rewrite of the first; a list of roots after one of factors
+        ("1. **List the products:**\n\\[\n(-3x^3)(4), \\quad (-8x)(-7x^2)\n\\]\n2. **Compute:**\n\\[\n-12x^3, \\quad 56x^3\n\\]", None),
+        ("The primes below 6 are $2, 3, 5$.\nThe primes below 8 are $2, 3, 5, 7$.", None),
+        ("The odd primes below 6 are $3, 5$.\nThe odd primes below 8 other than 5 are $3, 7$.", None),
+        ("The factors are $x - 1, x + 2$.\nThe roots are $1, -2$.", None),
+    ],
+)
+def test_a_list_rewritten_item_by_item_keeps_every_value(text, flagged):
+    found = [i for i, m in solution_flags(text) if "the list's other items" in m]
+    assert found == ([] if flagged is None else [flagged]), solution_flags(text)

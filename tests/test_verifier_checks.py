@@ -722,6 +722,17 @@ def test_off_path_a_correct_detour_then_a_wrong_number_of_the_question():
     assert step == 1 and "15.625 × 12" in message
 
 
+def test_off_path_a_number_that_only_takes_back_the_step_before_is_no_way_back():
+    # round 7 (GSM8K test 41): 1600 − 400 reaches the reference's 1200 only by taking back the "+ 400" just added
+    q = ("Polly can throw the javelin 400 feet. Holding a gemstone, she can throw it three times farther. The dragon's "
+         "flames reach 1000 feet. How far outside of the reach of the flames could she stand and still hit the dragon?")
+    ref = "She can throw it 3*400 = <<3*400=1200>>1200 feet.\nSo she can stand 1200-1000 = <<1200-1000=200>>200 feet outside.\n#### 200"
+    steps = ["Three times farther means 400 + 3 * 400 = 1600 feet.", "She can stand 1600 - 1000 = 600 feet outside.",
+             "The answer is 600."]
+    step, message = _off_path(q, ref, steps, "600")
+    assert step == 0 and "400 + 3 * 400" in message, message
+
+
 def test_a_value_solved_for_after_and_is_derived():
     from hardneg.verifier.checks import equation_checks
 

@@ -1966,12 +1966,13 @@ _LONE_SYMBOL_RE = re.compile(r"\$\s*[A-Za-z]\s*\$|\\\(\s*[A-Za-z]\s*\\\)")
 
 
 def linear_relation_checks(maths, steps=None) -> list[tuple[int, str]]:
-    """(step, reason) for a ratio of two or more symbols derived from the ratio just before it in the same
-    symbols, which is not a multiple of it: `3x = 8y`, "we get" `x = \\frac{3y}{8}`. Rearranging, scaling and
-    solving for one symbol keep a relation c1·x + c2·y = 0 up to a constant factor; nothing else does.
+    """(step, reason) for a linear equation in two or more symbols derived from the one just before it in the
+    same symbols, which is not a multiple of it: `3x = 8y`, "we get" `x = \\frac{3y}{8}`. Rearranging, scaling
+    and solving for one symbol keep a linear relation up to a constant factor; nothing else does.
 
-    Only ratios (no constant term): equations with one (`x + y = 10`, `3a + 5b = 16`) are as often the next
-    equation of a system, derived from another one or from the question, as a rearrangement. Only neighbours
+    Only ratios (no constant term), or an equation that follows an arrow in the same formula (`10n + D = n + 619
+    \\implies 11n + D = 619`): equations with a constant (`x + y = 10`, then "so" `3a + 5b = 16`) are as often
+    the next equation of a system, derived from another one or from the question, as a rearrangement. Only neighbours
     with nothing but derivation words between them ("so", "we get", "dividing by 3"): a sentence between two
     equations ("The difference is 2, so") states a new relation. A case, a trial value ("for b/a = 3/6") or
     another equation in between parts them; the same left side twice is two alternatives."""
@@ -1989,15 +1990,21 @@ def linear_relation_checks(maths, steps=None) -> list[tuple[int, str]]:
                 continue
             diff = link.diff
             if (diff is None or degree(diff) != 1 or len(symbols(diff)) < 2 or _has_constant_symbols(diff)
-                    or diff.get(()) or CASE_RE.search(link.pre) or _TRIAL_RE.search(link.pre)):
-                prev = None  # (only ratios, `3x = 8y`: an equation with a constant is as often a new one of a system)
+                    or CASE_RE.search(link.pre) or _TRIAL_RE.search(link.pre)):
+                prev = None
                 continue
             if (prev is not None and prev[0] in (i, last_math[i]) and symbols(prev[1].diff) == symbols(diff)
                     and not _EACH_RE.search(prev[1].pre) and not re.search(r"\bor\b", _words_around(prev[1])[0] + _words_around(link)[1])):
                 # ("Solving for $a$, $a = 6 - 3b$": a lone symbol is a word here, not a formula)
                 before = re.split(r"\$|\\\]|\\\)", _LONE_SYMBOL_RE.sub(" x ", link.pre).rstrip().rstrip("$").rstrip("\\[("))[-1]
+                end = before.lower().rfind(prev[1].rhs.text.lower()) if prev[0] == i else -1
+                before = before[end + len(prev[1].rhs.text):] if end >= 0 else before  # (E1 in the same formula)
                 words = re.findall(r"[A-Za-z]{2,}", before)
-                if (words and DERIVATION_RE.search(before) and not _NOT_DERIVED_RE.search(before)
+                # only ratios (`3x = 8y`), or an equation right after an arrow in one formula (`10n + D = n + 619
+                # \implies 11n + D = 619`): an equation with a constant is as often the next one of a system
+                ratios = not diff.get(()) and not prev[1].diff.get(())
+                arrow = prev[0] == i and re.fullmatch(r"\s*(?:\\implies|\\Rightarrow|⇒|\\therefore|\\rightarrow|→)\s*", before)
+                if ((ratios or arrow) and words and DERIVATION_RE.search(before) and not _NOT_DERIVED_RE.search(before)
                         and all(w.lower() in _GLUE_WORDS or DERIVATION_RE.fullmatch(w) for w in words)
                         and prev[1].lhs.text.replace(" ", "") != link.lhs.text.replace(" ", "")
                         and ratio(diff, prev[1].diff) is None):

@@ -626,7 +626,7 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             return left_out
         if later:
             j, c2 = later[0]
-            shown = _other_operations(c2, targets) or _other_operand(c2, given, targets)
+            shown = _other_operations(c2, targets) or _other_operand(c2, given, targets, undoes=tuple(c.operands))
             if shown and not _other_operations(c, targets, through=c2):
                 return j, _off_path_note(f"{c2.text}, but {shown[0]} reaches the reference's value")
         hint = (_other_operations(c, targets) or _other_operand(c, given, targets))[:1]
@@ -731,17 +731,21 @@ def _binary(c: Computation) -> Optional[tuple[str, Fraction, Fraction]]:
     return parts[:3]
 
 
-def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction]) -> list[str]:
-    """`a op b` with a number of the question in place of a or b, as text, where that gives one of `targets`."""
+def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction], undoes: tuple = ()) -> list[str]:
+    """`a op b` with a number of the question in place of a or b, as text, where that gives one of `targets`.
+    Not a number of `undoes` (the operands of the computation that made a or b: "400 + 3 × 400 = 1600", then
+    1600 − 400 only takes back what was added), nor a number that leaves the other one as it is (`3 × 1`)."""
     parts = _binary(c)
     if parts is None:
         return []
     op, a, b = parts
     found = []
     for g in dict.fromkeys(given):
+        if _close(g, list(undoes)):
+            continue
         for x, y in ((g, b), (a, g)):
             v = _apply(op, x, y)
-            if (x, y) != (a, b) and v is not None and _close(v, targets):
+            if (x, y) != (a, b) and v is not None and _close(v, targets) and not _close(v, [x, y]):
                 found.append(f"{fmt_number(x)} {_OP_SHOW[op]} {fmt_number(y)}")
     return found
 
