@@ -1302,6 +1302,8 @@ def num_eval(node, env: dict, depth: int = 0) -> complex:
             v = complex(math.gamma(x.real + 1))
         elif kind == "func" and str(node[1]).startswith("log_"):
             b, r = _arith().log_base(node[1])
+            if b < 2:
+                raise _NoValue("logarithm to the base 0 or 1")
             v = cmath.log(num_eval(node[2], env, depth + 1)) / (math.log(b) * float(r))
         elif kind == "func":
             name = _FUNCS.get(str(node[1]).lstrip("\\"))
@@ -2163,7 +2165,7 @@ _LIST_SEPARATOR_RE = re.compile(r"\s*(?:(?<!\\)[,;]|\\q?quad\b)\s*")  # (not the
 
 
 def _list_items(formula: str) -> Optional[list]:
-    """The items of a formula that is a list (`(−3x^3)(4), \quad (−8x)(−7x^2)`), split at separators outside
+    """The items of a formula that is a list (`(−3x^3)(4), \\quad (−8x)(−7x^2)`), split at separators outside
     brackets; None when it is no list of two or more items, or holds a relation."""
     if re.search(r"=|<|>|\\[lg]eq?\b|\\neq?\b|\\approx|\\cdots|\\ldots|\\dots", formula):
         return None

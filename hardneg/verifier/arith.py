@@ -269,8 +269,8 @@ _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s
 # the base of "\\log_2", "\\log_{10}": a whole number of at most three digits, its square root
 # ("\\log_{\\sqrt8}", "\\log_{\\sqrt{2}}") or its reciprocal ("\\log_{1/2}", "\\log_{\\frac{1}{3}}")
 _LOG_BASE_RE = re.compile(
-    r"\s*(?:\{\s*(\d{1,3})\s*\}|(\d)(?!\d)|\{\s*\\sqrt\s*(?:\{\s*(\d{1,3})\s*\}|(\d{1,3}))\s*\}"
-    r"|\{\s*(?:1\s*/\s*|\\d?frac\s*\{?\s*1\s*\}?\s*)\{?\s*(\d{1,3})\s*\}?\s*\})")
+    r"\s*(?:\{\s*(\d{1,3})\s*\}|(\d)(?!\d)|\{\s*\\sqrt\s*(?:\{\s*([2-9]|[1-9]\d{1,2})\s*\}|([2-9]|[1-9]\d{1,2}))\s*\}"
+    r"|\{\s*(?:1\s*/\s*|\\d?frac\s*\{?\s*1\s*\}?\s*)\{?\s*([2-9]|[1-9]\d{1,2})\s*\}?\s*\})")  # (bases ≥ 2 only)
 _ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 # `3 \text{ Y } 2`, `(-2)\ \$\ 3`: a letter or sign between two operands names an operation the problem defines
 _TEXT_OPERATOR_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf)\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
