@@ -733,6 +733,20 @@ def test_off_path_a_number_that_only_takes_back_the_step_before_is_no_way_back()
     assert step == 0 and "400 + 3 * 400" in message, message
 
 
+def test_off_path_an_operand_times_one_is_no_way_back():
+    # round 6 (GSM8K test 106): "3 × 1" gives the reference's 3 only by leaving 3 as it is; the volume 60 is off the path
+    q = ("John has 3 boxes.  Each box is 5 inches by 6 inches by 4 inches.  The walls are 1 inch thick.  What is the "
+         "total inner volume of all 3 boxes?")
+    ref = ("The walls subtract 2*1=<<2*1=2>>2 inches from each dimension\nSo each box has 5-2=<<5-2=3>>3 inch width\n"
+           "It also has a 6-2=<<6-2=4>>4 inch height\nFinally, it has a 4-2=<<4-2=2>>2 inch depth\n"
+           "So the inner volume of one box is 4*3*2=<<4*3*2=24>>24 cubic inches\n"
+           "So in total the inner volume of the 3 boxes is 3*24=<<3*24=72>>72 cubic inches\n#### 72")
+    steps = ["Inner dimensions: 5 - 1 = 4, 6 - 1 = 5, 4 - 1 = 3.", "One box holds 4 * 5 * 3 = 60 cubic inches.",
+             "Three boxes hold 3 * 60 = 180 cubic inches.", "The answer is 180."]
+    step, message = _off_path(q, ref, steps, "180")
+    assert step == 1 and "4 * 5 * 3 = 60" in message, message
+
+
 def test_a_value_solved_for_after_and_is_derived():
     from hardneg.verifier.checks import equation_checks
 

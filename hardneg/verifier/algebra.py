@@ -1679,12 +1679,33 @@ _NOT_GIVEN_RE = re.compile(
     re.IGNORECASE)
 
 
-def _words_around(link) -> tuple[str, str]:
+def _words_around(link, lone_symbols: bool = False) -> tuple[str, str]:
     """The words between the previous formula and this link, and between it and the next formula (pre and post
-    reach across formulas)."""
-    before = re.split(r"\$|\\\]|\\\)", link.pre.rstrip().rstrip("$").rstrip("\\[("))[-1]
-    after = re.split(r"\$|\\\[|\\\(", link.post.lstrip().lstrip("$").lstrip("\\])"))[0]
+    reach across formulas). With `lone_symbols`, a formula that is one letter is a word ("Solving for $a$, $a = …$")."""
+    pre, post = (_LONE_SYMBOL_RE.sub(" x ", link.pre), _LONE_SYMBOL_RE.sub(" x ", link.post)) if lone_symbols else (link.pre, link.post)
+    before = re.split(r"\$|\\\]|\\\)", pre.rstrip().rstrip("$").rstrip("\\[("))[-1]
+    after = re.split(r"\$|\\\[|\\\(", post.lstrip().lstrip("$").lstrip("\\])"))[0]
     return before, after
+
+
+_LONE_SYMBOL_RE = re.compile(r"\$\s*[A-Za-z]\s*\$|\\\(\s*[A-Za-z]\s*\\\)")
+
+
+def _given_as_root(link, before: str, after: str, listed: bool = False) -> bool:
+    """Do the words give the value at `link` as a solution ("so", "the roots are"; or, `listed`, only go on a list
+    of them: ", and"), exactly, and not one they reject, doubt or only try?"""
+    return (not link.approx and not link.rounding and bool(listed or _GIVES_ROOT_RE.search(before))
+            and not _NOT_GIVEN_RE.search(before + " " + after))
+
+
+def _one_symbol_equations(links) -> dict:
+    """symbol -> the links among `links` that are equations in that one symbol (the question's, for instance)."""
+    out: dict[str, list] = {}
+    for link in links:
+        syms = _equation_symbols(link)
+        if syms is not None and len(syms) == 1:
+            out.setdefault(next(iter(syms)), []).append(link)
+    return out
 
 
 # after a value: more values ("x = 1, 5, 10", one of a list) or a rounding ("r = 7, to the nearest integer")
@@ -1781,8 +1802,7 @@ def stated_root_checks(maths, steps=None, given=None) -> list[tuple[int, str]]:
                 continue
             set_here.add(x)
             seen = stated.setdefault(x, set())
-            if (eqs and len(_trim(eqs[-1][2])) >= 3 and value not in seen and not link.rounding and not link.approx
-                    and _GIVES_ROOT_RE.search(before) and not _NOT_GIVEN_RE.search(before + " " + after)
+            if (eqs and len(_trim(eqs[-1][2])) >= 3 and value not in seen and _given_as_root(link, before, after)
                     and not _LIST_OR_ROUNDED_RE.match(after)
                     and all(_horner(c, value) != 0 for _, _, c in eqs)):
                 step, text, _ = eqs[-1]
@@ -1844,11 +1864,8 @@ def back_substitution_checks(maths, steps=None, given_links=()) -> list[tuple[in
     if steps is not None and any(NO_SOLUTION_CUE.search(s) for s in steps):
         return []
     last_math = previous_math_steps(maths)
-    chains: dict[str, list] = {}  # symbol -> [(step, link)] of the derivation so far
-    for link in given_links:
-        syms = _equation_symbols(link)
-        if syms is not None and len(syms) == 1:
-            chains.setdefault(next(iter(syms)), []).append((-1, link))
+    # symbol -> [(step, link)] of the derivation so far
+    chains: dict[str, list] = {x: [(-1, link) for link in links] for x, links in _one_symbol_equations(given_links).items()}
     flags: list[tuple[int, str]] = []
     for i, sm in enumerate(maths):
         if steps is not None and i < len(steps) and _TRIAL_RE.search(steps[i][:40]):
@@ -1864,9 +1881,7 @@ def back_substitution_checks(maths, steps=None, given_links=()) -> list[tuple[in
                 chains.pop(x, None)
                 continue
             if link.lhs.node[0] == "var" and not _vars(link.rhs.node):
-                before, after = _words_around(link)
-                if (not link.approx and not link.rounding and _GIVES_ROOT_RE.search(before)
-                        and not _NOT_GIVEN_RE.search(before + " " + after)):  # "Taking x = 2": a value tried
+                if _given_as_root(link, *_words_around(link)):  # (not "Taking x = 2": a value tried)
                     values.setdefault(x, []).append(link)
                 continue
             chain = chains.get(x, [])
@@ -1964,9 +1979,6 @@ _GLUE_WORDS = frozenset(
 
 _EACH_RE = re.compile(r"\b(?:for|each|every)\b", re.IGNORECASE)  # "for b/a = 3/6, b = 2a": one of several
 # (and "b/a = 6/3, or b/a = 3/6. So b = 2a or a = 2b": alternatives, paired in any order)
-_LONE_SYMBOL_RE = re.compile(r"\$\s*[A-Za-z]\s*\$|\\\(\s*[A-Za-z]\s*\\\)")
-
-
 def linear_relation_checks(maths, steps=None) -> list[tuple[int, str]]:
     """(step, reason) for a linear equation in two or more symbols derived from the one just before it in the
     same symbols, which is not a multiple of it: `3x = 8y`, "we get" `x = \\frac{3y}{8}`. Rearranging, scaling
@@ -1997,8 +2009,7 @@ def linear_relation_checks(maths, steps=None) -> list[tuple[int, str]]:
                 continue
             if (prev is not None and prev[0] in (i, last_math[i]) and symbols(prev[1].diff) == symbols(diff)
                     and not _EACH_RE.search(prev[1].pre) and not re.search(r"\bor\b", _words_around(prev[1])[0] + _words_around(link)[1])):
-                # ("Solving for $a$, $a = 6 - 3b$": a lone symbol is a word here, not a formula)
-                before = re.split(r"\$|\\\]|\\\)", _LONE_SYMBOL_RE.sub(" x ", link.pre).rstrip().rstrip("$").rstrip("\\[("))[-1]
+                before = _words_around(link, lone_symbols=True)[0]
                 end = before.lower().rfind(prev[1].rhs.text.lower()) if prev[0] == i else -1
                 before = before[end + len(prev[1].rhs.text):] if end >= 0 else before  # (E1 in the same formula)
                 words = re.findall(r"[A-Za-z]{2,}", before)
@@ -2036,11 +2047,7 @@ def undefined_root_checks(maths, steps=None, given_links=()) -> list[tuple[int, 
     if steps is None or any(_SETS_ASIDE_RE.search(s) for s in steps):
         return []
     a = _arith()
-    questions: dict[str, list] = {}
-    for link in given_links:
-        syms = _equation_symbols(link)
-        if syms is not None and len(syms) == 1:
-            questions.setdefault(next(iter(syms)), []).append(link)
+    questions = _one_symbol_equations(given_links)
     if not questions:
         return []
     for i, sm in enumerate(maths):
@@ -2054,10 +2061,10 @@ def undefined_root_checks(maths, steps=None, given_links=()) -> list[tuple[int, 
                 continue
             (x,) = syms
             before, after = _words_around(link)
-            given = _GIVES_ROOT_RE.search(before) or (listing == x and _LIST_GLUE_RE.fullmatch(before))
+            # (a value after "and" goes on the list of the one before: "x = 1, x = 3, and x = −2")
+            given = _given_as_root(link, before, after, listed=listing == x and bool(_LIST_GLUE_RE.fullmatch(before)))
             listing = None
-            if (x not in questions or link.approx or link.rounding or CASE_RE.search(link.pre)
-                    or _TRIAL_RE.search(link.pre) or not given or _NOT_GIVEN_RE.search(before + " " + after)
+            if (x not in questions or CASE_RE.search(link.pre) or _TRIAL_RE.search(link.pre) or not given
                     or re.match(r"\s*,\s*-?\d", after)):  # ("x = 1, 5, 10, 25": the poles listed, not roots)
                 continue
             listing = x
@@ -2097,8 +2104,10 @@ _ONE_ROOT_ASKED_RE = re.compile(
 _BOTH_SIGNS_RE = re.compile(r"\\pm|±|\\mp|\bnegative\b|\bopposite\b|\bboth\b|\bplus or minus\b", re.IGNORECASE)
 
 
-def _abs_equations(text: str) -> list:
-    """(x, the inner polynomial A, c) of each `|A| = c` in text with A linear in one symbol x and c > 0."""
+@functools.lru_cache(maxsize=4096)
+def _abs_equations(text: str) -> tuple:
+    """(x, the inner polynomial A, c) of each `|A| = c` in text with A linear in one symbol x and c > 0 (cached:
+    a question is read again for each of its candidates; the polynomials are shared, so never changed)."""
     a = _arith()
     out = []
     for m in _ABS_EQUATION_RE.finditer(text or ""):
@@ -2113,7 +2122,7 @@ def _abs_equations(text: str) -> list:
         if uni is None or not uni[0] or len(_trim(uni[1])) != 2 or c <= 0:
             continue
         out.append((uni[0], inner, c))
-    return out
+    return tuple(out)
 
 
 def dropped_case_checks(maths, steps=None, question: str = "") -> list[tuple[int, str]]:
@@ -2127,7 +2136,7 @@ def dropped_case_checks(maths, steps=None, question: str = "") -> list[tuple[int
 
     if steps is None or _ONE_ROOT_ASKED_RE.search(question or ""):
         return []
-    found = [(-1, e) for e in _abs_equations(question)]
+    found = [(-1, e) for e in _abs_equations(question or "")]
     found += [(i, e) for i, s in enumerate(steps) for e in _abs_equations(s)]
     flags: list[tuple[int, str]] = []
     done = set()
