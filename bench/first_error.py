@@ -6,14 +6,14 @@ leave a step out, answer an intermediate quantity, invert a ratio: arithmetic do
 quantities, which no slip check sees. Workload: `bench/first_error_labelled.jsonl`, solutions to GSM8K *test*
 problems written by hand in three styles models use (Qwen-style numbered steps with `\\[ \\]` displays,
 Llama-style `## Step N:` headers, plain lines), each labelled correct or with the text of its first wrong
-step (`first_error`: a string, or a list where two readings are fair) and the kind of error. Rounds 1-8 were
+step (`first_error`: a string, or a list where two readings are fair) and the kind of error. Rounds 1-9 were
 written one after the other; each round was run once before any rule was changed after it (BENCHMARKS.md
 keeps those first looks), so only the first look of a round is a held-out figure.
 
 Round 6 adds solutions to MATH *test* problems (algebra, counting, number theory), written and labelled the same
 way; MATH rows carry `math_test` (the line of data/math/test.jsonl) where GSM8K rows carry `gsm8k_test`.
-Rounds 7 and 8 (60 MATH, 30 GSM8K each) were written and labelled by helpers that did not open the verifier or its
-tests.
+Rounds 7, 8 and 9 (60 MATH, 30 GSM8K each) were written and labelled by helpers that did not open the verifier or
+its tests.
 
 Reported per benchmark and round: correct solutions with any step flagged, and wrong ones whose first flagged
 step holds the labelled text (exact), another step (other) or no step at all (none).

@@ -144,3 +144,15 @@ def test_a_chain_of_rewrites_that_differ_is_still_a_slip(verifier):
 def test_a_chain_ending_in_a_number_one_slip_from_an_identity_is_a_slip(verifier):
     step, flags = first_error(verifier, "If $\\sin x = -1,$ then $\\cos^2 x = 1 - \\sin^3 x = 0,$ so $\\cos x = 0.$\nThe answer is $0$.")
     assert step == 0 and "it would be with" in flags[0], flags
+
+
+def test_an_equation_derived_under_a_value_of_another_symbol(verifier):
+    # MATH test 1107 (round 9): "Set x = -1" fixes x; -2B = 1, so B = 1/2 is a slip in B, not a case of B
+    text = ("Multiply both sides by $x^2 - 1 = (x-1)(x+1)$ to get $A(x+1) + B(x-1) = x + 2$.\n"
+            "Set $x = 1$: $2A = 3$, so $A = \\frac{3}{2}$.\nSet $x = -1$: $-2B = 1$, so $B = \\frac{1}{2}$.\n"
+            "Then $A - B = \\frac{3}{2} - \\frac{1}{2} = 1$.\nThe answer is $\\boxed{1}$.")
+    assert first_error(verifier, text)[0] == 2
+    assert first_error(verifier, text.replace("B = \\frac{1}{2}", "B = -\\frac{1}{2}").replace(
+        "\\frac{3}{2} - \\frac{1}{2} = 1", "\\frac{3}{2} + \\frac{1}{2} = 2").replace("{1}$.", "{2}$."))[0] is None
+    # a condition on the same symbol still makes a case: "either x - 3 = 0 or x - 7 = 0"
+    assert first_error(verifier, "Either $x - 3 = 0$ or $x - 7 = 0$, so $x = 3$ or $x = 7$.")[0] is None

@@ -5,9 +5,11 @@
     [profile] = verifier.verify_batch([VerifyInput("1", question, candidate, ref_solution, ref_answer)])
     profile.to_dict()   # SPEC §5 output row (+ formula_error)
 
-Modules: steps (segmentation), arith (equations, exact arithmetic), symbolic (SymPy in the
-bounded worker), checks (value flow, formula errors), alignment (d2, d3), embedding /
-nli (the two models, cached), core (the pipeline), calibration (d1 constants).
+Modules: steps (segmentation), arith (equations, exact arithmetic), algebra (identities, equations
+and derivations in symbols), symbolic (SymPy in the bounded worker), checks (value flow, formula errors,
+word-problem consistency), facts (number facts and conics stated in words), inequalities (bounds and
+ranges), series (sums written with an ellipsis), alignment (d2, d3), embedding / nli (the two models,
+cached), core (the pipeline), calibration (d1 constants).
 """
 
 from .config import DIMENSIONS, VERIFIER_VERSION, VerifierConfig, default_embedding_model

@@ -1451,7 +1451,7 @@ def solution_checks(maths, steps=None, given_links=(), question: str = "") -> li
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
     for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks, linear_relation_checks,
-                  list_rewrite_checks):
+                  list_rewrite_checks, plus_minus_checks):
         try:
             out += check(maths, steps)
         except RecursionError:
@@ -2222,4 +2222,45 @@ def list_rewrite_checks(maths, steps=None) -> list[tuple[int, str]]:
                     flags.append((i, f"algebra slip: {prev[1][k]} (step {prev[0]}) is {fmt_poly(before[k])}, not "
                                      f"{items[k]}; the list's other items keep their values"))
         prev = (i, items) if items is not None else None
+    return flags
+
+
+# `x = \pm 8`, `x = \pm\sqrt{5}`, `x = \pm \frac{3}{2}`: two values at once
+_PLUS_MINUS_RE = re.compile(r"(?<![\w\\])([A-Za-z])\s*=\s*(?:\\pm|±)\s*(\d+(?:\.\d+)?|\\sqrt\s*\{\s*\d+\s*\}|\\sqrt\s*\d|"
+                            r"\\d?frac\s*\{\s*\d+\s*\}\s*\{\s*\d+\s*\}|\\d?frac\s*\{\s*\\sqrt\s*\{\s*\d+\s*\}\s*\}\s*\{\s*\d+\s*\})"
+                            r"(?![\w.^/]|\s*(?:[*+\-^/(]|\\(?:cdot|times|sqrt|pi|d?frac|left)\b))")
+
+
+def plus_minus_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for `x = ±c` where neither c nor −c solves the equation in x of degree ≥ 2 just before it
+    (in the same step, before the `±`, or in the previous step with a formula): `x^2 = 64`, "so x = ±6". One
+    of the two failing is no slip (a root the solution rejects next); a trial or case is left alone."""
+    from .checks import CASE_RE, previous_math_steps
+
+    if steps is None:
+        return []
+    a = _arith()
+    last_math = previous_math_steps(maths)
+    flags: list[tuple[int, str]] = []
+    for i, step in enumerate(steps[: len(maths)]):
+        compact = re.sub(r"\s+", "", step)  # a link's text is spaced ("4a^2+1 = 9"); the step may not be
+        for m in _PLUS_MINUS_RE.finditer(step):
+            x = m.group(1)
+            if _TRIAL_RE.search(step[: m.start()]) or CASE_RE.search(step[: m.start()]):
+                continue
+            at = len(re.sub(r"\s+", "", step[: m.start()]))
+            equations = [link for k in (last_math[i], i) if k is not None for link in maths[k].links
+                         if link.kind == "algebra" and link.diff is not None and link.status == "equation"
+                         and (k < i or 0 <= compact.find(re.sub(r"\s+", "", link.text)) < at)]
+            unis = [(link, u) for link in equations if (u := _univariate(link.diff)) is not None and u[0] == x and len(_trim(u[1])) >= 3]
+            if not unis:
+                continue
+            link, (_, coeffs) = unis[-1]
+            try:
+                c = num_eval(a.parse_span(a.tokenize(m.group(2))), {})
+            except Exception:  # noqa: BLE001 (a value the parser cannot read: nothing to check)
+                continue
+            scale = max(1.0, max(abs(float(k)) for k in coeffs) * max(1.0, abs(c)) ** (len(coeffs) - 1))
+            if all(abs(sum(complex(k) * v**n for n, k in enumerate(coeffs))) > 1e-9 * scale for v in (c, -c)):
+                flags.append((i, f"algebra slip: {m.group(0).strip()} does not solve {link.text}: neither sign is a root"))
     return flags

@@ -261,7 +261,8 @@ _CHOOSE_RE = re.compile(r"\{([^{}]{1,40})\\choose([^{}]{1,40})\}")
 # "a 6-8-10 triangle", "$30-60-90$ triangle": the name of a triangle, not a subtraction
 _TRIPLE = r"(?<![\w.^{}+\-*/])\d+-\d+-\d+(?![\w.\-])"
 _TRIANGLE_NAME_RE = re.compile(rf"{_TRIPLE}(?:\s*=\s*{_TRIPLE})*(?=\s*\$?\s*(?:right\s+|special\s+)?triangle)", re.IGNORECASE)
-_THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
+_TEXT_OF_RE = re.compile(r"\\text(?:rm)?\{\s*of\s*\}")
+THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\,)(?=\d{3})")
 # "^\\circ", "^{\\circ}": degrees
 _DEGREE_RE = re.compile(r"\s*(?:\\circ\b|\{\s*\\circ\s*\})")
 # a subscript that names a term of a sequence or one of several unknowns: "_1", "_n", "_{12}", "_{n+1}", "_{k-1}"
@@ -271,6 +272,8 @@ _SUBSCRIPT_RE = re.compile(r"\{\s*([A-Za-z0-9]{1,3}|[A-Za-z]\s*[+-]\s*\d{1,2})\s
 _LOG_BASE_RE = re.compile(
     r"\s*(?:\{\s*(\d{1,3})\s*\}|(\d)(?!\d)|\{\s*\\sqrt\s*(?:\{\s*([2-9]|[1-9]\d{1,2})\s*\}|([2-9]|[1-9]\d{1,2}))\s*\}"
     r"|\{\s*(?:1\s*/\s*|\\d?frac\s*\{?\s*1\s*\}?\s*)\{?\s*([2-9]|[1-9]\d{1,2})\s*\}?\s*\})")  # (bases ≥ 2 only)
+# a base that is one letter: "\\log_x 6", "\\log_{b} 8" (not "\\log_e", the natural logarithm written out)
+_LOG_SYMBOL_BASE_RE = re.compile(r"\s*(?:\{\s*([A-DF-Za-z])\s*\}|([A-DF-Za-z])(?![A-Za-z]))")
 _ANGLE_RE = re.compile(r"\s*([A-Z]{1,3}|[A-Z]?\{[A-Z]{1,3}\})(?![A-Za-z])")
 # `3 \text{ Y } 2`, `(-2)\ \$\ 3`: a letter or sign between two operands names an operation the problem defines
 _TEXT_OPERATOR_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf)\{\s*(?:[A-Z]|[^\w\s{}\\])\s*\}")
@@ -291,7 +294,7 @@ _GLUED_UNITS = _ORDINALS | {"kg", "mg", "km", "cm", "mm", "ml", "lb", "lbs", "oz
 def normalize(text: str) -> str:
     """Join LaTeX thousands separators (`90,\\!000`, `148{,}000`) before tokenizing."""
     if "," in text:
-        text = _THOUSANDS_RE.sub("", text)
+        text = THOUSANDS_RE.sub("", text)
     if ".\\overline" in text:
         text = text.replace(".\\overline", "\\overline")  # "0.\\overline{6}" is one (opaque) number
     if "\\begin" in text or "\\end" in text:
@@ -304,6 +307,7 @@ def normalize(text: str) -> str:
         text = _NUMERIC_LINE_RE.sub(" ", text)
     if "\\text" in text:
         text = _ORDINAL_RE.sub("", text)  # "the $4+1=5^\\text{th}$ day": an ordinal suffix, not a power
+        text = _TEXT_OF_RE.sub(" of ", text)  # "1\\% \\text{ of } 5": the word, read as in plain text
     if "\\choose" in text:
         text = _CHOOSE_RE.sub(r"\\binom{\1}{\2}", text)
     if "triangle" in text.lower():
@@ -371,6 +375,11 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
             whole, root, reciprocal = base.group(1) or base.group(2), base.group(3) or base.group(4), base.group(5)
             prev.value = f"log_{whole}" if whole else f"log_{root}^1/2" if root else f"log_{reciprocal}^-1"
             prev.end = skip_to = base.end()
+            continue
+        if s == "_" and toks and toks[-1].kind == "FUNC" and toks[-1].value == "log" and (base := _LOG_SYMBOL_BASE_RE.match(text, b)):
+            # "\\log_x 6": log 6 / log x, an expression in the unknown x (the parser builds the quotient)
+            toks[-1].value = "log@" + (base.group(1) or base.group(2))
+            toks[-1].end = skip_to = base.end()
             continue
         if s == "_" and toks and toks[-1].kind == "VAR" and toks[-1].end == a and (sub := _SUBSCRIPT_RE.match(text, b)):
             # "a_1", "x_{n+1}": one indexed name, not a product with an unknown operator
@@ -880,6 +889,9 @@ class _Parser:
                 if exp[0] != "num":
                     raise _ParseError("function power")
                 node = ("bin", "^", ("func", t.value, self._func_argument()), exp)
+            elif t.value.startswith("log@"):
+                # change of base: the quotient of two logarithms has the same value whatever base "log" means
+                node = ("bin", "/", ("func", "log", self._func_argument()), ("func", "log", ("var", t.value[4:])))
             else:
                 node = ("func", t.value, self._func_argument())
         else:
@@ -1504,6 +1516,9 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
                 return None
             except (_NeedsSymbolic, _ParseError, ZeroDivisionError, TooLarge):
                 pass
+        if side.abs_terms and (modulus := _complex_modulus(side.abs_terms)) is not None:
+            side.value, side.sympy_src = modulus
+            return None
         return "skip"
     try:
         node = parse_span(toks)
@@ -1542,6 +1557,33 @@ def _evaluate(side: Side, toks: list[Tok]) -> Optional[str]:
 
 
 _BARS = {"|", "\\lvert", "\\rvert", "\\left|", "\\right|", "\\vert", "\\left\\vert", "\\right\\vert"}
+
+
+def _complex_modulus(terms: list) -> Optional[tuple[Optional[Fraction], Optional[str]]]:
+    """(exact value, None) or (None, SymPy source) of `|1 - i| + 2|3 + 4i|` in a step about complex numbers:
+    each modulus is √(re² + im²), exact when that is a rational square. None when a term is no a + bi."""
+    from . import algebra
+
+    if not algebra.COMPLEX["on"]:
+        return None
+    squares = []
+    for coef, node in terms:
+        try:
+            p = algebra.to_poly(node)
+        except Exception:  # noqa: BLE001 (not a polynomial: no complex number)
+            return None
+        if not set(p) <= {(), (("i", 1),)} or (("i", 1),) not in p:
+            return None  # a real number (done above) or a symbol: not a complex constant
+        squares.append((coef, Fraction(p.get((), 0)) ** 2 + Fraction(p[(("i", 1),)]) ** 2))
+    roots = [(c, _rational_sqrt(q)) for c, q in squares]
+    if all(r is not None for _, r in roots):
+        return sum((c * r for c, r in roots), Fraction(0)), None
+    return None, " + ".join(f"({c})*sqrt(Rational({q.numerator},{q.denominator}))" for c, q in squares)
+
+
+def _rational_sqrt(q: Fraction) -> Optional[Fraction]:
+    n, d = math.isqrt(q.numerator), math.isqrt(q.denominator)
+    return Fraction(n, d) if n * n == q.numerator and d * d == q.denominator else None
 
 
 def _abs_terms(toks: list[Tok]) -> Optional[list]:

@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
-from .arith import NUMBER_WORD_VALUES, ROUNDING_CUE, TABLE_RE, Computation, StepMath, analyse_step, close_enough, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
+from .arith import MAX_STEP_CHARS, NUMBER_WORD_VALUES, ROUNDING_CUE, TABLE_RE, Computation, StepMath, analyse_step, close_enough, declared_functions, eval_exact, fmt_number, normalize, numbers_in, parse_span, tokenize
 from .steps import split_sentences
 
 __all__ = [
     "QuestionInfo", "question_info", "answer_value", "value_flow", "formula_errors", "ref_dependencies",
-    "equation_checks", "logic_checks", "method_starts", "wrong_operation", "other_base_links",
+    "equation_checks", "logic_checks", "method_starts", "wrong_operation", "other_base_links", "reversed_offsets",
 ]
 
 _TARGET_START = re.compile(r"^\s*(?:find|what|how|compute|calculate|determine|evaluate|express|give)\b", re.IGNORECASE)
@@ -811,6 +811,10 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # Words before an equation that make it a condition or a trial value, not a derivation:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
 # "Let x be the number of apples", "let $n$ denote the count": a symbol named, not a condition put on what follows
+# a condition that sets one symbol: "set $x = -1$:", "if $n = 3$, then"
+_OTHER_SYMBOL_SET_RE = re.compile(
+    r"(?:set\w*|plug\w*|substitut\w*|put\w*|if|when|at|for)\s+\$?\s*([a-zA-Z])\s*=\s*[^$,:;=]{1,20}\$?\s*(?::|,|\s+then\b)",
+    re.IGNORECASE)
 _NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*")
 _CONDITION_RE = re.compile(
     r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
@@ -1148,7 +1152,13 @@ def equation_checks(
     last_math = previous_math_steps(maths)
     prev: dict[str, tuple] = {}
     for i, link, (x, v), ordinal in eqs:
-        cond = bool(_CONDITION_RE.search(_NAMING_RE.sub(" ", link.pre)))
+        pre = _NAMING_RE.sub(" ", link.pre)
+        # ("Set $x = -1$: $-2B = 1$, so $B = …$": the last condition fixes x; what follows in B is derived under it)
+        last = None
+        for last in _CONDITION_RE.finditer(pre):
+            pass
+        other = _OTHER_SYMBOL_SET_RE.match(pre, last.start()) if last is not None else None
+        cond = last is not None and not (other is not None and other.group(1) != x)
         p = prev.get(x)
         between = link.pre
         if p is not None and p[0] == i and (k := between.rfind(p[1].rhs.text.lower())) >= 0:
@@ -1383,3 +1393,46 @@ def logic_checks(
         shown = ", ".join(fmt_number(x) for x in givens[:4])
         out.append((0, "question ignored", f"question ignored: the question gives {shown}, and no step uses any of them"))
     return out
+
+
+# "2 less than three times as many", "five more than twice": an offset from a multiple, whose direction a
+# misreading flips. With a multiplier, no rephrasing from the other side keeps the words (the other side of
+# "b = 3c − 2" is "c = (b + 2)/3"), so the same offset and multiple with the other direction is a misread.
+# (the number words: every one that is no multiple itself, "twice" and "double" being multiples here)
+_COUNT_WORDS = "|".join(w for w in NUMBER_WORD_VALUES if w not in ("twice", "double", "triple", "hundred", "dozen"))
+_MULTIPLES = {"twice": 2, "double": 2, "thrice": 3, "triple": 3, "half": Fraction(1, 2)}
+_OFFSET_RE = re.compile(
+    rf"(?<!not )\b(\d+|{_COUNT_WORDS})\s+(?:[a-z]+\s+)?(more|less|fewer|greater|larger|smaller|older|younger)\s+than\s+"
+    rf"(twice|double|thrice|triple|half|(?:\d+|{_COUNT_WORDS})\s+times)\b", re.IGNORECASE)
+_DIRECTION = {"more": 1, "greater": 1, "larger": 1, "older": 1, "less": -1, "fewer": -1, "smaller": -1, "younger": -1}
+
+
+def _offsets(text: str) -> list[tuple[Fraction, Fraction, int, str]]:
+    """(offset, multiple, direction, words) of every "N more/less than M times" in a text."""
+    out = []
+    for m in _OFFSET_RE.finditer(text):
+        n, direction, multiple = m.group(1).lower(), _DIRECTION[m.group(2).lower()], m.group(3).lower()
+        offset = Fraction(int(n)) if n.isdigit() else Fraction(NUMBER_WORD_VALUES[n])
+        if multiple in _MULTIPLES:
+            factor = Fraction(_MULTIPLES[multiple])
+        else:
+            k = multiple.split()[0]
+            factor = Fraction(int(k)) if k.isdigit() else Fraction(NUMBER_WORD_VALUES[k])
+        out.append((offset, factor, direction, m.group(0)))
+    return out
+
+
+def reversed_offsets(steps: list[str], question: str) -> list[tuple[int, str]]:
+    """(step, reason) for the first step that restates the question's "N less than M times" as "N more than M
+    times" (or the other way round) and does not also quote the question's words."""
+    given = _offsets(question[:MAX_STEP_CHARS])
+    if not given:
+        return []
+    for j, step in enumerate(steps):
+        here = _offsets(step[:MAX_STEP_CHARS])
+        for offset, factor, direction, words in here:
+            for q_offset, q_factor, q_direction, q_words in given:
+                if (offset, factor) == (q_offset, q_factor) and direction != q_direction and not any(
+                        h[:3] == (q_offset, q_factor, q_direction) for h in here):
+                    return [(j, f"question contradiction: \"{words}\" reverses the question's \"{q_words}\"")]
+    return []

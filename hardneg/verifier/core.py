@@ -54,14 +54,18 @@ from .checks import (
     question_info,
     ref_dependencies,
     reused_values,
+    reversed_offsets,
     shows_result,
     value_flow,
     wrong_operation,
 )
 from .config import VERIFIER_VERSION, VerifierConfig
 from .embedding import Embedder, LRUCache, embedder_from_config, text_key
+from .facts import conic_claims, number_claims
+from .inequalities import inequality_checks
 from .nli import NLIScorer
 from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
+from .series import series_checks
 from .steps import Segmentation, embedding_text, segment, split_steps
 from .verdicts import MISSING, TimedOut, VerdictMemo
 
@@ -490,6 +494,7 @@ class MathVerifier:
         linear, question_links = self._question_equations(w.question)
         eq_flags, withdrawn = equation_checks(w.maths, w.steps, linear)
         eq_flags = eq_flags + algebra.solution_checks(w.maths, w.steps, question_links, w.question)  # whole chains / derivations (algebra.py)
+        eq_flags = eq_flags + inequality_checks(w.steps, w.question) + series_checks(w.steps)  # inequalities.py, series.py
         carried: dict = {}  # a result written rounded in an earlier step -> its exact value (`100 / 12 = 8.33`)
         for i, sm in enumerate(w.maths):
             for link in sm.links:
@@ -519,7 +524,11 @@ class MathVerifier:
         for i, msg in eq_flags:
             algebra_slips += 1
             w.flag(i, "algebra slip", msg)
+        for i, msg in number_claims(w.steps):  # "the consecutive primes 87, 89, 93" (facts.py)
+            slips += 1
+            w.flag(i, "arithmetic slip", msg)
         formulas = formula_errors(w.maths, w.steps, w.qinfo, w.answer_val, w.ref.comps if w.ref else None)
+        formulas += conic_claims(w.steps)  # a radius read as r^2 (facts.py)
         for i, msg in formulas:
             w.flag(i, "formula error", msg)
         w.formula_error = bool(formulas)
@@ -538,6 +547,9 @@ class MathVerifier:
         for j, kind, msg in logic_checks(w.maths, w.steps, w.qinfo, w.answer_val, starts) if word else ():
             w.flag(j, kind, msg)
             scores.append(cfg.logic_scores.get(kind, cfg.value_flow_score))
+        for j, msg in reversed_offsets(w.steps, w.question):  # "2 more than three times" for "2 less than ..."
+            w.flag(j, "question contradiction", msg)
+            scores.append(cfg.logic_scores["question contradiction"])
         w.value_flow_hit = bool(vf)
         # noisy-or: independent findings add up, each one alone gives its own score
         miss = 1.0
