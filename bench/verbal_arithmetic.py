@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import random
-import re
 import sys
 import time
 from pathlib import Path

@@ -34,9 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # (annotations only: the module loads without torch)
+    import torch
 
 __all__ = [
     "WeightingConfig",

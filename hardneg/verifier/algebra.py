@@ -1606,7 +1606,6 @@ def root_checks(maths, steps=None) -> list[tuple[int, str]]:
 
 def _bindings(maths) -> dict:
     """symbol -> values the solution assigns (`x = 3`) or solves a linear equation for."""
-    a = _arith()
     out: dict = {}
     for sm in maths:
         for link in sm.links:
