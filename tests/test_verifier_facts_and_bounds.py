@@ -137,10 +137,12 @@ def test_a_chain_rewritten_with_the_same_bounds():
     [(step, message)] = chain_rewrite_checks(["Distribute: $-4 < 2x - 1 < 8$.", "Add 1: $-3 < 2x < 9$."], question)
     assert step == 0 and "2x - 1 is not 2(x - 1)" in message
     assert chain_rewrite_checks(["Distribute: $-4 < 2x - 2 < 8$.", "Add 2: $-2 < 2x < 10$."], question) == []
-    assert chain_rewrite_checks(["So $0 < x < 10$, and $0 < 10 - x < 10$ too."]) == []  # the mirror image holds
-    assert chain_rewrite_checks(["So $0 < x < 10$ and $0 < y + 1 < 10$."]) == []  # another symbol
-    # two conditions, not a derivation (MATH train 1642)
-    assert chain_rewrite_checks(["If $1<2x<2$, then $\\frac{1}{2}<x<1$.", "If $1<3x<2$, then $\\frac{1}{3}<x<\\frac{2}{3}$."]) == []
+    assert chain_rewrite_checks(["So $0 < 10 - x < 10$."], "Given $0 < x < 10$.") == []  # the mirror image holds
+    assert chain_rewrite_checks(["So $0 < y + 1 < 10$."], "Given $0 < x < 10$.") == []  # another symbol
+    # a condition, not a derivation (MATH train 1642), and two chains of the solution with the same bounds: two cases
+    # (MATH train 5363)
+    assert chain_rewrite_checks(["If $1<3x<2$, then $\\frac{1}{3}<x<\\frac{2}{3}$."], "Both $1<2x<2$ and $3x$.") == []
+    assert chain_rewrite_checks(["$$1996<900a+200<4096$$ So a is 2, 3 or 4.", "$$1996<900b+600<4096$$ So b is 2 or 3."]) == []
 
 
 def test_a_logarithm_to_a_symbol_base(verifier):

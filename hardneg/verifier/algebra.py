@@ -2167,8 +2167,13 @@ def dropped_case_checks(maths, steps=None, question: str = "") -> list[tuple[int
     return flags
 
 
-# a formula: `$…$`, `\(…\)` or `\[…\]`
-_FORMULA_RE = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$(.+?)\$", re.DOTALL)
+# a formula: `$…$`, `$$…$$`, `\(…\)` or `\[…\]` (inequalities.py and series.py read the same)
+_FORMULA_RE = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$\$(.+?)\$\$|\$(.+?)\$", re.DOTALL)
+
+
+def formulas(text: str) -> list[str]:
+    """The formulas of a text, in order."""
+    return [next(g for g in m.groups() if g is not None) for m in _FORMULA_RE.finditer(text)]
 _LIST_SEPARATOR_RE = re.compile(r"\s*(?:(?<!\\)[,;]|\\q?quad\b)\s*")  # (not the spaces `\,` and `\;`)
 
 
@@ -2203,10 +2208,10 @@ def list_rewrite_checks(maths, steps=None) -> list[tuple[int, str]]:
     prev = None  # (step, items) of the last formula, when it was a list
     flags: list[tuple[int, str]] = []
     for i, step in enumerate(steps):
-        formulas = [next(g for g in m.groups() if g is not None) for m in _FORMULA_RE.finditer(step)]
-        if not formulas:
+        found = formulas(step)
+        if not found:
             continue
-        items = _list_items(formulas[0]) if len(formulas) == 1 else None
+        items = _list_items(found[0]) if len(found) == 1 else None
         if items is not None and prev is not None and len(items) == len(prev[1]):
             try:
                 before = [to_poly(a.parse_span(a.tokenize(t))) for t in prev[1]]

@@ -3,13 +3,12 @@
 Why: counting and range problems go wrong at the endpoints. A model derives `x < 7`, then counts "the
 positive integers with x ≤ 7"; it writes `-45 ≤ 5x < -40`, then lists -45, …, -40; it "distributes" the
 question's `-4 < 2(x - 1) < 8` into `-4 < 2x - 1 < 8`. Each later line is a fine statement on its own; it is
-wrong against the line it came from. Two checks, on the solution's own relations (the question's too for the
-second):
+wrong against the line it came from. Two checks:
 
 - a list of consecutive integers spans a range exactly, from A to B, and includes an endpoint that the range
   `A < E`, `E < B` (or `x < B` alone) leaves out;
-- a chain `A < E' < B` with the bounds of an earlier chain `A < E < B` (same relations), where E' is linear in
-  the same one symbol and is neither E nor its mirror A + B − E: the same range cannot hold for both.
+- a chain `A < E' < B` with the bounds of a chain `A < E < B` of the question (same relations), where E' is linear
+  in the same one symbol and is neither E nor its mirror A + B − E: the same range cannot hold for both.
 
 A bound that only changes strictness is no slip by itself (MATH references do it on purpose): sign analysis
 writes `x < -3` for an interval and `-3 ≤ x ≤ -1` for the answer, and `k ≤ 5` becomes `k < 5` once k = 5 is
@@ -40,7 +39,6 @@ _CONDITION_RE = re.compile(r"\b(?:if|when|whenever|suppose|assum\w*|case|both|al
 # "1, 2, \\ldots, 7", "-45, -44, -43, -42, -41, -40": consecutive integers
 _RUN_RE = re.compile(r"(?<![\w.^/])(-?\d+)((?:\s*,\s*-?\d+)*)\s*,\s*(?:\\l?dots|\.\.\.|…)\s*,\s*(-?\d+)(?![\w.^/])"
                      r"|(?<![\w.^/])(-?\d+(?:\s*,\s*-?\d+){2,})(?![\w.^/]|\s*[)}])")
-_FORMULA_RE = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$(.+?)\$", re.DOTALL)
 
 
 def _number(text: str) -> Optional[Fraction]:
@@ -89,8 +87,7 @@ MAX_CHAINS = 16  # per text: a step that writes more is a table, not a derivatio
 def _chains(text: str) -> list[tuple[Fraction, str, str, str, Fraction]]:
     """(A, op1, E, op2, B) of the formulas `A op1 E op2 B` with numbers A, B and both relations one way."""
     out = []
-    for m in _FORMULA_RE.finditer(text):
-        formula = next(g for g in m.groups() if g is not None)
+    for formula in algebra.formulas(text):
         for part in re.split(r",|\\q?quad|\\text\{[^}]*\}|\\(?:implies|Rightarrow|iff)", formula):
             pieces = _OP_RE.split(part)
             ops = [_OPS[o] for o in _OP_RE.findall(part)]
@@ -160,27 +157,28 @@ def endpoint_checks(steps: list[str]) -> list[tuple[int, str]]:
 
 
 def chain_rewrite_checks(steps: list[str], question: str = "") -> list[tuple[int, str]]:
-    """A chain with the bounds and relations of an earlier one (the question's or a step's) around a linear
-    middle that is neither the earlier middle nor its mirror image."""
+    """A chain with the bounds and relations of one of the question's around a linear middle that is neither the
+    question's middle nor its mirror image. (Chains of the solution itself are not compared: two with the same
+    bounds are as often two cases, `1996 < 900a + 200 < 4096` and `1996 < 900b + 600 < 4096`.)"""
     fmt = algebra._arith().fmt_number
+    given: dict[tuple, list] = {}  # (A, op1, op2, B) -> [(middle, its linear form)] of the question's chains
+    for a, op1, e, op2, b in _chains(question):
+        given.setdefault((a, op1, op2, b), []).append((e, _linear(e)))
     flags: list[tuple[int, str]] = []
-    earlier: dict[tuple, list] = {}  # (A, op1, op2, B) -> [(step, middle, its linear form)], the question's at -1
-    for j, text in [(-1, question)] + list(enumerate(steps)):
-        chains = [(ch, _linear(ch[2])) for ch in _chains(text)]
-        for (a, op1, e, op2, b), new in chains if j >= 0 else ():
+    for j, text in enumerate(steps) if given else ():
+        for a, op1, e, op2, b in _chains(text):
+            olds = given.get((a, op1, op2, b), [])
+            new = _linear(e) if olds else None
             if new is None or _CONDITION_RE.search(text[: text.find(e)] if e in text else text):
                 continue
-            for i, e0, old in earlier.get((a, op1, op2, b), []):
+            for e0, old in olds:
                 if old is None or old[0] != new[0]:
                     continue
                 mirror = algebra.poly_sub({(): a + b}, old[1])
-                if not algebra.poly_sub(new[1], old[1]) or not algebra.poly_sub(new[1], mirror):
-                    continue
-                flags.append((j, f"algebra slip: {e} is not {e0}, yet {fmt(a)} {op1} {e} {op2} {fmt(b)} keeps the bounds of "
-                                 f"{'the question' if i < 0 else f'step {i}'}"))
-                break
-        for (a, op1, e, op2, b), lin in chains:
-            earlier.setdefault((a, op1, op2, b), []).append((j, e, lin))
+                if algebra.poly_sub(new[1], old[1]) and algebra.poly_sub(new[1], mirror):
+                    flags.append((j, f"algebra slip: {e} is not {e0}, yet {fmt(a)} {op1} {e} {op2} {fmt(b)} keeps the "
+                                     f"bounds of the question"))
+                    break
     return flags
 
 

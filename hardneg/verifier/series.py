@@ -23,7 +23,6 @@ from .arith import MAX_STEP_CHARS
 _DOTS = r"\\[cl]?dots|\\dotsb|\.\.\.|…"
 # a formula `t1 + t2 (+ t3) + ⋯ + tL = rhs` (rhs up to the next "=" or the end)
 _SERIES_RE = re.compile(rf"((?:[^=+]+\+){{2,3}})\s*(?:{_DOTS})\s*\+([^=]+)=([^=]+)")
-_FORMULA_RE = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$\$(.+?)\$\$|\$(.+?)\$", re.DOTALL)
 _MAX_TERMS = 10**6
 
 
@@ -78,8 +77,7 @@ def series_checks(steps: list[str]) -> list[tuple[int, str]]:
         step = step[:MAX_STEP_CHARS]
         if not re.search(_DOTS, step):
             continue
-        formulas = [next(g for g in m.groups() if g is not None) for m in _FORMULA_RE.finditer(step)] or [step]
-        for formula in formulas:
+        for formula in algebra.formulas(step) or [step]:
             for m in _SERIES_RE.finditer(formula):
                 found = _check(m)
                 if found:
