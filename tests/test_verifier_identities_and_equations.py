@@ -156,3 +156,27 @@ def test_an_equation_derived_under_a_value_of_another_symbol(verifier):
         "\\frac{3}{2} - \\frac{1}{2} = 1", "\\frac{3}{2} + \\frac{1}{2} = 2").replace("{1}$.", "{2}$."))[0] is None
     # a condition on the same symbol still makes a case: "either x - 3 = 0 or x - 7 = 0"
     assert first_error(verifier, "Either $x - 3 = 0$ or $x - 7 = 0$, so $x = 3$ or $x = 7$.")[0] is None
+
+
+@pytest.mark.parametrize("text, question, step", [
+    # MATH test 30 (round 7): the first equation times 3, the right side slipped
+    ("Then $8f + 2g = 932$ and $14f + 3g = 1402$.\nMultiply the first equation by 3: $24f + 6g = 2786$.\n"
+     "Multiply the second equation by 2: $28f + 6g = 2804$.\nSubtract: $4f = 18$, so $f = 4.5$.", "Find f.", 1),
+    # both sides of an equation of the same step
+    ("We have $2x + y = 5$ and $x - y = 1$. From $2x + y = 5$, multiply both sides by 3: $6x + 3y = 16$.", "Find x.", 0),
+    # MATH test 916 (round 9): a heading announces it; the equation is the question's, on the second line of an align
+    ("1. **Multiply the second equation by 4:**\n\\[ -8x - 12y + 36z = -12 \\]\n\\[ 9x - 8x = 30 - 12 \\]",
+     "If \\begin{align*} 3x+4y-12z&=10,\\\\ -2x-3y+9z&=-4, \\end{align*} compute $x$.", 1),
+])
+def test_an_equation_multiplied_by_k_with_one_term_slipped(verifier, text, question, step):
+    [p] = verifier.verify_batch([VerifyInput("t", question, text, None, None)])
+    assert p.first_error_step == step and any("one term differs" in f for f in p.steps[step].flags)
+    right = text.replace("2786", "2796").replace("3y = 16", "3y = 15").replace("4f = 18$, so $f = 4.5", "4f = 8$, so $f = 2").replace(
+        "36z = -12", "36z = -16").replace("30 - 12", "30 - 16")
+    [p] = verifier.verify_batch([VerifyInput("t", question, right, None, None)])
+    assert not any("one term differs" in f for s in p.steps for f in s.flags)
+    # another equation meant (two or more terms differ), or no multiple announced: left alone
+    other = text.replace("24f + 6g = 2786", "24f + 9g = 2790").replace("-8x - 12y + 36z = -12", "-8x - 16y + 36z = -12"
+                                                                       ).replace("6x + 3y = 16", "6x + 2y = 16")
+    [p] = verifier.verify_batch([VerifyInput("t", question, other, None, None)])
+    assert not any("one term differs" in f for s in p.steps for f in s.flags)

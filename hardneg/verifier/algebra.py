@@ -1457,7 +1457,8 @@ def solution_checks(maths, steps=None, given_links=(), question: str = "") -> li
         except RecursionError:
             continue
     for check, extra in ((stated_root_checks, given_equations(given_links)), (back_substitution_checks, given_links),
-                         (undefined_root_checks, given_links), (dropped_case_checks, question)):
+                         (undefined_root_checks, given_links), (dropped_case_checks, question),
+                         (scaled_equation_checks, given_links)):
         try:
             out += check(maths, steps, extra)
         except RecursionError:
@@ -2268,3 +2269,61 @@ def plus_minus_checks(maths, steps=None) -> list[tuple[int, str]]:
             if all(abs(sum(complex(k) * v**n for n, k in enumerate(coeffs))) > 1e-9 * scale for v in (c, -c)):
                 flags.append((i, f"algebra slip: {m.group(0).strip()} does not solve {link.text}: neither sign is a root"))
     return flags
+
+
+# "Multiply the first equation by 3:", "multiplying (2) by -4", "Multiply both sides by 4:": an equation scaled by k
+_SCALE_CUE_RE = re.compile(
+    r"\bmultipl\w*\s+(?:(?:the\s+)?(?:(?:first|second|third|top|bottom|1st|2nd|3rd)\s+)?(?:equation|eq\.?|row)|"
+    r"\(\s*\d\s*\)|both\s+sides(?:\s+of\s+(?:the|this|that)\s+equation)?)\s*\$?\s*by\s+\$?\s*(-?\d+)(?![\d.^/\w])", re.IGNORECASE)
+
+
+def scaled_equation_checks(maths, steps=None, given_links=()) -> list[tuple[int, str]]:
+    """(step, reason) for an equation announced as another one multiplied by k ("Multiply the first equation by 3:
+    $24f + 6g = 2786$") that is k times one of the earlier equations (the question's or the solution's, in any
+    symbols) in every term but one: `3 × (8f + 2g = 932)` is `24f + 6g = 2796`. An equation that is k times an
+    earlier one, or that differs from every k-multiple in more than one term (another equation was meant), is
+    left alone."""
+    if steps is None:
+        return []
+    earlier = [link.diff for link in given_links if link.diff]
+    flags: list[tuple[int, str]] = []
+    pending = None  # a cue in a heading ("2. **Multiply the second equation by 4:**") scales the next equation
+    for i, sm in enumerate(maths[: len(steps)]):
+        eqs = [link for link in sm.links if link.kind == "algebra" and link.diff and link.status in ("equation", "mismatch")]
+        cue = _SCALE_CUE_RE.search(steps[i])
+        if cue is not None and not sm.links:
+            pending = cue
+            continue
+        scaled_link, before = None, []
+        if cue is not None:  # the first equation written after the cue; the ones before it count as earlier
+            compact, at = re.sub(r"\s+", "", steps[i]), len(re.sub(r"\s+", "", steps[i][: cue.end()]))
+            after = [link for link in eqs if compact.find(re.sub(r"\s+", "", link.text)) >= at]
+            scaled_link = after[0] if after else None
+            before = [link.diff for link in eqs if link not in after]
+        elif pending is not None and eqs:
+            cue, scaled_link = pending, eqs[0]
+        pending = None
+        if scaled_link is not None and len(scaled_link.diff) >= 2:
+            found = _one_term_off(scaled_link.diff, Fraction(int(cue.group(1))), earlier + before)
+            if found is not None:
+                k, d, scaled = found
+                flags.append((i, f"algebra slip: {scaled_link.text} is not {_arith().fmt_number(k)} × ({fmt_poly(d)} = 0), "
+                                 f"which is {fmt_poly(scaled)} = 0 (one term differs)"))
+        earlier += [link.diff for link in eqs]
+    return flags
+
+
+def _one_term_off(p: Poly, k: Fraction, earlier: list) -> Optional[tuple[Fraction, Poly, Poly]]:
+    """(k, d, k·d) for the latest earlier equation d whose k-multiple (either side first) has p's symbols and differs
+    from p in exactly one term; None when p is a multiple of an earlier equation, or k is 0 or ±1."""
+    if k in (0, 1, -1) or any(ratio(p, d) in (k, -k) for d in earlier):
+        return None
+    symbols_of_p = set(p) - {()}
+    for d in reversed(earlier):
+        scaled = {m: k * c for m, c in d.items()}
+        if len(symbols_of_p) < 2 or set(scaled) - {()} != symbols_of_p:
+            continue
+        for sign in (1, -1):
+            if sum(sign * scaled.get(m, 0) != p.get(m, 0) for m in set(scaled) | set(p)) == 1:
+                return k, d, scaled
+    return None

@@ -979,7 +979,8 @@ def question_equation_links(question: str) -> list:
     return [link for sentence in split_sentences(" ".join((question or "")[:2000].split()))
             for link in analyse_step(sentence, opaque_star=q.opaque_star).links
             if link.kind == "algebra" and link.status == "equation" and link.diff is not None
-            and link.pre.rstrip().endswith(("$", "\\[", "\\("))]  # a whole formula: `4:x^2 = x:16` is no x^2 = x
+            and link.pre.rstrip().endswith(("$", "\\[", "\\(", "\\\\"))]  # a whole formula or a line of an align:
+    # `4:x^2 = x:16` is no x^2 = x
 
 
 def question_equations(links: list) -> dict:
