@@ -2175,6 +2175,8 @@ _FORMULA_RE = re.compile(r"\\\[(.+?)\\\]|\\\((.+?)\\\)|\$\$(.+?)\$\$|\$(.+?)\$",
 def formulas(text: str) -> list[str]:
     """The formulas of a text, in order."""
     return [next(g for g in m.groups() if g is not None) for m in _FORMULA_RE.finditer(text)]
+
+
 _LIST_SEPARATOR_RE = re.compile(r"\s*(?:(?<!\\)[,;]|\\q?quad\b)\s*")  # (not the spaces `\,` and `\;`)
 
 

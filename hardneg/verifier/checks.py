@@ -811,15 +811,15 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # Words before an equation that make it a condition or a trial value, not a derivation:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
 # "Let x be the number of apples", "let $n$ denote the count": a symbol named, not a condition put on what follows
-# a condition that sets one symbol: "set $x = -1$:", "if $n = 3$, then"
-_OTHER_SYMBOL_SET_RE = re.compile(
-    r"(?:set\w*|plug\w*|substitut\w*|put\w*|if|when|at|for)\s+\$?\s*([a-zA-Z])\s*=\s*[^$,:;=]{1,20}\$?\s*(?::|,|\s+then\b)",
-    re.IGNORECASE)
 _NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*")
 _CONDITION_RE = re.compile(
     r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
     r"substitut\w*|test\w*|check\w*|set\w*(?!\s+(?:the\s+|these\s+|them\s+|both\s+)?(?:[a-z]{2,}\s+){0,2}equal\b)|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
 )
+# a condition that sets one symbol: "set $x = -1$:", "if $n = 3$, then"
+_OTHER_SYMBOL_SET_RE = re.compile(
+    r"(?:set\w*|plug\w*|substitut\w*|put\w*|if|when|at|for)\s+\$?\s*([a-zA-Z])\s*=\s*[^$,:;=]{1,20}\$?\s*(?::|,|\s+then\b)",
+    re.IGNORECASE)
 
 
 # words that make an equation a case or a trial, not a derivation ("either x − 7 = x + 1 or ...")
@@ -979,8 +979,8 @@ def question_equation_links(question: str) -> list:
     return [link for sentence in split_sentences(" ".join((question or "")[:2000].split()))
             for link in analyse_step(sentence, opaque_star=q.opaque_star).links
             if link.kind == "algebra" and link.status == "equation" and link.diff is not None
-            and link.pre.rstrip().endswith(("$", "\\[", "\\(", "\\\\"))]  # a whole formula or a line of an align:
-    # `4:x^2 = x:16` is no x^2 = x
+            # a whole formula or a line of an align: `4:x^2 = x:16` is no x^2 = x
+            and link.pre.rstrip().endswith(("$", "\\[", "\\(", "\\\\"))]
 
 
 def question_equations(links: list) -> dict:
