@@ -256,3 +256,38 @@ def test_text_checks_read_a_long_step_only_up_to_the_cap(filler):
     assert number_claims([step]) == [] and conic_claims([step]) == [] and series_checks([step]) == []
     assert number_claims([step[MAX_STEP_CHARS:]])  # the same claim, read when it comes first
     assert all(isinstance(f, list) for f in (inequality_checks([step], step), reversed_offsets([step], step)))
+
+
+# Every MATH reference a first version of these checks flagged (the session-24 sweeps; the ids are lines of
+# data/math/{train,test}.jsonl): each is a correct solution, read as the verifier splits it.
+_FIRST_VERSION_FALSE_ALARMS = (
+    "test2496 test2971 test3154 train1210 train1642 train3871 train4443 train760 "  # strictness, "primes is N", conditions
+    "test2677 test3084 test31 test3105 test3432 test3464 test3718 test4348 test4401 test810 train1410 train2196 "
+    "train2329 train4311 train4507 train4520 train5108 train5139 train5317 train538 train5382 train5466 train6347 "
+    "train7044 train5363"  # parity and divisibility, radii, `\pm`, two chains of one solution
+).split()
+
+
+def test_no_reference_a_first_version_flagged_is_flagged():
+    import json
+    from pathlib import Path
+
+    from hardneg.verifier.algebra import plus_minus_checks
+    from hardneg.verifier.steps import split_steps
+
+    root = Path(__file__).resolve().parents[1] / "data" / "math"
+    wanted = {split: {int(key[len(split):]) for key in _FIRST_VERSION_FALSE_ALARMS if key.startswith(split)}
+              for split in ("train", "test")}
+    flagged = {}
+    for split, lines in wanted.items():
+        with open(root / f"{split}.jsonl", encoding="utf-8") as f:
+            rows = {k: json.loads(line) for k, line in enumerate(f) if k in lines}
+        assert set(rows) == lines
+        for k, row in rows.items():
+            steps = split_steps(row["solution"])
+            found = (number_claims(steps) + conic_claims(steps) + inequality_checks(steps, row["problem"])
+                     + series_checks(steps) + reversed_offsets(steps, row["problem"])
+                     + plus_minus_checks([analyse_step(s) for s in steps], steps))
+            if found:
+                flagged[f"{split}{k}"] = found
+    assert flagged == {}

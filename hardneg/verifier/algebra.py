@@ -2232,6 +2232,17 @@ def list_rewrite_checks(maths, steps=None) -> list[tuple[int, str]]:
     return flags
 
 
+# Positions in a step with its spaces left out: a link's text is spaced ("4a^2+1 = 9"), the step may not be.
+def _link_at(step: str, link) -> int:
+    """Where the link's text sits in the step (−1 when the step does not hold it)."""
+    return re.sub(r"\s+", "", step).find(re.sub(r"\s+", "", link.text))
+
+
+def _index_at(step: str, index: int) -> int:
+    """Where the character step[index] sits, counted the same way."""
+    return len(re.sub(r"\s+", "", step[:index]))
+
+
 # `x = \pm 8`, `x = \pm\sqrt{5}`, `x = \pm \frac{3}{2}`: two values at once
 _PLUS_MINUS_RE = re.compile(r"(?<![\w\\])([A-Za-z])\s*=\s*(?:\\pm|±)\s*(\d+(?:\.\d+)?|\\sqrt\s*\{\s*\d+\s*\}|\\sqrt\s*\d|"
                             r"\\d?frac\s*\{\s*\d+\s*\}\s*\{\s*\d+\s*\}|\\d?frac\s*\{\s*\\sqrt\s*\{\s*\d+\s*\}\s*\}\s*\{\s*\d+\s*\})"
@@ -2250,15 +2261,13 @@ def plus_minus_checks(maths, steps=None) -> list[tuple[int, str]]:
     last_math = previous_math_steps(maths)
     flags: list[tuple[int, str]] = []
     for i, step in enumerate(steps[: len(maths)]):
-        compact = re.sub(r"\s+", "", step)  # a link's text is spaced ("4a^2+1 = 9"); the step may not be
         for m in _PLUS_MINUS_RE.finditer(step):
             x = m.group(1)
             if _TRIAL_RE.search(step[: m.start()]) or CASE_RE.search(step[: m.start()]):
                 continue
-            at = len(re.sub(r"\s+", "", step[: m.start()]))
             equations = [link for k in (last_math[i], i) if k is not None for link in maths[k].links
                          if link.kind == "algebra" and link.diff is not None and link.status == "equation"
-                         and (k < i or 0 <= compact.find(re.sub(r"\s+", "", link.text)) < at)]
+                         and (k < i or -1 < _link_at(step, link) < _index_at(step, m.start()))]
             unis = [(link, u) for link in equations if (u := _univariate(link.diff)) is not None and u[0] == x and len(_trim(u[1])) >= 3]
             if not unis:
                 continue
@@ -2298,8 +2307,7 @@ def scaled_equation_checks(maths, steps=None, given_links=()) -> list[tuple[int,
             continue
         scaled_link, before = None, []
         if cue is not None:  # the first equation written after the cue; the ones before it count as earlier
-            compact, at = re.sub(r"\s+", "", steps[i]), len(re.sub(r"\s+", "", steps[i][: cue.end()]))
-            after = [link for link in eqs if compact.find(re.sub(r"\s+", "", link.text)) >= at]
+            after = [link for link in eqs if _link_at(steps[i], link) >= _index_at(steps[i], cue.end())]
             scaled_link = after[0] if after else None
             before = [link.diff for link in eqs if link not in after]
         elif pending is not None and eqs:

@@ -17,6 +17,7 @@ ruled out. Where the change matters, a count lists the endpoint, and the first c
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Optional
@@ -156,14 +157,22 @@ def endpoint_checks(steps: list[str]) -> list[tuple[int, str]]:
     return flags
 
 
+@functools.lru_cache(maxsize=256)
+def _question_chains(question: str) -> dict[tuple, list]:
+    """(A, op1, op2, B) -> [(middle, its linear form)] of the question's chains (cached: a question is read once,
+    not once per candidate; the result is only read)."""
+    given: dict[tuple, list] = {}
+    for a, op1, e, op2, b in _chains(question):
+        given.setdefault((a, op1, op2, b), []).append((e, _linear(e)))
+    return given
+
+
 def chain_rewrite_checks(steps: list[str], question: str = "") -> list[tuple[int, str]]:
     """A chain with the bounds and relations of one of the question's around a linear middle that is neither the
     question's middle nor its mirror image. (Chains of the solution itself are not compared: two with the same
     bounds are as often two cases, `1996 < 900a + 200 < 4096` and `1996 < 900b + 600 < 4096`.)"""
     fmt = algebra._arith().fmt_number
-    given: dict[tuple, list] = {}  # (A, op1, op2, B) -> [(middle, its linear form)] of the question's chains
-    for a, op1, e, op2, b in _chains(question):
-        given.setdefault((a, op1, op2, b), []).append((e, _linear(e)))
+    given = _question_chains(question)
     flags: list[tuple[int, str]] = []
     for j, text in enumerate(steps) if given else ():
         for a, op1, e, op2, b in _chains(text):
