@@ -6,14 +6,14 @@ leave a step out, answer an intermediate quantity, invert a ratio: arithmetic do
 quantities, which no slip check sees. Workload: `bench/first_error_labelled.jsonl`, solutions to GSM8K *test*
 problems written by hand in three styles models use (Qwen-style numbered steps with `\\[ \\]` displays,
 Llama-style `## Step N:` headers, plain lines), each labelled correct or with the text of its first wrong
-step (`first_error`: a string, or a list where two readings are fair) and the kind of error. Rounds 1-9 were
+step (`first_error`: a string, or a list where two readings are fair) and the kind of error. Rounds 1-10 were
 written one after the other; each round was run once before any rule was changed after it (BENCHMARKS.md
 keeps those first looks), so only the first look of a round is a held-out figure.
 
 Round 6 adds solutions to MATH *test* problems (algebra, counting, number theory), written and labelled the same
 way; MATH rows carry `math_test` (the line of data/math/test.jsonl) where GSM8K rows carry `gsm8k_test`.
-Rounds 7, 8 and 9 (60 MATH, 30 GSM8K each) were written and labelled by helpers that did not open the verifier or
-its tests.
+Rounds 7-10 (60 MATH, 30 GSM8K each) were written and labelled by helpers that did not open the verifier or
+its tests. `--data FILE` runs a labelled file of your own in the same format.
 
 Reported per benchmark and round: correct solutions with any step flagged, and wrong ones whose first flagged
 step holds the labelled text (exact), another step (other) or no step at all (none).
@@ -69,10 +69,11 @@ def outcome(row: dict, profile) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--show", action="store_true", help="print the steps and flags of every miss")
+    ap.add_argument("--data", type=Path, default=DATA, help="a labelled file in the same format (default: %(default)s)")
     args = ap.parse_args()
     from hardneg.verifier import VERIFIER_VERSION, MathVerifier, VerifierConfig
 
-    rows = [json.loads(line) for line in open(DATA, encoding="utf-8")]
+    rows = [json.loads(line) for line in open(args.data, encoding="utf-8")]
     profiles = MathVerifier(VerifierConfig(use_nli=False)).verify_batch(list(items(rows)))
     tally: dict[tuple[str, int], Counter] = {}  # (problems, round) -> outcomes
     for row, p in zip(rows, profiles):

@@ -94,6 +94,13 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
+# functions written without a backslash, read as functions only where an argument follows ("sin A", "cos^2 x",
+# "log_2 8", "ln(x)"), so "a tan bucket" or "a log 12 feet long" stay words ("sec" is seconds: left out); not
+# before a number, which plain text often gives in degrees ("sin 30 = 0.5")
+_TRIG_WORDS = {"sin", "cos", "tan", "cot", "arcsin", "arccos", "arctan"}
+_PLAIN_FUNCS = _TRIG_WORDS | {"log", "ln", "exp"}
+_PLAIN_FUNC_ARG_RE = re.compile(r"(?:\^\s*\{?-?\d{1,2}\}?)?[ \t]{0,2}(?:\((?!\s*\d)|[A-Za-zθαβγφ](?![A-Za-z])|\\(?:theta|alpha|beta|gamma|phi|pi)\b)")
+_PLAIN_LOG_ARG_RE = re.compile(r"_|\(|[ \t]{0,2}[A-Za-z](?![A-Za-z])")
 _OP_MAP = {"**": "^", "×": "*", "÷": "/", "·": "*", "⋅": "*", "−": "-"}
 _FUNCS = {"sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "log", "ln", "exp"}
 _GREEK = {
@@ -338,6 +345,9 @@ def _stated_as(m: re.Match) -> str:
     return f"{m.group(1)}${a} = {b}$"
 
 
+_CONTINUES = tuple("=+-−*/×÷·<>≤≥^)]}")  # a line opening with these goes on with the line before
+
+
 def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozenset()) -> list[Tok]:
     """Tokens of a step. Currency `$` and spacing commands are dropped; a math `$`,
     `$$` or `\\\\` ends an expression. `opaque_star`: the problem defines its own `*`
@@ -352,6 +362,10 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
         kind = m.lastgroup
         s = m.group()
         a, b = m.start(), m.end()
+        if (kind == "ws" and "\n" in s and not in_math and a >= skip_to and toks and toks[-1].kind in ("VAR", "WORD")
+                and not text.startswith(_CONTINUES, b)):
+            toks.append(Tok("PUNCT", "\n", a, b))  # a line ending on a word ends there: "Solve for b\n5b = 30" is no b·5b
+            continue
         if kind == "ws" or a < skip_to:
             continue
         if s == "^" and (deg := _DEGREE_RE.match(text, b)) and not any(t.kind == "FUNC" for t in toks):
@@ -470,6 +484,8 @@ def tokenize(text: str, opaque_star: bool = False, functions: frozenset = frozen
                 toks.append(Tok("OPAQUE", s, a, b))
             else:
                 _command_token(toks, s, a, b)
+        elif kind == "word" and s in _PLAIN_FUNCS and (_PLAIN_FUNC_ARG_RE if s in _TRIG_WORDS else _PLAIN_LOG_ARG_RE).match(text, b):
+            toks.append(Tok("FUNC", s, a, b, s))  # "sin A = 2 cos A", "cos^2 x", "log_5 N": a function without its backslash
         elif kind == "word":
             # "st" in `(rs + st + tr)^2` is s·t; after a digit ("1st", "2nd") it is an ordinal suffix
             ordinal_product = s in _ORDINALS and not (a > 0 and text[a - 1].isdigit())

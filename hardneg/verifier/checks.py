@@ -551,7 +551,7 @@ def _signature(operands) -> tuple:
 
 
 def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Optional[Fraction], q: QuestionInfo,
-             final: Optional[Fraction]) -> Optional[tuple[int, str]]:
+             final: Optional[Fraction], steps: Optional[list[str]] = None) -> Optional[tuple[int, str]]:
     """(step, message) of the first step that leaves the reference's path, for a candidate whose final answer
     is wrong while no check found a wrong step: a misread question or a wrong method is arithmetic done right
     on the wrong quantities ("10 × 2/3 = 20/3" where one litre was spilt first), which no slip check sees.
@@ -574,7 +574,8 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
       would ("15/4 = 3.75", then "60 × 3.75 = 225": 4/15, and 60 ÷ 3.75, both give 16) the earlier is.
     A final answer the reference reaches on its way (the cost of the red ties, not of all the ties) is
     answered too early: the error is the first step after its computation that states it (not one that
-    computes on with it).
+    computes on with it: "So 90 units are unoccupied"), or, where only the answer line does (`steps` given),
+    the computation itself ("So the family now has 21 + 12 = 33 kittens", "The answer is 33").
     Only the first such step is named: after it every value differs from the reference's."""
     given = [Fraction(x) for x in (*q.numbers, *q.word_numbers)]
     given += [Fraction(p) / 100 for p in q.percents] + [Fraction(p) for p in q.percents]
@@ -609,6 +610,8 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             # (the step that states it: one that only computes on with it, "60 × 0.5 = 30", does not)
             j = min((j for j in mentioned.near(r) if j > i and not any(_close(r, c2.operands) for c2 in maths[j].computations)),
                     default=i)
+            if steps is not None and j < len(steps) and _ANSWER_ONLY_RE.match(steps[j]):
+                j = i
             return j, _off_path_note(f"the final answer {fmt_number(r)} is a value the reference reaches on its way "
                                      f"({c.text}), not its answer")
         if not is_final and known.near(r) and _on_path(r, c, left, claimed):
@@ -626,7 +629,9 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             return left_out
         if later:
             j, c2 = later[0]
-            shown = _other_operations(c2, targets) or _other_operand(c2, given, targets, undoes=tuple(c.operands))
+            # (a number of the question in place of r itself says r was wrong: "2 + 6 = 8" minutes a group, then
+            # "110 / 8", where 110 ÷ 10 reaches the reference's value, left the exit's 2 minutes out)
+            shown = _other_operations(c2, targets) or _other_operand(c2, given, targets, undoes=tuple(c.operands), kept=r)
             if shown and not _other_operations(c, targets, through=c2):
                 return j, _off_path_note(f"{c2.text}, but {shown[0]} reaches the reference's value")
         hint = (_other_operations(c, targets) or _other_operand(c, given, targets))[:1]
@@ -634,6 +639,11 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
         return i, _off_path_note(f"{c.text} gives {fmt_number(r)}, which the reference never reaches{would}, and the "
                                  f"solution goes on from it")
     return None
+
+
+# a step that only gives the final answer ("Therefore, the final answer is \\(\\boxed{600}\\).")
+_ANSWER_ONLY_RE = re.compile(r"^\W*(?:(?:so|thus|therefore|hence)\W+)?(?:the (?:final )?answer is|final answer)\b|^\W*\\boxed|^\s*####",
+                             re.IGNORECASE)
 
 
 def _off_path_note(reason: str) -> str:
@@ -731,10 +741,12 @@ def _binary(c: Computation) -> Optional[tuple[str, Fraction, Fraction]]:
     return parts[:3]
 
 
-def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction], undoes: tuple = ()) -> list[str]:
+def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction], undoes: tuple = (),
+                   kept: Optional[Fraction] = None) -> list[str]:
     """`a op b` with a number of the question in place of a or b, as text, where that gives one of `targets`.
     Not a number of `undoes` (the operands of the computation that made a or b: "400 + 3 × 400 = 1600", then
-    1600 − 400 only takes back what was added), nor a number that leaves the other one as it is (`3 × 1`)."""
+    1600 − 400 only takes back what was added), nor a number that leaves the other one as it is (`3 × 1`), nor
+    one in place of `kept`."""
     parts = _binary(c)
     if parts is None:
         return []
@@ -744,6 +756,9 @@ def _other_operand(c: Computation, given: list[Fraction], targets: list[Fraction
         if _close(g, list(undoes)):
             continue
         for x, y in ((g, b), (a, g)):
+            replaced = a if x is g else b
+            if kept is not None and _close(replaced, [kept]):
+                continue
             v = _apply(op, x, y)
             if (x, y) != (a, b) and v is not None and _close(v, targets) and not _close(v, [x, y]):
                 found.append(f"{fmt_number(x)} {_OP_SHOW[op]} {fmt_number(y)}")
@@ -811,7 +826,13 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # Words before an equation that make it a condition or a trial value, not a derivation:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
 # "Let x be the number of apples", "let $n$ denote the count": a symbol named, not a condition put on what follows
-_NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*")
+# words that name what an equation is, not when it holds: "let $b$ be ...", "the equation for the combined length",
+# "solving for $x$" ("for" is otherwise a condition: "for $x = 2$,")
+# (a link's `pre` is its last 30 characters, so the naming word may come cut: "ation for the combined length")
+_NAMING_WORDS = ("equation", "expression", "formula", "solving", "solve")
+_NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*"
+                        r"|(?:\b(?:" + "|".join(_NAMING_WORDS) + r")|^(?:" + "|".join(w[k:] for w in _NAMING_WORDS for k in range(1, len(w) - 3))
+                        + r"))s?\s+for\b")
 _CONDITION_RE = re.compile(
     r"\b(?:if|when|whenever|suppose|supposing|assume|assuming|let|for|case|where|at|unless|say|try|trying|plug\w*|"
     r"substitut\w*|test\w*|check\w*|set\w*(?!\s+(?:the\s+|these\s+|them\s+|both\s+)?(?:[a-z]{2,}\s+){0,2}equal\b)|put\w*|take|taking|choose|choosing|other|another|either|or|first|second|third|former|latter)\b"
@@ -1029,7 +1050,7 @@ def equation_checks(
     ("so", "we get", "⇒": DERIVATION_RE) and not as a condition, and E1 is not a sibling
     alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
     from .arith import EQUATION_CUE
-    from .algebra import linear_solution, ratio, symbols
+    from .algebra import degree, linear_solution, ratio, shares_a_root, symbols
 
     bindings: dict[str, list[Fraction]] = {}
     assigned: dict[str, list[tuple[int, Fraction]]] = {}  # (step, value) of `x = value` (the "values" withdrawal)
@@ -1049,6 +1070,8 @@ def equation_checks(
                 value = _closed_form_value(link)
                 if value is not None:
                     closed_forms.setdefault(link.lhs.node[1], []).append((i, value))
+                elif link.status == "equation" and link.diff is not None and len(names := symbols(link.diff)) == 1 and degree(link.diff) >= 2:
+                    eqs.append((i, link, (next(iter(names)), None), ordinal))  # compared by their roots, below
                 continue
             bindings.setdefault(sol[0], []).append(sol[1])
             if link.status == "assign":
@@ -1178,11 +1201,16 @@ def equation_checks(
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
             # E1 must be the equation right before E2 (no other equation in between)
             listed = pv in roots.get((i, x), ()) or pv in roots.get((pi, x), ())
-            if pord == ordinal - 1 and pi in (i, last_math[i]) and not pcond and not sibling and plink.status == "equation" and v != pv and not listed:
+            if not (pord == ordinal - 1 and pi in (i, last_math[i]) and not pcond and not sibling and plink.status == "equation"
+                    and not listed):
+                pass
+            elif v is not None and pv is not None and v != pv:
                 flags.append(
                     (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
                         f"gives {x} = {fmt_number(pv)}")
                 )
+            elif v is None and pv is None and shares_a_root(link.diff, plink.diff) is False:
+                flags.append((i, f"algebra slip: {link.text} has none of the solutions of {plink.text} (step {pi})"))
         prev[x] = (i, link, v, cond, ordinal)
     return flags, withdrawn
 

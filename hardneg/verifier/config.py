@@ -14,7 +14,7 @@ from typing import Optional
 
 __all__ = ["VerifierConfig", "VERIFIER_VERSION", "default_embedding_model", "DIMENSIONS"]
 
-VERIFIER_VERSION = "mv-1.26"
+VERIFIER_VERSION = "mv-1.27"
 
 # Output names of the six dimensions, in the paper's order d1..d6.
 DIMENSIONS = ("d_semantic", "d_structure", "d_order", "d_logic", "d_numeric", "d_answer")

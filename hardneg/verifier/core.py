@@ -65,7 +65,7 @@ from .facts import conic_claims, number_claims
 from .inequalities import inequality_checks
 from .nli import NLIScorer
 from .profile import ERROR_KINDS, StepReport, VerifierProfile, VerifyInput, aggregate
-from .series import series_checks
+from .series import sequence_term_checks, series_checks
 from .steps import Segmentation, embedding_text, segment, split_steps
 from .verdicts import MISSING, TimedOut, VerdictMemo
 
@@ -528,7 +528,7 @@ class MathVerifier:
             slips += 1
             w.flag(i, "arithmetic slip", msg)
         formulas = formula_errors(w.maths, w.steps, w.qinfo, w.answer_val, w.ref.comps if w.ref else None)
-        formulas += conic_claims(w.steps)  # a radius read as r^2 (facts.py)
+        formulas += conic_claims(w.steps) + sequence_term_checks(w.steps)  # a radius read as r^2 (facts.py), a + 4d for term 4 (series.py)
         for i, msg in formulas:
             w.flag(i, "formula error", msg)
         w.formula_error = bool(formulas)
@@ -754,7 +754,7 @@ class MathVerifier:
             return  # (a cut-off solution's last number is no answer: its error is where it stops)
         if any(kind in ERROR_KINDS for f in w.flags for kind, _ in f):
             return
-        found = off_path(w.maths, w.ref.comps, answer_value(w.ref_answer), w.qinfo, w.answer_val)
+        found = off_path(w.maths, w.ref.comps, answer_value(w.ref_answer), w.qinfo, w.answer_val, w.steps)
         if found is not None:
             w.flag(found[0], "off path", found[1])
 

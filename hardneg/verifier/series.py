@@ -126,3 +126,43 @@ def _check(m: re.Match) -> Optional[str]:
             other = value if value.imag else fmt(Fraction(value.real).limit_denominator(10**6))
             return f"{shown}: the sum{'' if x is None else f' at {x} = {v}'} is {fmt(sums[0])}, not {other}"
     return None
+
+
+# --------------------------------------------------------------------------- the n-th term of a progression
+# "The fourth term is a + 4d": the n-th term of an arithmetic progression is a + (n − 1)d, of a geometric one
+# a·r^(n − 1), counted from the first term a (or a_1). An index off by one is a wrong formula, not a slip of
+# arithmetic. Read: an ordinal ("fourth", "10th") term said to be the formula, in the same step or in the
+# display that follows a step ending in "is" or ":", and `a_4 = a_1 + 4d`. Left alone: a first term written
+# a_0 (a count from zero), a formula in brackets ("(a + 2d) − (a + d)": a difference of terms).
+_ORDINAL_WORDS = {w: k for k, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split(), start=1)}
+_FIRST = r"(?:a|a_\{?1\}?)"
+_AP_TERM = rf"{_FIRST}\s*\+\s*(?P<k>\d{{1,4}})?\s*(?:\\cdot\s*|\*\s*)?d\b"
+_GP_TERM = rf"{_FIRST}\s*(?:\\cdot\s*|\*\s*)?r\s*\^\s*\{{?\s*(?P<g>\d{{1,4}})\s*\}}?"
+_OPEN = r"(?:\\\[|\\\(|\$\$?)?\s*"
+_ORDINAL_TERM_RE = re.compile(
+    rf"\b(?:(?P<num>\d{{1,4}})(?:st|nd|rd|th)|(?P<word>{'|'.join(_ORDINAL_WORDS)}))\s+term\b[^.;=\n]{{0,30}}?"
+    rf"(?:\bis|\bequals|=|:)\s*{_OPEN}(?P<formula>{_AP_TERM}|{_GP_TERM})(?![\w(^])", re.IGNORECASE)
+_INDEXED_TERM_RE = re.compile(rf"\ba_\{{?(?P<num>\d{{1,4}})\}}?\s*=\s*(?P<formula>{_AP_TERM}|{_GP_TERM})(?![\w(^])")
+
+
+def sequence_term_checks(steps: list[str]) -> list[tuple[int, str]]:
+    """(step, reason) for the n-th term of a progression written with the index of another term."""
+    flags: list[tuple[int, str]] = []
+    for i, step in enumerate(steps):
+        text = step[:MAX_STEP_CHARS]
+        joined = re.search(r"(?:\bis|:)\s*$", text) and i + 1 < len(steps)
+        if joined:
+            text = text + "\n" + steps[i + 1][:MAX_STEP_CHARS]
+        for m in (*_ORDINAL_TERM_RE.finditer(text), *_INDEXED_TERM_RE.finditer(text)):
+            n = int(m.group("num")) if m.group("num") else _ORDINAL_WORDS[m.group("word").lower()]
+            k = int(m.group("g")) if m.group("g") else int(m.group("k") or 1)
+            if n >= 1 and k != n - 1:
+                at = i + 1 if joined and m.start("formula") > len(step[:MAX_STEP_CHARS]) else i
+                right = f"a·r^{n - 1}" if m.group("g") else f"a + {n - 1}d"
+                kind = "a geometric" if m.group("g") else "an arithmetic"
+                flags.append((at, f"formula error: term {n} of {kind} progression is {right} (a the first term), "
+                                  f"not {m.group('formula').strip()}"))
+                break
+    return flags

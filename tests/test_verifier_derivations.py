@@ -1,0 +1,150 @@
+"""Verifier mv-1.27 (session 25): a derivation read across headings and lines.
+
+- "the equation for the combined length" names an equation; it does not make it a condition, so the
+  next equation ("Combining like terms gives 5b + 7 = 37") is compared with it;
+- a line that ends on a word ends there: "Solve for b" then "5b = 30" on the next line is no b·5b;
+- two equations in one symbol of degree two or more, one derived from the other, share a root: one
+  with none of the other's is a slip (dropping or gaining roots is not);
+- "sin A", "cos^2 A", "log_2 8" without a backslash are functions (not "A = 2"), but not before a number
+  that plain text may give in degrees, nor a word ("a tan bucket");
+- off the reference's path: a number of the question in place of the off-path value itself ("2 + 6 = 8"
+  minutes a group, then "110 / 8", where 110 / 10 is the reference's) names the step that made it; an
+  intermediate value answered is named where the solution takes it for the answer: the sentence that says so,
+  or, where only the answer line does, the computation.
+Each rule has a slip it must flag and a derivation it must leave alone."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from hardneg.verifier import MathVerifier, VerifierConfig, VerifyInput
+from hardneg.verifier.arith import analyse_step
+from hardneg.verifier.checks import equation_checks, off_path, question_info
+from hardneg.verifier.steps import split_steps
+
+from test_verifier_symbolic import HashEmbedder
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return MathVerifier(VerifierConfig(use_nli=False), embedder=HashEmbedder())
+
+
+ROPES_Q = ("The red rope is four times the length of the blue rope, and the yellow rope is 7 cm longer than the blue "
+           "rope. The three ropes are 37 cm long together. How long is the red rope?")
+ROPES = ("## Step 1: Define the variables\nLet b be the length of the blue rope. The red rope is 4b, and the yellow rope "
+         "is b + 7.\n## Step 2: Write the equation for the combined length\n4b + b + (b + 7) = 37.\n"
+         "## Step 3: Simplify the equation\nCombining like terms gives {combined} = 37.\n"
+         "## Step 4: Solve for b\n{solved}\n## Step 5: Find the red rope\nThe red rope is 4 * {b} = {red} cm.\n"
+         "The final answer is: $\\boxed{{{red}}}$")
+
+
+def test_the_equation_for_a_quantity_is_no_condition(verifier):
+    wrong = ROPES.format(combined="5b + 7", solved="5b = 30, so b = 6.", b=6, red=24)
+    right = ROPES.format(combined="6b + 7", solved="6b = 30, so b = 5.", b=5, red=20)
+    [p, q] = verifier.verify_batch([VerifyInput("w", ROPES_Q, wrong, None, "20"), VerifyInput("r", ROPES_Q, right, None, "20")])
+    assert p.first_error_step == 2
+    assert any("5b + 7 = 37 gives b = 6" in f for f in p.steps[2].flags)
+    assert q.first_error_step is None
+
+
+@pytest.mark.parametrize("text, links", [
+    ("Solve for b\n5b = 30, so b = 6.", ["5b = 30", "b = 6"]),
+    ("Find x\n2x = 30", ["2x = 30"]),
+    # a line that opens with an operator or a relation goes on with the line before
+    ("x + y\n= 5", ["x + y = 5"]),
+    ("the total is x\n+ 3 = 5", ["x + 3 = 5"]),
+])
+def test_a_line_that_ends_on_a_word_ends_there(text, links):
+    assert [link.text for link in analyse_step(text).links] == links
+
+
+def _equation_flags(steps: list[str]):
+    return equation_checks([analyse_step(s) for s in steps], steps)[0]
+
+
+@pytest.mark.parametrize("steps", [
+    ["$(2c)^2 + c^2 = 1$, so $2c^2 + c^2 = 1$."],
+    ["$x^2 + 2x = 8$", "so $x^2 + 2x - 9 = 0$"],
+])
+def test_an_equation_with_none_of_the_roots_before_it_is_a_slip(steps):
+    [(step, reason)] = _equation_flags(steps)
+    assert step == len(steps) - 1 and "has none of the solutions" in reason
+
+
+@pytest.mark.parametrize("steps", [
+    ["$x^3 - x = 0$, so $x^2 - 1 = 0$."],              # divided by x: a root lost
+    ["$x^2 = 9$, so $x^4 = 81$."],                     # squared: roots gained
+    ["$x^2 - 5x + 6 = 0$", "so $x^2 - 7x + 12 = 0$"],  # one root in common: not proof of a slip
+    ["If $x^2 = 4$, then $x^2 = 9$ is impossible."],   # a condition
+])
+def test_equations_that_keep_a_root_are_left_alone(steps):
+    assert _equation_flags(steps) == []
+
+
+@pytest.mark.parametrize("text, links", [
+    ("Substitute sin A = 2 cos A: (2 cos A)^2 + cos^2 A = 1.", ["sin A = 2 cos A", "(2 cos A)^2 + cos^2 A = 1"]),
+    ("log_2 8 = 3", ["log_2 8 = 3"]),
+    ("sin(x) = 1/2", ["sin(x) = 1/2"]),
+    ("sin 30 = 0.5", []),                               # degrees, most likely: not read
+    ("sin(30) = 1/2", []),
+    ("He has a tan bucket of 5 + 3 = 8 gallons", ["5 + 3 = 8"]),
+    ("a log 12 feet long is cut: 12 / 3 = 4", ["12 / 3 = 4"]),
+])
+def test_functions_written_without_a_backslash(text, links):
+    assert [link.text for link in analyse_step(text).links] == links
+
+
+def test_a_wrong_log_value_in_plain_text_is_a_mismatch():
+    [link] = analyse_step("log_2 8 = 4").links
+    assert link.status == "mismatch"
+
+
+SHOW_Q = ("A show is 2 hours long, with a 10-minute intermission. Each group needs 2 minutes to get on stage, 6 minutes "
+          "to perform and 2 minutes to leave the stage. How many groups can perform?")
+SHOW_REF = ("The show is 2 * 60 = <<2*60=120>>120 minutes.\nWithout the intermission, 120 - 10 = <<120-10=110>>110 minutes are left.\n"
+            "Each group needs 2 + 6 + 2 = <<2+6+2=10>>10 minutes.\nSo 110 / 10 = <<110/10=11>>11 groups can perform.\n#### 11")
+
+
+def _off_path(steps: list[str], answer: str):
+    body, ref_answer = SHOW_REF.split("####")
+    ref_comps = [c for s in split_steps(body) for c in analyse_step(s).computations]
+    return off_path([analyse_step(s) for s in steps], ref_comps, Fraction(ref_answer.strip()), question_info(SHOW_Q),
+                    Fraction(answer))
+
+
+def test_a_question_number_in_place_of_the_off_path_value_names_the_step_that_made_it():
+    steps = ["The show is 2 * 60 = 120 minutes.", "After the intermission, 120 - 10 = 110 minutes are left.",
+             "Each group needs 2 minutes to get on stage and 6 to perform, so 2 + 6 = 8 minutes per group.",
+             "110 / 8 = 13.75, so 13 groups can perform.", "The answer is 13."]
+    step, message = _off_path(steps, "13")
+    assert step == 2 and "2 + 6 = 8" in message
+    # the value right, the next operation wrong: that one is the error
+    wrong_next = steps[:2] + ["Each group needs 2 + 6 + 2 = 10 minutes.", "110 - 10 = 100, so 100 groups.", "The answer is 100."]
+    assert _off_path(wrong_next, "100")[0] == 3
+
+
+KITTENS_Q = ("The Doubtfire sisters are driving home with 7 kittens adopted from the local animal shelter when their mother "
+             "calls to inform them that their two house cats have just had kittens. She says that Patchy, the first cat, has "
+             "had thrice the number of adopted kittens, while Trixie, the other cat, has had 12. How many kittens does the "
+             "Doubtfire family now have?")
+KITTENS_REF = ("Patchy has just had 3 * 7 = <<3*7=21>>21 kittens\nSince Trixie's kittens are 12, both cats have 21 +12 = <<21+12=33>>33 "
+               "kittens.\nCombining the adopted kittens with those from the two cats, the Doubtfire family now has 7 + 33 = "
+               "<<7+33=40>>40 kittens.\n#### 40")
+
+
+@pytest.mark.parametrize("last, step", [
+    ("The answer is 33.", 2),                             # only the answer line states it: the computation is the error
+    ("Therefore, the final answer is \\(\\boxed{33}\\).", 2),
+    ("So the family has 33 kittens.", 3),                 # a sentence states it: that sentence is
+])
+def test_an_intermediate_answered_is_named_where_it_is_taken_for_the_answer(last, step):
+    steps = ["Patchy had thrice the number of adopted kittens: 3 * 7 = 21 kittens.", "Trixie had 12 kittens.",
+             "Together the cats had 21 + 12 = 33 kittens.", last]
+    body, ref_answer = KITTENS_REF.split("####")
+    ref_comps = [c for s in split_steps(body) for c in analyse_step(s).computations]
+    found = off_path([analyse_step(s) for s in steps], ref_comps, Fraction(ref_answer.strip()), question_info(KITTENS_Q),
+                     Fraction(33), steps)
+    assert found is not None and found[0] == step and "reaches on its way" in found[1]
