@@ -1557,19 +1557,6 @@ def same_roots(p: Poly, q: Poly) -> Optional[bool]:
     return _radical(up[1]) == _radical(uq[1])
 
 
-def shares_a_root(p: Poly, q: Poly) -> Optional[bool]:
-    """Do p = 0 and q = 0 have a solution in common (over ℂ)? None when not two univariate polynomials in the
-    same symbol of positive degree. A derivation may lose roots (dividing by x) or gain them (squaring, multiplying
-    by x), and a root picked from a list keeps one: only an equation with none of the other's roots is no step of
-    it (`(2c)^2 + c^2 = 1`, then `2c^2 + c^2 = 1`)."""
-    up, uq = _univariate(p), _univariate(q)
-    if up is None or uq is None or not up[0] or up[0] != uq[0]:
-        return None
-    if len(_trim(up[1])) <= 1 or len(_trim(uq[1])) <= 1:
-        return None
-    return len(_pgcd(up[1], uq[1])) > 1
-
-
 def root_checks(maths, steps=None) -> list[tuple[int, str]]:
     """(step, reason) for a rewrite inside a chain that ends (or starts) in a number and changes
     the roots (see above)."""

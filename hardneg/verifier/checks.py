@@ -826,10 +826,11 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # Words before an equation that make it a condition or a trial value, not a derivation:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
 # "Let x be the number of apples", "let $n$ denote the count": a symbol named, not a condition put on what follows
-# words that name what an equation is, not when it holds: "let $b$ be ...", "the equation for the combined length",
-# "solving for $x$" ("for" is otherwise a condition: "for $x = 2$,")
-# (a link's `pre` is its last 30 characters, so the naming word may come cut: "ation for the combined length")
-_NAMING_WORDS = ("equation", "expression", "formula", "solving", "solve")
+# words that name what an equation is, not when it holds: "let $b$ be ...", "the equation for the combined length"
+# ("for" is otherwise a condition: "for $x = 2$,"; "solving for $x$" is left one, as a link's `pre` is its last 30
+# characters and "For the second case, solving for $x$" may keep only the "for")
+# (the naming word may come cut: "ation for the combined length")
+_NAMING_WORDS = ("equation", "expression", "formula")
 _NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*"
                         r"|(?:\b(?:" + "|".join(_NAMING_WORDS) + r")|^(?:" + "|".join(w[k:] for w in _NAMING_WORDS for k in range(1, len(w) - 3))
                         + r"))s?\s+for\b")
@@ -1050,7 +1051,7 @@ def equation_checks(
     ("so", "we get", "⇒": DERIVATION_RE) and not as a condition, and E1 is not a sibling
     alternative with the same left side (`49 − 4c = 1`, `49 − 4c = 9`: cases, not steps)."""
     from .arith import EQUATION_CUE
-    from .algebra import degree, linear_solution, ratio, shares_a_root, symbols
+    from .algebra import linear_solution, ratio, symbols
 
     bindings: dict[str, list[Fraction]] = {}
     assigned: dict[str, list[tuple[int, Fraction]]] = {}  # (step, value) of `x = value` (the "values" withdrawal)
@@ -1070,8 +1071,6 @@ def equation_checks(
                 value = _closed_form_value(link)
                 if value is not None:
                     closed_forms.setdefault(link.lhs.node[1], []).append((i, value))
-                elif link.status == "equation" and link.diff is not None and len(names := symbols(link.diff)) == 1 and degree(link.diff) >= 2:
-                    eqs.append((i, link, (next(iter(names)), None), ordinal))  # compared by their roots, below
                 continue
             bindings.setdefault(sol[0], []).append(sol[1])
             if link.status == "assign":
@@ -1201,16 +1200,11 @@ def equation_checks(
             sibling = plink.lhs.text.replace(" ", "") == link.lhs.text.replace(" ", "")
             # E1 must be the equation right before E2 (no other equation in between)
             listed = pv in roots.get((i, x), ()) or pv in roots.get((pi, x), ())
-            if not (pord == ordinal - 1 and pi in (i, last_math[i]) and not pcond and not sibling and plink.status == "equation"
-                    and not listed):
-                pass
-            elif v is not None and pv is not None and v != pv:
+            if pord == ordinal - 1 and pi in (i, last_math[i]) and not pcond and not sibling and plink.status == "equation" and v != pv and not listed:
                 flags.append(
                     (i, f"algebra slip: {link.text} gives {x} = {fmt_number(v)}, but {plink.text} (step {pi}) "
                         f"gives {x} = {fmt_number(pv)}")
                 )
-            elif v is None and pv is None and shares_a_root(link.diff, plink.diff) is False:
-                flags.append((i, f"algebra slip: {link.text} has none of the solutions of {plink.text} (step {pi})"))
         prev[x] = (i, link, v, cond, ordinal)
     return flags, withdrawn
 
