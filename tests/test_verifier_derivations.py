@@ -8,7 +8,9 @@
 - off the reference's path: a number of the question in place of the off-path value itself ("2 + 6 = 8"
   minutes a group, then "110 / 8", where 110 / 10 is the reference's) names the step that made it; an
   intermediate value answered is named where the solution takes it for the answer: the sentence that says so,
-  or, where only the answer line does, the computation.
+  or, where only the answer line does, the computation;
+- the n-th term of a progression written with another term's index (`a + 4d` for the fourth), and a
+  2×2 or 3×3 determinant whose expansion is not its value (`bc - ad`), are caught.
 Each rule has a slip it must flag and a derivation it must leave alone."""
 
 from __future__ import annotations
@@ -123,3 +125,45 @@ def test_an_intermediate_answered_is_named_where_it_is_taken_for_the_answer(last
     found = off_path([analyse_step(s) for s in steps], ref_comps, Fraction(ref_answer.strip()), question_info(KITTENS_Q),
                      Fraction(33), steps)
     assert found is not None and found[0] == step and "reaches on its way" in found[1]
+
+
+@pytest.mark.parametrize("steps, step", [
+    (["The fourth term is", "\\[ a + 4d = 8 \\]"], 1),                 # the display after "is"
+    (["So $a_{10} = a_1 + 10d = 35$."], 0),
+    (["The sixth term is $ar^6 = 64$."], 0),
+])
+def test_a_term_of_a_progression_with_another_terms_index_is_a_formula_error(steps, step):
+    from hardneg.verifier.series import sequence_term_checks
+
+    [(at, reason)] = sequence_term_checks(steps)
+    assert at == step and reason.startswith("formula error: term")
+
+
+@pytest.mark.parametrize("steps", [
+    ["The fourth term is", "\\[ a + 3d = 8 \\]"],
+    ["The third term minus the second term is", "\\[ (a + 2d) - (a + d) = d \\]"],   # a difference of terms
+    ["The seventh term equals $ar^6$.", "$a_{15} = a_1r^{14}$"],
+    ["The second term is $a + d = 5$."],
+])
+def test_the_right_index_and_differences_of_terms_are_left_alone(steps):
+    from hardneg.verifier.series import sequence_term_checks
+
+    assert sequence_term_checks(steps) == []
+
+
+@pytest.mark.parametrize("formula, flagged", [
+    (r"\begin{vmatrix} a & b \\ c & d \end{vmatrix} = bc - ad", True),
+    (r"\begin{vmatrix} a & b \\ c & d \end{vmatrix} = ad - bc", False),
+    (r"\begin{vmatrix} 2 & 1 \\ 7 & -3 \end{vmatrix} = (2)(-3) + (1)(7)", True),
+    (r"\begin{vmatrix} 2 & 1 \\ 7 & -3 \end{vmatrix} = (2)(-3) - (1)(7) = -13", False),
+    (r"\det \begin{pmatrix} 1 & 2 & 3 \\ 4 & 5 & 6 \\ 7 & 8 & 10 \end{pmatrix} = 3", True),
+    (r"\det \begin{pmatrix} 1 & 2 & 3 \\ 4 & 5 & 6 \\ 7 & 8 & 10 \end{pmatrix} = -3", False),
+    (r"\begin{vmatrix} a & b \\ c & d \end{vmatrix} = 4", False),       # a determinant given: an equation
+    (r"\begin{vmatrix} x & 1 \\ 1 & x \end{vmatrix} = x + 2", False),   # an equation to solve
+    (r"\begin{vmatrix} \mathbf{i} & \mathbf{j} & \mathbf{k} \\ 1 & 2 & 3 \\ 4 & 5 & 6 \end{vmatrix} = -3\mathbf{i}", False),
+])
+def test_a_determinant_expanded_wrongly_is_a_slip(formula, flagged):
+    from hardneg.verifier.algebra import determinant_checks
+
+    steps = [f"We compute \\[ {formula}. \\]"]
+    assert bool(determinant_checks([analyse_step(steps[0])], steps)) is flagged

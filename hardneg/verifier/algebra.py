@@ -1451,7 +1451,7 @@ def solution_checks(maths, steps=None, given_links=(), question: str = "") -> li
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
     for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks, linear_relation_checks,
-                  list_rewrite_checks, plus_minus_checks):
+                  list_rewrite_checks, plus_minus_checks, determinant_checks):
         try:
             out += check(maths, steps)
         except RecursionError:
@@ -2337,3 +2337,58 @@ def _one_term_off(p: Poly, k: Fraction, earlier: list) -> Optional[tuple[Fractio
             if sum(sign * scaled.get(m, 0) != p.get(m, 0) for m in set(scaled) | set(p)) == 1:
                 return k, d, scaled
     return None
+
+
+# --------------------------------------------------------------------------- determinants
+# `\begin{vmatrix} a & b \\ c & d \end{vmatrix} = bc - ad`: the equation parser leaves a matrix out, so a determinant
+# expanded with the wrong signs or products passes unread. A 2×2 or 3×3 determinant of polynomial entries is
+# expanded exactly and compared with the expression after it. Only an expansion is judged: a number against a
+# number, or an expression in the same products as the determinant's (`bc − ad`); a determinant of symbols set
+# to a number or to another expression (`= 4`, `= x + 2`) is an equation to solve.
+_DET_RE = re.compile(r"(?:\\det\s*(?:\\left\s*)?\\begin\{[pb]matrix\}|\\begin\{vmatrix\})(?P<body>[^=]{1,400}?)"
+                     r"\\end\{[pbv]matrix\}(?:\s*\\right\s*\)?)?\s*=\s*(?P<rhs>[^=]{1,200})")
+
+
+def _determinant(rows: list[list[Poly]]) -> Poly:
+    if len(rows) == 2:
+        (a, b), (c, d) = rows
+        return _add(_mul(a, d), _mul(b, c), -1)
+    out: Poly = {}
+    for k in range(3):
+        minor = [[row[j] for j in range(3) if j != k] for row in rows[1:]]
+        out = _add(out, _mul(rows[0][k], _determinant(minor)), -1 if k == 1 else 1)
+    return out
+
+
+def _formula_poly(text: str) -> Poly:
+    """A formula's text as a polynomial, read in math mode (`bc` is b·c)."""
+    a = _arith()
+    return to_poly(a.parse_span(a.tokenize(f"\\({text}\\)")[1:-1]))
+
+
+def determinant_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a 2×2 or 3×3 determinant whose expansion written after it is not its value."""
+    if steps is None:
+        return []
+    a = _arith()
+    flags: list[tuple[int, str]] = []
+    for i, step in enumerate(steps):
+        if "matrix" not in step:
+            continue
+        for formula in formulas(step[:a.MAX_STEP_CHARS]):
+            for m in _DET_RE.finditer(formula):
+                rows = [row.split("&") for row in re.split(r"\\\\", m.group("body").strip()) if row.strip()]
+                rhs = re.sub(r"(?:\s|[.,;]|\\[,;:! ]|\\q?quad)+$", "", m.group("rhs"))
+                if len(rows) not in (2, 3) or any(len(row) != len(rows) for row in rows) or not rhs:
+                    continue
+                try:
+                    det = _determinant([[_formula_poly(t) for t in row] for row in rows])
+                    value = _formula_poly(rhs)
+                except Exception:  # noqa: BLE001 (an entry or a side that is no polynomial: nothing to compare)
+                    continue
+                numbers = not symbols(det) and not symbols(value)
+                expansion = symbols(det) and set(det) == set(value)
+                if poly_sub(det, value) and (numbers or expansion):
+                    flags.append((i, f"algebra slip: the determinant is {fmt_poly(det)}, not {rhs.strip()}"))
+                    break
+    return flags

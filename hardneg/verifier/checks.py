@@ -825,11 +825,9 @@ def ref_dependencies(maths: list[StepMath], given: set) -> dict[int, set[int]]:
 # --------------------------------------------------------------------------- algebra
 # Words before an equation that make it a condition or a trial value, not a derivation:
 # "if x = 2", "when x = -2", "plugging in x = 3", "for n = 1".
-# "Let x be the number of apples", "let $n$ denote the count": a symbol named, not a condition put on what follows
-# words that name what an equation is, not when it holds: "let $b$ be ...", "the equation for the combined length"
-# ("for" is otherwise a condition: "for $x = 2$,"; "solving for $x$" is left one, as a link's `pre` is its last 30
-# characters and "For the second case, solving for $x$" may keep only the "for")
-# (the naming word may come cut: "ation for the combined length")
+# Words that name, not a condition put on what follows: "Let x be the number of apples", "let $n$ denote the count",
+# "the equation for the combined length" (cut, as a link's `pre` is its last 30 characters: "ation for the combined
+# length"). "Solving for $x$" keeps its "for": of "For the second case, solving for $x$", 30 characters keep only that.
 _NAMING_WORDS = ("equation", "expression", "formula")
 _NAMING_RE = re.compile(r"\blet\s+\$?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\$?\s+(?:be|denote|represent|stand for|equal the)\b[^.;]*"
                         r"|(?:\b(?:" + "|".join(_NAMING_WORDS) + r")|^(?:" + "|".join(w[k:] for w in _NAMING_WORDS for k in range(1, len(w) - 3))
