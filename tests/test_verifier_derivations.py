@@ -9,8 +9,9 @@
   minutes a group, then "110 / 8", where 110 / 10 is the reference's) names the step that made it; an
   intermediate value answered is named where the solution takes it for the answer: the sentence that says so,
   or, where only the answer line does, the computation;
-- the n-th term of a progression written with another term's index (`a + 4d` for the fourth), and a
-  2×2 or 3×3 determinant whose expansion is not its value (`bc - ad`), are caught.
+- the n-th term of a progression written with another term's index (`a + 4d` for the fourth), a
+  2×2 or 3×3 determinant whose expansion is not its value (`bc - ad`), and a root solved in a case
+  (`x > 3`) that breaks the case's condition and is kept (`x = 2`) are caught.
 Each rule has a slip it must flag and a derivation it must leave alone."""
 
 from __future__ import annotations
@@ -167,3 +168,24 @@ def test_a_determinant_expanded_wrongly_is_a_slip(formula, flagged):
 
     steps = [f"We compute \\[ {formula}. \\]"]
     assert bool(determinant_checks([analyse_step(steps[0])], steps)) is flagged
+
+
+PIECES = ["We solve f(x) = 0 on each piece.", "1. **First piece (\\(x \\le 3\\)):**", "\\[ 2x + 1 = 0 \\implies x = -\\frac{1}{2} \\]",
+          "2. **Second piece (\\(x > 3\\)):**", "\\[ 8 - 4x = 0 \\implies x = 2 \\]", "3. **Add the solutions:**",
+          "\\[ -\\frac{1}{2} + 2 = \\frac{3}{2} \\]"]
+
+
+@pytest.mark.parametrize("steps, flagged", [
+    (PIECES, 4),
+    (["If $x \\ge 0$, then $x + 3 = -2$, so $x = -5$."], 0),
+    (PIECES[:5] + ["But 2 is not greater than 3, so this piece has no root."], None),   # set aside
+    (["If $x \\ge 0$, then $x + 3 = -2$, so $x = -5$, which is not allowed."], None),
+    (["If $2 < x \\le 3$, then $x - 1 = 5$, so $x = 6$."], None),                       # a bound on both sides
+    (["If $3 < x$, then $(x-1) = (x-2) + (x-3)$, which gives $x = 4$."], None),          # the number on the left
+    (["If $x = -1$, then $x^3 = -1$."], None),                                           # a trial value, no bound
+])
+def test_a_root_outside_its_case_is_kept_by_mistake(steps, flagged):
+    from hardneg.verifier.algebra import case_root_checks
+
+    found = case_root_checks([analyse_step(s) for s in steps], steps)
+    assert [i for i, _ in found] == ([] if flagged is None else [flagged])

@@ -1451,7 +1451,7 @@ def solution_checks(maths, steps=None, given_links=(), question: str = "") -> li
     is skipped, never a crash."""
     out: list[tuple[int, str]] = []
     for check in (chain_checks, chain_value_checks, root_checks, factor_root_checks, linear_relation_checks,
-                  list_rewrite_checks, plus_minus_checks, determinant_checks):
+                  list_rewrite_checks, plus_minus_checks, determinant_checks, case_root_checks):
         try:
             out += check(maths, steps)
         except RecursionError:
@@ -2391,4 +2391,65 @@ def determinant_checks(maths, steps=None) -> list[tuple[int, str]]:
                 if poly_sub(det, value) and (numbers or expansion):
                     flags.append((i, f"algebra slip: the determinant is {fmt_poly(det)}, not {rhs.strip()}"))
                     break
+    return flags
+
+
+# --------------------------------------------------------------------------- a root outside its case
+# "2. **Second piece (x > 3):** 8 − 4x = 0 ⟹ x = 2", then the two roots added: a case solved on its own keeps only
+# the roots that satisfy its condition. Read narrowly, as solutions mention bounds for many reasons: a step that
+# opens a case ("Case 2", "Second piece", "If", "For", within its first words) and names one bound on one symbol;
+# a value solved from an equation in that symbol, in the same step or the next; no word in that step or the two
+# after it that sets the value aside ("not", "reject", "no solution").
+_CASE_WORDS = (r"^[\W\d]{0,12}(?:case\b|(?:first|second|third|left|right|other)\s+(?:piece|case|branch)\b|piece\b|branch\b|"
+               r"if\b|when\b|for\b)")
+_CASE_WORD_RE = re.compile(_CASE_WORDS, re.IGNORECASE)
+_CASE_OPEN_RE = re.compile(
+    _CASE_WORDS + r"[^.:;=]{0,40}?(?<![\w\\])([a-z])\s*(<=|>=|<|>|≤|≥|\\le(?:q)?\b|\\ge(?:q)?\b)\s*(-?\d+(?:\.\d+)?)"
+    r"(?![\d.]*\s*(?:<|>|\\le|\\ge|≤|≥))",
+    re.IGNORECASE)
+_BOUND_BEFORE_RE = re.compile(r"(?:<|>|≤|≥|\\le\w*|\\ge\w*)\s*[$(\\]*\s*$")
+_KEPT_ASIDE_RE = re.compile(r"\b(?:not|outside|isn't|doesn't|fails?|violat\w*|excluded?|ignore\w*)\b|\\notin|∉", re.IGNORECASE)
+_BOUND_OPS = {"<": lambda v, c: v < c, ">": lambda v, c: v > c, "<=": lambda v, c: v <= c, ">=": lambda v, c: v >= c}
+
+
+def _bound_op(op: str) -> str:
+    op = op.lstrip("\\")
+    return {"≤": "<=", "≥": ">=", "le": "<=", "leq": "<=", "ge": ">=", "geq": ">="}.get(op, op)
+
+
+def case_root_checks(maths, steps=None) -> list[tuple[int, str]]:
+    """(step, reason) for a value solved in a case (`x > 3`) that breaks the case's condition and is kept."""
+    from .arith import NO_SOLUTION_CUE
+
+    if steps is None:
+        return []
+    flags: list[tuple[int, str]] = []
+    case = None  # (step, symbol, operator, bound) of the case being worked
+    for i, step in enumerate(steps[: len(maths)]):
+        if _CASE_WORD_RE.match(step):
+            m = _CASE_OPEN_RE.search(step[:200])
+            # (another case opens, or a bound on both sides, `2 < x \le 3`, which one number cannot stand for)
+            chained = m is not None and _BOUND_BEFORE_RE.search(step[: m.start(1)])
+            case = (i, m.group(1), _bound_op(m.group(2)), Fraction(m.group(3))) if m and not chained else None
+        if case is None or i > case[0] + 1:
+            continue
+        _, x, op, c = case
+        solved = False  # an equation in x read before, in this step
+        for link in maths[i].links:
+            if link.kind != "algebra" or link.diff is None or link.status not in ("assign", "equation"):
+                continue
+            sol = linear_solution(link.diff)
+            if sol is None or sol[0] != x:
+                continue
+            if link.status == "equation":
+                solved = True
+                continue
+            if not solved or _BOUND_OPS[op](sol[1], c):
+                continue
+            after = " ".join(s[:_arith().MAX_STEP_CHARS] for s in steps[i:i + 3])
+            if not (_KEPT_ASIDE_RE.search(after) or _SETS_ASIDE_RE.search(after) or NO_SOLUTION_CUE.search(after)):
+                flags.append((i, f"algebra slip: {link.text} is outside its case ({x} {op} {_arith().fmt_number(c)}), "
+                                 f"yet it is kept"))
+            case = None
+            break
     return flags
