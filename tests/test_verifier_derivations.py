@@ -114,13 +114,14 @@ KITTENS_REF = ("Patchy has just had 3 * 7 = <<3*7=21>>21 kittens\nSince Trixie's
 
 
 @pytest.mark.parametrize("last, step", [
-    ("The answer is 33.", 2),                             # only the answer line states it: the computation is the error
-    ("Therefore, the final answer is \\(\\boxed{33}\\).", 2),
-    ("So the family has 33 kittens.", 3),                 # a sentence states it: that sentence is
+    (["The answer is 33."], 2),                            # only the answer line states it: the computation is the error
+    (["Therefore, the final answer is \\(\\boxed{33}\\)."], 2),
+    (["So the family has 33 kittens."], 3),                # a sentence states it: that sentence is
+    (["In all 7 + 33 = 40 kittens.", "The answer is 33."], 4),  # computed on past it: the answer line picked it
 ])
 def test_an_intermediate_answered_is_named_where_it_is_taken_for_the_answer(last, step):
     steps = ["Patchy had thrice the number of adopted kittens: 3 * 7 = 21 kittens.", "Trixie had 12 kittens.",
-             "Together the cats had 21 + 12 = 33 kittens.", last]
+             "Together the cats had 21 + 12 = 33 kittens.", *last]
     body, ref_answer = KITTENS_REF.split("####")
     ref_comps = [c for s in split_steps(body) for c in analyse_step(s).computations]
     found = off_path([analyse_step(s) for s in steps], ref_comps, Fraction(ref_answer.strip()), question_info(KITTENS_Q),

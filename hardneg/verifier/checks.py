@@ -574,8 +574,9 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
       would ("15/4 = 3.75", then "60 × 3.75 = 225": 4/15, and 60 ÷ 3.75, both give 16) the earlier is.
     A final answer the reference reaches on its way (the cost of the red ties, not of all the ties) is
     answered too early: the error is the first step after its computation that states it (not one that
-    computes on with it: "So 90 units are unoccupied"), or, where only the answer line does (`steps` given),
-    the computation itself ("So the family now has 21 + 12 = 33 kittens", "The answer is 33").
+    computes on with it: "So 90 units are unoccupied"), or, where only the answer line does (`steps` given) and
+    the solution computes nothing after it, the computation itself ("So the family now has 21 + 12 = 33 kittens",
+    "The answer is 33").
     Only the first such step is named: after it every value differs from the reference's."""
     given = [Fraction(x) for x in (*q.numbers, *q.word_numbers)]
     given += [Fraction(p) / 100 for p in q.percents] + [Fraction(p) for p in q.percents]
@@ -610,8 +611,8 @@ def off_path(maths: list[StepMath], ref_comps: list[Computation], ref_final: Opt
             # (the step that states it: one that only computes on with it, "60 × 0.5 = 30", does not)
             j = min((j for j in mentioned.near(r) if j > i and not any(_close(r, c2.operands) for c2 in maths[j].computations)),
                     default=i)
-            if steps is not None and j < len(steps) and _ANSWER_ONLY_RE.match(steps[j]):
-                j = i
+            if steps is not None and j < len(steps) and _ANSWER_ONLY_RE.match(steps[j]) and i == comps[-1][0]:
+                j = i  # (where the solution computes on past it, the answer line picked the wrong value)
             return j, _off_path_note(f"the final answer {fmt_number(r)} is a value the reference reaches on its way "
                                      f"({c.text}), not its answer")
         if not is_final and known.near(r) and _on_path(r, c, left, claimed):
