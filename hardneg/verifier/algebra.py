@@ -2177,6 +2177,18 @@ def formulas(text: str) -> list[str]:
     return [next(g for g in m.groups() if g is not None) for m in _FORMULA_RE.finditer(text)]
 
 
+def formula_node(text: str):
+    """The AST of a formula's text (one that `formulas` returns, its delimiters gone), read in math mode as
+    between them: `bc` is b·c, not a word."""
+    a = _arith()
+    return a.parse_span(a.tokenize(f"\\({text}\\)")[1:-1])
+
+
+def formula_poly(text: str) -> Poly:
+    """A formula's text as a polynomial (formula_node)."""
+    return to_poly(formula_node(text))
+
+
 _LIST_SEPARATOR_RE = re.compile(r"\s*(?:(?<!\\)[,;]|\\q?quad\b)\s*")  # (not the spaces `\,` and `\;`)
 
 
@@ -2207,7 +2219,6 @@ def list_rewrite_checks(maths, steps=None) -> list[tuple[int, str]]:
     of primes, then another with one changed, is two lists, not a rewrite), all items polynomials."""
     if steps is None:
         return []
-    a = _arith()
     prev = None  # (step, items) of the last formula, when it was a list
     flags: list[tuple[int, str]] = []
     for i, step in enumerate(steps):
@@ -2217,8 +2228,8 @@ def list_rewrite_checks(maths, steps=None) -> list[tuple[int, str]]:
         items = _list_items(found[0]) if len(found) == 1 else None
         if items is not None and prev is not None and len(items) == len(prev[1]):
             try:
-                before = [to_poly(a.parse_span(a.tokenize(t))) for t in prev[1]]
-                after = [to_poly(a.parse_span(a.tokenize(t))) for t in items]
+                before = [formula_poly(t) for t in prev[1]]
+                after = [formula_poly(t) for t in items]
             except Exception:  # noqa: BLE001 (an item that is no polynomial: nothing to compare)
                 before = after = None
             if before is not None:
@@ -2360,12 +2371,6 @@ def _determinant(rows: list[list[Poly]]) -> Poly:
     return out
 
 
-def _formula_poly(text: str) -> Poly:
-    """A formula's text as a polynomial, read in math mode (`bc` is b·c)."""
-    a = _arith()
-    return to_poly(a.parse_span(a.tokenize(f"\\({text}\\)")[1:-1]))
-
-
 def determinant_checks(maths, steps=None) -> list[tuple[int, str]]:
     """(step, reason) for a 2×2 or 3×3 determinant whose expansion written after it is not its value."""
     if steps is None:
@@ -2382,8 +2387,8 @@ def determinant_checks(maths, steps=None) -> list[tuple[int, str]]:
                 if len(rows) not in (2, 3) or any(len(row) != len(rows) for row in rows) or not rhs:
                     continue
                 try:
-                    det = _determinant([[_formula_poly(t) for t in row] for row in rows])
-                    value = _formula_poly(rhs)
+                    det = _determinant([[formula_poly(t) for t in row] for row in rows])
+                    value = formula_poly(rhs)
                 except Exception:  # noqa: BLE001 (an entry or a side that is no polynomial: nothing to compare)
                     continue
                 numbers = not symbols(det) and not symbols(value)

@@ -97,12 +97,12 @@ _TOKEN_RE = re.compile(
 # functions written without a backslash, read as functions only where an argument follows ("sin A", "cos^2 x",
 # "log_2 8", "ln(x)"), so "a tan bucket" or "a log 12 feet long" stay words ("sec" is seconds: left out); not
 # before a number, which plain text often gives in degrees ("sin 30 = 0.5")
-_TRIG_WORDS = {"sin", "cos", "tan", "cot", "arcsin", "arccos", "arctan"}
-_PLAIN_FUNCS = _TRIG_WORDS | {"log", "ln", "exp"}
 _PLAIN_FUNC_ARG_RE = re.compile(r"(?:\^\s*\{?-?\d{1,2}\}?)?[ \t]{0,2}(?:\((?!\s*\d)|[A-Za-zθαβγφ](?![A-Za-z])|\\(?:theta|alpha|beta|gamma|phi|pi)\b)")
 _PLAIN_LOG_ARG_RE = re.compile(r"_|\(|[ \t]{0,2}[A-Za-z](?![A-Za-z])")
 _OP_MAP = {"**": "^", "×": "*", "÷": "/", "·": "*", "⋅": "*", "−": "-"}
 _FUNCS = {"sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "log", "ln", "exp"}
+_PLAIN_FUNCS = _FUNCS - {"sec", "csc"}
+_TRIG_WORDS = _PLAIN_FUNCS - {"log", "ln", "exp"}
 _GREEK = {
     "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
     "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",

@@ -108,9 +108,8 @@ def _strict(op: str) -> bool:
 
 def _linear(expr: str) -> Optional[tuple[str, algebra.Poly]]:
     """(symbol, polynomial) when expr is a polynomial of degree 1 in one symbol."""
-    a = algebra._arith()
     try:
-        p = algebra.to_poly(a.parse_span(a.tokenize(expr)))
+        p = algebra.formula_poly(expr)
     except Exception:  # noqa: BLE001 (not a polynomial: nothing to compare)
         return None
     syms = algebra.symbols(p)

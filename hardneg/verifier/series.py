@@ -26,11 +26,6 @@ _SERIES_RE = re.compile(rf"((?:[^=+]+\+){{2,3}})\s*(?:{_DOTS})\s*\+([^=]+)=([^=]
 _MAX_TERMS = 10**6
 
 
-def _parse(text: str):
-    a = algebra._arith()
-    return a.parse_span(a.tokenize(text))
-
-
 def _term(text: str) -> Optional[tuple[Fraction, int]]:
     """(base, power) of a written term: `7` is (7, 1), `3^2` is (3, 2)."""
     m = re.fullmatch(r"\s*(\d+)\s*(?:\^\s*\{?\s*(\d)\s*\}?)?\s*", text)
@@ -46,7 +41,7 @@ def _last(text: str, power: int):
             return None
         t = m.group(1)
     try:
-        return _parse(t)
+        return algebra.formula_node(t)
     except Exception:  # noqa: BLE001 (a term the parser cannot read: nothing to check)
         return None
 
@@ -100,7 +95,7 @@ def _check(m: re.Match) -> Optional[str]:
     if last is None or not rhs_text:
         return None
     try:
-        rhs = _parse(rhs_text)
+        rhs = algebra.formula_node(rhs_text)
     except Exception:  # noqa: BLE001
         return None
     names = algebra._vars(last) | algebra._vars(rhs)
@@ -151,15 +146,14 @@ def sequence_term_checks(steps: list[str]) -> list[tuple[int, str]]:
     """(step, reason) for the n-th term of a progression written with the index of another term."""
     flags: list[tuple[int, str]] = []
     for i, step in enumerate(steps):
-        text = step[:MAX_STEP_CHARS]
-        joined = re.search(r"(?:\bis|:)\s*$", text) and i + 1 < len(steps)
-        if joined:
-            text = text + "\n" + steps[i + 1][:MAX_STEP_CHARS]
+        head = step[:MAX_STEP_CHARS]
+        joined = i + 1 < len(steps) and re.search(r"(?:\bis|:)\s*$", head) is not None
+        text = head + "\n" + steps[i + 1][:MAX_STEP_CHARS] if joined else head
         for m in (*_ORDINAL_TERM_RE.finditer(text), *_INDEXED_TERM_RE.finditer(text)):
             n = int(m.group("num")) if m.group("num") else _ORDINAL_WORDS[m.group("word").lower()]
             k = int(m.group("g")) if m.group("g") else int(m.group("k") or 1)
             if n >= 1 and k != n - 1:
-                at = i + 1 if joined and m.start("formula") > len(step[:MAX_STEP_CHARS]) else i
+                at = i + 1 if joined and m.start("formula") > len(head) else i
                 right = f"a·r^{n - 1}" if m.group("g") else f"a + {n - 1}d"
                 kind = "a geometric" if m.group("g") else "an arithmetic"
                 flags.append((at, f"formula error: term {n} of {kind} progression is {right} (a the first term), "
